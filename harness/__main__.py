@@ -1,0 +1,27 @@
+"""Entry point: ``python -m harness [overrides]`` (one run) or ``python -m harness -m ...`` (a grid).
+
+Composes the config with Hydra, then hands off to ``harness.sweep.run_cell``. Never imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from harness.presets import register_experiments
+from harness.schema import register_configs
+from harness.sweep import run_cell
+
+register_configs()
+register_experiments()
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> int:
+    return run_cell(cfg)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""Datasets: load images and labels, pick the source or target classes, split train/validation/test.
+
+The split is stratified and seeded by ``dataset.split_seed`` alone, so every run of a sweep (every
+optimizer, every seed) trains and is tested on the same examples: differences between cells come from
+the factors, not from the data they happened to draw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+
+@dataclass(frozen=True)
+class Split:
+    """Images ``x`` (N, H, W, C) as float32 in [0, 1] and labels ``y`` (N,) as int32 in [0, classes)."""
+
+    x: np.ndarray
+    y: np.ndarray
+
+
+@dataclass(frozen=True)
+class Task:
+    """A classification task: its splits and the original labels its classes stand for."""
+
+    train: Split
+    val: Split
+    test: Split
+    classes: tuple[int, ...]
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.train.x.shape[1:])
+
+
+def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits: 1,797 8x8 grey images with 17 levels (0-16), no download."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    return digits.images / 16.0, digits.target
+
+
+def load_npz_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """A ``.npz`` file with ``x`` (N, H, W[, C]) and ``y`` (N,); integer images are scaled by 1/255."""
+    with np.load(path) as data:
+        missing = {"x", "y"} - set(data.files)
+        if missing:
+            raise ValueError(f"{path}: missing arrays {sorted(missing)} (need x and y; found {data.files})")
+        x, y = data["x"], data["y"]
+    if np.issubdtype(x.dtype, np.integer):
+        x = x / 255.0
+    if len(x) != len(y):
+        raise ValueError(f"{path}: x has {len(x)} examples but y has {len(y)}")
+    return x, y
+
+
+LOADERS = {"digits": lambda cfg: load_digits_arrays(), "npz": lambda cfg: load_npz_arrays(cfg["path"])}
+
+
+def load_arrays(cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """All images (N, H, W, C) float32 and labels (N,) int of the dataset that ``cfg`` names."""
+    if cfg["name"] not in LOADERS:
+        raise ValueError(f"dataset {cfg['name']!r} is unknown; valid: {', '.join(LOADERS)}")
+    x, y = LOADERS[cfg["name"]](cfg)
+    x = np.asarray(x, dtype="float32")
+    if x.ndim == 3:
+        x = x[..., None]
+    return x, np.asarray(y).astype("int64")
+
+
+def make_task(x: np.ndarray, y: np.ndarray, classes: list[int], cfg: dict[str, Any], train_size: int | None) -> Task:
+    """The task of telling ``classes`` apart, split by ``cfg``'s fractions and ``split_seed``."""
+    keep = np.isin(y, classes)
+    if not keep.any():
+        raise ValueError(f"dataset {cfg['name']!r} has no examples of classes {classes}")
+    x, labels = x[keep], np.searchsorted(np.asarray(sorted(classes)), y[keep]).astype("int32")
+    seed = cfg["split_seed"]
+    held_out = cfg["val_fraction"] + cfg["test_fraction"]
+    x_train, x_rest, y_train, y_rest = train_test_split(
+        x, labels, test_size=held_out, stratify=labels, random_state=seed
+    )
+    x_val, x_test, y_val, y_test = train_test_split(
+        x_rest, y_rest, test_size=cfg["test_fraction"] / held_out, stratify=y_rest, random_state=seed
+    )
+    if train_size is not None and train_size < len(x_train):
+        x_train, _, y_train, _ = train_test_split(
+            x_train, y_train, train_size=train_size, stratify=y_train, random_state=seed
+        )
+    return Task(Split(x_train, y_train), Split(x_val, y_val), Split(x_test, y_test), tuple(sorted(classes)))
+
+
+def target_classes(cfg: dict[str, Any], y: np.ndarray) -> list[int]:
+    """The classes runs learn: ``target_classes``, or every label not used as a source class."""
+    if cfg["target_classes"]:
+        return list(cfg["target_classes"])
+    return sorted(set(np.unique(y).tolist()) - set(cfg["source_classes"]))
+
+
+def load_target_task(cfg: dict[str, Any]) -> Task:
+    """The task every run trains on (``train_size`` caps its training examples)."""
+    x, y = load_arrays(cfg)
+    return make_task(x, y, target_classes(cfg, y), cfg, cfg["train_size"])
+
+
+def load_source_task(cfg: dict[str, Any]) -> Task:
+    """The task the transfer feature extractor is pretrained on: ``source_classes``, all examples."""
+    x, y = load_arrays(cfg)
+    return make_task(x, y, list(cfg["source_classes"]), cfg, None)

@@ -1,0 +1,68 @@
+"""Hydra callbacks that frame a multirun: check every cell before the first trains, report after.
+
+``on_multirun_start`` composes every job of the sweep (as Hydra's basic sweeper will), validates each,
+and writes ``sweep.json`` (how many cells, for the progress lines). A bad value in cell 31 of 48 thus
+stops the sweep in its first seconds, with one line naming it. ``on_multirun_end`` builds the report;
+the same report is available on its own as ``python -m harness.report SWEEP_DIR``, since Hydra skips
+this callback when a job raises (jobs here catch their failures, so it normally runs).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from harness import progress
+from harness.validate import ConfigError, validate
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+
+
+def sweep_job_overrides(config: DictConfig) -> list[list[str]] | None:
+    """The override list of every job the basic sweeper will launch (``None`` for other sweepers)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+        return None
+    params = config.hydra.sweeper.get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    batches = BasicSweeper.split_arguments(parser.parse_overrides(arguments), max_batch_size=None)
+    return [job for batch in batches for job in batch]
+
+
+class SweepCallbacks(Callback):
+    """Validate all cells before a multirun, write ``sweep.json``, and build the report after it."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        jobs = sweep_job_overrides(config)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        if jobs is not None:
+            loader = GlobalHydra.instance().config_loader()
+            for overrides in jobs:
+                job_cfg = loader.load_sweep_config(config, overrides)
+                with_hydra_removed = OmegaConf.to_container(job_cfg, resolve=False)
+                with_hydra_removed.pop("hydra", None)
+                plain = OmegaConf.to_container(OmegaConf.create(with_hydra_removed), resolve=True)
+                try:
+                    validate(plain)
+                except ConfigError as err:
+                    print(f"harness: error: {err} (in cell: {' '.join(overrides)})", file=sys.stderr)
+                    raise SystemExit(2) from None
+        progress.start_sweep(sweep_dir, total=len(jobs) if jobs is not None else None)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from harness.report import write_report
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        reports_root = Path(config.reports_dir)
+        index = write_report(sweep_dir, reports_root / str(config.sweep_name))
+        print(progress.summary(sweep_dir))
+        print(f"report: {index}")

@@ -1,0 +1,104 @@
+"""Models: a small CNN split into a feature extractor and a head, and transfer learning for it.
+
+Transfer ``on`` = the feature extractor comes pretrained (on the dataset's source classes, cached on
+disk, or from a weights file), is frozen (``trainable = False``) and is called with
+``training=False``; only a new head trains. Transfer ``off`` = the same architecture from scratch.
+This follows the Keras transfer-learning guide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from harness.data import Task
+from harness.results import write_json_atomic
+
+FEATURE_EXTRACTOR = "feature_extractor"
+
+
+def build_feature_extractor(input_shape: tuple[int, ...], cfg: dict[str, Any]) -> keras.Sequential:
+    """Conv layers (3x3, ReLU, same padding; a 2x2 max-pool after each but the first) and a dense layer."""
+    layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape)]
+    for i, filters in enumerate(cfg["conv_filters"]):
+        layers.append(keras.layers.Conv2D(filters, 3, padding="same", activation="relu"))
+        if i > 0:
+            layers.append(keras.layers.MaxPooling2D(2))
+    layers.append(keras.layers.Flatten())
+    layers.append(keras.layers.Dense(cfg["dense_units"], activation="relu"))
+    if cfg["dropout"]:
+        layers.append(keras.layers.Dropout(cfg["dropout"]))
+    return keras.Sequential(layers, name=FEATURE_EXTRACTOR)
+
+
+def build_classifier(extractor: keras.Model, num_classes: int, frozen: bool) -> keras.Model:
+    """``extractor`` plus a new softmax head; a ``frozen`` extractor runs in inference mode."""
+    extractor.trainable = not frozen
+    inputs = keras.Input(shape=extractor.input_shape[1:])
+    features = extractor(inputs, training=False) if frozen else extractor(inputs)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="head")(features)
+    return keras.Model(inputs, outputs, name="classifier")
+
+
+def pretrain_key(cfg: dict[str, Any]) -> str:
+    """Hash of everything that determines pretrained weights (not the target task, not the run seed)."""
+    dataset = {k: v for k, v in cfg["dataset"].items() if k not in ("target_classes", "train_size")}
+    if dataset.get("path"):
+        stat = Path(dataset["path"]).stat()
+        dataset["file"] = [stat.st_size, stat.st_mtime_ns]
+    transfer = {k: cfg["transfer"][k] for k in ("pretrain_epochs", "pretrain_seed", "pretrain_learning_rate")}
+    basis = {
+        "dataset": dataset, "model": cfg["model"], "transfer": transfer, "batch_size": cfg["batch_size"],
+        "keras": keras.__version__, "backend": keras.backend.backend(),
+    }
+    return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def pretrained_extractor(cfg: dict[str, Any], source: Task | None, cache_dir: Path) -> tuple[keras.Model, dict]:
+    """The feature extractor for transfer ``on`` and facts about where it came from.
+
+    With ``transfer.weights=source_task`` it is trained on ``source`` once and cached under
+    ``cache_dir/pretrained/<key>.weights.h5``; later runs load it (``pretrain_cache_hit``). With a
+    weights file, that file is loaded. Returns ``(extractor, info)``; ``info`` holds
+    ``pretrain_cache_hit``, ``pretrain_seconds`` (what pretraining cost when it ran) and the path.
+    """
+    weights = cfg["transfer"]["weights"]
+    if weights != "source_task":
+        if source is None:
+            raise ValueError("a weights file needs the input shape of the target task")
+        extractor = build_feature_extractor(source.input_shape, cfg["model"])
+        extractor.load_weights(weights)
+        return extractor, {"pretrain_cache_hit": None, "pretrain_seconds": 0.0, "pretrained_weights": weights}
+    assert source is not None
+    key = pretrain_key(cfg)
+    folder = Path(cache_dir) / "pretrained"
+    weights_path, meta_path = folder / f"{key}.weights.h5", folder / f"{key}.json"
+    extractor = build_feature_extractor(source.input_shape, cfg["model"])
+    if weights_path.is_file() and meta_path.is_file():
+        extractor.load_weights(weights_path)
+        meta = json.loads(meta_path.read_text())
+        return extractor, {**meta, "pretrain_cache_hit": True, "pretrained_weights": str(weights_path)}
+
+    keras.utils.set_random_seed(cfg["transfer"]["pretrain_seed"])
+    model = build_classifier(extractor, source.num_classes, frozen=False)
+    model.compile(
+        optimizer=keras.optimizers.Adam(cfg["transfer"]["pretrain_learning_rate"]),
+        loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=cfg["jit_compile"],
+    )
+    started = time.perf_counter()
+    model.fit(source.train.x, source.train.y, epochs=cfg["transfer"]["pretrain_epochs"],
+              batch_size=cfg["batch_size"], verbose=0)
+    seconds = time.perf_counter() - started
+    _, accuracy = model.evaluate(source.val.x, source.val.y, verbose=0)
+    meta = {"pretrain_seconds": seconds, "pretrain_source_val_accuracy": float(accuracy), "pretrain_key": key}
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".{key}.{time.time_ns()}.weights.h5"  # written whole, then renamed into place
+    extractor.save_weights(partial)
+    partial.replace(weights_path)
+    write_json_atomic(meta_path, meta)
+    return extractor, {**meta, "pretrain_cache_hit": False, "pretrained_weights": str(weights_path)}

@@ -1,0 +1,84 @@
+"""The lines a sweep prints: one per run as it starts and ends, with an ETA, and a closing summary.
+
+``[3/48] adam transfer=on early_stopping=off cpu seed=0 … ok 4.1 s, test acc 0.97, ETA 2 min``
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from harness.results import collect_results
+
+SWEEP_FILE = "sweep.json"
+_durations: list[float] = []  # seconds per finished cell in this process (the sequential launcher)
+
+
+def start_sweep(sweep_dir: Path, total: int | None) -> None:
+    """Record the sweep's size, so that each job can say where it stands."""
+    _durations.clear()
+    (sweep_dir / SWEEP_FILE).write_text(json.dumps({"total": total, "started": time.time()}))
+
+
+def _total(sweep_dir: Path) -> int | None:
+    try:
+        return json.loads((sweep_dir / SWEEP_FILE).read_text()).get("total")
+    except (OSError, ValueError):
+        return None
+
+
+def position(sweep_dir: Path, job_num: int) -> str:
+    """``[3/48] `` for the job numbered 2 (Hydra counts from 0) of a 48-cell sweep."""
+    total = _total(sweep_dir)
+    return f"[{job_num + 1}/{total if total else '?'}] "
+
+
+def describe(cfg: dict[str, Any]) -> str:
+    """The cell in words: ``adam transfer=on early_stopping=off cpu seed=0``."""
+    return (
+        f"{cfg['optimizer']['name']} transfer={cfg['transfer']['name']} "
+        f"early_stopping={cfg['early_stopping']['name']} {cfg['device']['name']} seed={cfg['seed']}"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def outcome(result: dict[str, Any], elapsed: float, sweep_dir: Path, job_num: int | None) -> str:
+    """How a run ended: ``ok 4.1 s, test acc 0.97, ETA 2 min`` (ETA only inside a sweep)."""
+    status = result["status"]
+    text = f"{status} {elapsed:.1f} s"
+    if status == "ok":
+        text += f", test acc {result['test_accuracy']:.3f}"
+        if result.get("early_stopped"):
+            text += f", stopped early after {result['epochs_run']} epochs"
+    else:
+        text += f": {result.get('reason')}"
+    _durations.append(elapsed)
+    total = _total(sweep_dir) if job_num is not None else None
+    if total and job_num is not None and job_num + 1 < total:
+        remaining = total - job_num - 1
+        text += f", ETA {_duration(statistics.mean(_durations) * remaining)}"
+    return text
+
+
+def summary(sweep_dir: Path) -> str:
+    """``48 runs: 24 ok, 24 skipped (no GPU visible: 24)``."""
+    results, problems = collect_results(sweep_dir)
+    counts = Counter(r["status"] for r in results)
+    reasons = Counter(r.get("reason") for r in results if r["status"] != "ok")
+    text = f"{len(results)} runs: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    if reasons:
+        text += " (" + "; ".join(f"{reason}: {n}" for reason, n in reasons.most_common()) + ")"
+    if problems:
+        text += f"; {len(problems)} unreadable result files"
+    return text

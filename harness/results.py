@@ -1,0 +1,101 @@
+"""Result files: one ``result.json`` per run, the only interface between running and reporting.
+
+A result is a plain JSON object. Top-level scalars become DataFrame columns; ``history`` (one dict per
+epoch), ``config`` (the resolved run config) and ``environment`` are nested. Files are written
+atomically (temp file, fsync, rename), so a crash never leaves a half-written result behind, and
+readers skip (and report) any file that does not parse.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from harness.schema import FACTORS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+RESULT_FILE = "result.json"
+SPEC_FILE = "run_spec.json"
+STATUSES = ("ok", "failed", "skipped", "interrupted")
+
+NON_SEMANTIC_KEYS = ("sweep_name", "reports_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow")
+"""Config keys that do not change what a run computes; left out of its key."""
+
+COLUMNS = (
+    "run_key", "sweep_name", *FACTORS, "seed", "dataset", "model", "status", "reason", "epochs_run",
+    "early_stopped", "stopped_epoch", "train_seconds", "fit_seconds", "validation_seconds",
+    "first_epoch_seconds", "median_epoch_seconds", "samples_per_second", "time_to_target_seconds",
+    "epochs_to_target", "target_accuracy", "best_val_accuracy", "test_accuracy", "test_loss",
+    "pretrain_cache_hit", "pretrain_seconds", "device_used", "wall_seconds",
+)
+"""Columns of the runs table, in order (absent values are empty)."""
+
+
+def run_key(cfg: dict[str, Any]) -> str:
+    """A short, stable hash of what determines a run's result: its config minus non-semantic keys."""
+    semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS}
+    blob = json.dumps(semantic, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def base_record(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The fields every result has, whatever happened to the run: its identity and its config."""
+    return {
+        "run_key": run_key(cfg),
+        "sweep_name": cfg["sweep_name"],
+        **{factor: cfg[factor]["name"] for factor in FACTORS},
+        "seed": cfg["seed"],
+        "dataset": cfg["dataset"]["name"],
+        "model": cfg["model"]["name"],
+        "target_accuracy": cfg["target_accuracy"],
+        "config": cfg,
+    }
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            json.dump(data, handle, indent=2, default=str, allow_nan=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """Read one result file; raises ``ValueError`` if it is not a result."""
+    data = json.loads(Path(path).read_text())
+    if not isinstance(data, dict) or data.get("status") not in STATUSES:
+        raise ValueError(f"{path}: not a result (no valid 'status')")
+    return data
+
+
+def collect_results(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """All results under ``folder`` (searched recursively) and a list of problems with unreadable ones."""
+    results, problems = [], []
+    for path in sorted(Path(folder).rglob(RESULT_FILE)):
+        try:
+            results.append(read_result(path))
+        except (OSError, ValueError) as err:
+            problems.append(f"{path}: unreadable result ({err})")
+    return results, problems
+
+
+def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per run with the columns of ``COLUMNS`` (nested fields left out)."""
+    import pandas as pd  # here, not at the top: the training process writes results without pandas
+
+    rows = [{col: result.get(col) for col in COLUMNS} for result in results]
+    return pd.DataFrame(rows, columns=list(COLUMNS))

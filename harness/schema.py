@@ -1,0 +1,216 @@
+"""The configuration schema: one dataclass per config group option, registered in Hydra's ConfigStore.
+
+Hydra checks types against these dataclasses when it composes a config (``epochs=abc`` fails there).
+Range checks that types cannot express (a learning rate must be positive, ...) live in
+``harness.validate``. This module never imports TensorFlow or Keras: the Hydra process stays light.
+
+Each YAML option in ``conf/<group>/`` starts from its schema with
+``defaults: [/schema/<group>/<schema>@_here_, _self_]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+# --- optimizer -------------------------------------------------------------------------------------
+
+
+@dataclass
+class OptimizerConfig:
+    """Knobs every Keras optimizer takes (``keras.optimizers.Optimizer``); ``None`` means Keras' default.
+
+    ``name`` is the option's label in the grid (``momentum``); ``keras_class`` the Keras class built.
+    """
+
+    name: str = MISSING
+    keras_class: str = MISSING
+    learning_rate: float = 0.001
+    weight_decay: float | None = None
+    clipnorm: float | None = None
+    clipvalue: float | None = None
+    global_clipnorm: float | None = None
+    use_ema: bool = False
+    ema_momentum: float = 0.99
+    ema_overwrite_frequency: int | None = None
+    loss_scale_factor: float | None = None
+    gradient_accumulation_steps: int | None = None
+
+
+@dataclass
+class SGDConfig(OptimizerConfig):
+    keras_class: str = "SGD"
+    learning_rate: float = 0.01
+    momentum: float = 0.0
+    nesterov: bool = False
+
+
+@dataclass
+class AdagradConfig(OptimizerConfig):
+    keras_class: str = "Adagrad"
+    learning_rate: float = 0.001
+    initial_accumulator_value: float = 0.1
+    epsilon: float = 1e-7
+
+
+@dataclass
+class RMSpropConfig(OptimizerConfig):
+    keras_class: str = "RMSprop"
+    learning_rate: float = 0.001
+    rho: float = 0.9
+    momentum: float = 0.0
+    epsilon: float = 1e-7
+    centered: bool = False
+
+
+@dataclass
+class AdamConfig(OptimizerConfig):
+    keras_class: str = "Adam"
+    learning_rate: float = 0.001
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+    epsilon: float = 1e-7
+    amsgrad: bool = False
+
+
+# --- the other factors -----------------------------------------------------------------------------
+
+
+@dataclass
+class TransferConfig:
+    """``on``: a feature extractor pretrained on the dataset's source classes, frozen, plus a new head.
+
+    ``off``: the same architecture trained from scratch. Pretrained weights are cached on disk, keyed
+    by everything that determines them (dataset, model, pretraining settings, library versions).
+    ``weights`` names where they come from: ``source_task`` (pretrain here), or for Keras application
+    models ``imagenet`` (needs a network) or a path to a weights file.
+    """
+
+    name: str = MISSING
+    enabled: bool = False
+    weights: str = "source_task"
+    pretrain_epochs: int = 10
+    pretrain_seed: int = 0
+    pretrain_learning_rate: float = 0.001
+
+
+@dataclass
+class EarlyStoppingConfig:
+    """Arguments of ``keras.callbacks.EarlyStopping``, used when ``enabled``."""
+
+    name: str = MISSING
+    enabled: bool = False
+    monitor: str = "val_loss"
+    patience: int = 3
+    min_delta: float = 0.0
+    mode: str = "auto"
+    baseline: float | None = None
+    restore_best_weights: bool = True
+    start_from_epoch: int = 0
+
+
+@dataclass
+class DeviceConfig:
+    """Where a run trains. ``price_per_hour`` (USD, optional) turns time into cost in the report."""
+
+    name: str = MISSING
+    price_per_hour: float | None = None
+
+
+@dataclass
+class DatasetConfig:
+    """An image classification dataset, split into train/validation/test with a fixed, seeded,
+    stratified split (``split_seed``), the same for every run so that runs compare like with like.
+
+    The runs learn ``target_classes``; ``source_classes`` are held out for pretraining the feature
+    extractor when transfer is on. ``train_size`` caps the target training examples (``None``: all).
+    ``path`` is the file of a file-based dataset (``npz``); ``digits`` ships inside scikit-learn.
+    """
+
+    name: str = MISSING
+    path: str | None = None
+    source_classes: list[int] = field(default_factory=list)
+    target_classes: list[int] = field(default_factory=list)
+    train_size: int | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    split_seed: int = 0
+
+
+@dataclass
+class ModelConfig:
+    """A small convolutional network: ``conv_filters`` (one 3x3 conv layer each) and a dense layer of
+    ``dense_units`` form the feature extractor; the head is one softmax layer."""
+
+    name: str = MISSING
+    conv_filters: list[int] = field(default_factory=lambda: [16, 32])
+    dense_units: int = 64
+    dropout: float = 0.0
+
+
+@dataclass
+class TrackingConfig:
+    """Comet experiment tracking. ``mode``: ``auto`` (online when an API key is configured, else
+    offline), ``online``, ``offline`` or ``disabled``. The API key is never a config value: Comet reads
+    it from ``COMET_API_KEY`` or its own config file."""
+
+    name: str = MISSING
+    mode: str = "auto"
+    project_name: str | None = None
+    workspace: str | None = None
+    offline_dir: str = "comet"
+    connect_timeout_s: float = 5.0
+
+
+# --- the whole run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    """One training run (one cell of the grid)."""
+
+    optimizer: Any = MISSING
+    transfer: Any = MISSING
+    early_stopping: Any = MISSING
+    device: Any = MISSING
+    dataset: Any = MISSING
+    model: Any = MISSING
+    tracking: Any = MISSING
+
+    epochs: int = 20
+    batch_size: int = 32
+    seed: int = 0
+    target_accuracy: float = 0.9
+    jit_compile: bool = False
+    threads: int = 0
+    run_timeout_s: float = 3600.0
+    sweep_name: str = "sweep"
+    cache_dir: str | None = None
+    reports_dir: str = "reports"
+    quiet_tensorflow: bool = True
+
+
+SCHEMAS: dict[str, dict[str, type]] = {
+    "optimizer": {"sgd": SGDConfig, "adagrad": AdagradConfig, "rmsprop": RMSpropConfig, "adam": AdamConfig},
+    "transfer": {"transfer": TransferConfig},
+    "early_stopping": {"early_stopping": EarlyStoppingConfig},
+    "device": {"device": DeviceConfig},
+    "dataset": {"dataset": DatasetConfig},
+    "model": {"model": ModelConfig},
+    "tracking": {"tracking": TrackingConfig},
+}
+
+FACTORS = ("optimizer", "transfer", "early_stopping", "device")
+"""The config groups that make up the grid; their option ``name`` labels each run."""
+
+
+def register_configs() -> None:
+    """Register the root schema and every group's schema in Hydra's ConfigStore (idempotent)."""
+    store = ConfigStore.instance()
+    store.store(name="base_config", node=Config)
+    for group, schemas in SCHEMAS.items():
+        for name, node in schemas.items():
+            store.store(group=f"schema/{group}", name=name, node=node)

@@ -1,0 +1,139 @@
+"""One cell of the grid, as seen from the Hydra process: validate, launch, record, report progress.
+
+Every run trains in a fresh Python process (``python -m harness.train RUN_DIR``) whose device is fixed
+before TensorFlow starts, so that a CPU cell never shares a process with a GPU set-up and a crash (an
+exception, a segfault, the OOM killer) costs one cell, not the sweep. This module never imports
+TensorFlow; it writes the run's spec, waits for the process and makes sure exactly one
+``result.json`` exists afterwards, whatever happened.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from harness import hardware, progress, tracking_mode
+from harness.results import RESULT_FILE, SPEC_FILE, base_record, read_result, write_json_atomic
+from harness.validate import ConfigError, validate
+
+INTERRUPT_GRACE_S = 10.0
+
+
+def default_cache_dir() -> Path:
+    """Where pretrained weights are cached: ``$HARNESS_CACHE_DIR`` or ``~/.cache/harness``."""
+    return Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "harness")
+
+
+def run_cell(cfg: DictConfig) -> int:
+    """Run the cell that Hydra composed in ``cfg``; returns 0, or exits 2 on invalid input."""
+    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    hydra_cfg = HydraConfig.get()
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        validate(plain)
+    except ConfigError as err:
+        print(f"harness: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    sweep_dir = Path(hydra_cfg.sweep.dir) if multirun else run_dir
+    position = progress.position(sweep_dir, hydra_cfg.job.num) if multirun else ""
+    print(f"{position}{progress.describe(plain)} …", end=" ", flush=True)
+
+    started = time.perf_counter()
+    if plain["device"]["name"] == "gpu" and not hardware.gpu_names():
+        result = {**base_record(plain), "status": "skipped", "reason": "no GPU visible", "epochs_run": 0}
+        write_json_atomic(run_dir / RESULT_FILE, result)
+        if not multirun:
+            print()
+            print("harness: error: device=gpu but no GPU is visible here; valid: device=cpu", file=sys.stderr)
+            raise SystemExit(2)
+    else:
+        result = launch_run(plain, run_dir, sweep_dir)
+    elapsed = time.perf_counter() - started
+    print(progress.outcome(result, elapsed, sweep_dir, hydra_cfg.job.num if multirun else None), flush=True)
+    if not multirun:
+        print(f"result: {run_dir / RESULT_FILE}")
+    return 0
+
+
+def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
+    """Train ``cfg`` in a fresh process; return its result, recorded as ``failed`` if it crashed."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    result_path = run_dir / RESULT_FILE
+    result_path.unlink(missing_ok=True)
+    spec = {
+        "config": cfg,
+        "cache_dir": str(Path(cfg["cache_dir"]).expanduser() if cfg["cache_dir"] else default_cache_dir()),
+        "tracking": tracking_mode.resolve(cfg["tracking"], sweep_dir),
+    }
+    write_json_atomic(run_dir / SPEC_FILE, spec)
+
+    env = dict(os.environ)
+    if cfg["device"]["name"] == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = "-1"  # hide GPUs before TensorFlow starts: a clean CPU measurement
+    if cfg["quiet_tensorflow"]:
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["COMET_DISABLE_AUTO_LOGGING"] = "1"  # metrics come from our own callback
+
+    started = time.perf_counter()
+    reason = None
+    with open(run_dir / "train.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "harness.train", str(run_dir)], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
+        try:
+            code = process.wait(timeout=cfg["run_timeout_s"])
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            code, reason = None, f"timed out after {cfg['run_timeout_s']:g} s"
+        except KeyboardInterrupt:
+            _stop(process)
+            _ensure_result(result_path, cfg, "interrupted", "interrupted by the user (Ctrl-C)")
+            raise
+    if reason is None and code != 0:
+        reason = _exit_reason(code)
+    result = _ensure_result(result_path, cfg, "failed", reason)
+    result["wall_seconds"] = time.perf_counter() - started
+    write_json_atomic(result_path, result)
+    return result
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Let an interrupted run record itself, then make sure it is gone."""
+    try:
+        process.wait(timeout=INTERRUPT_GRACE_S)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        process.kill()
+        process.wait()
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"run process killed by {name}{hint}"
+    return f"run process exited with code {code} (see train.log)"
+
+
+def _ensure_result(path: Path, cfg: dict[str, Any], status: str, reason: str | None) -> dict[str, Any]:
+    """The run's own result if it wrote a valid one, else a ``status`` result with ``reason``."""
+    try:
+        return read_result(path)
+    except (OSError, ValueError):
+        result = {**base_record(cfg), "status": status, "reason": reason or "run wrote no result", "epochs_run": 0}
+        write_json_atomic(path, result)
+        return result

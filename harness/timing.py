@@ -1,0 +1,85 @@
+"""How training time is measured. These rules are applied here and nowhere else.
+
+- The clock is ``time.perf_counter`` (monotonic wall clock), read in Keras callbacks. Keras calls
+  ``on_epoch_end`` after the epoch's metrics have been fetched to the host, so the device's work for
+  the epoch is finished when the clock is read.
+- An epoch's *training seconds* are its wall time minus the validation pass inside it
+  (``on_test_begin`` .. ``on_test_end``): validation is not training.
+- A run's *train seconds* are the sum of its epochs' training seconds. Data loading, model building,
+  pretraining, compilation set-up before ``fit``, Comet start/end and the final test evaluation are
+  outside it. The first epoch includes graph tracing/compilation, so it is reported on its own
+  (``first_epoch_seconds``) beside the median of the later epochs (``median_epoch_seconds``).
+- *Time to target* is the training seconds up to and including the first epoch whose
+  ``val_accuracy`` reaches the target; ``None`` if no epoch does.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import keras
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records, per epoch, its wall seconds, validation seconds and training seconds.
+
+    After ``fit``, ``timer.epochs`` holds one dict per finished epoch with keys ``epoch_seconds``,
+    ``val_seconds`` and ``train_seconds``. Pass it to ``fit`` only (``evaluate`` would count as
+    validation).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.epochs: list[dict[str, float]] = []
+        self._epoch_start = 0.0
+        self._val_start = 0.0
+        self._val_seconds = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._val_seconds = 0.0
+        self._epoch_start = time.perf_counter()
+
+    def on_test_begin(self, logs: dict | None = None) -> None:
+        self._val_start = time.perf_counter()
+
+    def on_test_end(self, logs: dict | None = None) -> None:
+        self._val_seconds += time.perf_counter() - self._val_start
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        total = time.perf_counter() - self._epoch_start
+        self.epochs.append(
+            {"epoch_seconds": total, "val_seconds": self._val_seconds, "train_seconds": total - self._val_seconds}
+        )
+
+
+def summarize_epochs(history: list[dict[str, Any]], target: float, train_examples: int) -> dict[str, Any]:
+    """Timing figures of a run from its per-epoch ``history``.
+
+    ``history``: one dict per epoch with ``train_seconds``, ``val_seconds`` and ``val_accuracy``.
+    ``target``: the validation accuracy that defines time to target. ``train_examples``: examples per
+    epoch, for throughput. Returns ``train_seconds``, ``validation_seconds``, ``first_epoch_seconds``,
+    ``median_epoch_seconds`` (of epochs after the first; ``None`` with one epoch),
+    ``samples_per_second`` (later epochs if any, else the first), ``time_to_target_seconds`` and
+    ``epochs_to_target`` (``None`` if never reached).
+    """
+    train = [epoch["train_seconds"] for epoch in history]
+    later = train[1:]
+    steady = statistics.median(later) if later else (train[0] if train else None)
+    to_target_seconds, to_target_epochs, elapsed = None, None, 0.0
+    for number, epoch in enumerate(history, start=1):
+        elapsed += epoch["train_seconds"]
+        accuracy = epoch.get("val_accuracy")
+        if accuracy is not None and accuracy >= target:
+            to_target_seconds, to_target_epochs = elapsed, number
+            break
+    return {
+        "train_seconds": sum(train),
+        "validation_seconds": sum(epoch["val_seconds"] for epoch in history),
+        "first_epoch_seconds": train[0] if train else None,
+        "median_epoch_seconds": statistics.median(later) if later else None,
+        "samples_per_second": train_examples / steady if steady else None,
+        "time_to_target_seconds": to_target_seconds,
+        "epochs_to_target": to_target_epochs,
+    }

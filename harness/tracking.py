@@ -1,0 +1,129 @@
+"""Comet experiment tracking for one run (used by the training process only).
+
+Each run gets a new experiment (``mode="create"``), ended in a ``finally`` by the caller, so one run's
+data never leaks into the next. Metrics come from our own Keras callback, not Comet's import-order
+auto-logging. Nothing that can carry secrets or code is sent: no command-line arguments, no code, no
+git patch, no environment or host details (our own environment facts are logged as "others").
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from typing import Any
+
+import keras
+
+from harness.schema import FACTORS
+
+# Set before comet_ml is imported: no auto-logging, no error reports to Comet's own servers.
+os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
+os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
+
+import comet_ml  # noqa: E402
+
+
+def experiment_name(record: dict[str, Any]) -> str:
+    """``adam-transfer_on-es_off-cpu-seed0``: the run's cell, readable in Comet's project view."""
+    return (f"{record['optimizer']}-transfer_{record['transfer']}-es_{record['early_stopping']}-"
+            f"{record['device']}-seed{record['seed']}")
+
+
+def experiment_tags(record: dict[str, Any]) -> list[str]:
+    """One tag per factor value (``optimizer:adam``), the seed and the sweep, for grouping and filters."""
+    tags = [f"{factor}:{record[factor]}" for factor in FACTORS]
+    return [*tags, f"seed:{record['seed']}", f"sweep:{record['sweep_name']}"]
+
+
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"optimizer": {"beta_1": 0.9}}`` -> ``{"optimizer.beta_1": 0.9}`` (lists kept as values)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+def start_experiment(tracking: dict[str, Any], record: dict[str, Any]) -> comet_ml.CometExperiment | None:
+    """A new Comet experiment for the run in ``record`` (``None`` when tracking is disabled).
+
+    ``tracking`` is what ``harness.tracking_mode.resolve`` decided for the sweep. An online experiment
+    that cannot talk to Comet (a bad key, the network gone since the sweep's probe) is replaced by an
+    offline one, so the run's data is kept either way.
+    """
+    if tracking["mode"] == "disabled":
+        return None
+    settings = {
+        "log_code": False, "log_graph": False, "parse_args": False, "log_git_metadata": False,
+        "log_git_patch": False, "log_env_details": False, "log_env_gpu": False, "log_env_host": False,
+        "log_env_cpu": False, "log_env_network": False, "log_env_disk": False,
+        "auto_param_logging": False, "auto_metric_logging": False, "auto_log_co2": False,
+        "auto_output_logging": None, "display_summary_level": 0,
+        "name": experiment_name(record), "tags": experiment_tags(record),
+    }
+    os.makedirs(tracking["offline_dir"], exist_ok=True)
+    names = {"project_name": tracking["project_name"], "workspace": tracking["workspace"]}
+    if tracking["mode"] == "online":
+        experiment = comet_ml.start(
+            mode="create", online=True, **names, experiment_config=comet_ml.ExperimentConfig(**settings)
+        )
+        if experiment.alive:
+            return experiment
+        experiment.end()
+        print("harness: warning: Comet did not accept the online experiment; writing an offline archive",
+              file=sys.stderr)
+    return comet_ml.start(
+        mode="create", online=False, **names,
+        experiment_config=comet_ml.ExperimentConfig(offline_directory=tracking["offline_dir"], **settings),
+    )
+
+
+def describe(experiment: comet_ml.CometExperiment, tracking: dict[str, Any]) -> dict[str, Any]:
+    """Where the run's experiment lives, for the result file (never the API key)."""
+    offline = isinstance(experiment, comet_ml.OfflineExperiment)
+    return {"mode": "offline" if offline else "online", "experiment_key": experiment.get_key(),
+            "offline_dir": tracking["offline_dir"] if offline else None, "fallback": tracking["fallback"],
+            "url": None if offline else experiment.url}
+
+
+def log_start(experiment: comet_ml.CometExperiment, record: dict[str, Any]) -> None:
+    """Parameters (the flattened run config) and the run's identity."""
+    experiment.log_parameters(flatten(record["config"]))
+    experiment.log_others({"run_key": record["run_key"], "sweep_name": record["sweep_name"]})
+
+
+def log_end(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> None:
+    """The run's outcome: final metrics, status and reason, device, versions and hardware."""
+    finals = ("train_seconds", "time_to_target_seconds", "epochs_to_target", "best_val_accuracy",
+              "test_accuracy", "test_loss", "epochs_run", "stopped_epoch", "first_epoch_seconds",
+              "median_epoch_seconds", "samples_per_second")
+    metrics = {k: result[k] for k in finals if isinstance(result.get(k), (int, float))
+               and not isinstance(result.get(k), bool) and math.isfinite(result[k])}
+    experiment.log_metrics(metrics)
+    others = {"status": result["status"], "reason": result.get("reason") or "",
+              "device_used": result.get("device_used") or ""}
+    others.update({f"env.{k}": v for k, v in (result.get("environment") or {}).items()})
+    experiment.log_others(others)
+
+
+class CometEpochLogger(keras.callbacks.Callback):
+    """Logs each epoch's metrics (loss, accuracy, val_loss, val_accuracy, seconds) with step = epoch.
+
+    ``timer`` is the run's ``harness.timing.EpochTimer``; it must come before this callback in the
+    list given to ``fit``, so that the epoch's seconds are known when this callback logs them.
+    """
+
+    def __init__(self, experiment: comet_ml.CometExperiment, timer: Any) -> None:
+        super().__init__()
+        self.experiment = experiment
+        self.timer = timer
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        metrics = {k: float(v) for k, v in (logs or {}).items()}
+        if self.timer.epochs:
+            metrics.update(self.timer.epochs[-1])
+        self.experiment.log_metrics(metrics, step=epoch + 1, epoch=epoch + 1)

@@ -1,0 +1,177 @@
+"""One training run in its own process: ``python -m harness.train RUN_DIR``.
+
+The only part of the harness that imports Keras/TensorFlow (and comet_ml). It reads
+``RUN_DIR/run_spec.json`` (written by ``harness.sweep``), trains, evaluates once on the held-out test
+split and writes ``RUN_DIR/result.json``, whatever happens: ``ok``, ``failed`` (with the error),
+``skipped`` (a GPU cell where the backend sees no GPU) or ``interrupted`` (Ctrl-C). The device was fixed
+by the parent before this process started (CPU cells hide GPUs).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from harness import hardware
+from harness.results import RESULT_FILE, SPEC_FILE, base_record, write_json_atomic
+
+
+def configure_backend(cfg: dict[str, Any]) -> None:
+    """Thread limits, set before the backend runs its first op (TensorFlow only)."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow" and cfg["threads"]:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(cfg["threads"])
+        tf.config.threading.set_inter_op_parallelism_threads(min(cfg["threads"], 2))
+
+
+def backend_gpus() -> list[str]:
+    """The GPUs the Keras backend itself can use (it may see none even where nvidia-smi sees one)."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_logical_devices("GPU")]
+    if backend == "jax":
+        import jax
+
+        return [str(d) for d in jax.devices() if d.platform == "gpu"]
+    if backend == "torch":
+        import torch
+
+        return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return []
+
+
+def environment(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Versions and hardware that shape the run's numbers."""
+    import keras
+
+    env = {**hardware.host_environment(), "keras": keras.__version__, "backend": keras.backend.backend(),
+           "jit_compile": cfg["jit_compile"], "threads": cfg["threads"], "gpu_names": hardware.gpu_names()}
+    if env["backend"] == "tensorflow":
+        import tensorflow as tf
+
+        env["tensorflow"] = tf.__version__
+    return env
+
+
+def epoch_printer(epochs: int) -> Any:
+    """A compact line per epoch in the run's log, instead of Keras' progress bars."""
+    import keras
+
+    def show(epoch: int, logs: dict) -> None:
+        print(f"epoch {epoch + 1}/{epochs} " + " ".join(f"{k} {v:.4f}" for k, v in logs.items()), flush=True)
+
+    return keras.callbacks.LambdaCallback(on_epoch_end=show)
+
+
+def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: dict[str, Any]) -> None:
+    """Train and evaluate the run ``cfg``, filling ``result`` as facts become known."""
+    import keras
+
+    from harness import data, models, optimizers, timing
+
+    task = data.load_target_task(cfg["dataset"])
+    result["train_examples"] = len(task.train.y)
+    if cfg["transfer"]["enabled"]:
+        source = data.load_source_task(cfg["dataset"]) if cfg["transfer"]["weights"] == "source_task" else task
+        extractor, info = models.pretrained_extractor(cfg, source, cache_dir)
+        result.update(info)
+    keras.utils.set_random_seed(cfg["seed"])
+    if not cfg["transfer"]["enabled"]:
+        extractor = models.build_feature_extractor(task.input_shape, cfg["model"])
+    model = models.build_classifier(extractor, task.num_classes, frozen=cfg["transfer"]["enabled"])
+    model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=cfg["jit_compile"])
+
+    timer = timing.EpochTimer()
+    nan_guard = keras.callbacks.TerminateOnNaN()
+    callbacks = [timer, nan_guard, epoch_printer(cfg["epochs"])]
+    stopper = None
+    if cfg["early_stopping"]["enabled"]:
+        es = {k: v for k, v in cfg["early_stopping"].items() if k not in ("name", "enabled")}
+        stopper = keras.callbacks.EarlyStopping(**es)
+        callbacks.append(stopper)
+    if experiment is not None:
+        from harness.tracking import CometEpochLogger
+
+        callbacks.append(CometEpochLogger(experiment, timer))
+
+    started = time.perf_counter()
+    fit = model.fit(task.train.x, task.train.y, validation_data=(task.val.x, task.val.y), epochs=cfg["epochs"],
+                    batch_size=cfg["batch_size"], callbacks=callbacks, verbose=0)
+    result["fit_seconds"] = time.perf_counter() - started
+
+    metrics = fit.history
+    history = [{**{k: float(v[i]) for k, v in metrics.items()}, **timer.epochs[i]} for i in range(len(timer.epochs))]
+    result["history"] = history
+    result["epochs_run"] = len(history)
+    result.update(timing.summarize_epochs(history, cfg["target_accuracy"], len(task.train.y)))
+    val_accuracies = [epoch["val_accuracy"] for epoch in history if "val_accuracy" in epoch]
+    result["best_val_accuracy"] = max(val_accuracies) if val_accuracies else None
+    result["early_stopped"] = bool(stopper is not None and stopper.stopped_epoch > 0)
+    result["stopped_epoch"] = stopper.stopped_epoch + 1 if result["early_stopped"] else None
+    if any(not math.isfinite(epoch.get("loss", 0.0)) for epoch in history):  # TerminateOnNaN stopped it
+        result.update(status="failed", reason="nan loss")
+        return
+    test_loss, test_accuracy = model.evaluate(task.test.x, task.test.y, batch_size=cfg["batch_size"], verbose=0)
+    result.update(status="ok", reason=None, test_loss=float(test_loss), test_accuracy=float(test_accuracy))
+
+
+def run(run_dir: Path) -> dict[str, Any]:
+    """Do the run described in ``run_dir/run_spec.json``; write and return its result."""
+    spec = json.loads((run_dir / SPEC_FILE).read_text())
+    cfg = spec["config"]
+    result: dict[str, Any] = {**base_record(cfg), "status": "failed", "reason": "run did not finish", "epochs_run": 0}
+    experiment = None
+    try:
+        import keras
+
+        configure_backend(cfg)
+        result["environment"] = environment(cfg)
+        gpus = backend_gpus()
+        if cfg["device"]["name"] == "gpu" and not gpus:
+            result.update(status="skipped", reason=f"no GPU visible to the {keras.backend.backend()} backend",
+                          device_used=None)
+            return result
+        result["device_used"] = f"gpu:{gpus[0]}" if cfg["device"]["name"] == "gpu" else "cpu"
+        if spec["tracking"]["mode"] != "disabled":
+            from harness import tracking
+
+            experiment = tracking.start_experiment(spec["tracking"], result)
+            tracking.log_start(experiment, result)
+            result["comet"] = tracking.describe(experiment, spec["tracking"])
+        train(cfg, Path(spec["cache_dir"]), experiment, result)
+    except KeyboardInterrupt:
+        result.update(status="interrupted", reason="interrupted by the user (Ctrl-C)")
+    except Exception as err:  # any failure is this run's, recorded, never the sweep's
+        traceback.print_exc()
+        message = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        result.update(status="failed", reason=f"{type(err).__name__}: {message}"[:500])
+    finally:
+        if experiment is not None:
+            from harness import tracking
+
+            try:
+                tracking.log_end(experiment, result)
+            finally:
+                experiment.end()
+        write_json_atomic(run_dir / RESULT_FILE, result)
+    return result
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python -m harness.train RUN_DIR")
+    outcome = run(Path(sys.argv[1]))
+    sys.exit(0 if outcome["status"] in ("ok", "skipped") else 1)
