@@ -65,4 +65,4 @@ class SweepCallbacks(Callback):
         reports_root = Path(config.reports_dir)
         index = write_report(sweep_dir, reports_root / str(config.sweep_name))
         print(progress.summary(sweep_dir))
-        print(f"report: {index}")
+        print(f"report: {index.resolve()}")

@@ -23,25 +23,29 @@ FEATURE_EXTRACTOR = "feature_extractor"
 
 
 def build_feature_extractor(input_shape: tuple[int, ...], cfg: dict[str, Any]) -> keras.Sequential:
-    """Conv layers (3x3, ReLU, same padding; a 2x2 max-pool after each but the first) and a dense layer."""
+    """The convolutional base: conv layers (3x3, ReLU, same padding; a 2x2 max-pool after each but the
+    first), flattened. This is the part transfer learning pretrains and freezes."""
     layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape)]
     for i, filters in enumerate(cfg["conv_filters"]):
         layers.append(keras.layers.Conv2D(filters, 3, padding="same", activation="relu"))
         if i > 0:
             layers.append(keras.layers.MaxPooling2D(2))
     layers.append(keras.layers.Flatten())
-    layers.append(keras.layers.Dense(cfg["dense_units"], activation="relu"))
-    if cfg["dropout"]:
-        layers.append(keras.layers.Dropout(cfg["dropout"]))
     return keras.Sequential(layers, name=FEATURE_EXTRACTOR)
 
 
-def build_classifier(extractor: keras.Model, num_classes: int, frozen: bool) -> keras.Model:
-    """``extractor`` plus a new softmax head; a ``frozen`` extractor runs in inference mode."""
+def build_classifier(extractor: keras.Model, num_classes: int, cfg: dict[str, Any], frozen: bool) -> keras.Model:
+    """``extractor`` plus a new head (a dense ReLU layer of ``dense_units``, dropout, softmax).
+
+    A ``frozen`` extractor is not trainable and runs in inference mode (``training=False``).
+    """
     extractor.trainable = not frozen
     inputs = keras.Input(shape=extractor.input_shape[1:])
-    features = extractor(inputs, training=False) if frozen else extractor(inputs)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="head")(features)
+    x = extractor(inputs, training=False) if frozen else extractor(inputs)
+    x = keras.layers.Dense(cfg["dense_units"], activation="relu", name="head_dense")(x)
+    if cfg["dropout"]:
+        x = keras.layers.Dropout(cfg["dropout"], name="head_dropout")(x)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="head_output")(x)
     return keras.Model(inputs, outputs, name="classifier")
 
 
@@ -85,7 +89,7 @@ def pretrained_extractor(cfg: dict[str, Any], source: Task | None, cache_dir: Pa
         return extractor, {**meta, "pretrain_cache_hit": True, "pretrained_weights": str(weights_path)}
 
     keras.utils.set_random_seed(cfg["transfer"]["pretrain_seed"])
-    model = build_classifier(extractor, source.num_classes, frozen=False)
+    model = build_classifier(extractor, source.num_classes, cfg["model"], frozen=False)
     model.compile(
         optimizer=keras.optimizers.Adam(cfg["transfer"]["pretrain_learning_rate"]),
         loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=cfg["jit_compile"],

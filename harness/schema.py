@@ -142,8 +142,8 @@ class DatasetConfig:
 
 @dataclass
 class ModelConfig:
-    """A small convolutional network: ``conv_filters`` (one 3x3 conv layer each) and a dense layer of
-    ``dense_units`` form the feature extractor; the head is one softmax layer."""
+    """A small convolutional network: ``conv_filters`` (one 3x3 conv layer each) form the feature
+    extractor; the head is a dense layer of ``dense_units``, ``dropout`` and a softmax layer."""
 
     name: str = MISSING
     conv_filters: list[int] = field(default_factory=lambda: [16, 32])

@@ -90,7 +90,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: dict[st
     keras.utils.set_random_seed(cfg["seed"])
     if not cfg["transfer"]["enabled"]:
         extractor = models.build_feature_extractor(task.input_shape, cfg["model"])
-    model = models.build_classifier(extractor, task.num_classes, frozen=cfg["transfer"]["enabled"])
+    model = models.build_classifier(extractor, task.num_classes, cfg["model"], frozen=cfg["transfer"]["enabled"])
     model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=cfg["jit_compile"])
 

@@ -1,0 +1,59 @@
+"""Shared helpers: compose configs with Hydra's compose API, run the real CLI in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from harness.presets import register_experiments
+from harness.schema import register_configs
+
+REPO = Path(__file__).resolve().parent.parent
+CONF = REPO / "conf"
+FAST = ["epochs=2", "tracking=disabled"]
+
+
+def compose_config(overrides: list[str]) -> dict[str, Any]:
+    """The resolved run config that ``python -m harness <overrides>`` would train."""
+    register_configs()
+    register_experiments()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def harness_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
+    env.update(HARNESS_CACHE_DIR=str(tmp_path / "cache"), PYTHONUNBUFFERED="1", **extra)
+    return env
+
+
+def run_harness(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300,
+                module: str = "harness") -> subprocess.CompletedProcess:
+    """Run ``python -m harness ARGS`` for real, in ``cwd``; output captured as text."""
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env or harness_env(cwd),
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def results_under(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(p.read_text()) for p in sorted(folder.rglob("result.json"))]
+
+
+@pytest.fixture
+def digits_npz(tmp_path: Path) -> Path:
+    """A locally made .npz dataset (digits 0-9 as uint8 images), to test the file-dataset loader."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    path = tmp_path / "digits.npz"
+    np.savez(path, x=(digits.images * 255 / 16).astype("uint8"), y=digits.target)
+    return path

@@ -1,0 +1,100 @@
+"""Every option of every config group composes, passes validation and builds its Keras object."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.validate import validate
+from tests.conftest import CONF, compose_config, run_harness
+
+GROUP_OPTIONS = {
+    group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    for group in ("optimizer", "transfer", "early_stopping", "device", "model", "tracking")
+}
+
+
+def test_groups_have_the_agreed_options():
+    assert GROUP_OPTIONS["optimizer"] == ["adagrad", "adam", "momentum", "nag", "rmsprop", "sgd"]
+    assert GROUP_OPTIONS["transfer"] == ["off", "on"]
+    assert GROUP_OPTIONS["early_stopping"] == ["off", "on"]
+    assert GROUP_OPTIONS["device"] == ["cpu", "gpu"]
+
+
+@pytest.mark.parametrize(("group", "option"), [(g, o) for g, opts in GROUP_OPTIONS.items() for o in opts])
+def test_every_option_composes_and_validates(group, option):
+    cfg = compose_config([f"{group}={option}"])
+    assert cfg[group]["name"] == option
+    validate(cfg)
+
+
+@pytest.mark.parametrize("option", GROUP_OPTIONS["optimizer"])
+def test_every_optimizer_builds_its_keras_optimizer(option):
+    import keras
+
+    from harness.optimizers import build_optimizer
+
+    cfg = compose_config([f"optimizer={option}"])["optimizer"]
+    optimizer = build_optimizer(cfg)
+    expected = {"sgd": "SGD", "momentum": "SGD", "nag": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop",
+                "adam": "Adam"}[option]
+    assert type(optimizer) is getattr(keras.optimizers, expected)
+    assert float(optimizer.learning_rate) == pytest.approx(cfg["learning_rate"])
+    if option in ("momentum", "nag"):
+        assert optimizer.momentum == 0.9
+        assert optimizer.nesterov is (option == "nag")
+
+
+def test_every_adam_knob_reaches_keras():
+    from harness.optimizers import build_optimizer
+
+    cfg = compose_config(["optimizer=adam", "optimizer.amsgrad=true", "optimizer.beta_1=0.8",
+                          "optimizer.beta_2=0.99", "optimizer.epsilon=1e-6", "optimizer.learning_rate=0.003",
+                          "optimizer.weight_decay=0.0001", "optimizer.clipnorm=1.0"])
+    optimizer = build_optimizer(cfg["optimizer"])
+    assert optimizer.amsgrad is True
+    assert (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon) == (0.8, 0.99, 1e-6)
+    assert optimizer.weight_decay == 0.0001 and optimizer.clipnorm == 1.0
+    assert float(optimizer.learning_rate) == pytest.approx(0.003)
+
+
+def test_early_stopping_on_builds_keras_callback():
+    import keras
+
+    cfg = compose_config(["early_stopping=on", "early_stopping.patience=5", "early_stopping.monitor=val_accuracy"])
+    es = {k: v for k, v in cfg["early_stopping"].items() if k not in ("name", "enabled")}
+    callback = keras.callbacks.EarlyStopping(**es)
+    assert callback.patience == 5 and callback.monitor == "val_accuracy"
+
+
+def test_models_build_for_both_transfer_options():
+    from harness.data import load_target_task
+    from harness.models import build_classifier, build_feature_extractor
+
+    cfg = compose_config([])
+    task = load_target_task(cfg["dataset"])
+    for frozen in (True, False):
+        model = build_classifier(build_feature_extractor(task.input_shape, cfg["model"]), task.num_classes,
+                                 cfg["model"], frozen=frozen)
+        assert model.output_shape == (None, 5)
+        assert model.get_layer("feature_extractor").trainable is (not frozen)
+
+
+def test_seed_grid_preset_is_the_article_grid():
+    cfg = compose_config(["experiment=seed_grid"])
+    assert cfg["sweep_name"].startswith("seed_grid")
+
+
+def test_wrong_type_is_rejected_by_the_schema(tmp_path):
+    done = run_harness(["epochs=abc"], cwd=tmp_path)
+    assert done.returncode != 0
+    assert "epochs" in done.stderr
+
+
+def test_help_lists_groups_and_cfg_job_prints_config(tmp_path):
+    done = run_harness(["--help"], cwd=tmp_path)
+    assert done.returncode == 0
+    for word in ("optimizer", "sgd, momentum", "nag", "transfer", "early_stopping", "device", "experiment"):
+        assert word in done.stdout
+    done = run_harness(["--cfg", "job", "optimizer=nag"], cwd=tmp_path)
+    assert done.returncode == 0
+    assert "nesterov: true" in done.stdout

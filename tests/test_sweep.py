@@ -1,0 +1,100 @@
+"""Real multiruns through `python -m harness -m ...` (Hydra's basic launcher, one process per run)."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import FAST, results_under, run_harness
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """One real 4-cell sweep shared by the tests below: 2 optimizers x cpu/gpu."""
+    cwd = tmp_path_factory.mktemp("sweep")
+    done = run_harness(["-m", *FAST, "optimizer=adam,rmsprop", "device=cpu,gpu"], cwd=cwd)
+    return cwd, done
+
+
+def test_sweep_prints_progress_and_the_report_path(sweep):
+    cwd, done = sweep
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert any(re.match(r"\[1/4\] adam transfer=off early_stopping=off cpu seed=0 … ok [\d.]+ s, test acc", ln)
+               for ln in lines), done.stdout
+    assert any(line.startswith("[4/4] rmsprop") and "skipped" in line for line in lines)
+    assert lines[-1].startswith("report: ")
+    assert Path(lines[-1].removeprefix("report: ")).is_file()
+    assert "oneDNN" not in done.stdout  # TensorFlow's noise stays in each run's train.log
+
+
+def test_each_cell_writes_one_result_and_gpu_cells_are_skipped_without_a_gpu(sweep):
+    cwd, _ = sweep
+    results = results_under(cwd / "multirun")
+    assert len(results) == 4
+    by_cell = {(r["optimizer"], r["device"]): r for r in results}
+    for optimizer in ("adam", "rmsprop"):
+        assert by_cell[(optimizer, "cpu")]["status"] == "ok"
+        assert by_cell[(optimizer, "cpu")]["epochs_run"] == 2
+        skipped = by_cell[(optimizer, "gpu")]
+        assert skipped["status"] == "skipped" and skipped["reason"] == "no GPU visible"
+
+
+def test_report_numbers_match_the_result_files(sweep):
+    cwd, done = sweep
+    report_dir = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).parent
+    assert report_dir.parent == cwd / "reports"
+    runs = pd.read_csv(report_dir / "runs.csv")
+    results = {r["run_key"]: r for r in results_under(cwd / "multirun")}
+    assert set(runs["run_key"]) == set(results)
+    for row in runs.itertuples():
+        result = results[row.run_key]
+        assert row.status == result["status"] and row.optimizer == result["optimizer"]
+        if result["status"] == "ok":
+            assert row.train_seconds == pytest.approx(result["train_seconds"])
+            assert row.test_accuracy == pytest.approx(result["test_accuracy"])
+    markdown = (report_dir / "report.md").read_text()
+    adam = results[next(k for k, r in results.items() if r["optimizer"] == "adam" and r["status"] == "ok")]
+    assert f"{adam['test_accuracy']:.3g}" in markdown
+    assert "| skipped | no GPU visible | 2 |" in markdown
+    assert (report_dir / "index.html").read_text().count("<table") >= 5
+
+
+def test_report_rebuilds_on_its_own(sweep, tmp_path):
+    cwd, _ = sweep
+    sweep_dir = next((cwd / "multirun").iterdir())
+    done = run_harness([str(sweep_dir), "--out", str(tmp_path / "again")], cwd=cwd, module="harness.report")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "again" / "runs.csv").read_text().count("\n") == 5
+
+
+def test_a_failing_run_is_failed_and_its_neighbours_are_ok(tmp_path, digits_npz):
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"this is not a numpy file")
+    done = run_harness(["-m", *FAST, "dataset=npz", f"dataset.path={digits_npz},{corrupt}",
+                        "dataset.source_classes=[0,1,2,3,4]"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr  # (issue 5 will make a failed cell set the exit code)
+    results = {Path(r["config"]["dataset"]["path"]).name: r for r in results_under(tmp_path / "multirun")}
+    assert results["digits.npz"]["status"] == "ok"
+    assert results["corrupt.npz"]["status"] == "failed"
+    assert "corrupt.npz" in results["corrupt.npz"]["reason"] or "pickle" in results["corrupt.npz"]["reason"]
+    assert "failed" in done.stdout and "report: " in done.stdout
+
+
+def test_hydra_process_never_imports_tensorflow():
+    import subprocess
+
+    code = ("import sys; import harness.__main__, harness.sweep, harness.hydra_callbacks, harness.report; "
+            "bad = [m for m in ('tensorflow', 'keras', 'comet_ml') if m in sys.modules]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_single_run_on_missing_gpu_is_a_clear_error(tmp_path):
+    done = run_harness([*FAST, "device=gpu"], cwd=tmp_path)
+    assert done.returncode == 2
+    assert "device=gpu but no GPU is visible here; valid: device=cpu" in done.stderr

@@ -1,0 +1,106 @@
+"""One run, in this process, through the same code the run process uses (harness.train.run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from harness.results import RESULT_FILE, SPEC_FILE, write_json_atomic
+from tests.conftest import compose_config
+
+
+def run_in_process(tmp_path: Path, overrides: list[str]) -> dict:
+    from harness import train
+
+    cfg = compose_config(["tracking=disabled", *overrides])
+    run_dir = tmp_path / "run"
+    write_json_atomic(run_dir / SPEC_FILE, {"config": cfg, "cache_dir": str(tmp_path / "cache"),
+                                            "tracking": {"mode": "disabled"}})
+    train.run(run_dir)
+    return json.loads((run_dir / RESULT_FILE).read_text())
+
+
+def test_a_run_records_history_timings_and_accuracy(tmp_path):
+    result = run_in_process(tmp_path, ["epochs=3", "target_accuracy=0.5"])
+    assert result["status"] == "ok", result["reason"]
+    assert result["epochs_run"] == 3 and len(result["history"]) == 3
+    for key in ("loss", "accuracy", "val_loss", "val_accuracy", "train_seconds", "val_seconds"):
+        assert all(key in epoch for epoch in result["history"])
+    assert result["train_seconds"] == sum(e["train_seconds"] for e in result["history"])
+    assert 0 < result["train_seconds"] < result["fit_seconds"]
+    assert result["best_val_accuracy"] == max(e["val_accuracy"] for e in result["history"])
+    assert 0 <= result["test_accuracy"] <= 1
+    assert result["environment"]["keras"] and result["device_used"] == "cpu"
+    if result["time_to_target_seconds"] is not None:
+        assert result["time_to_target_seconds"] <= result["train_seconds"]
+
+
+def test_early_stopping_really_stops_on_a_plateau(tmp_path):
+    # A learning rate of 1e-9 leaves val_loss flat: with patience 0 and min_delta 0.01 the run stops
+    # after its second epoch instead of running all ten.
+    result = run_in_process(tmp_path, ["epochs=10", "optimizer=sgd", "optimizer.learning_rate=1e-9",
+                                       "early_stopping=on", "early_stopping.patience=0",
+                                       "early_stopping.min_delta=0.01"])
+    assert result["status"] == "ok"
+    assert result["early_stopped"] is True
+    assert result["epochs_run"] == 2 < 10
+    assert result["stopped_epoch"] == 2
+
+
+def test_nan_loss_is_a_failed_run(tmp_path):
+    result = run_in_process(tmp_path, ["epochs=5", "optimizer=sgd", "optimizer.learning_rate=1e12"])
+    assert result["status"] == "failed"
+    assert result["reason"] == "nan loss"
+    assert result["epochs_run"] < 5
+
+
+def test_transfer_freezes_the_extractor_and_reuses_the_cache(tmp_path):
+    import keras
+
+    from harness.data import load_source_task, load_target_task
+    from harness.models import build_classifier, pretrained_extractor
+
+    cfg = compose_config(["transfer=on", "transfer.pretrain_epochs=2"])
+    source, target = load_source_task(cfg["dataset"]), load_target_task(cfg["dataset"])
+    extractor, info = pretrained_extractor(cfg, source, tmp_path)
+    assert info["pretrain_cache_hit"] is False and info["pretrain_seconds"] > 0
+    assert Path(info["pretrained_weights"]).is_file()
+
+    before = [w.copy() for w in extractor.get_weights()]
+    model = build_classifier(extractor, target.num_classes, cfg["model"], frozen=True)
+    head_before = [w.copy() for w in model.get_layer("head_output").get_weights()]
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
+    model.fit(target.train.x, target.train.y, epochs=2, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, extractor.get_weights(), strict=True))
+    assert not np.array_equal(head_before[0], model.get_layer("head_output").get_weights()[0])
+
+    again, info_again = pretrained_extractor(cfg, source, tmp_path)
+    assert info_again["pretrain_cache_hit"] is True
+    assert info_again["pretrain_seconds"] == info["pretrain_seconds"]  # what pretraining cost, once
+    assert all(np.array_equal(a, b) for a, b in zip(before, again.get_weights(), strict=True))
+
+
+def test_npz_dataset_loads_a_locally_made_file(digits_npz):
+    from harness.data import load_target_task
+
+    cfg = compose_config(["dataset=npz", f"dataset.path={digits_npz}", "dataset.source_classes=[0,1,2,3,4]"])
+    task = load_target_task(cfg["dataset"])
+    assert task.classes == (5, 6, 7, 8, 9)
+    assert task.input_shape == (8, 8, 1)
+    assert task.train.x.dtype == np.float32 and 0 <= task.train.x.min() and task.train.x.max() <= 1
+    sizes = len(task.train.y) + len(task.val.y) + len(task.test.y)
+    assert sizes == int(np.isin(np.load(digits_npz)["y"], [5, 6, 7, 8, 9]).sum())
+
+
+def test_splits_are_stratified_disjoint_and_fixed_by_split_seed():
+    from harness.data import load_target_task
+
+    cfg = compose_config([])["dataset"]
+    a, b = load_target_task(cfg), load_target_task(cfg)
+    assert np.array_equal(a.train.x, b.train.x)
+    assert len(a.train.y) == cfg["train_size"]
+    assert np.bincount(a.train.y).min() >= cfg["train_size"] // 5 - 1
+    rows = {x.tobytes() for x in a.test.x}
+    assert not rows & {x.tobytes() for x in a.train.x}
