@@ -51,7 +51,11 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 def load_npz_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """A ``.npz`` file with ``x`` (N, H, W[, C]) and ``y`` (N,); integer images are scaled by 1/255."""
-    with np.load(path) as data:
+    try:
+        archive = np.load(path)
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable .npz file ({err})") from err
+    with archive as data:
         missing = {"x", "y"} - set(data.files)
         if missing:
             raise ValueError(f"{path}: missing arrays {sorted(missing)} (need x and y; found {data.files})")

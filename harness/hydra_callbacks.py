@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from harness import progress
+from harness.results import collect_results
 from harness.validate import ConfigError, validate
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -59,10 +60,12 @@ class SweepCallbacks(Callback):
         progress.start_sweep(sweep_dir, total=len(jobs) if jobs is not None else None)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from harness.report import write_report
+        from harness.report import comet_summary, write_report
 
         sweep_dir = Path(config.hydra.sweep.dir)
-        reports_root = Path(config.reports_dir)
-        index = write_report(sweep_dir, reports_root / str(config.sweep_name))
+        index = write_report(sweep_dir, Path(config.reports_dir) / str(config.sweep_name))
         print(progress.summary(sweep_dir))
+        comet = comet_summary(collect_results(sweep_dir)[0])
+        if comet:
+            print(comet)
         print(f"report: {index.resolve()}")

@@ -45,7 +45,27 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([head, rule, *rows])
 
 
-def build_sections(runs: pd.DataFrame, sweep_dir: Path, problems: list[str]) -> list[Section]:
+def comet_summary(results: list[dict]) -> str | None:
+    """Where the sweep's Comet experiments are, with the upload command for offline archives."""
+    comets = [r["comet"] for r in results if r.get("comet")]
+    if not comets:
+        return None
+    parts = []
+    online = [c for c in comets if c.get("mode") == "online"]
+    if online:
+        parts.append(f"{len(online)} runs logged online to Comet")
+    archives = [c["archive"] for c in comets if c.get("mode") == "offline" and c.get("archive")]
+    if archives:
+        folders = sorted({str(Path(a).parent) for a in archives})
+        parts.append(f"{len(archives)} Comet offline archives in {', '.join(folders)}; upload them with: "
+                     f"comet upload {' '.join(f'{folder}/*.zip' for folder in folders)}")
+    fallbacks = sorted({c["fallback"] for c in comets if c.get("fallback")})
+    if fallbacks:
+        parts.append(f"offline instead of online because: {'; '.join(fallbacks)}")
+    return ". ".join(parts)
+
+
+def build_sections(runs: pd.DataFrame, sweep_dir: Path, problems: list[str], comet: str | None = None) -> list[Section]:
     """The report's content, independent of its format."""
     levels = stats.grid(runs)
     grid_text = "; ".join(f"{factor}: {', '.join(map(str, values))}" for factor, values in levels.items())
@@ -55,6 +75,8 @@ def build_sections(runs: pd.DataFrame, sweep_dir: Path, problems: list[str]) -> 
     ]
     if problems:
         sections.append(Section("Unreadable result files", "; ".join(problems)))
+    if comet:
+        sections.append(Section("Comet", comet))
     for factor in FACTORS:
         sections.append(Section(f"By {factor}", "Medians over the ok runs; times in seconds.",
                                 stats.factor_summary(runs, factor)))
@@ -109,7 +131,7 @@ def write_report(sweep_dir: Path, out_dir: Path | None = None, reports_root: Pat
     out_dir = Path(out_dir) if out_dir is not None else Path(reports_root) / name
     out_dir.mkdir(parents=True, exist_ok=True)
     runs.to_csv(out_dir / "runs.csv", index=False)
-    sections = build_sections(runs, sweep_dir, problems)
+    sections = build_sections(runs, sweep_dir, problems, comet_summary(results))
     title = f"harness report: {name}"
     (out_dir / "report.md").write_text(render_markdown(title, sections))
     index = out_dir / "index.html"

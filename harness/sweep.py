@@ -84,6 +84,9 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path) -> dict[str,
     if cfg["quiet_tensorflow"]:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env["COMET_DISABLE_AUTO_LOGGING"] = "1"  # metrics come from our own callback
+    env.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")  # no error reports to Comet unless asked for
+    if spec["tracking"]["mode"] != "online":
+        env.pop("COMET_API_KEY", None)  # a run that does not go online has no use for the key
 
     started = time.perf_counter()
     reason = None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -22,6 +23,9 @@ os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
 os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
 
 import comet_ml  # noqa: E402
+
+DEFAULT_PROJECT = "harness"
+"""Comet project when neither the config, ``COMET_PROJECT_NAME`` nor Comet's config file names one."""
 
 
 def experiment_name(record: dict[str, Any]) -> str:
@@ -66,7 +70,11 @@ def start_experiment(tracking: dict[str, Any], record: dict[str, Any]) -> comet_
         "name": experiment_name(record), "tags": experiment_tags(record),
     }
     os.makedirs(tracking["offline_dir"], exist_ok=True)
-    names = {"project_name": tracking["project_name"], "workspace": tracking["workspace"]}
+    config = comet_ml.get_config()
+    names = {
+        "project_name": tracking["project_name"] or config.get_string(None, "comet.project_name") or DEFAULT_PROJECT,
+        "workspace": tracking["workspace"] or config.get_string(None, "comet.workspace"),
+    }
     if tracking["mode"] == "online":
         experiment = comet_ml.start(
             mode="create", online=True, **names, experiment_config=comet_ml.ExperimentConfig(**settings)
@@ -110,6 +118,18 @@ def log_end(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> Non
     experiment.log_others(others)
 
 
+def finish_experiment(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> None:
+    """Log the run's outcome and end the experiment (always); note where an offline archive landed."""
+    try:
+        log_end(experiment, result)
+    finally:
+        experiment.end()
+    comet = result.get("comet") or {}
+    if comet.get("mode") == "offline":
+        archive = Path(comet["offline_dir"]) / f"{comet['experiment_key']}.zip"
+        comet["archive"] = str(archive) if archive.is_file() else None
+
+
 class CometEpochLogger(keras.callbacks.Callback):
     """Logs each epoch's metrics (loss, accuracy, val_loss, val_accuracy, seconds) with step = epoch.
 
@@ -124,6 +144,6 @@ class CometEpochLogger(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         metrics = {k: float(v) for k, v in (logs or {}).items()}
-        if self.timer.epochs:
-            metrics.update(self.timer.epochs[-1])
+        if self.timer.epochs:  # epoch_seconds, epoch_train_seconds, epoch_val_seconds
+            metrics.update({k if k.startswith("epoch") else f"epoch_{k}": v for k, v in self.timer.epochs[-1].items()})
         self.experiment.log_metrics(metrics, step=epoch + 1, epoch=epoch + 1)

@@ -162,10 +162,7 @@ def run(run_dir: Path) -> dict[str, Any]:
         if experiment is not None:
             from harness import tracking
 
-            try:
-                tracking.log_end(experiment, result)
-            finally:
-                experiment.end()
+            tracking.finish_experiment(experiment, result)
         write_json_atomic(run_dir / RESULT_FILE, result)
     return result
 

@@ -1,0 +1,138 @@
+"""Comet tracking, for real: offline archives read back with Comet's own reader (`comet offline --csv`).
+
+Comet's servers cannot be reached from here; the online-to-offline fallback is exercised for real by
+pointing Comet at a local port where nothing listens (COMET_URL_OVERRIDE), with a sentinel API key.
+Nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import harness_env, results_under, run_harness
+
+SENTINEL = "SENTINEL-KEY-3f9a1c77"
+COMET_CLI = [sys.executable, "-c", "import sys; from comet_ml.scripts.comet import main; sys.exit(main())"]
+
+
+def read_archive(archive: Path) -> dict:
+    """An offline archive as Comet's reader sees it: metrics (name -> values), params, others, tags."""
+    out = subprocess.run([*COMET_CLI, "offline", "--csv", str(archive)], capture_output=True, text=True, check=True)
+    metrics, params, others, data = {}, {}, {}, {}
+    pending_key = None
+    for row in csv.DictReader(io.StringIO(out.stdout)):
+        section, name, value = row["section"], row["name"], row["value"]
+        if row["level"] != "detail":  # Comet adds summary rows (maximum, minimum)
+            continue
+        if section == "metric":
+            metrics.setdefault(name, []).append(float(value))
+        elif section == "param":
+            params[name] = value
+        elif name == "key":
+            pending_key = value
+        elif name == "value" and pending_key is not None:
+            others[pending_key], pending_key = value, None
+        else:
+            data[name] = value
+    return {"metrics": metrics, "params": params, "others": others, "tags": data.get("tags", "")}
+
+
+def metric_steps(archive: Path, name: str) -> list[tuple[int, int]]:
+    """(step, epoch) of each logged value of metric ``name``, from the archive's messages."""
+    with zipfile.ZipFile(archive) as zf:
+        lines = zf.read("messages.json").decode().splitlines()
+    steps = []
+    for line in lines:
+        message = json.loads(line)
+        metric = message.get("payload", {}).get("metric")
+        if message.get("type") == "metric_msg" and metric and metric["metricName"] == name:
+            steps.append((metric["step"], metric["epoch"]))
+    return steps
+
+
+@pytest.fixture(scope="module")
+def offline_sweep(tmp_path_factory):
+    """A 2-cell offline sweep: one cell trains, one fails on a corrupt dataset file."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+
+    cwd = tmp_path_factory.mktemp("offline")
+    digits = load_digits()
+    np.savez(cwd / "good.npz", x=digits.images, y=digits.target)
+    (cwd / "corrupt.npz").write_bytes(b"not numpy")
+    done = run_harness(["-m", "epochs=3", "tracking=offline", "dataset=npz", "dataset.source_classes=[0,1,2,3,4]",
+                        f"dataset.path={cwd / 'good.npz'},{cwd / 'corrupt.npz'}"], cwd=cwd)
+    assert done.returncode == 0, done.stderr
+    return cwd, done
+
+
+def test_each_run_leaves_an_archive_with_its_curves_params_tags_and_status(offline_sweep):
+    cwd, done = offline_sweep
+    results = {Path(r["config"]["dataset"]["path"]).name: r for r in results_under(cwd / "multirun")}
+    ok, failed = results["good.npz"], results["corrupt.npz"]
+    assert ok["status"] == "ok" and failed["status"] == "failed"
+
+    archive = Path(ok["comet"]["archive"])
+    assert archive.is_file() and ok["comet"]["mode"] == "offline"
+    seen = read_archive(archive)
+    assert seen["metrics"]["val_accuracy"] == pytest.approx([e["val_accuracy"] for e in ok["history"]])
+    assert len(seen["metrics"]["val_accuracy"]) == 3
+    assert metric_steps(archive, "val_accuracy") == [(1, 1), (2, 2), (3, 3)]
+    assert seen["metrics"]["test_accuracy"] == pytest.approx([ok["test_accuracy"]])
+    assert seen["params"]["optimizer.name"] == "adam"
+    assert seen["params"]["optimizer.beta_1"] == "0.9"
+    for tag in ("optimizer:adam", "transfer:off", "early_stopping:off", "device:cpu", "seed:0"):
+        assert tag in seen["tags"]
+    assert seen["others"]["status"] == "ok"
+    assert seen["others"]["run_key"] == ok["run_key"]
+
+    failed_seen = read_archive(Path(failed["comet"]["archive"]))
+    assert failed_seen["others"]["status"] == "failed"
+    assert failed_seen["others"]["reason"] == failed["reason"] != ""
+
+
+def test_sweep_and_report_name_the_upload_command(offline_sweep):
+    cwd, done = offline_sweep
+    lines = done.stdout.splitlines()
+    assert any("comet upload" in line and "/comet/*.zip" in line for line in lines[-3:])
+    report = Path(lines[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    assert "comet upload" in report
+
+
+def test_unreachable_comet_falls_back_to_offline_once_and_never_leaks_the_key(tmp_path):
+    # A key is configured, so tracking=auto means online; Comet's server is "down" (nothing listens on
+    # 127.0.0.1:9). The sweep must warn once, write archives, finish, and never write the key anywhere.
+    env = harness_env(tmp_path, COMET_API_KEY=SENTINEL, COMET_URL_OVERRIDE="http://127.0.0.1:9/clientlib/")
+    done = run_harness(["-m", "epochs=2", "optimizer=adam,rmsprop"], cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("cannot reach Comet") == 1
+    results = results_under(tmp_path / "multirun")
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    for result in results:
+        assert result["comet"]["mode"] == "offline"
+        assert "cannot reach Comet" in result["comet"]["fallback"]
+        assert len(read_archive(Path(result["comet"]["archive"]))["metrics"]["val_accuracy"]) == 2
+    assert SENTINEL not in done.stdout + done.stderr
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and "cache" not in p.parts]
+    assert len(written) > 10
+    for path in written:
+        data = path.read_bytes()
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as zf:
+                data = b"".join(zf.read(name) for name in zf.namelist())
+        assert SENTINEL.encode() not in data, path
+
+
+def test_disabled_tracking_writes_no_archive(tmp_path):
+    done = run_harness(["epochs=1", "tracking=disabled"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert not list(tmp_path.rglob("*.zip"))
+    assert "comet" not in results_under(tmp_path / "outputs")[0]
