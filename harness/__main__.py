@@ -13,15 +13,21 @@ from omegaconf import DictConfig
 from harness.presets import register_experiments
 from harness.schema import register_configs
 from harness.sweep import run_cell
+from harness.validate import ConfigError, check_group_choices
 
 register_configs()
-register_experiments()
+EXPERIMENTS = register_experiments()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
-def main(cfg: DictConfig) -> int:
-    return run_cell(cfg)
+def main(cfg: DictConfig) -> None:
+    run_cell(cfg)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        check_group_choices(sys.argv[1:], EXPERIMENTS)
+    except ConfigError as err:
+        print(f"harness: error: {err}", file=sys.stderr)
+        sys.exit(2)
+    main()

@@ -64,8 +64,11 @@ class SweepCallbacks(Callback):
 
         sweep_dir = Path(config.hydra.sweep.dir)
         index = write_report(sweep_dir, Path(config.reports_dir) / str(config.sweep_name))
-        print(progress.summary(sweep_dir))
-        comet = comet_summary(collect_results(sweep_dir)[0])
+        results, problems = collect_results(sweep_dir)
+        print(progress.summary(results, problems))
+        comet = comet_summary(results)
         if comet:
             print(comet)
         print(f"report: {index.resolve()}")
+        if any(r["status"] in ("failed", "interrupted") for r in results):
+            raise SystemExit(1)  # the sweep finished, but not every cell did

@@ -12,8 +12,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.results import collect_results
-
 SWEEP_FILE = "sweep.json"
 _durations: list[float] = []  # seconds per finished cell in this process (the sequential launcher)
 
@@ -57,23 +55,25 @@ def outcome(result: dict[str, Any], elapsed: float, sweep_dir: Path, job_num: in
     """How a run ended: ``ok 4.1 s, test acc 0.97, ETA 2 min`` (ETA only inside a sweep)."""
     status = result["status"]
     text = f"{status} {elapsed:.1f} s"
+    if result.get("reused"):
+        text = f"ok, reused from sweep {result['reused_from']}"
     if status == "ok":
         text += f", test acc {result['test_accuracy']:.3f}"
         if result.get("early_stopped"):
             text += f", stopped early after {result['epochs_run']} epochs"
     else:
         text += f": {result.get('reason')}"
-    _durations.append(elapsed)
+    if not result.get("reused"):
+        _durations.append(elapsed)
     total = _total(sweep_dir) if job_num is not None else None
-    if total and job_num is not None and job_num + 1 < total:
+    if total and _durations and job_num is not None and job_num + 1 < total:
         remaining = total - job_num - 1
         text += f", ETA {_duration(statistics.mean(_durations) * remaining)}"
     return text
 
 
-def summary(sweep_dir: Path) -> str:
-    """``48 runs: 24 ok, 24 skipped (no GPU visible: 24)``."""
-    results, problems = collect_results(sweep_dir)
+def summary(results: list[dict[str, Any]], problems: list[str]) -> str:
+    """``48 runs: 24 ok, 24 skipped (no GPU visible: 24)``, from a sweep's results and unreadable files."""
     counts = Counter(r["status"] for r in results)
     reasons = Counter(r.get("reason") for r in results if r["status"] != "ok")
     text = f"{len(results)} runs: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))

@@ -24,7 +24,9 @@ RESULT_FILE = "result.json"
 SPEC_FILE = "run_spec.json"
 STATUSES = ("ok", "failed", "skipped", "interrupted")
 
-NON_SEMANTIC_KEYS = ("sweep_name", "reports_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow")
+NON_SEMANTIC_KEYS = (
+    "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow", "rerun",
+)
 """Config keys that do not change what a run computes; left out of its key."""
 
 COLUMNS = (
@@ -32,7 +34,7 @@ COLUMNS = (
     "early_stopped", "stopped_epoch", "train_seconds", "fit_seconds", "validation_seconds",
     "first_epoch_seconds", "median_epoch_seconds", "samples_per_second", "time_to_target_seconds",
     "epochs_to_target", "target_accuracy", "best_val_accuracy", "test_accuracy", "test_loss",
-    "pretrain_cache_hit", "pretrain_seconds", "device_used", "wall_seconds",
+    "pretrain_cache_hit", "pretrain_seconds", "device_used", "wall_seconds", "reused",
 )
 """Columns of the runs table, in order (absent values are empty)."""
 
@@ -80,6 +82,21 @@ def read_result(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict) or data.get("status") not in STATUSES:
         raise ValueError(f"{path}: not a result (no valid 'status')")
     return data
+
+
+def load_stored(results_dir: Path, key: str) -> dict[str, Any] | None:
+    """The ``ok`` result stored under ``key`` in the results store, or ``None`` (absent, unreadable,
+    or not ok: failed and interrupted runs are retried, skipped ones re-checked)."""
+    try:
+        result = read_result(Path(results_dir) / f"{key}.json")
+    except (OSError, ValueError):
+        return None
+    return result if result["status"] == "ok" else None
+
+
+def store_result(results_dir: Path, result: dict[str, Any]) -> None:
+    """Keep an ``ok`` result in the store (``<results_dir>/<run_key>.json``) for later sweeps."""
+    write_json_atomic(Path(results_dir) / f"{result['run_key']}.json", result)
 
 
 def collect_results(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:

@@ -190,6 +190,8 @@ class Config:
     sweep_name: str = "sweep"
     cache_dir: str | None = None
     reports_dir: str = "reports"
+    results_dir: str = "results"
+    rerun: bool = False
     quiet_tensorflow: bool = True
 
 

@@ -19,10 +19,20 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from harness import hardware, progress, tracking_mode
-from harness.results import RESULT_FILE, SPEC_FILE, base_record, read_result, write_json_atomic
+from harness.results import (
+    RESULT_FILE,
+    SPEC_FILE,
+    base_record,
+    load_stored,
+    read_result,
+    run_key,
+    store_result,
+    write_json_atomic,
+)
 from harness.validate import ConfigError, validate
 
 INTERRUPT_GRACE_S = 10.0
@@ -33,37 +43,60 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "harness")
 
 
-def run_cell(cfg: DictConfig) -> int:
-    """Run the cell that Hydra composed in ``cfg``; returns 0, or exits 2 on invalid input."""
+def run_cell(cfg: DictConfig) -> None:
+    """Run (or reuse) the cell that Hydra composed in ``cfg``.
+
+    Exits 2 on invalid input (before any training), 130 on Ctrl-C, and, for a single run, 1 if the run
+    failed. In a multirun a failed cell is recorded and the sweep goes on.
+    """
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
         validate(plain)
+        if not multirun and plain["device"]["name"] == "gpu" and not hardware.gpu_names():
+            raise ConfigError("device=gpu but no GPU is visible here (nvidia-smi finds none); valid: device=cpu")
     except ConfigError as err:
         print(f"harness: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
 
     run_dir = Path(hydra_cfg.runtime.output_dir)
     sweep_dir = Path(hydra_cfg.sweep.dir) if multirun else run_dir
-    position = progress.position(sweep_dir, hydra_cfg.job.num) if multirun else ""
+    results_dir = Path(to_absolute_path(plain["results_dir"]))
+    job_num = hydra_cfg.job.num if multirun else None
+    position = progress.position(sweep_dir, job_num) if job_num is not None else ""
     print(f"{position}{progress.describe(plain)} …", end=" ", flush=True)
-
     started = time.perf_counter()
-    if plain["device"]["name"] == "gpu" and not hardware.gpu_names():
-        result = {**base_record(plain), "status": "skipped", "reason": "no GPU visible", "epochs_run": 0}
-        write_json_atomic(run_dir / RESULT_FILE, result)
-        if not multirun:
-            print()
-            print("harness: error: device=gpu but no GPU is visible here; valid: device=cpu", file=sys.stderr)
-            raise SystemExit(2)
-    else:
-        result = launch_run(plain, run_dir, sweep_dir)
-    elapsed = time.perf_counter() - started
-    print(progress.outcome(result, elapsed, sweep_dir, hydra_cfg.job.num if multirun else None), flush=True)
+    try:
+        result = obtain_result(plain, run_dir, sweep_dir, results_dir)
+    except KeyboardInterrupt:
+        print(f"\nharness: interrupted. Finished runs are kept in {results_dir}; run the same command again "
+              "to resume (finished cells are reused, not retrained).", file=sys.stderr)
+        raise SystemExit(130) from None
+    print(progress.outcome(result, time.perf_counter() - started, sweep_dir, job_num), flush=True)
     if not multirun:
         print(f"result: {run_dir / RESULT_FILE}")
-    return 0
+        if result["status"] == "failed":
+            raise SystemExit(1)
+
+
+def obtain_result(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, results_dir: Path) -> dict[str, Any]:
+    """The cell's result: reused from the results store if it finished ``ok`` before (unless
+    ``rerun=true``), else skipped (a GPU cell without a GPU) or trained now. Writes it to the run's
+    folder, and an ``ok`` result to the store too."""
+    earlier = None if cfg["rerun"] else load_stored(results_dir, run_key(cfg))
+    if earlier is not None:
+        result = {**earlier, "reused": True, "reused_from": earlier["sweep_name"], "sweep_name": cfg["sweep_name"]}
+        write_json_atomic(run_dir / RESULT_FILE, result)
+        return result
+    if cfg["device"]["name"] == "gpu" and not hardware.gpu_names():
+        result = {**base_record(cfg), "status": "skipped", "reason": "no GPU visible", "epochs_run": 0}
+        write_json_atomic(run_dir / RESULT_FILE, result)
+        return result
+    result = launch_run(cfg, run_dir, sweep_dir)
+    if result["status"] == "ok":
+        store_result(results_dir, result)
+    return result
 
 
 def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
@@ -113,7 +146,11 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path) -> dict[str,
 
 
 def _stop(process: subprocess.Popen) -> None:
-    """Let an interrupted run record itself, then make sure it is gone."""
+    """Let an interrupted run record itself (it gets SIGINT too), then make sure it is gone."""
+    try:
+        process.send_signal(signal.SIGINT)
+    except OSError:
+        pass
     try:
         process.wait(timeout=INTERRUPT_GRACE_S)
     except (subprocess.TimeoutExpired, KeyboardInterrupt):

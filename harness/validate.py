@@ -16,6 +16,9 @@ TRACKING_MODES = ("auto", "online", "offline", "disabled")
 TRANSFER_WEIGHTS = ("source_task",)
 
 
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+
+
 class ConfigError(ValueError):
     """A config value is out of range; the message is one line meant for the user."""
 
@@ -23,6 +26,39 @@ class ConfigError(ValueError):
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
+
+
+def group_options(experiments: list[str]) -> dict[str, list[str]]:
+    """Each config group of ``conf/`` (and ``experiment``) with its options."""
+    groups = {p.name: sorted(f.stem for f in p.glob("*.yaml")) for p in CONF_DIR.iterdir()
+              if p.is_dir() and p.name != "hydra"}
+    groups["experiment"] = sorted(experiments)
+    return groups
+
+
+def check_group_choices(arguments: list[str], experiments: list[str]) -> None:
+    """Raise ``ConfigError`` if a command-line override picks an option that its group lacks.
+
+    Hydra reports this too, over several lines; this says it in one, for sweeps too
+    (``optimizer=adam,adamw``). Arguments that are not plain overrides (``-m``, ``--cfg``) are ignored.
+    """
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    overrides = [a for a in arguments if not a.startswith("-") and "=" in a]
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException:
+        return  # Hydra itself explains a syntax error
+    groups = group_options(experiments)
+    for override in parsed:
+        options = groups.get(override.key_or_group)
+        if options is None or override.is_delete() or not override.is_discrete_sweep() and override.is_sweep_override():
+            continue
+        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else \
+            [override.get_value_element_as_str()]
+        for value in values:
+            _check(value in options, f"{override.key_or_group}={value} is unknown; valid: {', '.join(options)}")
 
 
 def validate(cfg: dict[str, Any]) -> None:
@@ -46,13 +82,11 @@ def validate(cfg: dict[str, Any]) -> None:
     _check(cfg["threads"] >= 0, f"threads={cfg['threads']} is invalid: 0 (TensorFlow's default) or more")
 
     es = cfg["early_stopping"]
-    if es["enabled"]:
-        _check(es["patience"] >= 0, f"early_stopping.patience={es['patience']} is invalid: it must be >= 0")
-        _check(
-            es["monitor"] in MONITORS,
-            f"early_stopping.monitor={es['monitor']!r} is unknown; valid: {', '.join(MONITORS)}",
-        )
-        _check(es["mode"] in MODES, f"early_stopping.mode={es['mode']!r} is unknown; valid: {', '.join(MODES)}")
+    _check(es["patience"] >= 0, f"early_stopping.patience={es['patience']} is invalid: it must be >= 0")
+    monitors = ", ".join(MONITORS)
+    _check(es["monitor"] in MONITORS, f"early_stopping.monitor={es['monitor']} is unknown; valid: {monitors}")
+    _check(es["mode"] in MODES, f"early_stopping.mode={es['mode']} is unknown; valid: {', '.join(MODES)}")
+    _check(es["start_from_epoch"] >= 0, f"early_stopping.start_from_epoch={es['start_from_epoch']} must be >= 0")
 
     tr = cfg["transfer"]
     if tr["enabled"]:
@@ -70,6 +104,7 @@ def validate(cfg: dict[str, Any]) -> None:
             )
 
     ds = cfg["dataset"]
+    _check(ds["name"] != "npz" or bool(ds["path"]), "dataset=npz needs dataset.path=<a .npz file with arrays x and y>")
     if ds["path"] is not None:
         _check(Path(ds["path"]).is_file(), f"dataset.path={ds['path']!r} does not exist (expected an .npz file)")
     for key in ("val_fraction", "test_fraction"):

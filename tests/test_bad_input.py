@@ -1,0 +1,45 @@
+"""What a careless user types gets one clear line naming the bad value and what is valid, exit code 2,
+within seconds and before any training (no run folder gets a result)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.conftest import run_harness
+
+CASES = [
+    (["optimizer=adamw"], "optimizer=adamw is unknown; valid: adagrad, adam, momentum, nag, rmsprop, sgd"),
+    (["-m", "optimizer=adam,adamw"], "optimizer=adamw is unknown; valid:"),
+    (["transfer=yes"], "transfer=yes is unknown; valid: off, on"),
+    (["device=tpu"], "device=tpu is unknown; valid: cpu, gpu"),
+    (["experiment=full_grid"], "experiment=full_grid is unknown; valid: "),
+    (["optimizer.learning_rate=-0.01"], "optimizer.learning_rate=-0.01 is invalid: it must be > 0"),
+    (["optimizer.learning_rate=0"], "optimizer.learning_rate=0.0 is invalid: it must be > 0"),
+    (["-m", "optimizer.learning_rate=0.1,-1"], "optimizer.learning_rate=-1.0 is invalid"),
+    (["optimizer=momentum", "optimizer.momentum=1.0"], "optimizer.momentum=1.0 is invalid: it must be in [0, 1)"),
+    (["optimizer=nag", "optimizer.momentum=-0.5"], "optimizer.momentum=-0.5 is invalid: it must be in [0, 1)"),
+    (["epochs=0"], "epochs=0 is invalid: it must be an integer >= 1"),
+    (["batch_size=-8"], "batch_size=-8 is invalid: it must be an integer >= 1"),
+    (["early_stopping=on", "early_stopping.patience=-1"], "early_stopping.patience=-1 is invalid: it must be >= 0"),
+    (["target_accuracy=95"], "target_accuracy=95.0 is invalid: it must be in (0, 1]"),
+    (["target_accuracy=0"], "target_accuracy=0.0 is invalid: it must be in (0, 1]"),
+    (["early_stopping=on", "early_stopping.monitor=val_acc"],
+     "early_stopping.monitor=val_acc is unknown; valid: val_loss, val_accuracy, loss, accuracy"),
+    (["dataset=npz", "dataset.path=/no/such/file.npz"], "dataset.path='/no/such/file.npz' does not exist"),
+    (["dataset=npz"], "dataset=npz needs dataset.path="),
+    (["device=gpu"], "device=gpu but no GPU is visible here"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_bad_input_is_one_clear_line_before_any_training(tmp_path, args, message):
+    started = time.monotonic()
+    done = run_harness([*args, "tracking=disabled"], cwd=tmp_path, timeout=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("harness: error: ") and message in lines[0]
+    assert time.monotonic() - started < 15
+    assert not list(tmp_path.rglob("result.json")) and not list(tmp_path.rglob("train.log"))

@@ -1,0 +1,100 @@
+"""Sweeps that survive: kill -9 and resume, Ctrl-C, corrupt result files, same-second sweeps."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from harness.report import write_report
+from tests.conftest import harness_env, results_under, run_harness
+
+
+def start_sweep(args: list[str], cwd: Path) -> subprocess.Popen:
+    """A real sweep in its own process group (so the test can signal the whole group)."""
+    return subprocess.Popen([sys.executable, "-m", "harness", "-m", *args], cwd=cwd, env=harness_env(cwd),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.2)
+
+
+def test_sigkill_mid_sweep_then_rerun_finishes_with_one_result_per_cell(tmp_path):
+    args = ["epochs=3", "tracking=disabled", "optimizer=sgd,adam,rmsprop"]
+    sweep = start_sweep(args, tmp_path)
+    store = tmp_path / "results"
+    # Kill the whole process group (sweep and its run process) while the second cell trains.
+    wait_for(lambda: len(list(store.glob("*.json"))) == 1 and list(tmp_path.glob("multirun/*/1/train.log")))
+    os.killpg(sweep.pid, signal.SIGKILL)
+    sweep.wait()
+    first_result = json.loads(next(store.glob("*.json")).read_text())
+    assert first_result["optimizer"] == "sgd"
+
+    done = run_harness(["-m", *args], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    second_dir = max((tmp_path / "multirun").iterdir(), key=lambda p: p.stat().st_mtime)
+    results = results_under(second_dir)
+    assert sorted(r["optimizer"] for r in results) == ["adam", "rmsprop", "sgd"]  # one per cell
+    assert all(r["status"] == "ok" for r in results)
+    reused = {r["optimizer"]: bool(r.get("reused")) for r in results}
+    assert reused == {"sgd": True, "adam": False, "rmsprop": False}  # finished runs are not retrained
+    sgd = next(r for r in results if r["optimizer"] == "sgd")
+    assert sgd["train_seconds"] == first_result["train_seconds"]
+    assert "[1/3] sgd" in done.stdout and "reused" in done.stdout.splitlines()[0]
+    assert len(list(store.glob("*.json"))) == 3
+    runs = pd.read_csv(Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("runs.csv"))
+    assert len(runs) == 3
+
+    forced = run_harness(["-m", *args[:2], "optimizer=sgd", "rerun=true"], cwd=tmp_path)
+    assert forced.returncode == 0 and "reused" not in forced.stdout
+
+
+def test_ctrl_c_stops_promptly_and_marks_the_run_interrupted(tmp_path):
+    sweep = start_sweep(["epochs=400", "tracking=disabled", "optimizer=sgd,adam"], tmp_path)
+    wait_for(lambda: any("epoch 2/" in p.read_text() for p in tmp_path.glob("multirun/*/0/train.log")))
+    interrupted_at = time.monotonic()
+    os.killpg(sweep.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    _, stderr = sweep.communicate(timeout=60)
+    assert time.monotonic() - interrupted_at < 20
+    assert sweep.returncode == 130, stderr
+    assert "interrupted" in stderr and "run the same command again" in stderr
+    results = results_under(tmp_path / "multirun")
+    assert [r["status"] for r in results] == ["interrupted"]
+    assert not list((tmp_path / "results").glob("*.json"))  # nothing unfinished is reused later
+
+
+def test_report_tolerates_corrupt_and_partial_result_files(tmp_path):
+    good = {"status": "ok", "run_key": "k1", "sweep_name": "s", "optimizer": "adam", "transfer": "off",
+            "early_stopping": "off", "device": "cpu", "seed": 0, "train_seconds": 1.5, "test_accuracy": 0.9}
+    (tmp_path / "0").mkdir()
+    (tmp_path / "0" / "result.json").write_text(json.dumps(good))
+    (tmp_path / "1").mkdir()
+    (tmp_path / "1" / "result.json").write_text(json.dumps(good)[:40])  # a half-written file
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "result.json").write_text(json.dumps({"no": "status"}))
+    index = write_report(tmp_path, tmp_path / "report")
+    assert len(pd.read_csv(index.with_name("runs.csv"))) == 1
+    markdown = index.with_name("report.md").read_text()
+    assert "Unreadable result files" in markdown and "1/result.json" in markdown and "2/result.json" in markdown
+
+
+def test_two_sweeps_started_together_get_different_folders(tmp_path):
+    args = ["device=gpu", "tracking=disabled"]  # skipped at once where there is no GPU: fast
+    if shutil.which("nvidia-smi"):
+        args = ["epochs=1", "tracking=disabled"]
+    sweeps = [start_sweep(args, tmp_path) for _ in range(2)]
+    for sweep in sweeps:
+        sweep.communicate(timeout=120)
+        assert sweep.returncode == 0
+    assert len(list((tmp_path / "multirun").iterdir())) == 2
