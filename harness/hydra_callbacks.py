@@ -57,7 +57,7 @@ class SweepCallbacks(Callback):
                 except ConfigError as err:
                     print(f"harness: error: {err} (in cell: {' '.join(overrides)})", file=sys.stderr)
                     raise SystemExit(2) from None
-        progress.start_sweep(sweep_dir, total=len(jobs) if jobs is not None else None)
+        progress.start_sweep(sweep_dir, len(jobs) if jobs is not None else None)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from harness.report import comet_summary, write_report

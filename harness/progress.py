@@ -16,13 +16,14 @@ SWEEP_FILE = "sweep.json"
 _durations: list[float] = []  # seconds per finished cell in this process (the sequential launcher)
 
 
-def start_sweep(sweep_dir: Path, total: int | None) -> None:
+def start_sweep(sweep_dir: Path, cells: int | None) -> None:
     """Record the sweep's size, so that each job can say where it stands."""
     _durations.clear()
-    (sweep_dir / SWEEP_FILE).write_text(json.dumps({"total": total, "started": time.time()}))
+    (sweep_dir / SWEEP_FILE).write_text(json.dumps({"total": cells, "started": time.time()}))
 
 
-def _total(sweep_dir: Path) -> int | None:
+def total(sweep_dir: Path) -> int | None:
+    """How many cells the sweep has (``None`` if unknown)."""
     try:
         return json.loads((sweep_dir / SWEEP_FILE).read_text()).get("total")
     except (OSError, ValueError):
@@ -31,8 +32,8 @@ def _total(sweep_dir: Path) -> int | None:
 
 def position(sweep_dir: Path, job_num: int) -> str:
     """``[3/48] `` for the job numbered 2 (Hydra counts from 0) of a 48-cell sweep."""
-    total = _total(sweep_dir)
-    return f"[{job_num + 1}/{total if total else '?'}] "
+    cells = total(sweep_dir)
+    return f"[{job_num + 1}/{cells if cells else '?'}] "
 
 
 def describe(cfg: dict[str, Any]) -> str:
@@ -65,9 +66,9 @@ def outcome(result: dict[str, Any], elapsed: float, sweep_dir: Path, job_num: in
         text += f": {result.get('reason')}"
     if not result.get("reused"):
         _durations.append(elapsed)
-    total = _total(sweep_dir) if job_num is not None else None
-    if total and _durations and job_num is not None and job_num + 1 < total:
-        remaining = total - job_num - 1
+    cells = total(sweep_dir) if job_num is not None else None
+    if cells and _durations and job_num is not None and job_num + 1 < cells:
+        remaining = cells - job_num - 1
         text += f", ETA {_duration(statistics.mean(_durations) * remaining)}"
     return text
 

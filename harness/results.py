@@ -38,6 +38,12 @@ COLUMNS = (
 )
 """Columns of the runs table, in order (absent values are empty)."""
 
+ENVIRONMENT_COLUMNS = (
+    "cpu_model", "cpu_count", "gpu_names", "hostname", "backend", "keras", "tensorflow", "python", "threads",
+    "parallel_jobs", "jit_compile",
+)
+"""Facts from a result's ``environment`` that become columns too (conditions that shape timings)."""
+
 
 def run_key(cfg: dict[str, Any]) -> str:
     """A short, stable hash of what determines a run's result: its config minus non-semantic keys."""
@@ -111,8 +117,15 @@ def collect_results(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run with the columns of ``COLUMNS`` (nested fields left out)."""
+    """One row per run: the columns of ``COLUMNS`` then ``ENVIRONMENT_COLUMNS`` (other nested fields left out)."""
     import pandas as pd  # here, not at the top: the training process writes results without pandas
 
-    rows = [{col: result.get(col) for col in COLUMNS} for result in results]
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    rows = []
+    for result in results:
+        row = {col: result.get(col) for col in COLUMNS}
+        environment = result.get("environment") or {}
+        for col in ENVIRONMENT_COLUMNS:
+            value = environment.get(col)
+            row[col] = ", ".join(value) if isinstance(value, list) else value
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*COLUMNS, *ENVIRONMENT_COLUMNS])

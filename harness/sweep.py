@@ -64,23 +64,28 @@ def run_cell(cfg: DictConfig) -> None:
     sweep_dir = Path(hydra_cfg.sweep.dir) if multirun else run_dir
     results_dir = Path(to_absolute_path(plain["results_dir"]))
     job_num = hydra_cfg.job.num if multirun else None
-    position = progress.position(sweep_dir, job_num) if job_num is not None else ""
-    print(f"{position}{progress.describe(plain)} …", end=" ", flush=True)
+    parallel = parallel_jobs(hydra_cfg.launcher, hydra_cfg.sweeper, progress.total(sweep_dir)) if multirun else 1
+    heading = (progress.position(sweep_dir, job_num) if job_num is not None else "") + progress.describe(plain)
+    if parallel == 1:  # in parallel, lines would interleave: each run prints one whole line when it ends
+        print(f"{heading} …", end=" ", flush=True)
     started = time.perf_counter()
     try:
-        result = obtain_result(plain, run_dir, sweep_dir, results_dir)
+        result = obtain_result(plain, run_dir, sweep_dir, results_dir, parallel)
     except KeyboardInterrupt:
         print(f"\nharness: interrupted. Finished runs are kept in {results_dir}; run the same command again "
               "to resume (finished cells are reused, not retrained).", file=sys.stderr)
         raise SystemExit(130) from None
-    print(progress.outcome(result, time.perf_counter() - started, sweep_dir, job_num), flush=True)
+    outcome = progress.outcome(result, time.perf_counter() - started, sweep_dir, job_num if parallel == 1 else None)
+    print(outcome if parallel == 1 else f"{heading} … {outcome}", flush=True)
     if not multirun:
         print(f"result: {run_dir / RESULT_FILE}")
         if result["status"] == "failed":
             raise SystemExit(1)
 
 
-def obtain_result(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, results_dir: Path) -> dict[str, Any]:
+def obtain_result(
+    cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, results_dir: Path, parallel: int = 1
+) -> dict[str, Any]:
     """The cell's result: reused from the results store if it finished ``ok`` before (unless
     ``rerun=true``), else skipped (a GPU cell without a GPU) or trained now. Writes it to the run's
     folder, and an ``ok`` result to the store too."""
@@ -93,21 +98,46 @@ def obtain_result(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, results_d
         result = {**base_record(cfg), "status": "skipped", "reason": "no GPU visible", "epochs_run": 0}
         write_json_atomic(run_dir / RESULT_FILE, result)
         return result
-    result = launch_run(cfg, run_dir, sweep_dir)
+    result = launch_run(cfg, run_dir, sweep_dir, parallel)
     if result["status"] == "ok":
         store_result(results_dir, result)
     return result
 
 
-def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path) -> dict[str, Any]:
-    """Train ``cfg`` in a fresh process; return its result, recorded as ``failed`` if it crashed."""
+def parallel_jobs(launcher: Any, sweeper: Any, total: int | None) -> int:
+    """How many cells the Hydra launcher runs at once on this machine (1: Hydra's basic launcher).
+
+    joblib: ``n_jobs`` (negative counts back from the number of cores, as joblib does);
+    submitit's local executor: a whole sweeper batch (``hydra.sweeper.max_batch_size``) at once.
+    A Slurm job has its own allocation, so it counts as 1.
+    """
+    target = str(launcher.get("_target_", ""))
+    cores = os.cpu_count() or 1
+    if "JoblibLauncher" in target:
+        n_jobs = launcher.get("n_jobs") or 1
+        return max(1, n_jobs if n_jobs > 0 else cores + 1 + n_jobs)
+    if "LocalLauncher" in target and "submitit" in target:
+        batch = sweeper.get("max_batch_size") or total or 1
+        return max(1, min(batch, total or batch))
+    return 1
+
+
+def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: int = 1) -> dict[str, Any]:
+    """Train ``cfg`` in a fresh process; return its result, recorded as ``failed`` if it crashed.
+
+    With ``parallel`` runs at once and ``threads=0``, each run gets ``cores // parallel`` threads so
+    that parallel runs don't oversubscribe the cores.
+    """
     run_dir.mkdir(parents=True, exist_ok=True)
     result_path = run_dir / RESULT_FILE
     result_path.unlink(missing_ok=True)
+    threads = cfg["threads"] or (max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0)
     spec = {
         "config": cfg,
         "cache_dir": str(Path(cfg["cache_dir"]).expanduser() if cfg["cache_dir"] else default_cache_dir()),
         "tracking": tracking_mode.resolve(cfg["tracking"], sweep_dir),
+        "threads": threads,
+        "parallel_jobs": parallel,
     }
     write_json_atomic(run_dir / SPEC_FILE, spec)
 

@@ -21,15 +21,15 @@ from harness import hardware
 from harness.results import RESULT_FILE, SPEC_FILE, base_record, write_json_atomic
 
 
-def configure_backend(cfg: dict[str, Any]) -> None:
-    """Thread limits, set before the backend runs its first op (TensorFlow only)."""
+def configure_backend(threads: int) -> None:
+    """Thread limits (0: the backend's default), set before the backend runs its first op (TensorFlow)."""
     import keras
 
-    if keras.backend.backend() == "tensorflow" and cfg["threads"]:
+    if keras.backend.backend() == "tensorflow" and threads:
         import tensorflow as tf
 
-        tf.config.threading.set_intra_op_parallelism_threads(cfg["threads"])
-        tf.config.threading.set_inter_op_parallelism_threads(min(cfg["threads"], 2))
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
 
 
 def backend_gpus() -> list[str]:
@@ -52,12 +52,13 @@ def backend_gpus() -> list[str]:
     return []
 
 
-def environment(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Versions and hardware that shape the run's numbers."""
+def environment(cfg: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    """Versions, hardware and run conditions (threads, parallel runs) that shape the run's numbers."""
     import keras
 
     env = {**hardware.host_environment(), "keras": keras.__version__, "backend": keras.backend.backend(),
-           "jit_compile": cfg["jit_compile"], "threads": cfg["threads"], "gpu_names": hardware.gpu_names()}
+           "jit_compile": cfg["jit_compile"], "threads": spec["threads"], "parallel_jobs": spec["parallel_jobs"],
+           "gpu_names": hardware.gpu_names()}
     if env["backend"] == "tensorflow":
         import tensorflow as tf
 
@@ -137,8 +138,8 @@ def run(run_dir: Path) -> dict[str, Any]:
     try:
         import keras
 
-        configure_backend(cfg)
-        result["environment"] = environment(cfg)
+        configure_backend(spec["threads"])
+        result["environment"] = environment(cfg, spec)
         gpus = backend_gpus()
         if cfg["device"]["name"] == "gpu" and not gpus:
             result.update(status="skipped", reason=f"no GPU visible to the {keras.backend.backend()} backend",

@@ -1,0 +1,38 @@
+"""Other Hydra launchers run the same code path: submitit's local executor (the code path of Slurm) and
+joblib. Parallel runs get cores // jobs threads each and say so in their results."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from tests.conftest import FAST, results_under, run_harness
+
+
+def test_submitit_local_runs_a_four_cell_sweep_two_at_a_time(tmp_path):
+    done = run_harness(["-m", *FAST, "hydra/launcher=submitit_local", "hydra.sweeper.max_batch_size=2",
+                        "optimizer=adam,sgd", "transfer=on,off"], cwd=tmp_path, timeout=400)
+    assert done.returncode == 0, done.stderr
+    results = results_under(tmp_path / "multirun")
+    assert sorted((r["optimizer"], r["transfer"]) for r in results) == [
+        ("adam", "off"), ("adam", "on"), ("sgd", "off"), ("sgd", "on")]
+    assert all(r["status"] == "ok" and r["epochs_run"] == 2 for r in results)
+    cores = os.cpu_count() or 1
+    assert all(r["environment"]["parallel_jobs"] == 2 for r in results)
+    assert all(r["environment"]["threads"] == max(1, cores // 2) for r in results)
+    report = Path(done.stdout.splitlines()[-1].removeprefix("report: "))
+    runs = pd.read_csv(report.with_name("runs.csv"))
+    assert len(runs) == 4 and set(runs["parallel_jobs"]) == {2}
+    assert sorted(runs["test_accuracy"]) == sorted(r["test_accuracy"] for r in results)
+
+
+def test_joblib_launcher_preset_runs_cells_in_parallel(tmp_path):
+    done = run_harness(["-m", *FAST, "hydra/launcher=parallel", "optimizer=adam,sgd"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = results_under(tmp_path / "multirun")
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    assert {r["environment"]["parallel_jobs"] for r in results} == {2}
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert len(lines) == 2 and all(" … ok " in line for line in lines)  # whole lines, not interleaved halves
