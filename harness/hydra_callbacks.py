@@ -63,8 +63,14 @@ class SweepCallbacks(Callback):
         from harness.report import comet_summary, write_report
 
         sweep_dir = Path(config.hydra.sweep.dir)
-        index = write_report(sweep_dir, Path(config.reports_dir) / str(config.sweep_name))
         results, problems = collect_results(sweep_dir)
+        try:
+            index = write_report(sweep_dir, Path(config.reports_dir) / str(config.sweep_name))
+        except Exception as err:  # Hydra would only warn; the runs are safe, say how to retry the report
+            print(progress.summary(results, problems))
+            print(f"harness: error: the report failed ({type(err).__name__}: {err}); the results are kept: "
+                  f"rebuild it with `python -m harness.report {sweep_dir}`", file=sys.stderr)
+            raise SystemExit(1) from None
         print(progress.summary(results, problems))
         comet = comet_summary(results)
         if comet:

@@ -1,32 +1,44 @@
-"""The comparison report of a sweep: result files in, ``runs.csv``, ``report.md`` and ``index.html`` out.
+"""The comparison report of a sweep: result files in; ``runs.csv``, ``cells.csv``, ``report.md``,
+``index.html`` (self-contained: figures inlined) and ``figures/*.png`` out.
 
 ``python -m harness.report SWEEP_DIR [--out DIR]`` rebuilds it from the stored results alone, without
-training; a multirun calls the same ``write_report`` when it ends. Reads result files only: it never
-imports the training code.
+training, byte for byte (nothing in it depends on the time or on how the folder was named on the
+command line); a multirun calls the same ``write_report`` when it ends. It reads result files only:
+it never imports the training code. The numbers come from ``harness.stats``, the sentences from
+``harness.verdicts``, the plots from ``harness.figures``.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import html
+import os
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from harness import stats
-from harness.results import collect_results, results_frame
+from harness import figures, stats
+from harness.results import collect_results, history_frame, results_frame
 from harness.schema import FACTORS
+from harness.verdicts import format_effect, verdicts
 
-RUN_TABLE_COLUMNS = (*FACTORS, "seed", "status", "reason", "epochs_run", "train_seconds",
-                     "time_to_target_seconds", "best_val_accuracy", "test_accuracy")
+RUN_TABLE_COLUMNS = (*FACTORS, "seed", "status", "reason", "epochs_run", "early_stopped", "train_seconds",
+                     "first_epoch_seconds", "median_epoch_seconds", "time_to_target_seconds", "epochs_to_target",
+                     "best_val_accuracy", "test_accuracy", "reused")
 
 
+@dataclass
 class Section:
-    """A titled part of the report: a paragraph of text and an optional table."""
+    """A titled part of the report: text, bullet items, a table and a figure, each optional."""
 
-    def __init__(self, title: str, text: str = "", table: pd.DataFrame | None = None) -> None:
-        self.title, self.text, self.table = title, text, table
+    title: str
+    text: str = ""
+    items: list[str] = field(default_factory=list)
+    table: pd.DataFrame | None = None
+    figure: Path | None = None
 
 
 def _fmt(value: object) -> str:
@@ -43,6 +55,184 @@ def markdown_table(table: pd.DataFrame) -> str:
     rule = "|" + "---|" * len(table.columns)
     rows = ["| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join([head, rule, *rows])
+
+
+def _unique(runs: pd.DataFrame, column: str) -> list[str]:
+    """The distinct values of ``column``, as text (whole floats without ``.0``: pandas turns ints with
+    gaps into floats)."""
+    values = {int(v) if isinstance(v, float) and v.is_integer() else v for v in runs[column].dropna()}
+    return sorted({str(v) for v in values if str(v) != ""})
+
+
+def setup_section(runs: pd.DataFrame, sweep_label: str) -> Section:
+    """Hardware, versions, grid, repeats, conditions and warnings about mixed hardware or parallel runs."""
+    levels = stats.grid(runs)
+    ran = runs[runs["status"].isin(["ok", "failed", "interrupted"])]
+    repeats = runs[runs["status"] == "ok"].groupby(list(FACTORS)).size()
+    facts = [
+        f"Sweep: `{sweep_label}`, {len(runs)} runs.",
+        "Grid: " + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in levels.items()) + ".",
+        (f"Repeats per cell (ok runs): {repeats.min()}" + (f"–{repeats.max()}." if repeats.max() > repeats.min()
+                                                              else ".")) if len(repeats) else "No ok runs.",
+        f"CPU: {', '.join(_unique(ran, 'cpu_model')) or 'unknown'} ({', '.join(_unique(ran, 'cpu_count'))} cores); "
+        f"GPU: {', '.join(_unique(ran, 'gpu_names')) or 'none'}; hosts: {', '.join(_unique(ran, 'hostname'))}.",
+        f"Python {', '.join(_unique(ran, 'python'))}, Keras {', '.join(_unique(ran, 'keras'))} "
+        f"(backend {', '.join(_unique(ran, 'backend'))}), TensorFlow {', '.join(_unique(ran, 'tensorflow')) or '-'}.",
+        f"XLA (jit_compile): {', '.join(_unique(ran, 'jit_compile'))}; threads per run: "
+        f"{', '.join(_unique(ran, 'threads'))} (0 = TensorFlow's default).",
+    ]
+    items = []
+    parallel = pd.to_numeric(ran["parallel_jobs"], errors="coerce")
+    if (parallel > 1).any():
+        items.append(f"Warning: {int((parallel > 1).sum())} runs ran in parallel (up to {int(parallel.max())} at "
+                     "once): their timings are not comparable to sequential ones.")
+    machines = ran[["hostname", "cpu_model", "gpu_names"]].fillna("").drop_duplicates()
+    if len(machines) > 1:
+        items.append(f"Warning: runs come from {len(machines)} different machines; compare timings within one.")
+    if len(repeats) and repeats.max() == 1:
+        items.append("One repeat per cell: a cell's spread is unknown (repeat with seed=0,1,2); effect CIs below "
+                     "are over pairs of cells across the other factors.")
+    reused = runs["reused"].fillna(False).astype(bool).sum()
+    if reused:
+        items.append(f"{reused} results were reused from earlier sweeps (resume); rerun=true retrains them.")
+    return Section("Setup", " ".join(facts), items, stats.status_counts(runs))
+
+
+def effects_section(runs: pd.DataFrame, effects: pd.DataFrame) -> Section:
+    """Each factor's effects (``stats.effects_table``) with CIs, and the largest two-factor interactions."""
+    shown = pd.DataFrame({
+        "factor": effects["factor"], "comparison": effects["level"] + " vs " + effects["baseline"],
+        "metric": effects["metric"],
+        "effect (95% CI)": [format_effect(stats.Effect(**row)) for row in
+                            effects.drop(columns="distinguishable").to_dict("records")],
+        "beyond noise": effects["distinguishable"].map({True: "yes", False: "no"}),
+    })
+    items = []
+    for row in stats.interactions(runs).itertuples():
+        ratios = ", ".join(f"×{ratio:.2f} with {row.across}={level}" for level, ratio in row.ratios.items())
+        items.append(f"{row.factor} {row.level} vs {row.baseline}, train seconds: {ratios} "
+                     f"(spread ×{row.spread:.2f}).")
+    text = ("Ratios are level / baseline of paired runs (same other factors and seed; below 1 = faster); "
+            "accuracy effects are differences. Largest two-factor interactions (how one factor's effect on "
+            "train seconds changes with another):") if items else "Ratios are level / baseline of paired runs."
+    return Section("Factor effects", text, items, shown)
+
+
+def cost_section(runs: pd.DataFrame) -> Section:
+    """DAWNBench-style cost to target per cell, from each device's price per hour."""
+    priced = runs.assign(cost_to_target_usd=stats.cost_to_target(runs))
+    ok = priced[priced["status"] == "ok"]
+    table = (ok.groupby(list(FACTORS), as_index=False)
+             .agg(price_per_hour=("price_per_hour", "first"), median_time_to_target_seconds=(
+                 "time_to_target_seconds", "median"), median_cost_to_target_usd=("cost_to_target_usd", "median")))
+    unpriced = sorted(set(ok.loc[ok["price_per_hour"].isna(), "device"]))
+    text = ("Cost to reach the target accuracy = time to target × the device's price per hour "
+            "(device.price_per_hour; the GPU default is $0.35/h, a cloud GPU at $300 for 850 hours).")
+    if unpriced:
+        text += f" No price set for: {', '.join(unpriced)} (e.g. device.price_per_hour=0.05)."
+    return Section("Cost to target", text, table=table if len(table) else None)
+
+
+def rerun_command(row: pd.Series) -> str:
+    return "python -m harness " + " ".join(f"{f}={row[f]}" for f in FACTORS) + f" seed={row['seed']}"
+
+
+def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, problems: list[str],
+                   comet: str | None, figure_dir: Path) -> list[Section]:
+    """The report's content, independent of its format; figures are written into ``figure_dir``."""
+    cells = stats.cell_table(runs)
+    effects = stats.effects_table(runs)
+    sections = [setup_section(runs, sweep_label)]
+    if problems:
+        sections.append(Section("Unreadable result files", "These files were skipped:", problems))
+    sections.append(Section("Verdicts on the article's claims", "", verdicts(runs)))
+    sections.append(effects_section(runs, effects))
+    plots = [
+        ("Learning curves", figures.learning_curves(history, figure_dir / "learning_curves.png")),
+        ("Accuracy against training time", figures.pareto(runs, stats.pareto_front(runs), figure_dir / "pareto.png")),
+        ("Effects with confidence intervals", figures.effect_bars(effects, figure_dir / "effects.png")),
+        ("Time to target", figures.time_to_target_heatmap(cells, figure_dir / "time_to_target.png")),
+    ]
+    sections += [Section(title, figure=path) for title, path in plots if path is not None]
+    sections.append(cost_section(runs))
+    sections.append(Section("Per cell", "Median over repeats with its 95% bootstrap CI (low, high); empty CI: "
+                            "one repeat, no spread known. Times in seconds.", table=cells))
+    bad = runs[runs["status"] != "ok"].assign(_order=lambda d: d["status"].map(stats.STATUS_ORDER))
+    if len(bad):
+        bad = bad.sort_values(["_order", *FACTORS, "seed"])
+        table = bad[[*FACTORS, "seed", "status", "reason"]].assign(
+            rerun=[rerun_command(row) for _, row in bad.iterrows()])
+        sections.append(Section("Failed and skipped runs", "Failures first, with their reasons and how to re-run "
+                                "one; re-running the sweep command retries every failed cell.", table=table))
+    if comet:
+        sections.append(Section("Comet", comet))
+    order = runs["status"].map(stats.STATUS_ORDER)
+    per_run = runs.assign(_order=order).sort_values(["_order", *FACTORS, "seed"])[list(RUN_TABLE_COLUMNS)]
+    sections.append(Section("Every run", "", table=per_run))
+    sections.append(Section("Re-run", f"Rebuild this report: `python -m harness.report {sweep_label}`. Re-running "
+                            "the sweep command reuses finished cells; `rerun=true` retrains them."))
+    return sections
+
+
+def render_markdown(title: str, sections: list[Section], out_dir: Path) -> str:
+    parts = [f"# {title}"]
+    for section in sections:
+        parts.append(f"## {section.title}")
+        if section.text:
+            parts.append(section.text)
+        if section.items:
+            parts.append("\n".join(f"- {item}" for item in section.items))
+        if section.figure is not None:
+            parts.append(f"![{section.title}]({section.figure.relative_to(out_dir).as_posix()})")
+        if section.table is not None:
+            parts.append(markdown_table(section.table))
+    return "\n\n".join(parts) + "\n"
+
+
+SORT_SCRIPT = """
+document.querySelectorAll('table.sortable th').forEach(function (th, column) {
+  th.style.cursor = 'pointer'; th.title = 'sort';
+  th.addEventListener('click', function () {
+    var table = th.closest('table'), body = table.tBodies[0], rows = Array.from(body.rows);
+    var up = th.dataset.order !== 'up'; th.dataset.order = up ? 'up' : 'down';
+    rows.sort(function (a, b) {
+      var x = a.cells[column].innerText, y = b.cells[column].innerText, nx = parseFloat(x), ny = parseFloat(y);
+      var c = (!isNaN(nx) && !isNaN(ny)) ? nx - ny : x.localeCompare(y);
+      return up ? c : -c;
+    });
+    rows.forEach(function (row) { body.appendChild(row); });
+  });
+});
+window.addEventListener('load', function () {
+  var images = Array.from(document.images);
+  var loaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  document.body.setAttribute('data-images-loaded', loaded + '/' + images.length);
+});
+"""
+STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+         "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}td,th{padding:3px 8px;"
+         "border-bottom:1px solid #ddd;text-align:left}th{background:#f4f4f4}img{max-width:100%}"
+         "li{margin:0.3em 0}code{background:#f4f4f4;padding:0 3px}")
+
+
+def render_html(title: str, sections: list[Section]) -> str:
+    """A self-contained page: figures inlined as data URIs, tables sortable by a click on a header."""
+    body = []
+    for section in sections:
+        body.append(f"<h2>{html.escape(section.title)}</h2>")
+        if section.text:
+            body.append(f"<p>{html.escape(section.text)}</p>")
+        if section.items:
+            body.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in section.items) + "</ul>")
+        if section.figure is not None:
+            data = base64.b64encode(section.figure.read_bytes()).decode()
+            body.append(f"<img alt='{html.escape(section.title)}' src='data:image/png;base64,{data}'>")
+        if section.table is not None:
+            body.append(section.table.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.3g}",
+                                              classes="sortable", border=0))
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}"
+            f"<script>{SORT_SCRIPT}</script></body></html>\n")
 
 
 def comet_summary(results: list[dict]) -> str | None:
@@ -65,75 +255,42 @@ def comet_summary(results: list[dict]) -> str | None:
     return ". ".join(parts)
 
 
-def build_sections(runs: pd.DataFrame, sweep_dir: Path, problems: list[str], comet: str | None = None) -> list[Section]:
-    """The report's content, independent of its format."""
-    levels = stats.grid(runs)
-    grid_text = "; ".join(f"{factor}: {', '.join(map(str, values))}" for factor, values in levels.items())
-    sections = [
-        Section("Setup", f"Sweep folder: `{sweep_dir}`. {len(runs)} runs. Grid: {grid_text}."),
-        Section("Runs by status", "Failed runs first, with their reasons.", stats.status_counts(runs)),
-    ]
-    if problems:
-        sections.append(Section("Unreadable result files", "; ".join(problems)))
-    if comet:
-        sections.append(Section("Comet", comet))
-    for factor in FACTORS:
-        sections.append(Section(f"By {factor}", "Medians over the ok runs; times in seconds.",
-                                stats.factor_summary(runs, factor)))
-    order = runs["status"].map({"failed": 0, "interrupted": 1, "skipped": 2, "ok": 3})
-    per_run = runs.assign(_order=order).sort_values(["_order", *FACTORS, "seed"])[list(RUN_TABLE_COLUMNS)]
-    sections.append(Section("Every run", "", per_run))
-    sections.append(Section(
-        "Re-run", f"Rebuild this report: `python -m harness.report {sweep_dir}`. Re-run a cell with the "
-        "overrides in its folder's `.hydra/overrides.yaml`: `python -m harness <overrides>`."))
-    return sections
-
-
-def render_markdown(title: str, sections: list[Section]) -> str:
-    parts = [f"# {title}"]
-    for section in sections:
-        parts.append(f"## {section.title}")
-        if section.text:
-            parts.append(section.text)
-        if section.table is not None:
-            parts.append(markdown_table(section.table))
-    return "\n\n".join(parts) + "\n"
-
-
-def render_html(title: str, sections: list[Section]) -> str:
-    body = []
-    for section in sections:
-        body.append(f"<h2>{html.escape(section.title)}</h2>")
-        if section.text:
-            body.append(f"<p>{html.escape(section.text)}</p>")
-        if section.table is not None:
-            body.append(section.table.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.3g}",
-                                              classes="runs", border=0))
-    style = ("body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-             "table{border-collapse:collapse;font-size:0.9em}td,th{padding:3px 8px;border-bottom:1px solid #ddd}"
-             "th{text-align:left;background:#f4f4f4}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}</body></html>\n")
+def sweep_label(sweep_dir: Path) -> str:
+    """How the report names the sweep folder: relative to the working directory where possible, so that
+    the report reads the same whichever way the folder was given."""
+    resolved = Path(sweep_dir).resolve()
+    try:
+        return os.path.relpath(resolved)
+    except ValueError:
+        return str(resolved)
 
 
 def write_report(sweep_dir: Path, out_dir: Path | None = None, reports_root: Path = Path("reports")) -> Path:
-    """Write ``runs.csv``, ``report.md`` and ``index.html`` for the sweep in ``sweep_dir``.
+    """Write the report of the sweep in ``sweep_dir``; returns the path of ``index.html``.
 
-    ``out_dir`` defaults to ``reports_root/<sweep name>``. Returns the path of ``index.html``.
-    Raises ``FileNotFoundError`` if the folder holds no result files.
+    ``out_dir`` defaults to ``reports_root/<sweep name>``. Raises ``FileNotFoundError`` if the folder
+    holds no result files.
     """
     sweep_dir = Path(sweep_dir)
     results, problems = collect_results(sweep_dir)
     if not results:
         raise FileNotFoundError(f"no result.json files under {sweep_dir}")
-    runs = results_frame(results)
-    name = str(runs["sweep_name"].dropna().iloc[0]) if runs["sweep_name"].notna().any() else sweep_dir.name
+    names = sorted({str(r["sweep_name"]) for r in results if r.get("sweep_name")})
+    name = names[-1] if names else sweep_dir.name
     out_dir = Path(out_dir) if out_dir is not None else Path(reports_root) / name
+    return render_report(results, problems, sweep_label(sweep_dir), name, out_dir)
+
+
+def render_report(results: list[dict], problems: list[str], label: str, name: str, out_dir: Path) -> Path:
+    """Write every report file for ``results`` (result records) into ``out_dir``; returns ``index.html``."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    runs = results_frame(results)
     runs.to_csv(out_dir / "runs.csv", index=False)
-    sections = build_sections(runs, sweep_dir, problems, comet_summary(results))
+    stats.cell_table(runs).to_csv(out_dir / "cells.csv", index=False)
+    sections = build_sections(runs, history_frame(results), label, problems, comet_summary(results),
+                              out_dir / "figures")
     title = f"harness report: {name}"
-    (out_dir / "report.md").write_text(render_markdown(title, sections))
+    (out_dir / "report.md").write_text(render_markdown(title, sections, out_dir))
     index = out_dir / "index.html"
     index.write_text(render_html(title, sections))
     return index
@@ -152,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as err:
         print(f"harness.report: error: {err}", file=sys.stderr)
         return 2
-    print(f"report: {index}")
+    print(f"report: {index.resolve()}")
     return 0
 
 

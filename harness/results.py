@@ -45,6 +45,25 @@ ENVIRONMENT_COLUMNS = (
 """Facts from a result's ``environment`` that become columns too (conditions that shape timings)."""
 
 
+def history_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per epoch of every ok run: ``run_key``, the factors, ``seed``, ``epoch``,
+    ``elapsed_train_seconds`` (training seconds so far, the x axis of learning curves) and the epoch's
+    ``val_accuracy``."""
+    import pandas as pd
+
+    rows = []
+    for result in results:
+        if result.get("status") != "ok":
+            continue
+        identity = {"run_key": result["run_key"], **{f: result.get(f) for f in FACTORS}, "seed": result.get("seed")}
+        elapsed = 0.0
+        for epoch, record in enumerate(result.get("history") or [], start=1):
+            elapsed += record.get("train_seconds", 0.0)
+            rows.append({**identity, "epoch": epoch, "elapsed_train_seconds": elapsed,
+                         "val_accuracy": record.get("val_accuracy")})
+    return pd.DataFrame(rows, columns=["run_key", *FACTORS, "seed", "epoch", "elapsed_train_seconds", "val_accuracy"])
+
+
 def run_key(cfg: dict[str, Any]) -> str:
     """A short, stable hash of what determines a run's result: its config minus non-semantic keys."""
     semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS}
@@ -117,15 +136,16 @@ def collect_results(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run: the columns of ``COLUMNS`` then ``ENVIRONMENT_COLUMNS`` (other nested fields left out)."""
+    """One row per run: ``COLUMNS``, the device's ``price_per_hour``, then ``ENVIRONMENT_COLUMNS``."""
     import pandas as pd  # here, not at the top: the training process writes results without pandas
 
     rows = []
     for result in results:
         row = {col: result.get(col) for col in COLUMNS}
+        row["price_per_hour"] = ((result.get("config") or {}).get("device") or {}).get("price_per_hour")
         environment = result.get("environment") or {}
         for col in ENVIRONMENT_COLUMNS:
             value = environment.get(col)
             row[col] = ", ".join(value) if isinstance(value, list) else value
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*COLUMNS, *ENVIRONMENT_COLUMNS])
+    return pd.DataFrame(rows, columns=[*COLUMNS, "price_per_hour", *ENVIRONMENT_COLUMNS])

@@ -180,7 +180,7 @@ class Config:
     model: Any = MISSING
     tracking: Any = MISSING
 
-    epochs: int = 20
+    epochs: int = 50
     batch_size: int = 32
     seed: int = 0
     target_accuracy: float = 0.9

@@ -122,23 +122,28 @@ def parallel_jobs(launcher: Any, sweeper: Any, total: int | None) -> int:
     return 1
 
 
+def run_spec(cfg: dict[str, Any], sweep_dir: Path, parallel: int = 1) -> dict[str, Any]:
+    """What the run process is asked to do (``run_spec.json``): the config plus what the sweep decided
+    for it: the pretrained-weights cache, Comet's mode, threads and how many runs share the machine."""
+    return {
+        "config": cfg,
+        "cache_dir": str(Path(cfg["cache_dir"]).expanduser() if cfg["cache_dir"] else default_cache_dir()),
+        "tracking": tracking_mode.resolve(cfg["tracking"], sweep_dir),
+        "threads": cfg["threads"] or (max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0),
+        "parallel_jobs": parallel,
+    }
+
+
 def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: int = 1) -> dict[str, Any]:
     """Train ``cfg`` in a fresh process; return its result, recorded as ``failed`` if it crashed.
 
     With ``parallel`` runs at once and ``threads=0``, each run gets ``cores // parallel`` threads so
-    that parallel runs don't oversubscribe the cores.
+    that parallel runs don't oversubscribe the cores (``run_spec``).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     result_path = run_dir / RESULT_FILE
     result_path.unlink(missing_ok=True)
-    threads = cfg["threads"] or (max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0)
-    spec = {
-        "config": cfg,
-        "cache_dir": str(Path(cfg["cache_dir"]).expanduser() if cfg["cache_dir"] else default_cache_dir()),
-        "tracking": tracking_mode.resolve(cfg["tracking"], sweep_dir),
-        "threads": threads,
-        "parallel_jobs": parallel,
-    }
+    spec = run_spec(cfg, sweep_dir, parallel)
     write_json_atomic(run_dir / SPEC_FILE, spec)
 
     env = dict(os.environ)

@@ -89,8 +89,9 @@ def test_raising_and_nan_cells_fail_alone_and_the_sweep_says_so(tmp_path, digits
         assert results[("corrupt.npz", lr)]["reason"].startswith(f"ValueError: {corrupt}: not a readable .npz file")
     assert "report: " in done.stdout.splitlines()[-1]
     markdown = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
-    status_table = markdown.split("## Runs by status")[1]
+    status_table = markdown.split("## Setup")[1].split("##")[0]
     assert status_table.index("| failed |") < status_table.index("| ok |")  # failures first
+    assert "| failed | nan loss | 1 |" in status_table
 
 
 def test_hydra_process_never_imports_tensorflow():

@@ -8,16 +8,16 @@ from pathlib import Path
 import numpy as np
 
 from harness.results import RESULT_FILE, SPEC_FILE, write_json_atomic
+from harness.sweep import run_spec
 from tests.conftest import compose_config
 
 
 def run_in_process(tmp_path: Path, overrides: list[str]) -> dict:
     from harness import train
 
-    cfg = compose_config(["tracking=disabled", *overrides])
+    cfg = compose_config(["tracking=disabled", f"cache_dir={tmp_path / 'cache'}", *overrides])
     run_dir = tmp_path / "run"
-    write_json_atomic(run_dir / SPEC_FILE, {"config": cfg, "cache_dir": str(tmp_path / "cache"),
-                                            "tracking": {"mode": "disabled"}})
+    write_json_atomic(run_dir / SPEC_FILE, run_spec(cfg, run_dir))
     train.run(run_dir)
     return json.loads((run_dir / RESULT_FILE).read_text())
 

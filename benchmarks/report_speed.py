@@ -1,0 +1,38 @@
+"""Benchmark (not a test): how long the report takes for 1,000 and 10,000 runs.
+
+    python benchmarks/report_speed.py [N ...]
+
+Builds synthetic result records (``harness.synthetic``, shaped like real result files) and times
+``harness.report.render_report`` on them: the tables, statistics (bootstrap CIs), figures and files.
+Target: 1,000 runs in under 10 s on 2 cores. The README quotes the numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness.report import render_report
+from harness.synthetic import synthetic_results
+
+
+def time_report(n_runs: int) -> float:
+    results = synthetic_results(n_runs)
+    with tempfile.TemporaryDirectory() as folder:
+        started = time.perf_counter()
+        render_report(results, [], "synthetic", f"synthetic {n_runs}", Path(folder))
+        return time.perf_counter() - started
+
+
+def main(sizes: list[int]) -> None:
+    print(f"report generation on {os.cpu_count()} cores")
+    time_report(48)  # warm-up: imports, font cache
+    for n_runs in sizes:
+        print(f"{n_runs:>6} runs: {time_report(n_runs):6.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [1000, 10000])

@@ -1,0 +1,109 @@
+"""The report's figures, drawn with seaborn. Each function takes tidy tables and a path, writes one PNG
+and returns its path, or ``None`` when the sweep holds nothing to draw. Axes carry units."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+MAX_CURVES = 600
+"""Above this many runs the learning curves show each optimizer's median curve, not every run."""
+
+
+def _save(figure: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100, bbox_inches="tight", metadata={"Software": None})  # no version: reproducible
+    plt.close(figure)
+    return path
+
+
+def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
+    """Validation accuracy against training seconds, one line per optimizer (one per run, or the median
+    curve of each optimizer when there are many runs), faceted by transfer (columns) and early
+    stopping (rows). Needs ``history_frame`` columns."""
+    if history.empty:
+        return None
+    sns.set_theme(style="whitegrid")
+    many = history["run_key"].nunique() > MAX_CURVES
+    if many:  # the median over runs at each epoch, drawn at the median elapsed time
+        history = (history.groupby(["optimizer", "transfer", "early_stopping", "epoch"], as_index=False)
+                   [["elapsed_train_seconds", "val_accuracy"]].median().assign(run_key=lambda d: d["optimizer"]))
+    grid = sns.relplot(data=history, x="elapsed_train_seconds", y="val_accuracy", hue="optimizer", units="run_key",
+                       estimator=None, kind="line", col="transfer", row="early_stopping", height=3.2, aspect=1.3,
+                       linewidth=1, alpha=0.8, facet_kws={"margin_titles": True})
+    grid.set_axis_labels("training time (s)", "validation accuracy")
+    grid.figure.suptitle("Validation accuracy over training time" + (" (median per optimizer)" if many else ""),
+                         y=1.02)
+    return _save(grid.figure, path)
+
+
+def pareto(runs: pd.DataFrame, front: pd.Series, path: Path) -> Path | None:
+    """Test accuracy against train seconds for every ok run, the Pareto front drawn as a step line.
+    Needs ``status``, ``train_seconds``, ``test_accuracy``, ``optimizer``, ``transfer``; ``front`` is
+    ``stats.pareto_front(runs)``."""
+    ok = runs[(runs["status"] == "ok") & runs["train_seconds"].notna()]
+    if ok.empty:
+        return None
+    sns.set_theme(style="whitegrid")
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    sns.scatterplot(data=ok, x="train_seconds", y="test_accuracy", hue="optimizer", style="transfer", ax=ax, s=40)
+    edge = runs[front].sort_values("train_seconds")
+    ax.step(edge["train_seconds"], edge["test_accuracy"], where="post", color="black", linewidth=1,
+            label="Pareto front")
+    ax.set(xlabel="train seconds (s)", ylabel="test accuracy", title="Accuracy against training time, every run")
+    ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
+    return _save(figure, path)
+
+
+def effect_bars(effects: pd.DataFrame, path: Path) -> Path | None:
+    """Each factor's ratio of train seconds and of time to target (level / baseline) with 95% CIs;
+    1 = no change. Needs ``stats.effects_table`` columns."""
+    ratios = effects[(effects["kind"] == "ratio") & effects["estimate"].notna()].copy()
+    if ratios.empty:
+        return None
+    sns.set_theme(style="whitegrid")
+    ratios["comparison"] = ratios["factor"] + ": " + ratios["level"] + " vs " + ratios["baseline"]
+    metrics = list(dict.fromkeys(ratios["metric"]))
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 0.45 * ratios["comparison"].nunique()
+                                                                    + 1.8), squeeze=False, sharey=True)
+    order = list(dict.fromkeys(ratios["comparison"]))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        part = ratios[ratios["metric"] == metric].set_index("comparison").reindex(order)
+        y = np.arange(len(order))
+        low = (part["estimate"] - part["low"]).clip(lower=0).fillna(0)
+        high = (part["high"] - part["estimate"]).clip(lower=0).fillna(0)
+        ax.barh(y, part["estimate"], xerr=[low, high], color=sns.color_palette()[0], alpha=0.8, capsize=3)
+        ax.axvline(1.0, color="black", linewidth=1)
+        ax.set_yticks(y, order)
+        ax.set(xlabel=f"{metric.replace('_', ' ')} ratio (level / baseline; <1 is faster)",
+               title=metric.replace("_", " "))
+    figure.suptitle("Factor effects, paired by the other factors and seed (95% bootstrap CI)", y=1.02)
+    return _save(figure, path)
+
+
+def time_to_target_heatmap(cells: pd.DataFrame, path: Path) -> Path | None:
+    """Median time to target (s) per optimizer × (transfer, early stopping), for each device with ok
+    runs. Needs ``stats.cell_table`` columns."""
+    data = cells[cells["time_to_target_seconds"].notna()]
+    if data.empty:
+        return None
+    devices = sorted(data["device"].unique())
+    sns.set_theme(style="white")
+    figure, axes = plt.subplots(1, len(devices), figsize=(6 * len(devices), 4), squeeze=False)
+    for ax, device in zip(axes[0], devices, strict=True):
+        part = cells[cells["device"] == device].assign(
+            setting=lambda d: "transfer " + d["transfer"] + "\nES " + d["early_stopping"])
+        table = part.pivot_table(index="optimizer", columns="setting", values="time_to_target_seconds",
+                                 aggfunc="median", dropna=False)
+        sns.heatmap(table, annot=True, fmt=".2f", cmap="viridis_r", ax=ax, cbar_kws={"label": "seconds"})
+        ax.set(title=f"Median time to target (s), {device}; blank: never reached", xlabel="", ylabel="optimizer")
+    return _save(figure, path)
+

@@ -1,0 +1,108 @@
+"""One sentence per claim of the article, from the measured effects and their confidence intervals.
+
+Each function takes the runs table (one row per run; the columns ``harness.stats`` documents) and
+returns a sentence. Where an effect's 95% CI includes "no change", the sentence says the difference
+is not distinguishable from noise; with fewer than two pairs, that no spread is known.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from harness.stats import OPTIMIZER_BASELINE, Effect, paired_effect
+
+
+def format_effect(effect: Effect, digits: int = 2) -> str:
+    """``×0.62 (95% CI ×0.55 to ×0.70, 12 pairs)`` or ``+0.012 (95% CI -0.004 to +0.020, 12 pairs)``."""
+    def show(value: float) -> str:
+        return f"×{value:.{digits}f}" if effect.kind == "ratio" else f"{value:+.{digits + 1}f}"
+
+    if effect.pairs == 0 or not math.isfinite(effect.estimate):
+        return "not measured (no paired runs)"
+    if not math.isfinite(effect.low):
+        return f"{show(effect.estimate)} (1 pair: no spread is known)"
+    return f"{show(effect.estimate)} (95% CI {show(effect.low)} to {show(effect.high)}, {effect.pairs} pairs)"
+
+
+def noise_clause(effect: Effect) -> str:
+    """`` — not distinguishable from noise`` where the CI includes no change, else empty."""
+    if effect.pairs >= 2 and math.isfinite(effect.low) and not effect.distinguishable:
+        return ", not distinguishable from noise"
+    return ""
+
+
+def described(effect: Effect) -> str:
+    return format_effect(effect) + noise_clause(effect)
+
+
+def _target(runs: pd.DataFrame) -> float:
+    values = runs["target_accuracy"].dropna()
+    return float(values.median()) if len(values) else float("nan")
+
+
+def optimizer_verdict(runs: pd.DataFrame) -> str:
+    """The best optimizer by median time to target, where Adam ranks, and the best against Adam."""
+    ok = runs[runs["status"] == "ok"]
+    if ok["optimizer"].nunique() < 2:
+        return "Optimizers: not compared (fewer than two optimizers have ok runs)."
+    medians = ok.groupby("optimizer")["time_to_target_seconds"].median()
+    ranked = medians.sort_values(na_position="last")
+    reached = ranked.dropna()
+    target = _target(runs)
+    if reached.empty:
+        return f"Optimizers: none reached the target validation accuracy of {target:g}; no ranking by time to target."
+    best = str(reached.index[0])
+    order = list(map(str, ranked.index))
+    text = (f"Fastest optimizer to {target:g} validation accuracy: {best} (median {reached.iloc[0]:.2f} s "
+            f"of training)")
+    if OPTIMIZER_BASELINE in order:
+        rank = order.index(OPTIMIZER_BASELINE) + 1
+        never = " (it never reached the target)" if math.isnan(medians[OPTIMIZER_BASELINE]) else ""
+        text += f"; Adam ranks {rank} of {len(order)}{never}"
+        if best != OPTIMIZER_BASELINE:
+            effect = paired_effect(runs, "optimizer", best, OPTIMIZER_BASELINE, "time_to_target_seconds", "ratio")
+            text += f"; {best}'s time to target relative to Adam: {described(effect)}"
+    return text + "."
+
+
+def transfer_verdict(runs: pd.DataFrame) -> str:
+    """Transfer learning's effect on time to target and on test accuracy (on against off)."""
+    time = paired_effect(runs, "transfer", "on", "off", "time_to_target_seconds", "ratio")
+    accuracy = paired_effect(runs, "transfer", "on", "off", "test_accuracy", "difference")
+    if time.pairs == 0 and accuracy.pairs == 0:
+        return "Transfer learning: not measured (the sweep has no paired transfer on/off runs)."
+    return (f"Transfer learning (on vs off) multiplies time to target by {described(time)}; it changes test "
+            f"accuracy by {described(accuracy)}.")
+
+
+def early_stopping_verdict(runs: pd.DataFrame) -> str:
+    """Early stopping's effect on training time and on test accuracy (on against off)."""
+    time = paired_effect(runs, "early_stopping", "on", "off", "train_seconds", "ratio")
+    accuracy = paired_effect(runs, "early_stopping", "on", "off", "test_accuracy", "difference")
+    if time.pairs == 0:
+        return "Early stopping: not measured (the sweep has no paired early stopping on/off runs)."
+    saved = f"{(1 - time.estimate):.0%} of training time" if time.estimate <= 1 else "no training time"
+    return (f"Early stopping (on vs off) saves {saved}: train seconds {described(time)}; "
+            f"its accuracy cost: test accuracy changes by {described(accuracy)}.")
+
+
+def device_verdict(runs: pd.DataFrame) -> str:
+    """GPU against CPU on training time, or why it was not measured."""
+    gpu = runs[runs["device"] == "gpu"]
+    if not (gpu["status"] == "ok").any():
+        reasons = sorted(set(gpu["reason"].dropna()))
+        why = f"no GPU ({'; '.join(reasons)})" if reasons else "no GPU cells in this sweep"
+        return f"GPU vs CPU: not measured: {why}."
+    time = paired_effect(runs, "device", "gpu", "cpu", "train_seconds", "ratio")
+    if time.pairs == 0:
+        return "GPU vs CPU: not measured (no GPU run has a CPU twin)."
+    speedup = 1 / time.estimate if time.estimate > 0 else np.inf
+    return f"GPU vs CPU: train seconds {described(time)}, a {speedup:.1f}x speed-up."
+
+
+def verdicts(runs: pd.DataFrame) -> list[str]:
+    """The four verdicts, in the article's order: optimizer, transfer, early stopping, GPU."""
+    return [optimizer_verdict(runs), transfer_verdict(runs), early_stopping_verdict(runs), device_verdict(runs)]

@@ -1,0 +1,75 @@
+"""The report from result files: every part present, rebuilt byte for byte, rendered in a real browser."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.report import write_report
+from harness.results import write_json_atomic
+from harness.synthetic import synthetic_results
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+
+@pytest.fixture(scope="module")
+def sweep_dir(tmp_path_factory) -> Path:
+    """A sweep folder of 96 synthetic result files (the full grid, two seeds) and one failed run."""
+    folder = tmp_path_factory.mktemp("sweep")
+    results = synthetic_results(96)
+    results.append({**results[0], "run_key": "failed0", "seed": 9, "status": "failed", "reason": "nan loss",
+                    "history": [], "train_seconds": None, "test_accuracy": None})
+    for i, result in enumerate(results):
+        write_json_atomic(folder / str(i) / "result.json", result)
+    return folder
+
+
+def test_report_has_every_part(sweep_dir, tmp_path):
+    index = write_report(sweep_dir, tmp_path / "report")
+    markdown = index.with_name("report.md").read_text()
+    for heading in ("Setup", "Verdicts on the article's claims", "Factor effects", "Learning curves",
+                    "Accuracy against training time", "Effects with confidence intervals", "Time to target",
+                    "Cost to target", "Per cell", "Failed and skipped runs", "Every run", "Re-run"):
+        assert f"## {heading}" in markdown, heading
+    assert markdown.index("## Verdicts") < markdown.index("## Factor effects")
+    verdict_lines = markdown.split("## Verdicts on the article's claims")[1].split("##")[0].strip().splitlines()
+    assert [line[:20] for line in verdict_lines] == ["- Fastest optimizer ", "- Transfer learning ",
+                                                     "- Early stopping (on", "- GPU vs CPU: train "]
+    assert "Adam ranks" in verdict_lines[0] and "95% CI" in verdict_lines[1]
+    assert "| failed | nan loss | 1 |" in markdown
+    assert "python -m harness optimizer=sgd transfer=on early_stopping=on device=cpu seed=9" in markdown
+    for figure in ("learning_curves", "pareto", "effects", "time_to_target"):
+        assert (index.parent / "figures" / f"{figure}.png").stat().st_size > 5000
+    assert index.read_text().count("data:image/png;base64,") == 4
+    cells = pd.read_csv(index.with_name("cells.csv"))
+    assert len(cells) == 48 and set(cells["repeats"]) == {2}
+    assert len(pd.read_csv(index.with_name("runs.csv"))) == 97
+
+
+def test_report_rebuilds_identically(sweep_dir, tmp_path):
+    first = write_report(sweep_dir, tmp_path / "a").parent
+    second = write_report(sweep_dir, tmp_path / "b").parent
+    files = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert len(files) >= 8
+    for name in files:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here: install Debian's chromium (.ci/run does) to "
+                    "render the report in a real browser")
+def test_report_renders_in_headless_chromium_with_every_image(sweep_dir, tmp_path):
+    index = write_report(sweep_dir, tmp_path / "report")
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", index.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True).stdout
+    loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
+    assert loaded, "the page's load handler did not run"
+    assert loaded.group(1) == loaded.group(2) == "4"
+    assert "Verdicts on the article" in dom and dom.count("<table") >= 6
