@@ -36,3 +36,19 @@ def test_joblib_launcher_preset_runs_cells_in_parallel(tmp_path):
     assert {r["environment"]["parallel_jobs"] for r in results} == {2}
     lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
     assert len(lines) == 2 and all(" … ok " in line for line in lines)  # whole lines, not interleaved halves
+
+
+def test_parallel_jobs_reads_each_launcher():
+    from harness.sweep import parallel_jobs
+
+    cores = os.cpu_count() or 1
+    basic = {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}
+    joblib = "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"
+    local = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.LocalLauncher"
+    slurm = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert parallel_jobs(basic, {}, 48) == 1
+    assert parallel_jobs({"_target_": joblib, "n_jobs": 3}, {}, 48) == 3
+    assert parallel_jobs({"_target_": joblib, "n_jobs": -1}, {}, 48) == cores
+    assert parallel_jobs({"_target_": local}, {"max_batch_size": 2}, 48) == 2
+    assert parallel_jobs({"_target_": local}, {"max_batch_size": None}, 4) == 4
+    assert parallel_jobs({"_target_": slurm}, {"max_batch_size": None}, 48) == 1
