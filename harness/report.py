@@ -14,6 +14,7 @@ import argparse
 import base64
 import html
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,15 +216,20 @@ STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto
          "li{margin:0.3em 0}code{background:#f4f4f4;padding:0 3px}")
 
 
+def _inline(text: str) -> str:
+    """Escaped HTML for report text, with Markdown's `code` spans as <code>."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
 def render_html(title: str, sections: list[Section]) -> str:
     """A self-contained page: figures inlined as data URIs, tables sortable by a click on a header."""
     body = []
     for section in sections:
         body.append(f"<h2>{html.escape(section.title)}</h2>")
         if section.text:
-            body.append(f"<p>{html.escape(section.text)}</p>")
+            body.append(f"<p>{_inline(section.text)}</p>")
         if section.items:
-            body.append("<ul>" + "".join(f"<li>{html.escape(item)}</li>" for item in section.items) + "</ul>")
+            body.append("<ul>" + "".join(f"<li>{_inline(item)}</li>" for item in section.items) + "</ul>")
         if section.figure is not None:
             data = base64.b64encode(section.figure.read_bytes()).decode()
             body.append(f"<img alt='{html.escape(section.title)}' src='data:image/png;base64,{data}'>")

@@ -73,3 +73,18 @@ def test_report_renders_in_headless_chromium_with_every_image(sweep_dir, tmp_pat
     assert loaded, "the page's load handler did not run"
     assert loaded.group(1) == loaded.group(2) == "4"
     assert "Verdicts on the article" in dom and dom.count("<table") >= 6
+
+
+def test_shipped_example_is_up_to_date_with_the_report_code(tmp_path, monkeypatch):
+    # reports/example/ must be what the current report code makes of its stored results; if this
+    # fails after a change to the report, run reports/example/rebuild.sh and commit the result.
+    import tarfile
+
+    example = Path(__file__).resolve().parent.parent / "reports" / "example"
+    with tarfile.open(example / "results.tar.gz") as archive:
+        archive.extractall(tmp_path / "multirun", filter="data")
+    sweep = next((tmp_path / "multirun").iterdir())
+    monkeypatch.chdir(tmp_path)
+    index = write_report(Path("multirun") / sweep.name, tmp_path / "rebuilt")
+    for name in ("report.md", "runs.csv", "cells.csv"):  # text; PNG bytes depend on the plotting library
+        assert (index.parent / name).read_text() == (example / name).read_text(), name
