@@ -50,16 +50,21 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_npz_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """A ``.npz`` file with ``x`` (N, H, W[, C]) and ``y`` (N,); integer images are scaled by 1/255."""
+    """A ``.npz`` file with ``x`` (N, H, W[, C]) and ``y`` (N,), or Keras' layout ``x_train``,
+    ``y_train``, ``x_test``, ``y_test`` (joined: the harness makes its own splits); integer images
+    are scaled by 1/255."""
     try:
         archive = np.load(path)
     except (OSError, ValueError, EOFError) as err:
         raise ValueError(f"{path}: not a readable .npz file ({err})") from err
     with archive as data:
-        missing = {"x", "y"} - set(data.files)
-        if missing:
-            raise ValueError(f"{path}: missing arrays {sorted(missing)} (need x and y; found {data.files})")
-        x, y = data["x"], data["y"]
+        if {"x_train", "y_train", "x_test", "y_test"} <= set(data.files):
+            x = np.concatenate([data["x_train"], data["x_test"]])
+            y = np.concatenate([data["y_train"], data["y_test"]])
+        elif {"x", "y"} <= set(data.files):
+            x, y = data["x"], data["y"]
+        else:
+            raise ValueError(f"{path}: need arrays x and y (or x_train, y_train, x_test, y_test); found {data.files}")
     if np.issubdtype(x.dtype, np.integer):
         x = x / 255.0
     if len(x) != len(y):
@@ -67,14 +72,29 @@ def load_npz_arrays(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-LOADERS = {"digits": lambda cfg: load_digits_arrays(), "npz": lambda cfg: load_npz_arrays(cfg["path"])}
+def download(url: str, sha256: str | None, cache_dir: Path) -> Path:
+    """The file at ``url``, downloaded once into ``cache_dir/datasets`` by Keras' ``get_file``, which
+    checks ``sha256`` and downloads again when the cached copy does not match. Any scheme urllib
+    reads works (``https://``, ``file://``)."""
+    import keras
+
+    name = Path(url.split("?")[0]).name or "dataset.npz"
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    return Path(keras.utils.get_file(fname=name, origin=url, file_hash=sha256, cache_dir=str(cache_dir),
+                                     cache_subdir="datasets"))
 
 
-def load_arrays(cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """All images (N, H, W, C) float32 and labels (N,) int of the dataset that ``cfg`` names."""
-    if cfg["name"] not in LOADERS:
-        raise ValueError(f"dataset {cfg['name']!r} is unknown; valid: {', '.join(LOADERS)}")
-    x, y = LOADERS[cfg["name"]](cfg)
+def load_arrays(cfg: dict[str, Any], cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    """All images (N, H, W, C) float32 and labels (N,) int of the dataset that ``cfg`` names: the
+    bundled digits, a local ``path``, or a ``url`` downloaded into ``cache_dir``."""
+    if cfg["name"] == "digits":
+        x, y = load_digits_arrays()
+    elif cfg["path"]:
+        x, y = load_npz_arrays(cfg["path"])
+    elif cfg["url"]:
+        x, y = load_npz_arrays(download(cfg["url"], cfg["sha256"], Path(cache_dir)))
+    else:
+        raise ValueError(f"dataset {cfg['name']!r} has neither a path nor a url")
     x = np.asarray(x, dtype="float32")
     if x.ndim == 3:
         x = x[..., None]
@@ -109,13 +129,13 @@ def target_classes(cfg: dict[str, Any], y: np.ndarray) -> list[int]:
     return sorted(set(np.unique(y).tolist()) - set(cfg["source_classes"]))
 
 
-def load_target_task(cfg: dict[str, Any]) -> Task:
+def load_target_task(cfg: dict[str, Any], cache_dir: Path) -> Task:
     """The task every run trains on (``train_size`` caps its training examples)."""
-    x, y = load_arrays(cfg)
+    x, y = load_arrays(cfg, cache_dir)
     return make_task(x, y, target_classes(cfg, y), cfg, cfg["train_size"])
 
 
-def load_source_task(cfg: dict[str, Any]) -> Task:
+def load_source_task(cfg: dict[str, Any], cache_dir: Path) -> Task:
     """The task the transfer feature extractor is pretrained on: ``source_classes``, all examples."""
-    x, y = load_arrays(cfg)
+    x, y = load_arrays(cfg, cache_dir)
     return make_task(x, y, list(cfg["source_classes"]), cfg, None)

@@ -3,7 +3,8 @@
 Transfer ``on`` = the feature extractor comes pretrained (on the dataset's source classes, cached on
 disk, or from a weights file), is frozen (``trainable = False``) and is called with
 ``training=False``; only a new head trains. Transfer ``off`` = the same architecture from scratch.
-This follows the Keras transfer-learning guide.
+This follows the Keras transfer-learning guide. Models: ``small_cnn`` (default) and
+``mobilenet_v2`` (``keras.applications``, which can start from Keras' ImageNet weights).
 """
 
 from __future__ import annotations
@@ -22,16 +23,44 @@ from harness.results import write_json_atomic
 FEATURE_EXTRACTOR = "feature_extractor"
 
 
-def build_feature_extractor(input_shape: tuple[int, ...], cfg: dict[str, Any]) -> keras.Sequential:
-    """The convolutional base: conv layers (3x3, ReLU, same padding; a 2x2 max-pool after each but the
-    first), flattened. This is the part transfer learning pretrains and freezes."""
+def build_small_cnn(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None) -> keras.Model:
+    """Conv layers (3x3, ReLU, same padding; a 2x2 max-pool after each but the first), flattened.
+    ``weights``: a feature-extractor weights file to load, or ``None``."""
     layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape)]
     for i, filters in enumerate(cfg["conv_filters"]):
         layers.append(keras.layers.Conv2D(filters, 3, padding="same", activation="relu"))
         if i > 0:
             layers.append(keras.layers.MaxPooling2D(2))
     layers.append(keras.layers.Flatten())
-    return keras.Sequential(layers, name=FEATURE_EXTRACTOR)
+    extractor = keras.Sequential(layers, name=FEATURE_EXTRACTOR)
+    if weights:
+        extractor.load_weights(weights)
+    return extractor
+
+
+def build_mobilenet_v2(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None) -> keras.Model:
+    """``keras.applications.MobileNetV2`` (no top, average-pooled) on the images resized to
+    ``image_size``, grey made RGB, scaled to MobileNetV2's [-1, 1]. ``weights`` goes to Keras as is:
+    ``"imagenet"``, a weights file of the application, or ``None``."""
+    size = cfg["image_size"]
+    inputs = keras.Input(shape=input_shape)
+    x = keras.layers.Resizing(size, size)(inputs)
+    if input_shape[-1] == 1:
+        x = keras.layers.Concatenate()([x, x, x])
+    x = keras.layers.Rescaling(2.0, offset=-1.0)(x)  # our images are in [0, 1]
+    base = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=cfg["alpha"], include_top=False,
+                                          weights=weights, pooling="avg")
+    return keras.Model(inputs, base(x), name=FEATURE_EXTRACTOR)
+
+
+EXTRACTORS = {"small_cnn": build_small_cnn, "mobilenet_v2": build_mobilenet_v2}
+
+
+def build_feature_extractor(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None = None
+                            ) -> keras.Model:
+    """The feature extractor of model ``cfg["name"]`` (see ``EXTRACTORS``), randomly initialised or
+    loaded from ``weights``."""
+    return EXTRACTORS[cfg["name"]](input_shape, cfg, weights)
 
 
 def build_classifier(extractor: keras.Model, num_classes: int, cfg: dict[str, Any], frozen: bool) -> keras.Model:
@@ -63,22 +92,19 @@ def pretrain_key(cfg: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def pretrained_extractor(cfg: dict[str, Any], source: Task | None, cache_dir: Path) -> tuple[keras.Model, dict]:
+def pretrained_extractor(cfg: dict[str, Any], source: Task, cache_dir: Path) -> tuple[keras.Model, dict]:
     """The feature extractor for transfer ``on`` and facts about where it came from.
 
     With ``transfer.weights=source_task`` it is trained on ``source`` once and cached under
-    ``cache_dir/pretrained/<key>.weights.h5``; later runs load it (``pretrain_cache_hit``). With a
-    weights file, that file is loaded. Returns ``(extractor, info)``; ``info`` holds
-    ``pretrain_cache_hit``, ``pretrain_seconds`` (what pretraining cost when it ran) and the path.
+    ``cache_dir/pretrained/<key>.weights.h5``; later runs load it (``pretrain_cache_hit``). With
+    ``imagenet`` or a weights file, the model loads those (``source`` is then the target task, for
+    its input shape). Returns ``(extractor, info)``; ``info`` holds ``pretrain_cache_hit``,
+    ``pretrain_seconds`` (what pretraining cost when it ran) and where the weights came from.
     """
     weights = cfg["transfer"]["weights"]
-    if weights != "source_task":
-        if source is None:
-            raise ValueError("a weights file needs the input shape of the target task")
-        extractor = build_feature_extractor(source.input_shape, cfg["model"])
-        extractor.load_weights(weights)
+    if weights != "source_task":  # ImageNet or a file: loaded by the model's own loading code
+        extractor = build_feature_extractor(source.input_shape, cfg["model"], weights)
         return extractor, {"pretrain_cache_hit": None, "pretrain_seconds": 0.0, "pretrained_weights": weights}
-    assert source is not None
     key = pretrain_key(cfg)
     folder = Path(cache_dir) / "pretrained"
     weights_path, meta_path = folder / f"{key}.weights.h5", folder / f"{key}.json"

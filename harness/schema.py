@@ -83,10 +83,12 @@ class AdamConfig(OptimizerConfig):
 class TransferConfig:
     """``on``: a feature extractor pretrained on the dataset's source classes, frozen, plus a new head.
 
-    ``off``: the same architecture trained from scratch. Pretrained weights are cached on disk, keyed
-    by everything that determines them (dataset, model, pretraining settings, library versions).
-    ``weights`` names where they come from: ``source_task`` (pretrain here), or for Keras application
-    models ``imagenet`` (needs a network) or a path to a weights file.
+    ``off``: the same architecture trained from scratch. ``weights`` says where the pretrained weights
+    come from: ``source_task`` (pretrained here on the dataset's source classes, cached on disk keyed
+    by everything that determines them: dataset, model, pretraining settings, library versions);
+    ``imagenet`` (Keras' ImageNet weights of a ``keras.applications`` model; downloads once); or a
+    weights file (for an application model, what Keras' ``weights=`` takes; for ``small_cnn``, a
+    feature-extractor file such as one from the cache).
     """
 
     name: str = MISSING
@@ -127,11 +129,14 @@ class DatasetConfig:
 
     The runs learn ``target_classes``; ``source_classes`` are held out for pretraining the feature
     extractor when transfer is on. ``train_size`` caps the target training examples (``None``: all).
-    ``path`` is the file of a file-based dataset (``npz``); ``digits`` ships inside scikit-learn.
+    ``path`` is the file of a file-based dataset (``npz``); ``url`` (with its ``sha256``) that of a
+    downloaded one (``mnist``), fetched once into the cache; ``digits`` ships inside scikit-learn.
     """
 
     name: str = MISSING
     path: str | None = None
+    url: str | None = None
+    sha256: str | None = None
     source_classes: list[int] = field(default_factory=list)
     target_classes: list[int] = field(default_factory=list)
     train_size: int | None = None
@@ -142,13 +147,28 @@ class DatasetConfig:
 
 @dataclass
 class ModelConfig:
-    """A small convolutional network: ``conv_filters`` (one 3x3 conv layer each) form the feature
-    extractor; the head is a dense layer of ``dense_units``, ``dropout`` and a softmax layer."""
+    """A feature extractor (the part transfer learning pretrains and freezes) plus a head: a dense
+    layer of ``dense_units``, ``dropout`` and a softmax layer."""
 
     name: str = MISSING
-    conv_filters: list[int] = field(default_factory=lambda: [16, 32])
     dense_units: int = 64
     dropout: float = 0.0
+
+
+@dataclass
+class SmallCNNConfig(ModelConfig):
+    """Feature extractor: ``conv_filters`` 3x3 conv layers (ReLU; 2x2 max-pool after all but the first)."""
+
+    conv_filters: list[int] = field(default_factory=lambda: [16, 32])
+
+
+@dataclass
+class MobileNetV2Config(ModelConfig):
+    """Feature extractor: ``keras.applications.MobileNetV2`` (width ``alpha``) on images resized to
+    ``image_size`` and made RGB; its ImageNet weights come with ``transfer.weights=imagenet``."""
+
+    image_size: int = 32
+    alpha: float = 0.35
 
 
 @dataclass
@@ -201,7 +221,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "early_stopping": {"early_stopping": EarlyStoppingConfig},
     "device": {"device": DeviceConfig},
     "dataset": {"dataset": DatasetConfig},
-    "model": {"model": ModelConfig},
+    "model": {"small_cnn": SmallCNNConfig, "mobilenet_v2": MobileNetV2Config},
     "tracking": {"tracking": TrackingConfig},
 }
 

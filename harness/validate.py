@@ -13,7 +13,9 @@ from typing import Any
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 MODES = ("auto", "min", "max")
 TRACKING_MODES = ("auto", "online", "offline", "disabled")
-TRANSFER_WEIGHTS = ("source_task",)
+TRANSFER_WEIGHTS = ("source_task", "imagenet")
+APPLICATION_MODELS = ("mobilenet_v2",)
+"""Models built from ``keras.applications``, which have ImageNet weights."""
 
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
@@ -92,10 +94,11 @@ def validate(cfg: dict[str, Any]) -> None:
     if tr["enabled"]:
         _check(tr["pretrain_epochs"] >= 1, f"transfer.pretrain_epochs={tr['pretrain_epochs']} must be >= 1")
         weights = tr["weights"]
-        _check(
-            weights in TRANSFER_WEIGHTS or Path(weights).is_file(),
-            f"transfer.weights={weights!r} is neither 'source_task' nor an existing weights file",
-        )
+        _check(weights in TRANSFER_WEIGHTS or Path(weights).is_file(),
+               f"transfer.weights={weights} is invalid; valid: source_task, imagenet, or an existing weights file")
+        applications = ", ".join(APPLICATION_MODELS)
+        _check(weights != "imagenet" or cfg["model"]["name"] in APPLICATION_MODELS,
+               f"transfer.weights=imagenet needs a keras.applications model; valid: model={applications}")
         if weights == "source_task":
             _check(
                 len(cfg["dataset"]["source_classes"]) >= 2,

@@ -30,6 +30,10 @@ CASES = [
     (["dataset=npz", "dataset.path=/no/such/file.npz"], "dataset.path='/no/such/file.npz' does not exist"),
     (["dataset=npz"], "dataset=npz needs dataset.path="),
     (["device=gpu"], "device=gpu but no GPU is visible here"),
+    (["transfer=on", "transfer.weights=imagenet"],
+     "transfer.weights=imagenet needs a keras.applications model; valid: model=mobilenet_v2"),
+    (["transfer=on", "transfer.weights=/no/weights.h5"], "transfer.weights=/no/weights.h5 is invalid; valid:"),
+    (["model=resnet"], "model=resnet is unknown; valid: mobilenet_v2, small_cnn"),
 ]
 
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from harness.results import RESULT_FILE, SPEC_FILE, write_json_atomic
 from harness.sweep import run_spec
@@ -63,7 +64,7 @@ def test_transfer_freezes_the_extractor_and_reuses_the_cache(tmp_path):
     from harness.models import build_classifier, pretrained_extractor
 
     cfg = compose_config(["transfer=on", "transfer.pretrain_epochs=2"])
-    source, target = load_source_task(cfg["dataset"]), load_target_task(cfg["dataset"])
+    source, target = load_source_task(cfg["dataset"], tmp_path), load_target_task(cfg["dataset"], tmp_path)
     extractor, info = pretrained_extractor(cfg, source, tmp_path)
     assert info["pretrain_cache_hit"] is False and info["pretrain_seconds"] > 0
     assert Path(info["pretrained_weights"]).is_file()
@@ -82,11 +83,11 @@ def test_transfer_freezes_the_extractor_and_reuses_the_cache(tmp_path):
     assert all(np.array_equal(a, b) for a, b in zip(before, again.get_weights(), strict=True))
 
 
-def test_npz_dataset_loads_a_locally_made_file(digits_npz):
+def test_npz_dataset_loads_a_locally_made_file(digits_npz, tmp_path):
     from harness.data import load_target_task
 
     cfg = compose_config(["dataset=npz", f"dataset.path={digits_npz}", "dataset.source_classes=[0,1,2,3,4]"])
-    task = load_target_task(cfg["dataset"])
+    task = load_target_task(cfg["dataset"], tmp_path)
     assert task.classes == (5, 6, 7, 8, 9)
     assert task.input_shape == (8, 8, 1)
     assert task.train.x.dtype == np.float32 and 0 <= task.train.x.min() and task.train.x.max() <= 1
@@ -94,13 +95,79 @@ def test_npz_dataset_loads_a_locally_made_file(digits_npz):
     assert sizes == int(np.isin(np.load(digits_npz)["y"], [5, 6, 7, 8, 9]).sum())
 
 
-def test_splits_are_stratified_disjoint_and_fixed_by_split_seed():
+def test_splits_are_stratified_disjoint_and_fixed_by_split_seed(tmp_path):
     from harness.data import load_target_task
 
     cfg = compose_config([])["dataset"]
-    a, b = load_target_task(cfg), load_target_task(cfg)
+    a, b = load_target_task(cfg, tmp_path), load_target_task(cfg, tmp_path)
     assert np.array_equal(a.train.x, b.train.x)
     assert len(a.train.y) == cfg["train_size"]
     assert np.bincount(a.train.y).min() >= cfg["train_size"] // 5 - 1
     rows = {x.tobytes() for x in a.test.x}
     assert not rows & {x.tobytes() for x in a.train.x}
+
+
+def keras_layout_npz(path: Path) -> str:
+    """A small file in the layout of Keras' mnist.npz (x_train, y_train, x_test, y_test, uint8 images),
+    made here from digits; returns its SHA-256."""
+    import hashlib
+
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    images = (digits.images * 255 / 16).astype("uint8")
+    np.savez(path, x_train=images[:1500], y_train=digits.target[:1500], x_test=images[1500:],
+             y_test=digits.target[1500:])
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_downloaded_dataset_goes_through_the_download_code_on_a_local_file(tmp_path):
+    # dataset=mnist downloads Keras' mnist.npz; here the same code fetches a locally made file by URL.
+    from harness.data import load_target_task
+
+    source = tmp_path / "served" / "mnist.npz"
+    source.parent.mkdir()
+    sha256 = keras_layout_npz(source)
+    cfg = compose_config(["dataset=mnist", f"dataset.url={source.as_uri()}", f"dataset.sha256={sha256}",
+                          "dataset.train_size=100"])["dataset"]
+    task = load_target_task(cfg, tmp_path / "cache")
+    assert (tmp_path / "cache" / "datasets" / "mnist.npz").is_file()  # cached for later runs
+    assert task.classes == (5, 6, 7, 8, 9) and len(task.train.y) == 100
+    assert len(task.train.y) + len(task.val.y) + len(task.test.y) < 1797
+    source.unlink()  # later runs read the cache, no network needed
+    assert load_target_task(cfg, tmp_path / "cache").train.x.shape == task.train.x.shape
+
+    tampered = {**cfg, "sha256": "0" * 64, "url": (tmp_path / "served" / "other.npz").as_uri()}
+    keras_layout_npz(tmp_path / "served" / "other.npz")
+    with pytest.raises(ValueError, match="hash"):
+        load_target_task(tampered, tmp_path / "cache")
+
+
+def test_mobilenet_v2_loads_application_weights_from_a_local_file_and_freezes_them(tmp_path):
+    # transfer.weights=imagenet hands "imagenet" to keras.applications.MobileNetV2; a weights file goes
+    # through the same loading code, so a locally made file tests it without a network.
+    import keras
+
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None,
+                                          pooling="avg")
+    weights = tmp_path / "mobilenet_v2_base.weights.h5"
+    base.save_weights(weights)
+    result = run_in_process(tmp_path, ["model=mobilenet_v2", "transfer=on", f"transfer.weights={weights}",
+                                       "epochs=2"])
+    assert result["status"] == "ok", result["reason"]
+    assert result["pretrained_weights"] == str(weights) and result["pretrain_cache_hit"] is None
+
+    from harness.models import build_classifier, pretrained_extractor
+
+    cfg = compose_config(["model=mobilenet_v2", "transfer=on", f"transfer.weights={weights}"])
+    from harness.data import load_target_task
+
+    task = load_target_task(cfg["dataset"], tmp_path)
+    extractor, _ = pretrained_extractor(cfg, task, tmp_path)
+    loaded = extractor.get_layer(index=-1).get_weights()
+    assert all(np.array_equal(a, b) for a, b in zip(loaded, base.get_weights(), strict=True))
+    model = build_classifier(extractor, task.num_classes, cfg["model"], frozen=True)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(task.train.x, task.train.y, epochs=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(extractor.get_layer(index=-1).get_weights(),
+                                                    base.get_weights(), strict=True))
