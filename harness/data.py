@@ -129,13 +129,11 @@ def target_classes(cfg: dict[str, Any], y: np.ndarray) -> list[int]:
     return sorted(set(np.unique(y).tolist()) - set(cfg["source_classes"]))
 
 
-def load_target_task(cfg: dict[str, Any], cache_dir: Path) -> Task:
-    """The task every run trains on (``train_size`` caps its training examples)."""
+def load_tasks(cfg: dict[str, Any], cache_dir: Path) -> tuple[Task, Task | None]:
+    """The target task every run trains on (``train_size`` caps its training examples) and the source
+    task the transfer feature extractor is pretrained on (``source_classes``, all their examples;
+    ``None`` without source classes). The data is read once for both."""
     x, y = load_arrays(cfg, cache_dir)
-    return make_task(x, y, target_classes(cfg, y), cfg, cfg["train_size"])
-
-
-def load_source_task(cfg: dict[str, Any], cache_dir: Path) -> Task:
-    """The task the transfer feature extractor is pretrained on: ``source_classes``, all examples."""
-    x, y = load_arrays(cfg, cache_dir)
-    return make_task(x, y, list(cfg["source_classes"]), cfg, None)
+    target = make_task(x, y, target_classes(cfg, y), cfg, cfg["train_size"])
+    source = make_task(x, y, list(cfg["source_classes"]), cfg, None) if cfg["source_classes"] else None
+    return target, source

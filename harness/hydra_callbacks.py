@@ -18,7 +18,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from harness import progress
+from harness import progress, tracking_mode
 from harness.results import collect_results
 from harness.validate import ConfigError, validate
 
@@ -60,19 +60,22 @@ class SweepCallbacks(Callback):
         progress.start_sweep(sweep_dir, len(jobs) if jobs is not None else None)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from harness.report import comet_summary, write_report
+        from harness.report import render_report, sweep_label
 
         sweep_dir = Path(config.hydra.sweep.dir)
         results, problems = collect_results(sweep_dir)
         try:
-            index = write_report(sweep_dir, Path(config.reports_dir) / str(config.sweep_name))
+            if not results:
+                raise FileNotFoundError(f"no result.json files under {sweep_dir}")
+            name = str(config.sweep_name)
+            index = render_report(results, problems, sweep_label(sweep_dir), name, Path(config.reports_dir) / name)
         except Exception as err:  # Hydra would only warn; the runs are safe, say how to retry the report
             print(progress.summary(results, problems))
             print(f"harness: error: the report failed ({type(err).__name__}: {err}); the results are kept: "
                   f"rebuild it with `python -m harness.report {sweep_dir}`", file=sys.stderr)
             raise SystemExit(1) from None
         print(progress.summary(results, problems))
-        comet = comet_summary(results)
+        comet = tracking_mode.summary(results)
         if comet:
             print(comet)
         print(f"report: {index.resolve()}")

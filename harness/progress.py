@@ -77,7 +77,8 @@ def summary(results: list[dict[str, Any]], problems: list[str]) -> str:
     """``48 runs: 24 ok, 24 skipped (no GPU visible: 24)``, from a sweep's results and unreadable files."""
     counts = Counter(r["status"] for r in results)
     reasons = Counter(r.get("reason") for r in results if r["status"] != "ok")
-    text = f"{len(results)} runs: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    by_status = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    text = f"{len(results)} run{'s' if len(results) != 1 else ''}: {by_status}"
     if reasons:
         text += " (" + "; ".join(f"{reason}: {n}" for reason, n in reasons.most_common()) + ")"
     if problems:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import figures, stats
+from harness import figures, stats, tracking_mode
 from harness.results import collect_results, history_frame, results_frame
 from harness.schema import FACTORS
 from harness.verdicts import format_effect, verdicts
@@ -241,26 +241,6 @@ def render_html(title: str, sections: list[Section]) -> str:
             f"<script>{SORT_SCRIPT}</script></body></html>\n")
 
 
-def comet_summary(results: list[dict]) -> str | None:
-    """Where the sweep's Comet experiments are, with the upload command for offline archives."""
-    comets = [r["comet"] for r in results if r.get("comet")]
-    if not comets:
-        return None
-    parts = []
-    online = [c for c in comets if c.get("mode") == "online"]
-    if online:
-        parts.append(f"{len(online)} runs logged online to Comet")
-    archives = [c["archive"] for c in comets if c.get("mode") == "offline" and c.get("archive")]
-    if archives:
-        folders = sorted({str(Path(a).parent) for a in archives})
-        parts.append(f"{len(archives)} Comet offline archives in {', '.join(folders)}; upload them with: "
-                     f"comet upload {' '.join(f'{folder}/*.zip' for folder in folders)}")
-    fallbacks = sorted({c["fallback"] for c in comets if c.get("fallback")})
-    if fallbacks:
-        parts.append(f"offline instead of online because: {'; '.join(fallbacks)}")
-    return ". ".join(parts)
-
-
 def sweep_label(sweep_dir: Path) -> str:
     """How the report names the sweep folder: relative to the working directory where possible, so that
     the report reads the same whichever way the folder was given."""
@@ -293,7 +273,7 @@ def render_report(results: list[dict], problems: list[str], label: str, name: st
     runs = results_frame(results)
     runs.to_csv(out_dir / "runs.csv", index=False)
     stats.cell_table(runs).to_csv(out_dir / "cells.csv", index=False)
-    sections = build_sections(runs, history_frame(results), label, problems, comet_summary(results),
+    sections = build_sections(runs, history_frame(results), label, problems, tracking_mode.summary(results),
                               out_dir / "figures")
     title = f"harness report: {name}"
     (out_dir / "report.md").write_text(render_markdown(title, sections, out_dir))

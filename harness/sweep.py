@@ -78,6 +78,9 @@ def run_cell(cfg: DictConfig) -> None:
     outcome = progress.outcome(result, time.perf_counter() - started, sweep_dir, job_num if parallel == 1 else None)
     print(outcome if parallel == 1 else f"{heading} … {outcome}", flush=True)
     if not multirun:
+        comet = tracking_mode.summary([result])
+        if comet:
+            print(comet)
         print(f"result: {run_dir / RESULT_FILE}")
         if result["status"] == "failed":
             raise SystemExit(1)

@@ -82,12 +82,11 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: dict[st
 
     from harness import data, models, optimizers, timing
 
-    task = data.load_target_task(cfg["dataset"], cache_dir)
+    task, source = data.load_tasks(cfg["dataset"], cache_dir)
     result["train_examples"] = len(task.train.y)
     if cfg["transfer"]["enabled"]:
         from_source_task = cfg["transfer"]["weights"] == "source_task"
-        source = data.load_source_task(cfg["dataset"], cache_dir) if from_source_task else task
-        extractor, info = models.pretrained_extractor(cfg, source, cache_dir)
+        extractor, info = models.pretrained_extractor(cfg, source if from_source_task else task, cache_dir)
         result.update(info)
     keras.utils.set_random_seed(cfg["seed"])
     if not cfg["transfer"]["enabled"]:

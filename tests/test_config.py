@@ -70,11 +70,11 @@ def test_early_stopping_on_builds_keras_callback():
 
 
 def test_models_build_for_both_transfer_options():
-    from harness.data import load_target_task
+    from harness.data import load_tasks
     from harness.models import build_classifier, build_feature_extractor
 
     cfg = compose_config([])
-    task = load_target_task(cfg["dataset"], CONF)  # digits: bundled, the cache folder is not used
+    task = load_tasks(cfg["dataset"], CONF)[0]  # digits: bundled, the cache folder is not used
     for frozen in (True, False):
         model = build_classifier(build_feature_extractor(task.input_shape, cfg["model"]), task.num_classes,
                                  cfg["model"], frozen=frozen)

@@ -60,11 +60,11 @@ def test_nan_loss_is_a_failed_run(tmp_path):
 def test_transfer_freezes_the_extractor_and_reuses_the_cache(tmp_path):
     import keras
 
-    from harness.data import load_source_task, load_target_task
+    from harness.data import load_tasks
     from harness.models import build_classifier, pretrained_extractor
 
     cfg = compose_config(["transfer=on", "transfer.pretrain_epochs=2"])
-    source, target = load_source_task(cfg["dataset"], tmp_path), load_target_task(cfg["dataset"], tmp_path)
+    target, source = load_tasks(cfg["dataset"], tmp_path)
     extractor, info = pretrained_extractor(cfg, source, tmp_path)
     assert info["pretrain_cache_hit"] is False and info["pretrain_seconds"] > 0
     assert Path(info["pretrained_weights"]).is_file()
@@ -84,10 +84,10 @@ def test_transfer_freezes_the_extractor_and_reuses_the_cache(tmp_path):
 
 
 def test_npz_dataset_loads_a_locally_made_file(digits_npz, tmp_path):
-    from harness.data import load_target_task
+    from harness.data import load_tasks
 
     cfg = compose_config(["dataset=npz", f"dataset.path={digits_npz}", "dataset.source_classes=[0,1,2,3,4]"])
-    task = load_target_task(cfg["dataset"], tmp_path)
+    task = load_tasks(cfg["dataset"], tmp_path)[0]
     assert task.classes == (5, 6, 7, 8, 9)
     assert task.input_shape == (8, 8, 1)
     assert task.train.x.dtype == np.float32 and 0 <= task.train.x.min() and task.train.x.max() <= 1
@@ -96,10 +96,10 @@ def test_npz_dataset_loads_a_locally_made_file(digits_npz, tmp_path):
 
 
 def test_splits_are_stratified_disjoint_and_fixed_by_split_seed(tmp_path):
-    from harness.data import load_target_task
+    from harness.data import load_tasks
 
     cfg = compose_config([])["dataset"]
-    a, b = load_target_task(cfg, tmp_path), load_target_task(cfg, tmp_path)
+    a, b = load_tasks(cfg, tmp_path)[0], load_tasks(cfg, tmp_path)[0]
     assert np.array_equal(a.train.x, b.train.x)
     assert len(a.train.y) == cfg["train_size"]
     assert np.bincount(a.train.y).min() >= cfg["train_size"] // 5 - 1
@@ -123,24 +123,24 @@ def keras_layout_npz(path: Path) -> str:
 
 def test_downloaded_dataset_goes_through_the_download_code_on_a_local_file(tmp_path):
     # dataset=mnist downloads Keras' mnist.npz; here the same code fetches a locally made file by URL.
-    from harness.data import load_target_task
+    from harness.data import load_tasks
 
     source = tmp_path / "served" / "mnist.npz"
     source.parent.mkdir()
     sha256 = keras_layout_npz(source)
     cfg = compose_config(["dataset=mnist", f"dataset.url={source.as_uri()}", f"dataset.sha256={sha256}",
                           "dataset.train_size=100"])["dataset"]
-    task = load_target_task(cfg, tmp_path / "cache")
+    task = load_tasks(cfg, tmp_path / "cache")[0]
     assert (tmp_path / "cache" / "datasets" / "mnist.npz").is_file()  # cached for later runs
     assert task.classes == (5, 6, 7, 8, 9) and len(task.train.y) == 100
     assert len(task.train.y) + len(task.val.y) + len(task.test.y) < 1797
     source.unlink()  # later runs read the cache, no network needed
-    assert load_target_task(cfg, tmp_path / "cache").train.x.shape == task.train.x.shape
+    assert load_tasks(cfg, tmp_path / "cache")[0].train.x.shape == task.train.x.shape
 
     tampered = {**cfg, "sha256": "0" * 64, "url": (tmp_path / "served" / "other.npz").as_uri()}
     keras_layout_npz(tmp_path / "served" / "other.npz")
     with pytest.raises(ValueError, match="hash"):
-        load_target_task(tampered, tmp_path / "cache")
+        load_tasks(tampered, tmp_path / "cache")[0]
 
 
 def test_mobilenet_v2_loads_application_weights_from_a_local_file_and_freezes_them(tmp_path):
@@ -160,9 +160,9 @@ def test_mobilenet_v2_loads_application_weights_from_a_local_file_and_freezes_th
     from harness.models import build_classifier, pretrained_extractor
 
     cfg = compose_config(["model=mobilenet_v2", "transfer=on", f"transfer.weights={weights}"])
-    from harness.data import load_target_task
+    from harness.data import load_tasks
 
-    task = load_target_task(cfg["dataset"], tmp_path)
+    task = load_tasks(cfg["dataset"], tmp_path)[0]
     extractor, _ = pretrained_extractor(cfg, task, tmp_path)
     loaded = extractor.get_layer(index=-1).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(loaded, base.get_weights(), strict=True))
