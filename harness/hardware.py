@@ -51,3 +51,21 @@ def host_environment() -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "executable": sys.executable,
     }
+
+
+def software_versions() -> dict[str, str | None]:
+    """Versions of the packages that shape results, read from package metadata (nothing is imported)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for name, candidates in {"harness": ("harness",), "keras": ("keras",),
+                             "tensorflow": ("tensorflow", "tensorflow-cpu")}.items():
+        found[name] = None
+        for candidate in candidates:
+            try:
+                found[name] = version(candidate)
+                break
+            except PackageNotFoundError:
+                continue
+    return found
+

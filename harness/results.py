@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from harness.hardware import software_versions
 from harness.schema import FACTORS
 
 if TYPE_CHECKING:
@@ -65,8 +66,10 @@ def history_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def run_key(cfg: dict[str, Any]) -> str:
-    """A short, stable hash of what determines a run's result: its config minus non-semantic keys."""
+    """A short, stable hash of what determines a run's result: its config minus non-semantic keys, and
+    the versions of harness, Keras and TensorFlow (a result from other software is not reused)."""
     semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS}
+    semantic["software"] = software_versions()
     blob = json.dumps(semantic, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
