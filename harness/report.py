@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import figures, stats, tracking_mode
-from harness.results import collect_results, history_frame, results_frame
+from harness.results import collect_results, history_frame, one_per_cell, results_frame
 from harness.schema import FACTORS
 from harness.verdicts import format_effect, verdicts
 
@@ -145,7 +145,7 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
     effects = stats.effects_table(runs)
     sections = [setup_section(runs, sweep_label)]
     if problems:
-        sections.append(Section("Unreadable result files", "These files were skipped:", problems))
+        sections.append(Section("Skipped result files", "These were left out:", problems))
     sections.append(Section("Verdicts on the article's claims", "", verdicts(runs)))
     sections.append(effects_section(runs, effects))
     plots = [
@@ -261,6 +261,10 @@ def write_report(sweep_dir: Path, out_dir: Path | None = None, reports_root: Pat
     results, problems = collect_results(sweep_dir)
     if not results:
         raise FileNotFoundError(f"no result.json files under {sweep_dir}")
+    results, dropped = one_per_cell(results)
+    if dropped:
+        problems.append(f"{dropped} more results of cells already counted (e.g. a sweep and its resumed "
+                        "re-run): each cell is counted once, an ok result first")
     names = sorted({str(r["sweep_name"]) for r in results if r.get("sweep_name")})
     name = names[-1] if names else sweep_dir.name
     out_dir = Path(out_dir) if out_dir is not None else Path(reports_root) / name

@@ -138,6 +138,23 @@ def collect_results(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
     return results, problems
 
 
+PREFERENCE = {"ok": 0, "skipped": 1, "failed": 2, "interrupted": 3}
+
+
+def one_per_cell(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Keep one result per run key (an ``ok`` one if any; among equals the last given), so that a
+    folder holding a killed sweep and its resumed re-run counts each cell once. Returns the kept
+    results, in their first order, and how many were dropped."""
+    best: dict[str, tuple[int, int]] = {}
+    for index, result in enumerate(results):
+        key = result.get("run_key") or f"#{index}"
+        rank = PREFERENCE.get(result.get("status"), 9)
+        if key not in best or rank <= best[key][0]:
+            best[key] = (rank, index)
+    keep = sorted(index for _, index in best.values())
+    return [results[i] for i in keep], len(results) - len(keep)
+
+
 def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per run: ``COLUMNS``, the device's ``price_per_hour``, then ``ENVIRONMENT_COLUMNS``."""
     import pandas as pd  # here, not at the top: the training process writes results without pandas

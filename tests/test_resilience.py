@@ -56,6 +56,10 @@ def test_sigkill_mid_sweep_then_rerun_finishes_with_one_result_per_cell(tmp_path
     runs = pd.read_csv(Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("runs.csv"))
     assert len(runs) == 3
 
+    # A report over both sweeps (the killed one and its re-run) still counts each cell once.
+    both = write_report(tmp_path / "multirun", tmp_path / "both")
+    assert sorted(pd.read_csv(both.with_name("runs.csv"))["optimizer"]) == ["adam", "rmsprop", "sgd"]
+
     forced = run_harness(["-m", *args[:2], "optimizer=sgd", "rerun=true"], cwd=tmp_path)
     assert forced.returncode == 0 and "reused" not in forced.stdout
 
@@ -86,7 +90,7 @@ def test_report_tolerates_corrupt_and_partial_result_files(tmp_path):
     index = write_report(tmp_path, tmp_path / "report")
     assert len(pd.read_csv(index.with_name("runs.csv"))) == 1
     markdown = index.with_name("report.md").read_text()
-    assert "Unreadable result files" in markdown and "1/result.json" in markdown and "2/result.json" in markdown
+    assert "Skipped result files" in markdown and "1/result.json" in markdown and "2/result.json" in markdown
 
 
 def test_two_sweeps_started_together_get_different_folders(tmp_path):
@@ -98,3 +102,15 @@ def test_two_sweeps_started_together_get_different_folders(tmp_path):
         sweep.communicate(timeout=120)
         assert sweep.returncode == 0
     assert len(list((tmp_path / "multirun").iterdir())) == 2
+
+
+def test_one_per_cell_prefers_ok_and_keeps_order():
+    from harness.results import one_per_cell
+
+    results = [{"run_key": "a", "status": "failed"}, {"run_key": "b", "status": "ok", "n": 1},
+               {"run_key": "a", "status": "ok"}, {"run_key": "b", "status": "ok", "n": 2},
+               {"run_key": "c", "status": "interrupted"}]
+    kept, dropped = one_per_cell(results)
+    assert dropped == 2
+    assert kept == [{"run_key": "a", "status": "ok"}, {"run_key": "b", "status": "ok", "n": 2},
+                    {"run_key": "c", "status": "interrupted"}]
