@@ -9,6 +9,7 @@ by the parent before this process started (CPU cells hide GPUs).
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import sys
@@ -59,10 +60,8 @@ def environment(cfg: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     env = {**hardware.host_environment(), "keras": keras.__version__, "backend": keras.backend.backend(),
            "jit_compile": cfg["jit_compile"], "threads": spec["threads"], "parallel_jobs": spec["parallel_jobs"],
            "gpu_names": hardware.gpu_names()}
-    if env["backend"] == "tensorflow":
-        import tensorflow as tf
-
-        env["tensorflow"] = tf.__version__
+    backend_module = importlib.import_module(env["backend"])  # tensorflow, jax or torch: already loaded by Keras
+    env[env["backend"]] = getattr(backend_module, "__version__", None)
     return env
 
 
