@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import FAST, results_under, run_harness
+from tests.conftest import FAST, harness_env, results_under, run_harness
 
 
 @pytest.fixture(scope="module")
@@ -101,3 +102,20 @@ def test_hydra_process_never_imports_tensorflow():
             "bad = [m for m in ('tensorflow', 'keras', 'comet_ml') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_gpu_cell_is_skipped_when_the_backend_sees_no_gpu_even_if_nvidia_smi_does(tmp_path):
+    # No GPU can exist here, so a stand-in `nvidia-smi` claims one: the quick pre-check then passes
+    # and the run process itself must find that TensorFlow sees no GPU, and record the cell skipped.
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "nvidia-smi").write_text("#!/bin/sh\necho 'Stand-in GPU'\n")
+    (fake_bin / "nvidia-smi").chmod(0o755)
+    env = harness_env(tmp_path, PATH=f"{fake_bin}:{os.environ['PATH']}")
+    env.pop("CUDA_VISIBLE_DEVICES", None)
+    done = run_harness(["-m", *FAST, "device=gpu"], cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    [result] = results_under(tmp_path / "multirun")
+    assert result["status"] == "skipped"
+    assert result["reason"] == "no GPU visible to the tensorflow backend"
+    assert result["environment"]["gpu_names"] == ["Stand-in GPU"]
