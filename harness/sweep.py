@@ -176,7 +176,7 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: in
             _ensure_result(result_path, cfg, "interrupted", "interrupted by the user (Ctrl-C)")
             raise
     if reason is None and code != 0:
-        reason = _exit_reason(code)
+        reason = exit_reason(code)
     result = _ensure_result(result_path, cfg, "failed", reason)
     result["wall_seconds"] = time.perf_counter() - started
     write_json_atomic(result_path, result)
@@ -196,7 +196,7 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
-def _exit_reason(code: int) -> str:
+def exit_reason(code: int) -> str:
     if code < 0:
         try:
             name = signal.Signals(-code).name

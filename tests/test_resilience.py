@@ -114,3 +114,20 @@ def test_one_per_cell_prefers_ok_and_keeps_order():
     assert dropped == 2
     assert kept == [{"run_key": "a", "status": "ok"}, {"run_key": "b", "status": "ok", "n": 2},
                     {"run_key": "c", "status": "interrupted"}]
+
+
+def test_a_run_past_its_timeout_is_killed_and_recorded_and_the_sweep_goes_on(tmp_path):
+    done = run_harness(["-m", "tracking=disabled", "run_timeout_s=4", "epochs=2,2000"], cwd=tmp_path)
+    assert done.returncode == 1, done.stderr
+    results = {r["epochs_run"] if r["status"] == "ok" else "killed": r for r in results_under(tmp_path / "multirun")}
+    assert results[2]["status"] == "ok"
+    assert results["killed"]["status"] == "failed"
+    assert results["killed"]["reason"] == "timed out after 4 s"
+
+
+def testexit_reasons_name_the_signal():
+    from harness.sweep import exit_reason
+
+    assert exit_reason(-9) == "run process killed by SIGKILL (out of memory?)"
+    assert exit_reason(-11) == "run process killed by SIGSEGV"
+    assert exit_reason(3) == "run process exited with code 3 (see train.log)"
