@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from harness.presets import register_experiments
 from harness.schema import register_configs
 from harness.sweep import run_cell
-from harness.validate import ConfigError, check_group_choices
+from harness.validate import ConfigError, check_arguments
 
 register_configs()
 EXPERIMENTS = register_experiments()
@@ -26,7 +26,7 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     try:
-        check_group_choices(sys.argv[1:], EXPERIMENTS)
+        check_arguments(sys.argv[1:], EXPERIMENTS)  # one clear line, before Hydra's longer messages
     except ConfigError as err:
         print(f"harness: error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -63,6 +63,13 @@ def check_group_choices(arguments: list[str], experiments: list[str]) -> None:
             _check(value in options, f"{override.key_or_group}={value} is unknown; valid: {', '.join(options)}")
 
 
+def check_arguments(arguments: list[str], experiments: list[str]) -> None:
+    """Checks of the command line before Hydra composes anything: the configs are where they should be
+    (``conf/`` lives in the checkout beside the package) and every group option exists."""
+    _check(CONF_DIR.is_dir(), f"no configs at {CONF_DIR}; install from a checkout with `pip install -e .`")
+    check_group_choices(arguments, experiments)
+
+
 def validate(cfg: dict[str, Any]) -> None:
     """Raise ``ConfigError`` for the first invalid value in ``cfg`` (a resolved run config)."""
     opt = cfg["optimizer"]
