@@ -24,7 +24,7 @@ import pandas as pd
 from harness import figures, stats, tracking_mode
 from harness.results import collect_results, history_frame, one_per_cell, results_frame
 from harness.schema import FACTORS
-from harness.verdicts import format_effect, verdicts
+from harness.verdicts import format_effect, optimizer_ranking, verdicts
 
 RUN_TABLE_COLUMNS = (*FACTORS, "seed", "status", "reason", "epochs_run", "early_stopped", "train_seconds",
                      "first_epoch_seconds", "median_epoch_seconds", "time_to_target_seconds", "epochs_to_target",
@@ -146,7 +146,7 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
     sections = [setup_section(runs, sweep_label)]
     if problems:
         sections.append(Section("Skipped result files", "These were left out:", problems))
-    sections.append(Section("Verdicts on the article's claims", "", verdicts(runs)))
+    sections.append(Section("Verdicts on the article's claims", "", verdicts(runs), optimizer_ranking(runs)))
     sections.append(effects_section(runs, effects))
     plots = [
         ("Learning curves", figures.learning_curves(history, figure_dir / "learning_curves.png")),

@@ -135,7 +135,8 @@ def test_verdicts_name_the_best_optimizer_and_adams_rank():
     runs = table(*[run(opt, seed=s, time_to_target_seconds=t + s / 100) for s in range(3)
                    for opt, t in (("adam", 2.0), ("sgd", 4.0), ("rmsprop", 1.0))])
     text = verdicts.optimizer_verdict(runs)
-    assert text.startswith("Fastest optimizer to 0.9 validation accuracy: rmsprop (median 1.01 s")
+    assert text.startswith("Fastest optimizer to 0.9 validation accuracy: rmsprop (median 1.01 s of training; "
+                           "reached in 3 of 3 runs)")
     assert "Adam ranks 2 of 3" in text
     assert "rmsprop's time to target relative to Adam: ×0.50" in text
 
@@ -154,3 +155,16 @@ def test_verdict_says_when_an_effect_is_noise():
 def test_device_verdict_without_a_gpu_says_not_measured():
     runs = table(run(), run(device="gpu", status="skipped", reason="no GPU visible"))
     assert verdicts.device_verdict(runs) == "GPU vs CPU: not measured: no GPU (no GPU visible)."
+
+
+def test_an_optimizer_that_mostly_misses_the_target_ranks_last_however_fast_its_one_hit():
+    runs = table(run("sgd", seed=0, time_to_target_seconds=0.1), run("sgd", seed=1, time_to_target_seconds=None),
+                 run("sgd", seed=2, time_to_target_seconds=None), run("adam", seed=0, time_to_target_seconds=2.0),
+                 run("adam", seed=1, time_to_target_seconds=3.0), run("adam", seed=2, time_to_target_seconds=None))
+    ranking = verdicts.optimizer_ranking(runs)
+    assert ranking["optimizer"].tolist() == ["adam", "sgd"]
+    assert ranking["median_time_to_target_seconds"].tolist() == [3.0, math.inf]
+    assert ranking["reached"].tolist() == [2, 1]
+    assert verdicts.optimizer_verdict(runs).startswith(
+        "Fastest optimizer to 0.9 validation accuracy: adam (median 3.00 s of training; reached in 2 of 3 runs); "
+        "Adam ranks 1 of 2.")
