@@ -37,7 +37,8 @@ def test_report_has_every_part(sweep_dir, tmp_path):
                     "Cost to target", "Per cell", "Failed and skipped runs", "Every run", "Re-run"):
         assert f"## {heading}" in markdown, heading
     assert markdown.index("## Verdicts") < markdown.index("## Factor effects")
-    verdict_lines = markdown.split("## Verdicts on the article's claims")[1].split("##")[0].strip().splitlines()
+    verdict_section = markdown.split("## Verdicts on the article's claims")[1].split("##")[0]
+    verdict_lines = [line for line in verdict_section.splitlines() if line.startswith("- ")]
     assert [line[:20] for line in verdict_lines] == ["- Fastest optimizer ", "- Transfer learning ",
                                                      "- Early stopping (on", "- GPU vs CPU: train "]
     assert "Adam ranks" in verdict_lines[0] and "95% CI" in verdict_lines[1]
