@@ -118,12 +118,37 @@ def log_end(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> Non
     experiment.log_others(others)
 
 
+def _comet_failed(result: dict[str, Any], err: Exception, when: str) -> None:
+    """Tracking is a copy of the run's result, never a reason to lose it: note the error and go on."""
+    print(f"harness: warning: Comet failed {when} ({type(err).__name__}: {err}); the run goes on, its "
+          "result file holds everything", file=sys.stderr)
+    result.setdefault("comet", {})["error"] = f"{type(err).__name__}: {err}"[:300]
+
+
+def begin_experiment(tracking: dict[str, Any], result: dict[str, Any]) -> comet_ml.CometExperiment | None:
+    """Start the run's experiment and log its parameters (``result["comet"]`` says where it lives);
+    ``None`` if Comet fails, which costs the run its tracking, not its result."""
+    try:
+        experiment = start_experiment(tracking, result)
+        if experiment is not None:
+            log_start(experiment, result)
+            result["comet"] = describe(experiment, tracking)
+        return experiment
+    except Exception as err:  # any Comet error: the run must go on
+        _comet_failed(result, err, "to start")
+        return None
+
+
 def finish_experiment(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> None:
     """Log the run's outcome and end the experiment (always); note where an offline archive landed."""
     try:
-        log_end(experiment, result)
-    finally:
-        experiment.end()
+        try:
+            log_end(experiment, result)
+        finally:
+            experiment.end()
+    except Exception as err:  # any Comet error: the result is written regardless
+        _comet_failed(result, err, "to finish")
+        return
     comet = result.get("comet") or {}
     if comet.get("mode") == "offline":
         archive = Path(comet["offline_dir"]) / f"{comet['experiment_key']}.zip"

@@ -148,9 +148,7 @@ def run(run_dir: Path) -> dict[str, Any]:
         if spec["tracking"]["mode"] != "disabled":
             from harness import tracking
 
-            experiment = tracking.start_experiment(spec["tracking"], result)
-            tracking.log_start(experiment, result)
-            result["comet"] = tracking.describe(experiment, spec["tracking"])
+            experiment = tracking.begin_experiment(spec["tracking"], result)
         train(cfg, Path(spec["cache_dir"]), experiment, result)
     except KeyboardInterrupt:
         result.update(status="interrupted", reason="interrupted by the user (Ctrl-C)")

@@ -136,3 +136,14 @@ def test_disabled_tracking_writes_no_archive(tmp_path):
     assert done.returncode == 0, done.stderr
     assert not list(tmp_path.rglob("*.zip"))
     assert "comet" not in results_under(tmp_path / "outputs")[0]
+
+
+def test_comet_failing_costs_the_run_its_tracking_not_its_result(tmp_path):
+    # An archive folder that cannot be created (a file stands in its way) makes Comet fail for real.
+    (tmp_path / "blocked").write_text("a file, not a folder")
+    done = run_harness(["epochs=2", "tracking=offline", f"tracking.offline_dir={tmp_path / 'blocked' / 'comet'}"],
+                       cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    [result] = results_under(tmp_path / "outputs")
+    assert result["status"] == "ok" and result["epochs_run"] == 2
+    assert result["comet"]["error"].startswith(("FileExistsError", "NotADirectoryError"))
