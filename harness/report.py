@@ -58,29 +58,33 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join([head, rule, *rows])
 
 
-def _unique(runs: pd.DataFrame, column: str) -> list[str]:
-    """The distinct values of ``column``, as text (whole floats without ``.0``: pandas turns ints with
-    gaps into floats)."""
+def _values(runs: pd.DataFrame, column: str, default: str = "") -> str:
+    """The distinct values of ``column`` as one text (whole floats shown without ``.0``: pandas turns
+    ints with gaps into floats), or ``default`` if there are none."""
     values = {int(v) if isinstance(v, float) and v.is_integer() else v for v in runs[column].dropna()}
-    return sorted({str(v) for v in values if str(v) != ""})
+    return ", ".join(sorted({str(v) for v in values if str(v) != ""})) or default
 
 
 def setup_section(runs: pd.DataFrame, sweep_label: str) -> Section:
     """Hardware, versions, grid, repeats, conditions and warnings about mixed hardware or parallel runs."""
-    levels = stats.grid(runs)
     ran = runs[runs["status"].isin(["ok", "failed", "interrupted"])]
     repeats = runs[runs["status"] == "ok"].groupby(list(FACTORS)).size()
+    if len(repeats) == 0:
+        repeat_text = "No ok runs."
+    elif repeats.min() == repeats.max():
+        repeat_text = f"Repeats per cell (ok runs): {repeats.min()}."
+    else:
+        repeat_text = f"Repeats per cell (ok runs): {repeats.min()} to {repeats.max()}."
     facts = [
         f"Sweep: `{sweep_label}`, {len(runs)} runs.",
-        "Grid: " + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in levels.items()) + ".",
-        (f"Repeats per cell (ok runs): {repeats.min()}" + (f"–{repeats.max()}." if repeats.max() > repeats.min()
-                                                              else ".")) if len(repeats) else "No ok runs.",
-        f"CPU: {', '.join(_unique(ran, 'cpu_model')) or 'unknown'} ({', '.join(_unique(ran, 'cpu_count'))} cores); "
-        f"GPU: {', '.join(_unique(ran, 'gpu_names')) or 'none'}; hosts: {', '.join(_unique(ran, 'hostname'))}.",
-        f"Python {', '.join(_unique(ran, 'python'))}, Keras {', '.join(_unique(ran, 'keras'))} "
-        f"(backend {', '.join(_unique(ran, 'backend'))}), TensorFlow {', '.join(_unique(ran, 'tensorflow')) or '-'}.",
-        f"XLA (jit_compile): {', '.join(_unique(ran, 'jit_compile'))}; threads per run: "
-        f"{', '.join(_unique(ran, 'threads'))} (0 = TensorFlow's default).",
+        "Grid: " + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in stats.grid(runs).items()) + ".",
+        repeat_text,
+        f"CPU: {_values(ran, 'cpu_model', 'unknown')} ({_values(ran, 'cpu_count', '?')} cores); "
+        f"GPU: {_values(ran, 'gpu_names', 'none')}; hosts: {_values(ran, 'hostname', '?')}.",
+        f"Python {_values(ran, 'python')}, Keras {_values(ran, 'keras')} (backend {_values(ran, 'backend')}), "
+        f"TensorFlow {_values(ran, 'tensorflow', '-')}.",
+        f"XLA (jit_compile): {_values(ran, 'jit_compile')}; threads per run: {_values(ran, 'threads')} "
+        "(0 = TensorFlow's default).",
     ]
     items = []
     parallel = pd.to_numeric(ran["parallel_jobs"], errors="coerce")
