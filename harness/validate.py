@@ -38,36 +38,72 @@ def group_options(experiments: list[str]) -> dict[str, list[str]]:
     return groups
 
 
+def _parse(arguments: list[str]) -> list[Any]:
+    """The command line's plain overrides, parsed by Hydra (``-m``, ``--cfg`` and the like left out;
+    empty on a syntax error, which Hydra itself explains)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        return OverridesParser.create().parse_overrides([a for a in arguments if not a.startswith("-") and "=" in a])
+    except OverrideParseException:
+        return []
+
+
+def _values(override: Any) -> list[str]:
+    """The values an override sets: several for a sweep (``a,b``), none for ranges and deletions."""
+    if override.is_delete() or (override.is_sweep_override() and not override.is_discrete_sweep()):
+        return []
+    if override.is_sweep_override():
+        return list(override.sweep_string_iterator())
+    return [override.get_value_element_as_str()]
+
+
 def check_group_choices(arguments: list[str], experiments: list[str]) -> None:
     """Raise ``ConfigError`` if a command-line override picks an option that its group lacks.
 
     Hydra reports this too, over several lines; this says it in one, for sweeps too
-    (``optimizer=adam,adamw``). Arguments that are not plain overrides (``-m``, ``--cfg``) are ignored.
+    (``optimizer=adam,adamw``).
     """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
-
-    overrides = [a for a in arguments if not a.startswith("-") and "=" in a]
-    try:
-        parsed = OverridesParser.create().parse_overrides(overrides)
-    except OverrideParseException:
-        return  # Hydra itself explains a syntax error
     groups = group_options(experiments)
-    for override in parsed:
+    for override in _parse(arguments):
         options = groups.get(override.key_or_group)
-        if options is None or override.is_delete() or not override.is_discrete_sweep() and override.is_sweep_override():
-            continue
-        values = list(override.sweep_string_iterator()) if override.is_sweep_override() else \
-            [override.get_value_element_as_str()]
-        for value in values:
+        for value in _values(override) if options is not None else []:
             _check(value in options, f"{override.key_or_group}={value} is unknown; valid: {', '.join(options)}")
+
+
+def check_setting_names(arguments: list[str], experiments: list[str]) -> None:
+    """Raise ``ConfigError`` if an override sets a key that the config lacks (``optimizer.lr=0.1``,
+    ``epoch=5``), naming the valid keys, for every option a sweep picks in that group. Hydra says this
+    over several lines and suggests ``+key=`` (which the schema would refuse anyway). Composes the
+    config with Hydra's compose API; needs the schema and experiments registered."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.types import OverrideType
+
+    parsed = [o for o in _parse(arguments) if o.type == OverrideType.CHANGE]  # `+key=` adds on purpose
+    groups = group_options(experiments)
+    chosen = {o.key_or_group: _values(o) for o in parsed if o.key_or_group in groups}
+    base = [f"experiment={chosen['experiment'][0]}"] if chosen.get("experiment") else []
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for override in parsed:
+            path = override.key_or_group.split(".")
+            if path[0] == "hydra" or "/" in path[0] or (path[0] in groups and len(path) < 2):
+                continue  # Hydra's own settings, and group choices (checked above)
+            group = path[0] if path[0] in groups else None
+            for option in chosen.get(group, [None]) if group else [None]:
+                cfg = compose("config", overrides=base + ([f"{group}={option}"] if option else []))
+                node, where = (cfg[group], f"{group}={cfg[group].name}") if group else (cfg, "the config")
+                key = path[1] if group else path[0]
+                valid = ", ".join(k for k in node if k not in ("name", "keras_class", *groups))
+                _check(key in node, f"{'.'.join(path[:2])} is not a setting of {where}; valid: {valid}")
 
 
 def check_arguments(arguments: list[str], experiments: list[str]) -> None:
     """Checks of the command line before Hydra composes anything: the configs are where they should be
-    (``conf/`` lives in the checkout beside the package) and every group option exists."""
+    (``conf/`` lives in the checkout beside the package), every group option exists, every key too."""
     _check(CONF_DIR.is_dir(), f"no configs at {CONF_DIR}; install from a checkout with `pip install -e .`")
     check_group_choices(arguments, experiments)
+    check_setting_names(arguments, experiments)
 
 
 def validate(cfg: dict[str, Any]) -> None:

@@ -34,6 +34,10 @@ CASES = [
      "transfer.weights=imagenet needs a keras.applications model; valid: model=mobilenet_v2"),
     (["transfer=on", "transfer.weights=/no/weights.h5"], "transfer.weights=/no/weights.h5 is invalid; valid:"),
     (["model=resnet"], "model=resnet is unknown; valid: mobilenet_v2, small_cnn"),
+    (["optimizer.lr=0.1"], "optimizer.lr is not a setting of optimizer=adam; valid: learning_rate, "),
+    (["-m", "optimizer=sgd,adam", "optimizer.beta_1=0.8"], "optimizer.beta_1 is not a setting of optimizer=sgd"),
+    (["epoch=5"], "epoch is not a setting of the config; valid: epochs, batch_size, seed"),
+    (["dataset.trainsize=5"], "dataset.trainsize is not a setting of dataset=digits; valid: path, url"),
 ]
 
 
