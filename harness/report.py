@@ -152,6 +152,8 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
         sections.append(Section("Skipped result files", "These were left out:", problems))
     sections.append(Section("Verdicts on the article's claims", "", verdicts(runs), optimizer_ranking(runs)))
     sections.append(effects_section(runs, effects))
+    sections += [Section(f"By {factor}", "Medians over the ok runs at each level (not paired); times in seconds.",
+                         table=stats.factor_summary(runs, factor)) for factor in FACTORS]
     plots = [
         ("Learning curves", figures.learning_curves(history, figure_dir / "learning_curves.png")),
         ("Accuracy against training time", figures.pareto(runs, stats.pareto_front(runs), figure_dir / "pareto.png")),

@@ -34,6 +34,7 @@ def test_report_has_every_part(sweep_dir, tmp_path):
     markdown = index.with_name("report.md").read_text()
     for heading in ("Setup", "Verdicts on the article's claims", "Factor effects", "Learning curves",
                     "Accuracy against training time", "Effects with confidence intervals", "Time to target",
+                    "By optimizer", "By transfer", "By early_stopping", "By device",
                     "Cost to target", "Per cell", "Failed and skipped runs", "Every run", "Re-run"):
         assert f"## {heading}" in markdown, heading
     assert markdown.index("## Verdicts") < markdown.index("## Factor effects")
