@@ -14,8 +14,10 @@ from harness.presets import register_experiments
 from harness.schema import register_configs
 from harness.sweep import run_cell
 from harness.validate import ConfigError, check_arguments
+from hydra_plugins.harness_sweeper import harness_sweeper
 
 register_configs()
+harness_sweeper.register()
 EXPERIMENTS = register_experiments()
 
 

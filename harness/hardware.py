@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import shutil
@@ -20,6 +21,21 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.lru_cache(maxsize=1)
+def _nvidia_smi_names() -> tuple[str, ...]:
+    """Names of every NVIDIA GPU in the machine, by ``nvidia-smi`` (asked once per process)."""
+    if shutil.which("nvidia-smi") is None:
+        return ()
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True, text=True, timeout=10, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(line.strip() for line in out.splitlines() if line.strip())
+
+
 def gpu_names() -> list[str]:
     """Names of the NVIDIA GPUs this process may use, by ``nvidia-smi`` (empty list if none).
 
@@ -29,16 +45,14 @@ def gpu_names() -> list[str]:
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1"):
         return []
-    if shutil.which("nvidia-smi") is None:
-        return []
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-            capture_output=True, text=True, timeout=10, check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line.strip() for line in out.splitlines() if line.strip()]
+    return list(_nvidia_smi_names())
+
+
+def machine_fingerprint() -> dict[str, object]:
+    """What makes this machine's timings this machine's: CPU model and count, and every GPU in it
+    (whether or not this process may use it, so that a CPU run and the sweep that launched it agree).
+    Part of every run key: results copied from another machine are not reused as this one's."""
+    return {"cpu_model": cpu_model(), "cpu_count": os.cpu_count(), "gpus": list(_nvidia_smi_names())}
 
 
 def host_environment() -> dict[str, object]:

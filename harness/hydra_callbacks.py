@@ -23,18 +23,23 @@ from harness.results import collect_results
 from harness.validate import ConfigError, validate
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+HARNESS_SWEEPER = "hydra_plugins.harness_sweeper.harness_sweeper.HarnessSweeper"
 
 
 def sweep_job_overrides(config: DictConfig) -> list[list[str]] | None:
-    """The override list of every job the basic sweeper will launch (``None`` for other sweepers)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    """The override list of every job the sweeper will launch, in the order it launches them (for the
+    harness sweeper and Hydra's basic one; ``None`` for other sweepers, whose jobs are not known ahead)."""
+    from hydra_plugins.harness_sweeper.harness_sweeper import ordered_batches
 
-    if config.hydra.sweeper.get("_target_") != BASIC_SWEEPER:
+    sweeper = config.hydra.sweeper
+    target = sweeper.get("_target_")
+    if target not in (BASIC_SWEEPER, HARNESS_SWEEPER):
         return None
-    params = config.hydra.sweeper.get("params") or {}
+    params = sweeper.get("params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-    batches = BasicSweeper.split_arguments(parser.parse_overrides(arguments), max_batch_size=None)
+    order, seed = (sweeper.order, sweeper.seed) if target == HARNESS_SWEEPER else ("grid", 0)
+    batches = ordered_batches(parser.parse_overrides(arguments), None, order, seed)
     return [job for batch in batches for job in batch]
 
 
@@ -57,7 +62,7 @@ class SweepCallbacks(Callback):
                 except ConfigError as err:
                     print(f"harness: error: {err} (in cell: {' '.join(overrides)})", file=sys.stderr)
                     raise SystemExit(2) from None
-        progress.start_sweep(sweep_dir, len(jobs) if jobs is not None else None)
+        progress.start_sweep(sweep_dir, jobs)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from harness.report import render_report, sweep_label

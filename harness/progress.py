@@ -16,10 +16,12 @@ SWEEP_FILE = "sweep.json"
 _durations: list[float] = []  # seconds per finished cell in this process (the sequential launcher)
 
 
-def start_sweep(sweep_dir: Path, cells: int | None) -> None:
-    """Record the sweep's size, so that each job can say where it stands."""
+def start_sweep(sweep_dir: Path, cells: list[list[str]] | None) -> None:
+    """Record the sweep's cells in the order they run (their overrides; ``None`` if the sweeper does not
+    say ahead), so that each job can say where it stands and the order is on record."""
     _durations.clear()
-    (sweep_dir / SWEEP_FILE).write_text(json.dumps({"total": cells, "started": time.time()}))
+    record = {"total": len(cells) if cells is not None else None, "started": time.time(), "cells": cells}
+    (sweep_dir / SWEEP_FILE).write_text(json.dumps(record, indent=1))
 
 
 def total(sweep_dir: Path) -> int | None:

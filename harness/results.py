@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.hardware import software_versions
+from harness.hardware import machine_fingerprint, software_versions
 from harness.schema import FACTORS
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ STATUSES = ("ok", "failed", "skipped", "interrupted")
 
 NON_SEMANTIC_KEYS = (
     "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow", "rerun",
+    "order",
 )
 """Config keys that do not change what a run computes; left out of its key."""
 
@@ -66,10 +67,12 @@ def history_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
 
 
 def run_key(cfg: dict[str, Any]) -> str:
-    """A short, stable hash of what determines a run's result: its config minus non-semantic keys, and
-    the versions of harness, Keras and TensorFlow (a result from other software is not reused)."""
+    """A short, stable hash of what determines a run's result: its config minus non-semantic keys, the
+    versions of harness, Keras and TensorFlow, and the machine (CPU model and count, GPUs): a result
+    from other software or from another machine is not reused as this one's."""
     semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS}
     semantic["software"] = software_versions()
+    semantic["machine"] = machine_fingerprint()
     blob = json.dumps(semantic, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 

@@ -213,6 +213,8 @@ class Config:
     results_dir: str = "results"
     rerun: bool = False
     quiet_tensorflow: bool = True
+    order: str = "shuffled"
+    callbacks: list[str] = field(default_factory=list)
 
 
 SCHEMAS: dict[str, dict[str, type]] = {

@@ -70,7 +70,7 @@ def run_cell(cfg: DictConfig) -> None:
         print(f"{heading} …", end=" ", flush=True)
     started = time.perf_counter()
     try:
-        result = obtain_result(plain, run_dir, sweep_dir, results_dir, parallel)
+        result = obtain_result(plain, run_dir, sweep_dir, results_dir, parallel, job_num)
     except KeyboardInterrupt:
         print(f"\nharness: interrupted. Finished runs are kept in {results_dir}; run the same command again "
               "to resume (finished cells are reused, not retrained).", file=sys.stderr)
@@ -87,11 +87,13 @@ def run_cell(cfg: DictConfig) -> None:
 
 
 def obtain_result(
-    cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, results_dir: Path, parallel: int = 1
+    cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, results_dir: Path, parallel: int = 1,
+    sweep_position: int | None = None,
 ) -> dict[str, Any]:
     """The cell's result: reused from the results store if it finished ``ok`` before (unless
     ``rerun=true``), else skipped (a GPU cell without a GPU) or trained now. Writes it to the run's
-    folder, and an ``ok`` result to the store too."""
+    folder; an ``ok`` result is in the store before its ``result.json`` appears (the run process puts
+    it there), so no kill can lose a finished run."""
     earlier = None if cfg["rerun"] else load_stored(results_dir, run_key(cfg))
     if earlier is not None:
         result = {**earlier, "reused": True, "reused_from": earlier["sweep_name"], "sweep_name": cfg["sweep_name"]}
@@ -101,9 +103,9 @@ def obtain_result(
         result = {**base_record(cfg), "status": "skipped", "reason": "no GPU visible", "epochs_run": 0}
         write_json_atomic(run_dir / RESULT_FILE, result)
         return result
-    result = launch_run(cfg, run_dir, sweep_dir, parallel)
+    result = launch_run(cfg, run_dir, sweep_dir, parallel, results_dir, sweep_position)
     if result["status"] == "ok":
-        store_result(results_dir, result)
+        store_result(results_dir, result)  # again, now with the wall time seen from here
     return result
 
 
@@ -125,10 +127,14 @@ def parallel_jobs(launcher: Any, sweeper: Any, total: int | None) -> int:
     return 1
 
 
-def run_spec(cfg: dict[str, Any], sweep_dir: Path, parallel: int = 1) -> dict[str, Any]:
+def run_spec(cfg: dict[str, Any], sweep_dir: Path, parallel: int = 1, results_dir: Path | None = None,
+             sweep_position: int | None = None) -> dict[str, Any]:
     """What the run process is asked to do (``run_spec.json``): the config plus what the sweep decided
-    for it: the pretrained-weights cache, Comet's mode, threads and how many runs share the machine."""
+    for it: the pretrained-weights cache, Comet's mode, threads, how many runs share the machine, the
+    results store to put an ``ok`` result in (``None``: none) and the cell's place in the sweep's order."""
     return {
+        "results_dir": str(results_dir) if results_dir is not None else None,
+        "sweep_position": sweep_position,
         "config": cfg,
         "cache_dir": str(Path(cfg["cache_dir"]).expanduser() if cfg["cache_dir"] else default_cache_dir()),
         "tracking": tracking_mode.resolve(cfg["tracking"], sweep_dir),
@@ -137,7 +143,8 @@ def run_spec(cfg: dict[str, Any], sweep_dir: Path, parallel: int = 1) -> dict[st
     }
 
 
-def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: int = 1) -> dict[str, Any]:
+def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: int = 1,
+               results_dir: Path | None = None, sweep_position: int | None = None) -> dict[str, Any]:
     """Train ``cfg`` in a fresh process; return its result, recorded as ``failed`` if it crashed.
 
     With ``parallel`` runs at once and ``threads=0``, each run gets ``cores // parallel`` threads so
@@ -146,7 +153,7 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: in
     run_dir.mkdir(parents=True, exist_ok=True)
     result_path = run_dir / RESULT_FILE
     result_path.unlink(missing_ok=True)
-    spec = run_spec(cfg, sweep_dir, parallel)
+    spec = run_spec(cfg, sweep_dir, parallel, results_dir, sweep_position)
     write_json_atomic(run_dir / SPEC_FILE, spec)
 
     env = dict(os.environ)

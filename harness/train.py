@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import hardware
-from harness.results import RESULT_FILE, SPEC_FILE, base_record, write_json_atomic
+from harness.results import RESULT_FILE, SPEC_FILE, base_record, store_result, write_json_atomic
 
 
 def configure_backend(threads: int) -> None:
@@ -65,6 +65,16 @@ def environment(cfg: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     return env
 
 
+def user_callbacks(paths: list[str]) -> list[Any]:
+    """The extra Keras callbacks of the ``callbacks`` setting: each ``package.module:Class``, imported
+    and built with no arguments (checked for form and importability before the sweep starts)."""
+    built = []
+    for path in paths:
+        module, _, name = path.partition(":")
+        built.append(getattr(importlib.import_module(module), name)())
+    return built
+
+
 def epoch_printer(epochs: int) -> Any:
     """A compact line per epoch in the run's log, instead of Keras' progress bars."""
     import keras
@@ -96,7 +106,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: dict[st
 
     timer = timing.EpochTimer()
     nan_guard = keras.callbacks.TerminateOnNaN()
-    callbacks = [timer, nan_guard, epoch_printer(cfg["epochs"])]
+    callbacks = [timer, nan_guard, epoch_printer(cfg["epochs"]), *user_callbacks(cfg["callbacks"])]
     stopper = None
     if cfg["early_stopping"]["enabled"]:
         es = {k: v for k, v in cfg["early_stopping"].items() if k not in ("name", "enabled")}
@@ -132,7 +142,8 @@ def run(run_dir: Path) -> dict[str, Any]:
     """Do the run described in ``run_dir/run_spec.json``; write and return its result."""
     spec = json.loads((run_dir / SPEC_FILE).read_text())
     cfg = spec["config"]
-    result: dict[str, Any] = {**base_record(cfg), "status": "failed", "reason": "run did not finish", "epochs_run": 0}
+    result: dict[str, Any] = {**base_record(cfg), "status": "failed", "reason": "run did not finish", "epochs_run": 0,
+                              "started_at": time.time(), "sweep_position": spec.get("sweep_position")}
     experiment = None
     try:
         import keras
@@ -161,6 +172,8 @@ def run(run_dir: Path) -> dict[str, Any]:
             from harness import tracking
 
             tracking.finish_experiment(experiment, result)
+        if result["status"] == "ok" and spec.get("results_dir"):
+            store_result(Path(spec["results_dir"]), result)  # first: once result.json exists, it is kept
         write_json_atomic(run_dir / RESULT_FILE, result)
     return result
 

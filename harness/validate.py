@@ -7,8 +7,11 @@ never imports TensorFlow.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
+
+from harness.cell_order import ORDERS
 
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 MODES = ("auto", "min", "max")
@@ -166,3 +169,19 @@ def validate(cfg: dict[str, Any]) -> None:
 
     mode = cfg["tracking"]["mode"]
     _check(mode in TRACKING_MODES, f"tracking.mode={mode!r} is unknown; valid: {', '.join(TRACKING_MODES)}")
+    _check(cfg["order"] in ORDERS, f"order={cfg['order']} is unknown; valid: {', '.join(ORDERS)}")
+    for path in cfg["callbacks"]:
+        check_callback_path(path)
+
+
+def check_callback_path(path: str) -> None:
+    """Raise ``ConfigError`` unless ``path`` reads ``package.module:Class`` and the module can be found
+    (found, not imported: a callback module may import Keras, which this process never does)."""
+    module, _, name = str(path).partition(":")
+    _check(bool(module) and name.isidentifier(),
+           f"callbacks: {path!r} is invalid; valid: an import path package.module:Class")
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        found = False
+    _check(found, f"callbacks: module {module!r} of {path!r} cannot be found (is it on PYTHONPATH?)")

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 
 from harness.presets import register_experiments
 from harness.schema import register_configs
+from hydra_plugins.harness_sweeper import harness_sweeper
 
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
@@ -26,6 +27,7 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     """The resolved run config that ``python -m harness <overrides>`` would train."""
     register_configs()
     register_experiments()
+    harness_sweeper.register()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
     return OmegaConf.to_container(cfg, resolve=True)
@@ -37,9 +39,10 @@ def harness_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_harness(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300,
+def run_harness(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 1800,
                 module: str = "harness") -> subprocess.CompletedProcess:
-    """Run ``python -m harness ARGS`` for real, in ``cwd``; output captured as text."""
+    """Run ``python -m harness ARGS`` for real, in ``cwd``; output captured as text. ``timeout`` only
+    guards against a hang (generous: CI machines may be slow and loaded); no test relies on speed."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env or harness_env(cwd),
                           capture_output=True, text=True, timeout=timeout)
 

@@ -13,7 +13,7 @@ from tests.conftest import FAST, results_under, run_harness
 
 def test_submitit_local_runs_a_four_cell_sweep_two_at_a_time(tmp_path):
     done = run_harness(["-m", *FAST, "hydra/launcher=submitit_local", "hydra.sweeper.max_batch_size=2",
-                        "optimizer=adam,sgd", "transfer=on,off"], cwd=tmp_path, timeout=400)
+                        "optimizer=adam,sgd", "transfer=on,off"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     results = results_under(tmp_path / "multirun")
     assert sorted((r["optimizer"], r["transfer"]) for r in results) == [
