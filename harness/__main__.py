@@ -10,6 +10,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
+from harness.config_files import CONF_DIR
 from harness.presets import register_experiments
 from harness.schema import register_configs
 from harness.sweep import run_cell
@@ -21,7 +22,7 @@ harness_sweeper.register()
 EXPERIMENTS = register_experiments()
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> None:
     run_cell(cfg)
 

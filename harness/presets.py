@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+from harness.config_files import EXPERIMENTS_DIR
 
 
 def register_experiments(folder: Path = EXPERIMENTS_DIR) -> list[str]:

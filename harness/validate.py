@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.cell_order import ORDERS
+from harness.config_files import CONF_DIR
 
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 MODES = ("auto", "min", "max")
@@ -19,9 +20,6 @@ TRACKING_MODES = ("auto", "online", "offline", "disabled")
 TRANSFER_WEIGHTS = ("source_task", "imagenet")
 APPLICATION_MODELS = ("mobilenet_v2",)
 """Models built from ``keras.applications``, which have ImageNet weights."""
-
-
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 class ConfigError(ValueError):
@@ -103,8 +101,8 @@ def check_setting_names(arguments: list[str], experiments: list[str]) -> None:
 
 def check_arguments(arguments: list[str], experiments: list[str]) -> None:
     """Checks of the command line before Hydra composes anything: the configs are where they should be
-    (``conf/`` lives in the checkout beside the package), every group option exists, every key too."""
-    _check(CONF_DIR.is_dir(), f"no configs at {CONF_DIR}; install from a checkout with `pip install -e .`")
+    (``harness.config_files``), every group option exists, every key too."""
+    _check(CONF_DIR.is_dir(), f"no configs at {CONF_DIR}: the installed package is incomplete; reinstall it")
     check_group_choices(arguments, experiments)
     check_setting_names(arguments, experiments)
 
