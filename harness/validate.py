@@ -73,15 +73,26 @@ def check_group_choices(arguments: list[str], experiments: list[str]) -> None:
             _check(value in options, f"{override.key_or_group}={value} is unknown; valid: {', '.join(options)}")
 
 
+def _type_error(compose: Any, overrides: list[str], setting: str) -> str | None:
+    """Why Hydra refuses ``setting`` on top of ``overrides`` (the first line of its message), or ``None``."""
+    try:
+        compose("config", overrides=[*overrides, setting])
+    except Exception as err:  # Hydra wraps OmegaConf's ValidationError; its first line says it all
+        cause = err.__cause__ or err
+        return str(cause).strip().splitlines()[0]
+    return None
+
+
 def check_setting_names(arguments: list[str], experiments: list[str]) -> None:
     """Raise ``ConfigError`` if an override sets a key that the config lacks (``optimizer.lr=0.1``,
-    ``epoch=5``), naming the valid keys, for every option a sweep picks in that group. Hydra says this
-    over several lines and suggests ``+key=`` (which the schema would refuse anyway). Composes the
-    config with Hydra's compose API; needs the schema and experiments registered."""
+    ``epoch=5``, ``+epoch=5``), naming the valid keys, or a value of the wrong type (``epochs=abc``),
+    for every option a sweep picks in that group and every value it sweeps. Hydra says these over
+    several lines (and would let ``+key=`` add a setting that nothing reads). Composes the config with
+    Hydra's compose API; needs the schema and experiments registered."""
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.types import OverrideType
 
-    parsed = [o for o in _parse(arguments) if o.type == OverrideType.CHANGE]  # `+key=` adds on purpose
+    parsed = [o for o in _parse(arguments) if o.type != OverrideType.DEL]
     groups = group_options(experiments)
     chosen = {o.key_or_group: _values(o) for o in parsed if o.key_or_group in groups}
     base = [f"experiment={chosen['experiment'][0]}"] if chosen.get("experiment") else []
@@ -92,11 +103,15 @@ def check_setting_names(arguments: list[str], experiments: list[str]) -> None:
                 continue  # Hydra's own settings, and group choices (checked above)
             group = path[0] if path[0] in groups else None
             for option in chosen.get(group, [None]) if group else [None]:
-                cfg = compose("config", overrides=base + ([f"{group}={option}"] if option else []))
+                picked = base + ([f"{group}={option}"] if option else [])
+                cfg = compose("config", overrides=picked)
                 node, where = (cfg[group], f"{group}={cfg[group].name}") if group else (cfg, "the config")
                 key = path[1] if group else path[0]
                 valid = ", ".join(k for k in node if k not in ("name", "keras_class", *groups))
                 _check(key in node, f"{'.'.join(path[:2])} is not a setting of {where}; valid: {valid}")
+                for value in _values(override):
+                    reason = _type_error(compose, picked, f"{override.key_or_group}={value}")
+                    _check(reason is None, f"{override.key_or_group}={value} is invalid: {reason}")
 
 
 def check_arguments(arguments: list[str], experiments: list[str]) -> None:

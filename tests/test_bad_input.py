@@ -36,6 +36,14 @@ CASES = [
     (["-m", "optimizer=sgd,adam", "optimizer.beta_1=0.8"], "optimizer.beta_1 is not a setting of optimizer=sgd"),
     (["epoch=5"], "epoch is not a setting of the config; valid: epochs, batch_size, seed"),
     (["dataset.trainsize=5"], "dataset.trainsize is not a setting of dataset=digits; valid: path, url"),
+    (["epochs=abc"], "epochs=abc is invalid: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["-m", "epochs=2,abc"], "epochs=abc is invalid: Value 'abc' of type 'str' could not be converted to Integer"),
+    (["-m", "optimizer=sgd,adam", "optimizer.learning_rate=fast"],
+     "optimizer.learning_rate=fast is invalid: Value 'fast' of type 'str' could not be converted to Float"),
+    (["+epoch=5"], "epoch is not a setting of the config; valid: epochs, batch_size, seed"),
+    (["+optimizer.lr=0.1"], "optimizer.lr is not a setting of optimizer=adam; valid: learning_rate, "),
+    (["order=random"], "order=random is unknown; valid: shuffled, grid"),
+    (["callbacks=[nowhere.to.be.found:Callback]"], "callbacks: module 'nowhere.to.be.found' of "),
 ]
 
 

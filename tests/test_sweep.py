@@ -31,6 +31,8 @@ def test_sweep_prints_progress_and_the_report_path(sweep):
     assert lines[-1].startswith("report: ")
     assert Path(lines[-1].removeprefix("report: ")).is_file()
     assert "oneDNN" not in done.stdout  # TensorFlow's noise stays in each run's train.log
+    assert list(cwd.glob("multirun/*/*/train.log"))
+    assert not list(cwd.rglob("harness.log"))  # Hydra's per-job logs would be empty: there are none
 
 
 def test_each_cell_writes_one_result_and_gpu_cells_are_skipped_without_a_gpu(sweep):
