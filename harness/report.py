@@ -21,10 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import figures, stats, tracking_mode
+from harness import figures, stability, stats, tracking_mode
 from harness.results import collect_results, history_frame, one_per_cell, results_frame
 from harness.schema import FACTORS
 from harness.verdicts import format_effect, optimizer_ranking, verdicts
+
+DRIFT_WARNING = 0.05
+"""Warn about drift when the fitted change over the sweep exceeds this and its CI excludes no change."""
 
 RUN_TABLE_COLUMNS = (*FACTORS, "seed", "status", "reason", "epochs_run", "early_stopped", "train_seconds",
                      "first_epoch_seconds", "median_epoch_seconds", "time_to_target_seconds", "epochs_to_target",
@@ -103,6 +106,51 @@ def setup_section(runs: pd.DataFrame, sweep_label: str) -> Section:
     return Section("Setup", " ".join(facts), items, stats.status_counts(runs))
 
 
+def cell_name(row: pd.Series | dict) -> str:
+    """A cell in words, from its factor columns: ``optimizer=adam transfer=off ...``."""
+    return " ".join(f"{factor}={row[factor]}" for factor in FACTORS)
+
+
+def measurement_section(runs: pd.DataFrame) -> Section:
+    """Are the timings trustworthy? Spread between repeats, drift of the machine's speed during the
+    sweep, and whether the steps are long enough to time compute rather than overhead (``stability``)."""
+    items = []
+    spread = stability.repeat_spread(runs)
+    shaky = spread[spread["cv"] > stability.CV_WARNING]
+    if len(shaky):
+        named = "; ".join(f"{cell_name(row)} ({row['cv']:.1%})" for _, row in shaky.head(5).iterrows())
+        more = f" and {len(shaky) - 5} more" if len(shaky) > 5 else ""
+        items.append(f"Warning: the timings may be unstable: steady epoch time varies by more than "
+                     f"{stability.CV_WARNING:.0%} between repeats (coefficient of variation) in {len(shaky)} of "
+                     f"{len(spread)} cells: {named}{more}. Use more repeats (seed=0,1,2,3,4) or a quieter machine.")
+    elif len(spread):
+        items.append(f"Steady epoch time varies by at most {spread['cv'].max():.0%} between repeats of a cell "
+                     f"(coefficient of variation; warning above {stability.CV_WARNING:.0%}).")
+    else:
+        items.append("Spread between repeats: unknown (one repeat per cell; repeat with seed=0,1,2).")
+    drift = stability.speed_drift(runs)
+    if drift is None:
+        items.append("Drift check: not possible (fewer than 3 timed runs with start times).")
+    else:
+        measured = (f"steady epoch times of identical cells changed by {drift.change:+.0%} (95% CI "
+                    f"{drift.low:+.0%} to {drift.high:+.0%}) over the sweep's {drift.span_minutes:.0f} minutes "
+                    f"({drift.runs} runs)")
+        if drift.distinguishable and abs(drift.change) > DRIFT_WARNING:
+            items.append(f"Warning: the machine's speed drifted during the sweep: {measured}. Shuffled order "
+                         "(order=shuffled, the default) spreads drift over every level, but it widens every "
+                         "interval: use a quieter machine, or more repeats.")
+        else:
+            items.append(f"Drift check: {measured}.")
+    step = stability.median_step_seconds(runs)
+    if step is not None and step < stability.TINY_STEP_SECONDS:
+        items.append(f"Warning: this workload is too small to say anything about devices: the median training step "
+                     f"took {step * 1000:.1f} ms, so framework overhead dominates what is timed. Use a bigger model, "
+                     "batch or dataset (e.g. model=mobilenet_v2) to compare devices or compilation.")
+    table = spread.assign(cell=[cell_name(row) for _, row in spread.iterrows()])[["cell", "repeats", "mean", "cv"]]
+    text = "Steady epoch time (seconds) per cell over its repeats: mean and coefficient of variation, largest first."
+    return Section("Measurement quality", text if len(table) else "", items, table if len(table) else None)
+
+
 def effects_section(runs: pd.DataFrame, effects: pd.DataFrame) -> Section:
     """Each factor's effects (``stats.effects_table``) with CIs, and the largest two-factor interactions."""
     shown = pd.DataFrame({
@@ -147,7 +195,7 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
     """The report's content, independent of its format; figures are written into ``figure_dir``."""
     cells = stats.cell_table(runs)
     effects = stats.effects_table(runs)
-    sections = [setup_section(runs, sweep_label)]
+    sections = [setup_section(runs, sweep_label), measurement_section(runs)]
     if problems:
         sections.append(Section("Skipped result files", "These were left out:", problems))
     sections.append(Section("Verdicts on the article's claims", "", verdicts(runs), optimizer_ranking(runs)))

@@ -34,6 +34,8 @@ def synthetic_results(n_runs: int, epochs: int = 10, seed: int = 0) -> list[dict
             "model": "small_cnn", "status": "ok", "reason": None, "epochs_run": run_epochs,
             "early_stopped": early_stopping == "on", "train_seconds": float(elapsed[-1]),
             "first_epoch_seconds": history[0]["train_seconds"], "median_epoch_seconds": epoch_seconds,
+            "steps_per_epoch": 7, "median_step_seconds": epoch_seconds / 7, "started_at": 1.8e9 + 5.0 * i,
+            "sweep_position": i,
             "time_to_target_seconds": float(elapsed[reached[0]]) if reached else None,
             "epochs_to_target": reached[0] + 1 if reached else None, "target_accuracy": 0.9,
             "best_val_accuracy": max(h["val_accuracy"] for h in history),

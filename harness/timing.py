@@ -9,6 +9,9 @@
   pretraining, compilation set-up before ``fit``, Comet start/end and the final test evaluation are
   outside it. The first epoch includes graph tracing/compilation, so it is reported on its own
   (``first_epoch_seconds``) beside the median of the later epochs (``median_epoch_seconds``).
+- A *step* is one batch: ``median_step_seconds`` is the median epoch's training seconds divided by
+  the steps per epoch (``ceil(train examples / batch size)``); under a few milliseconds the framework's
+  overhead, not the model's compute, is what gets timed.
 - *Time to target* is the training seconds up to and including the first epoch whose
   ``val_accuracy`` reaches the target; ``None`` if no epoch does.
 """
@@ -54,14 +57,17 @@ class EpochTimer(keras.callbacks.Callback):
         )
 
 
-def summarize_epochs(history: list[dict[str, Any]], target: float, train_examples: int) -> dict[str, Any]:
+def summarize_epochs(history: list[dict[str, Any]], target: float, train_examples: int,
+                     steps_per_epoch: int | None = None) -> dict[str, Any]:
     """Timing figures of a run from its per-epoch ``history``.
 
     ``history``: one dict per epoch with ``train_seconds``, ``val_seconds`` and ``val_accuracy``.
     ``target``: the validation accuracy that defines time to target. ``train_examples``: examples per
-    epoch, for throughput. Returns ``train_seconds``, ``validation_seconds``, ``first_epoch_seconds``,
+    epoch, for throughput; ``steps_per_epoch``: batches per epoch, for the step time. Returns
+    ``train_seconds``, ``validation_seconds``, ``first_epoch_seconds``,
     ``median_epoch_seconds`` (of epochs after the first; ``None`` with one epoch),
-    ``samples_per_second`` (later epochs if any, else the first), ``time_to_target_seconds`` and
+    ``samples_per_second`` (later epochs if any, else the first), ``median_step_seconds`` (the same
+    epoch time per step; ``None`` without ``steps_per_epoch``), ``time_to_target_seconds`` and
     ``epochs_to_target`` (``None`` if never reached).
     """
     train = [epoch["train_seconds"] for epoch in history]
@@ -80,6 +86,7 @@ def summarize_epochs(history: list[dict[str, Any]], target: float, train_example
         "first_epoch_seconds": train[0] if train else None,
         "median_epoch_seconds": statistics.median(later) if later else None,
         "samples_per_second": train_examples / steady if steady else None,
+        "median_step_seconds": steady / steps_per_epoch if steady and steps_per_epoch else None,
         "time_to_target_seconds": to_target_seconds,
         "epochs_to_target": to_target_epochs,
     }

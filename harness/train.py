@@ -126,7 +126,9 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: dict[st
     history = [{**{k: float(v[i]) for k, v in metrics.items()}, **timer.epochs[i]} for i in range(len(timer.epochs))]
     result["history"] = history
     result["epochs_run"] = len(history)
-    result.update(timing.summarize_epochs(history, cfg["target_accuracy"], len(task.train.y)))
+    steps_per_epoch = math.ceil(len(task.train.y) / cfg["batch_size"])
+    result["steps_per_epoch"] = steps_per_epoch
+    result.update(timing.summarize_epochs(history, cfg["target_accuracy"], len(task.train.y), steps_per_epoch))
     val_accuracies = [epoch["val_accuracy"] for epoch in history if "val_accuracy" in epoch]
     result["best_val_accuracy"] = max(val_accuracies) if val_accuracies else None
     result["early_stopped"] = bool(stopper is not None and stopper.stopped_epoch > 0)
