@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import platform
 import statistics
 import time
 from collections import Counter
@@ -60,6 +61,9 @@ def outcome(result: dict[str, Any], elapsed: float, sweep_dir: Path, job_num: in
     text = f"{status} {elapsed:.1f} s"
     if result.get("reused"):
         text = f"ok, reused from sweep {result['reused_from']}"
+        host = (result.get("environment") or {}).get("hostname")
+        if host and host != platform.node():  # same hardware (it is in the run key), another host
+            text += f" on host {host}"
     if status == "ok":
         text += f", test acc {result['test_accuracy']:.3f}"
         if result.get("early_stopped"):

@@ -100,9 +100,11 @@ def setup_section(runs: pd.DataFrame, sweep_label: str) -> Section:
     if len(repeats) and repeats.max() == 1:
         items.append("One repeat per cell: a cell's spread is unknown (repeat with seed=0,1,2); effect CIs below "
                      "are over pairs of cells across the other factors.")
-    reused = runs["reused"].fillna(False).astype(bool).sum()
-    if reused:
-        items.append(f"{reused} results were reused from earlier sweeps (resume); rerun=true retrains them.")
+    reused = runs["reused"].fillna(False).astype(bool)
+    if reused.sum():
+        hosts = _values(runs[reused], "hostname", "?")
+        items.append(f"{reused.sum()} results were reused from earlier sweeps (resume), run on host(s) {hosts} "
+                     "with this sweep's hardware; rerun=true retrains them.")
     return Section("Setup", " ".join(facts), items, stats.status_counts(runs))
 
 

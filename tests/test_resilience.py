@@ -144,3 +144,33 @@ def testexit_reasons_name_the_signal():
     assert exit_reason(-9) == "run process killed by SIGKILL (out of memory?)"
     assert exit_reason(-11) == "run process killed by SIGSEGV"
     assert exit_reason(3) == "run process exited with code 3 (see train.log)"
+
+
+def test_run_keys_tell_machines_apart(monkeypatch):
+    from harness import hardware
+    from harness.results import run_key
+    from tests.conftest import compose_config
+
+    cfg = compose_config(["tracking=disabled"])
+    here = run_key(cfg)
+    monkeypatch.setattr(hardware, "cpu_model", lambda: "Another CPU")
+    assert run_key(cfg) != here  # a results/ folder copied from another machine is not this one's
+    monkeypatch.undo()
+    monkeypatch.setattr(hardware, "_nvidia_smi_names", lambda: ("Some GPU",))
+    assert run_key(cfg) != here
+    monkeypatch.setattr(hardware.os, "cpu_count", lambda: 1024)
+    assert run_key(cfg) != here
+
+
+def test_a_result_reused_from_another_host_says_so(tmp_path):
+    args = ["-m", "epochs=1", "tracking=disabled"]
+    assert run_harness(args, cwd=tmp_path).returncode == 0
+    [stored] = (tmp_path / "results").glob("*.json")
+    record = json.loads(stored.read_text())
+    record["environment"]["hostname"] = "node-17"  # a cluster node with the same hardware as this one
+    stored.write_text(json.dumps(record))
+    done = run_harness(args, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "reused from sweep" in done.stdout and "on host node-17" in done.stdout
+    report = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    assert "1 results were reused from earlier sweeps (resume), run on host(s) node-17" in report
