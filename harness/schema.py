@@ -51,7 +51,7 @@ class SGDConfig(OptimizerConfig):
 @dataclass
 class AdagradConfig(OptimizerConfig):
     keras_class: str = "Adagrad"
-    learning_rate: float = 0.001
+    learning_rate: float = 0.01
     initial_accumulator_value: float = 0.1
     epsilon: float = 1e-7
 

@@ -104,3 +104,23 @@ def test_help_lists_groups_and_cfg_job_prints_config(tmp_path):
     done = run_harness(["--cfg", "job", "optimizer=nag"], cwd=tmp_path)
     assert done.returncode == 0
     assert "nesterov: true" in done.stdout
+
+
+def test_each_default_lives_in_one_place():
+    # The schema's dataclasses own the defaults; a YAML option names itself and sets only what differs
+    # for it. A YAML value equal to the schema's default is a second copy that can silently drift.
+    import dataclasses
+
+    import yaml
+
+    from harness.schema import SCHEMAS
+
+    for group, schemas in SCHEMAS.items():
+        for path in sorted((CONF / group).glob("*.yaml")):
+            option = yaml.safe_load(path.read_text())
+            schema = schemas[option["defaults"][0].split("/")[-1].split("@")[0]]
+            defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                        for f in dataclasses.fields(schema)
+                        if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
+            repeated = [key for key, value in option.items() if key in defaults and defaults[key] == value]
+            assert not repeated, f"{path.relative_to(CONF)} repeats {schema.__name__}'s defaults: {repeated}"
