@@ -70,7 +70,8 @@ def effect_bars(effects: pd.DataFrame, path: Path) -> Path | None:
     if ratios.empty:
         return None
     sns.set_theme(style="whitegrid")
-    ratios["comparison"] = ratios["factor"] + ": " + ratios["level"] + " vs " + ratios["baseline"]
+    ratios["comparison"] = (ratios["factor"] + ": " + ratios["level"].astype(str) + " vs "
+                            + ratios["baseline"].astype(str))
     metrics = list(dict.fromkeys(ratios["metric"]))
     figure, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 0.45 * ratios["comparison"].nunique()
                                                                     + 1.8), squeeze=False, sharey=True)
@@ -107,3 +108,35 @@ def time_to_target_heatmap(cells: pd.DataFrame, path: Path) -> Path | None:
         ax.set(title=f"Median time to target (s), {device}; blank: never reached", xlabel="", ylabel="optimizer")
     return _save(figure, path)
 
+
+
+LEVEL_METRICS = (("time_to_target_seconds", "time to target (s)"), ("train_seconds", "train seconds"),
+                 ("test_accuracy", "test accuracy"))
+
+
+def metrics_by_level(runs: pd.DataFrame, factor: str, levels: list, path: Path) -> Path | None:
+    """Time to target, train seconds and test accuracy against the levels of ``factor``: the median over
+    ok runs, one line per optimizer, shaded over the middle 95% of runs where the levels are numbers.
+    Numeric levels go on a numeric axis, logarithmic when they are positive and span a factor of 10 or
+    more (learning rates); others are categories in ``levels`` order. Needs ``status``, ``optimizer``,
+    ``factor`` and the metrics."""
+    ok = runs[(runs["status"] == "ok") & runs[factor].notna()]
+    if ok.empty or len(levels) < 2:
+        return None
+    numeric = all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in levels)
+    log = numeric and min(levels) > 0 and max(levels) / min(levels) >= 10
+    data = ok.assign(level=ok[factor].astype(float) if numeric else pd.Categorical(
+        ok[factor].astype(str), categories=[str(v) for v in levels], ordered=True))
+    sns.set_theme(style="whitegrid")
+    figure, axes = plt.subplots(1, len(LEVEL_METRICS), figsize=(5 * len(LEVEL_METRICS), 3.6), squeeze=False)
+    for ax, (metric, label) in zip(axes[0], LEVEL_METRICS, strict=True):
+        sns.lineplot(data=data, x="level", y=metric, hue="optimizer", hue_order=sorted(data["optimizer"].unique()),
+                     estimator="median",
+                     errorbar=("pi", 95) if numeric else None, marker="o", ax=ax, sort=True)
+        if log:
+            ax.set_xscale("log")
+        ax.set(xlabel=factor, ylabel=label)
+        if ax.get_legend() is not None and metric != LEVEL_METRICS[-1][0]:
+            ax.get_legend().remove()
+    figure.suptitle(f"Against {factor} (median over runs)", y=1.02)
+    return _save(figure, path)

@@ -18,8 +18,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from harness import progress, tracking_mode
+from harness import cells, progress, tracking_mode
+from harness.cells import swept_factors
 from harness.results import collect_results
+from harness.schema import FACTORS
 from harness.validate import ConfigError, validate
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
@@ -43,6 +45,14 @@ def sweep_job_overrides(config: DictConfig) -> list[list[str]] | None:
     return [job for batch in batches for job in batch]
 
 
+def run_config(config: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """The resolved run config (Hydra's part removed) of the job with ``overrides`` in this sweep."""
+    job_cfg = GlobalHydra.instance().config_loader().load_sweep_config(config, overrides)
+    with_hydra_removed = OmegaConf.to_container(job_cfg, resolve=False)
+    with_hydra_removed.pop("hydra", None)
+    return OmegaConf.to_container(OmegaConf.create(with_hydra_removed), resolve=True)  # type: ignore[return-value]
+
+
 class SweepCallbacks(Callback):
     """Validate all cells before a multirun, write ``sweep.json``, and build the report after it."""
 
@@ -50,19 +60,18 @@ class SweepCallbacks(Callback):
         jobs = sweep_job_overrides(config)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
+        factors, baselines = list(FACTORS), {}
         if jobs is not None:
-            loader = GlobalHydra.instance().config_loader()
-            for overrides in jobs:
-                job_cfg = loader.load_sweep_config(config, overrides)
-                with_hydra_removed = OmegaConf.to_container(job_cfg, resolve=False)
-                with_hydra_removed.pop("hydra", None)
-                plain = OmegaConf.to_container(OmegaConf.create(with_hydra_removed), resolve=True)
+            configs = [run_config(config, overrides) for overrides in jobs]
+            for overrides, plain in zip(jobs, configs, strict=True):
                 try:
                     validate(plain)
                 except ConfigError as err:
                     print(f"harness: error: {err} (in cell: {' '.join(overrides)})", file=sys.stderr)
                     raise SystemExit(2) from None
-        progress.start_sweep(sweep_dir, jobs)
+            factors = swept_factors(configs)
+            baselines = cells.baselines(run_config(config, []), configs, factors)
+        progress.start_sweep(sweep_dir, jobs, factors, baselines)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from harness.report import render_report, sweep_label

@@ -13,38 +13,46 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from harness.schema import FACTORS
+
 SWEEP_FILE = "sweep.json"
 _durations: list[float] = []  # seconds per finished cell in this process (the sequential launcher)
 
 
-def start_sweep(sweep_dir: Path, cells: list[list[str]] | None) -> None:
+def start_sweep(sweep_dir: Path, cells: list[list[str]] | None, factors: list[str] | None = None,
+                baselines: dict[str, Any] | None = None) -> None:
     """Record the sweep's cells in the order they run (their overrides; ``None`` if the sweeper does not
-    say ahead), so that each job can say where it stands and the order is on record."""
+    say ahead), its factors and their baselines (``harness.cells``), so that each job can say where it
+    stands and what it varies, and the order is on record."""
     _durations.clear()
-    record = {"total": len(cells) if cells is not None else None, "started": time.time(), "cells": cells}
+    record = {"total": len(cells) if cells is not None else None, "started": time.time(), "cells": cells,
+              "factors": factors or list(FACTORS), "factor_baselines": baselines or {}}
     (sweep_dir / SWEEP_FILE).write_text(json.dumps(record, indent=1))
+
+
+def _record(sweep_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((sweep_dir / SWEEP_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def factors(sweep_dir: Path) -> tuple[list[str], dict[str, Any]]:
+    """The sweep's factors and the baselines of those beyond the article's four (the article's four
+    alone where the sweep did not record them: a single run, or a sweeper that does not say ahead)."""
+    record = _record(sweep_dir)
+    return record.get("factors") or list(FACTORS), record.get("factor_baselines") or {}
 
 
 def total(sweep_dir: Path) -> int | None:
     """How many cells the sweep has (``None`` if unknown)."""
-    try:
-        return json.loads((sweep_dir / SWEEP_FILE).read_text()).get("total")
-    except (OSError, ValueError):
-        return None
+    return _record(sweep_dir).get("total")
 
 
 def position(sweep_dir: Path, job_num: int) -> str:
     """``[3/48] `` for the job numbered 2 (Hydra counts from 0) of a 48-cell sweep."""
     cells = total(sweep_dir)
     return f"[{job_num + 1}/{cells if cells else '?'}] "
-
-
-def describe(cfg: dict[str, Any]) -> str:
-    """The cell in words: ``adam transfer=on early_stopping=off cpu seed=0``."""
-    return (
-        f"{cfg['optimizer']['name']} transfer={cfg['transfer']['name']} "
-        f"early_stopping={cfg['early_stopping']['name']} {cfg['device']['name']} seed={cfg['seed']}"
-    )
 
 
 def _duration(seconds: float) -> str:

@@ -16,20 +16,30 @@ import html
 import os
 import re
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from harness import figures, stability, stats, tracking_mode
-from harness.results import collect_results, history_frame, one_per_cell, results_frame
+from harness.cells import overrides, sorted_levels
+from harness.results import (
+    Result,
+    collect_results,
+    factor_baselines,
+    factor_columns,
+    history_frame,
+    one_per_cell,
+    results_frame,
+)
 from harness.schema import FACTORS
 from harness.verdicts import format_effect, optimizer_ranking, verdicts
 
 DRIFT_WARNING = 0.05
 """Warn about drift when the fitted change over the sweep exceeds this and its CI excludes no change."""
 
-RUN_TABLE_COLUMNS = (*FACTORS, "seed", "status", "reason", "epochs_run", "early_stopped", "train_seconds",
+RUN_TABLE_COLUMNS = ("seed", "status", "reason", "epochs_run", "early_stopped", "train_seconds",
                      "first_epoch_seconds", "median_epoch_seconds", "time_to_target_seconds", "epochs_to_target",
                      "best_val_accuracy", "test_accuracy", "reused")
 
@@ -68,10 +78,16 @@ def _values(runs: pd.DataFrame, column: str, default: str = "") -> str:
     return ", ".join(sorted({str(v) for v in values if str(v) != ""})) or default
 
 
-def setup_section(runs: pd.DataFrame, sweep_label: str) -> Section:
-    """Hardware, versions, grid, repeats, conditions and warnings about mixed hardware or parallel runs."""
+def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] = FACTORS) -> Section:
+    """Hardware, versions, grid (the factors that vary; those with one level as the sweep's fixed
+    conditions), repeats, conditions and warnings about mixed hardware or parallel runs."""
     ran = runs[runs["status"].isin(["ok", "failed", "interrupted"])]
-    repeats = runs[runs["status"] == "ok"].groupby(list(FACTORS)).size()
+    repeats = runs[runs["status"] == "ok"].groupby(list(factors), dropna=False).size()
+    levels = stats.grid(runs, factors)
+    varied = {k: v for k, v in levels.items() if len(v) > 1 or k == "seed"}
+    fixed = {k: v[0] for k, v in levels.items() if len(v) == 1 and k != "seed"}
+    fixed_text = ("Fixed: " + "; ".join(f"{k}: {v}" for k, v in fixed.items()) + ".") if fixed and any(
+        k not in FACTORS for k in levels) else ""
     if len(repeats) == 0:
         repeat_text = "No ok runs."
     elif repeats.min() == repeats.max():
@@ -80,7 +96,9 @@ def setup_section(runs: pd.DataFrame, sweep_label: str) -> Section:
         repeat_text = f"Repeats per cell (ok runs): {repeats.min()} to {repeats.max()}."
     facts = [
         f"Sweep: `{sweep_label}`, {len(runs)} runs.",
-        "Grid: " + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in stats.grid(runs).items()) + ".",
+        "Grid: " + "; ".join(f"{k}: {', '.join(map(str, v))}" for k, v in (
+            varied if fixed_text else levels).items()) + ".",
+        fixed_text,
         repeat_text,
         f"CPU: {_values(ran, 'cpu_model', 'unknown')} ({_values(ran, 'cpu_count', '?')} cores); "
         f"GPU: {_values(ran, 'gpu_names', 'none')}; hosts: {_values(ran, 'hostname', '?')}.",
@@ -105,22 +123,22 @@ def setup_section(runs: pd.DataFrame, sweep_label: str) -> Section:
         hosts = _values(runs[reused], "hostname", "?")
         items.append(f"{reused.sum()} results were reused from earlier sweeps (resume), run on host(s) {hosts} "
                      "with this sweep's hardware; rerun=true retrains them.")
-    return Section("Setup", " ".join(facts), items, stats.status_counts(runs))
+    return Section("Setup", " ".join(fact for fact in facts if fact), items, stats.status_counts(runs))
 
 
-def cell_name(row: pd.Series | dict) -> str:
+def cell_name(row: pd.Series | dict, factors: Sequence[str] = FACTORS) -> str:
     """A cell in words, from its factor columns: ``optimizer=adam transfer=off ...``."""
-    return " ".join(f"{factor}={row[factor]}" for factor in FACTORS)
+    return " ".join(f"{factor}={row[factor]}" for factor in factors)
 
 
-def measurement_section(runs: pd.DataFrame) -> Section:
+def measurement_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Section:
     """Are the timings trustworthy? Spread between repeats, drift of the machine's speed during the
     sweep, and whether the steps are long enough to time compute rather than overhead (``stability``)."""
     items = []
-    spread = stability.repeat_spread(runs)
+    spread = stability.repeat_spread(runs, cells=tuple(factors))
     shaky = spread[spread["cv"] > stability.CV_WARNING]
     if len(shaky):
-        named = "; ".join(f"{cell_name(row)} ({row['cv']:.1%})" for _, row in shaky.head(5).iterrows())
+        named = "; ".join(f"{cell_name(row, factors)} ({row['cv']:.1%})" for _, row in shaky.head(5).iterrows())
         more = f" and {len(shaky) - 5} more" if len(shaky) > 5 else ""
         items.append(f"Warning: the timings may be unstable: steady epoch time varies by more than "
                      f"{stability.CV_WARNING:.0%} between repeats (coefficient of variation) in {len(shaky)} of "
@@ -130,9 +148,10 @@ def measurement_section(runs: pd.DataFrame) -> Section:
                      f"(coefficient of variation; warning above {stability.CV_WARNING:.0%}).")
     else:
         items.append("Spread between repeats: unknown (one repeat per cell; repeat with seed=0,1,2).")
-    drift = stability.speed_drift(runs)
+    drift = stability.speed_drift(runs, cells=tuple(factors))
     if drift is None:
-        items.append("Drift check: not possible (fewer than 3 timed runs with start times).")
+        items.append("Drift check: not possible (it needs at least 3 runs with start times in cells with repeats; "
+                     "repeat with seed=0,1,2).")
     else:
         measured = (f"steady epoch times of identical cells changed by {drift.change:+.0%} (95% CI "
                     f"{drift.low:+.0%} to {drift.high:+.0%}) over the sweep's {drift.span_minutes:.0f} minutes "
@@ -148,22 +167,25 @@ def measurement_section(runs: pd.DataFrame) -> Section:
         items.append(f"Warning: this workload is too small to say anything about devices: the median training step "
                      f"took {step * 1000:.1f} ms, so framework overhead dominates what is timed. Use a bigger model, "
                      "batch or dataset (e.g. model=mobilenet_v2) to compare devices or compilation.")
-    table = spread.assign(cell=[cell_name(row) for _, row in spread.iterrows()])[["cell", "repeats", "mean", "cv"]]
+    table = spread.assign(cell=[cell_name(row, factors) for _, row in spread.iterrows()])[
+        ["cell", "repeats", "mean", "cv"]]
     text = "Steady epoch time (seconds) per cell over its repeats: mean and coefficient of variation, largest first."
     return Section("Measurement quality", text if len(table) else "", items, table if len(table) else None)
 
 
-def effects_section(runs: pd.DataFrame, effects: pd.DataFrame) -> Section:
+def effects_section(runs: pd.DataFrame, effects: pd.DataFrame, factors: Sequence[str] = FACTORS,
+                    baselines: dict | None = None) -> Section:
     """Each factor's effects (``stats.effects_table``) with CIs, and the largest two-factor interactions."""
     shown = pd.DataFrame({
-        "factor": effects["factor"], "comparison": effects["level"] + " vs " + effects["baseline"],
+        "factor": effects["factor"],
+        "comparison": effects["level"].astype(str) + " vs " + effects["baseline"].astype(str),
         "metric": effects["metric"],
         "effect (95% CI)": [format_effect(stats.Effect(**row)) for row in
                             effects.drop(columns="distinguishable").to_dict("records")],
         "beyond noise": effects["distinguishable"].map({True: "yes", False: "no"}),
     })
     items = []
-    for row in stats.interactions(runs).itertuples():
+    for row in stats.interactions(runs, factors=factors, baselines=baselines).itertuples():
         ratios = ", ".join(f"×{ratio:.2f} with {row.across}={level}" for level, ratio in row.ratios.items())
         items.append(f"{row.factor} {row.level} vs {row.baseline}, train seconds: {ratios} "
                      f"(spread ×{row.spread:.2f}).")
@@ -173,11 +195,11 @@ def effects_section(runs: pd.DataFrame, effects: pd.DataFrame) -> Section:
     return Section("Factor effects", text, items, shown)
 
 
-def cost_section(runs: pd.DataFrame) -> Section:
+def cost_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Section:
     """DAWNBench-style cost to target per cell, from each device's price per hour."""
     priced = runs.assign(cost_to_target_usd=stats.cost_to_target(runs))
     ok = priced[priced["status"] == "ok"]
-    table = (ok.groupby(list(FACTORS), as_index=False)
+    table = (ok.groupby(list(factors), as_index=False, dropna=False)
              .agg(price_per_hour=("price_per_hour", "first"), median_time_to_target_seconds=(
                  "time_to_target_seconds", "median"), median_cost_to_target_usd=("cost_to_target_usd", "median")))
     unpriced = sorted(set(ok.loc[ok["price_per_hour"].isna(), "device"]))
@@ -188,22 +210,45 @@ def cost_section(runs: pd.DataFrame) -> Section:
     return Section("Cost to target", text, table=table if len(table) else None)
 
 
-def rerun_command(row: pd.Series) -> str:
-    return "python -m harness " + " ".join(f"{f}={row[f]}" for f in FACTORS) + f" seed={row['seed']}"
+def rerun_command(row: pd.Series, factors: Sequence[str] = FACTORS) -> str:
+    """The command that re-runs one cell (``harness.cells.overrides``)."""
+    return "python -m harness " + " ".join(overrides({f: row[f] for f in factors}, row["seed"]))
+
+
+def level_sections(runs: pd.DataFrame, factors: Sequence[str], baselines: dict, figure_dir: Path) -> list[Section]:
+    """Per factor, medians at each level; for each swept setting beyond the article's four, also its
+    baseline and a figure of the metrics against its levels."""
+    sections = []
+    for number, factor in enumerate(factors):
+        table = stats.factor_summary(runs, factor)
+        text = "Medians over the ok runs at each level (not paired); times in seconds."
+        figure = None
+        if factor not in FACTORS:
+            levels = sorted_levels(runs[factor].dropna().unique())
+            base = baselines.get(factor)
+            base = base if base in levels else (levels[0] if levels else None)
+            text += (f" Effects above compare each level with {factor}={base} (the default where the sweep has "
+                     "it, else its first level), on runs equal in every other factor and the seed.")
+            figure = figures.metrics_by_level(runs, factor, levels, figure_dir / f"by_level_{number}.png")
+        sections.append(Section(f"By {factor}", text, table=table, figure=figure))
+    return sections
 
 
 def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, problems: list[str],
-                   comet: str | None, figure_dir: Path) -> list[Section]:
-    """The report's content, independent of its format; figures are written into ``figure_dir``."""
-    cells = stats.cell_table(runs)
-    effects = stats.effects_table(runs)
-    sections = [setup_section(runs, sweep_label), measurement_section(runs)]
+                   comet: str | None, figure_dir: Path, factors: Sequence[str] = FACTORS,
+                   baselines: dict | None = None) -> list[Section]:
+    """The report's content, independent of its format; figures are written into ``figure_dir``.
+    ``factors``: the runs table's factor columns (``results.factor_columns``); ``baselines``: the
+    baseline level of each beyond the article's four."""
+    baselines = baselines or {}
+    cells = stats.cell_table(runs, factors=factors)
+    effects = stats.effects_table(runs, factors=factors, baselines=baselines)
+    sections = [setup_section(runs, sweep_label, factors), measurement_section(runs, factors)]
     if problems:
         sections.append(Section("Skipped result files", "These were left out:", problems))
-    sections.append(Section("Verdicts on the article's claims", "", verdicts(runs), optimizer_ranking(runs)))
-    sections.append(effects_section(runs, effects))
-    sections += [Section(f"By {factor}", "Medians over the ok runs at each level (not paired); times in seconds.",
-                         table=stats.factor_summary(runs, factor)) for factor in FACTORS]
+    sections.append(Section("Verdicts on the article's claims", "", verdicts(runs, factors), optimizer_ranking(runs)))
+    sections.append(effects_section(runs, effects, factors, baselines))
+    sections += level_sections(runs, factors, baselines, figure_dir)
     plots = [
         ("Learning curves", figures.learning_curves(history, figure_dir / "learning_curves.png")),
         ("Accuracy against training time", figures.pareto(runs, stats.pareto_front(runs), figure_dir / "pareto.png")),
@@ -211,20 +256,20 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
         ("Time to target", figures.time_to_target_heatmap(cells, figure_dir / "time_to_target.png")),
     ]
     sections += [Section(title, figure=path) for title, path in plots if path is not None]
-    sections.append(cost_section(runs))
+    sections.append(cost_section(runs, factors))
     sections.append(Section("Per cell", "Median over repeats with its 95% bootstrap CI (low, high); empty CI: "
                             "one repeat, no spread known. Times in seconds.", table=cells))
     bad = runs[runs["status"] != "ok"].assign(_order=lambda d: d["status"].map(stats.STATUS_ORDER))
     if len(bad):
-        bad = bad.sort_values(["_order", *FACTORS, "seed"])
-        table = bad[[*FACTORS, "seed", "status", "reason"]].assign(
-            rerun=[rerun_command(row) for _, row in bad.iterrows()])
+        bad = bad.sort_values(["_order", *factors, "seed"])
+        table = bad[[*factors, "seed", "status", "reason"]].assign(
+            rerun=[rerun_command(row, factors) for _, row in bad.iterrows()])
         sections.append(Section("Failed and skipped runs", "Failures first, with their reasons and how to re-run "
                                 "one; re-running the sweep command retries every failed cell.", table=table))
     if comet:
         sections.append(Section("Comet", comet))
     order = runs["status"].map(stats.STATUS_ORDER)
-    per_run = runs.assign(_order=order).sort_values(["_order", *FACTORS, "seed"])[list(RUN_TABLE_COLUMNS)]
+    per_run = runs.assign(_order=order).sort_values(["_order", *factors, "seed"])[[*factors, *RUN_TABLE_COLUMNS]]
     sections.append(Section("Every run", "", table=per_run))
     sections.append(Section("Re-run", f"Rebuild this report: `python -m harness.report {sweep_label}`. Re-running "
                             "the sweep command reuses finished cells; `rerun=true` retrains them."))
@@ -327,14 +372,15 @@ def write_report(sweep_dir: Path, out_dir: Path | None = None, reports_root: Pat
     return render_report(results, problems, sweep_label(sweep_dir), name, out_dir)
 
 
-def render_report(results: list[dict], problems: list[str], label: str, name: str, out_dir: Path) -> Path:
+def render_report(results: list[Result], problems: list[str], label: str, name: str, out_dir: Path) -> Path:
     """Write every report file for ``results`` (result records) into ``out_dir``; returns ``index.html``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = results_frame(results)
+    factors, baselines = factor_columns(results), factor_baselines(results)
     runs.to_csv(out_dir / "runs.csv", index=False)
-    stats.cell_table(runs).to_csv(out_dir / "cells.csv", index=False)
+    stats.cell_table(runs, factors=factors).to_csv(out_dir / "cells.csv", index=False)
     sections = build_sections(runs, history_frame(results), label, problems, tracking_mode.summary(results),
-                              out_dir / "figures")
+                              out_dir / "figures", factors, baselines)
     title = f"harness report: {name}"
     (out_dir / "report.md").write_text(render_markdown(title, sections, out_dir))
     index = out_dir / "index.html"

@@ -13,8 +13,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
 
+from harness.cells import cell_factors
 from harness.hardware import machine_fingerprint, software_versions
 from harness.schema import FACTORS
 
@@ -23,7 +24,45 @@ if TYPE_CHECKING:
 
 RESULT_FILE = "result.json"
 SPEC_FILE = "run_spec.json"
-STATUSES = ("ok", "failed", "skipped", "interrupted")
+
+Status = Literal["ok", "failed", "skipped", "interrupted"]
+STATUSES: tuple[str, ...] = get_args(Status)
+
+
+class Result(TypedDict, total=False):
+    """One run's ``result.json``: the contract between the run process (which writes it), the sweep
+    (which writes it for runs that could not: skipped, killed, timed out) and the report (which reads
+    nothing else). Every result has the identity fields (``base_record``), ``status``, ``reason`` and
+    ``epochs_run``; an ``ok`` one has the timings (``harness.timing``) and accuracies too."""
+
+    run_key: str  # hash of what determines the result (``run_key``): the results store's key
+    sweep_name: str
+    optimizer: str  # the article's four factors, as columns
+    transfer: str
+    early_stopping: str
+    device: str
+    factors: dict[str, Any]  # every factor of the sweep, key -> level (``harness.cells``)
+    factor_baselines: dict[str, Any]  # the baseline level of each factor beyond the article's four
+    seed: int
+    dataset: str
+    model: str
+    target_accuracy: float
+    config: dict[str, Any]  # the resolved run config
+    status: Status
+    reason: str | None  # why it is not ok (None when ok)
+    epochs_run: int
+    history: list[dict[str, float]]  # one dict per epoch: metrics and seconds
+    train_seconds: float
+    median_epoch_seconds: float | None
+    median_step_seconds: float | None
+    time_to_target_seconds: float | None
+    test_accuracy: float
+    started_at: float  # Unix time the run process started
+    sweep_position: int | None  # the cell's place in the sweep's order
+    environment: dict[str, Any]  # versions, hardware, threads, parallel runs
+    reused: bool  # taken from the results store, not trained in this sweep
+    reused_from: str
+    comet: dict[str, Any]  # where the run's Comet experiment lives (never the API key)
 
 NON_SEMANTIC_KEYS = (
     "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow", "rerun",
@@ -48,7 +87,7 @@ ENVIRONMENT_COLUMNS = (
 """Facts from a result's ``environment`` that become columns too (conditions that shape timings)."""
 
 
-def history_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+def history_frame(results: list[Result]) -> pd.DataFrame:
     """One row per epoch of every ok run: ``run_key``, the factors, ``seed``, ``epoch``,
     ``elapsed_train_seconds`` (training seconds so far, the x axis of learning curves) and the epoch's
     ``val_accuracy``."""
@@ -78,12 +117,16 @@ def run_key(cfg: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def base_record(cfg: dict[str, Any]) -> dict[str, Any]:
-    """The fields every result has, whatever happened to the run: its identity and its config."""
+def base_record(cfg: dict[str, Any], factors: dict[str, Any] | None = None,
+                baselines: dict[str, Any] | None = None) -> Result:
+    """The fields every result has, whatever happened to the run: its identity (the article's factors
+    as columns; ``factors``: every factor of its sweep, ``harness.cells``) and its config."""
     return {
         "run_key": run_key(cfg),
         "sweep_name": cfg["sweep_name"],
         **{factor: cfg[factor]["name"] for factor in FACTORS},
+        "factors": factors if factors is not None else cell_factors(cfg),
+        "factor_baselines": baselines or {},
         "seed": cfg["seed"],
         "dataset": cfg["dataset"]["name"],
         "model": cfg["model"]["name"],
@@ -92,7 +135,16 @@ def base_record(cfg: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+def placeholder_result(cfg: dict[str, Any], status: Status, reason: str, factors: dict[str, Any] | None = None,
+                       baselines: dict[str, Any] | None = None, **extra: Any) -> Result:
+    """The result of a run that has not (or never) produced one of its own: skipped, failed before it
+    wrote anything, interrupted, or still running (the run process starts from this). The one place
+    such a record is built."""
+    return {**base_record(cfg, factors, baselines), "status": status, "reason": reason, "epochs_run": 0,
+            **extra}  # type: ignore[typeddict-item]
+
+
+def write_json_atomic(path: Path, data: dict[str, Any] | Result) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,7 +160,7 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def read_result(path: Path) -> dict[str, Any]:
+def read_result(path: Path) -> Result:
     """Read one result file; raises ``ValueError`` if it is not a result."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or data.get("status") not in STATUSES:
@@ -116,7 +168,7 @@ def read_result(path: Path) -> dict[str, Any]:
     return data
 
 
-def load_stored(results_dir: Path, key: str) -> dict[str, Any] | None:
+def load_stored(results_dir: Path, key: str) -> Result | None:
     """The ``ok`` result stored under ``key`` in the results store, or ``None`` (absent, unreadable,
     or not ok: failed and interrupted runs are retried, skipped ones re-checked)."""
     try:
@@ -126,12 +178,12 @@ def load_stored(results_dir: Path, key: str) -> dict[str, Any] | None:
     return result if result["status"] == "ok" else None
 
 
-def store_result(results_dir: Path, result: dict[str, Any]) -> None:
+def store_result(results_dir: Path, result: Result) -> None:
     """Keep an ``ok`` result in the store (``<results_dir>/<run_key>.json``) for later sweeps."""
     write_json_atomic(Path(results_dir) / f"{result['run_key']}.json", result)
 
 
-def collect_results(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
+def collect_results(folder: Path) -> tuple[list[Result], list[str]]:
     """All results under ``folder`` (searched recursively) and a list of problems with unreadable ones."""
     results, problems = [], []
     for path in sorted(Path(folder).rglob(RESULT_FILE)):
@@ -145,7 +197,7 @@ def collect_results(folder: Path) -> tuple[list[dict[str, Any]], list[str]]:
 PREFERENCE = {"ok": 0, "skipped": 1, "failed": 2, "interrupted": 3}
 
 
-def one_per_cell(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+def one_per_cell(results: list[Result]) -> tuple[list[Result], int]:
     """Keep one result per run key (an ``ok`` one if any; among equals the last given), so that a
     folder holding a killed sweep and its resumed re-run counts each cell once. Returns the kept
     results, in their first order, and how many were dropped."""
@@ -159,17 +211,41 @@ def one_per_cell(results: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], i
     return [results[i] for i in keep], len(results) - len(keep)
 
 
-def results_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
-    """One row per run: ``COLUMNS``, the device's ``price_per_hour``, then ``ENVIRONMENT_COLUMNS``."""
+def factor_columns(results: list[Result]) -> list[str]:
+    """The factors of a set of results: the article's four, then every other factor a result names in
+    its ``factors`` mapping (``harness.cells``), in first-seen order. Results written before results
+    carried ``factors`` have the article's four only."""
+    found = list(FACTORS)
+    for result in results:
+        found += [key for key in result.get("factors") or {} if key not in found]
+    return found
+
+
+def factor_baselines(results: list[Result]) -> dict[str, Any]:
+    """The baseline level of each factor beyond the article's four, as the results record it."""
+    found: dict[str, Any] = {}
+    for result in results:
+        for key, level in (result.get("factor_baselines") or {}).items():
+            found.setdefault(key, level)
+    return found
+
+
+def results_frame(results: list[Result]) -> pd.DataFrame:
+    """One row per run: ``COLUMNS`` (with every factor beyond the article's four after them, from each
+    result's ``factors``), the device's ``price_per_hour``, then ``ENVIRONMENT_COLUMNS``."""
     import pandas as pd  # here, not at the top: the training process writes results without pandas
 
+    extra = [key for key in factor_columns(results) if key not in COLUMNS]
+    at = COLUMNS.index(FACTORS[-1]) + 1
+    columns = [*COLUMNS[:at], *extra, *COLUMNS[at:]]
     rows = []
     for result in results:
         row = {col: result.get(col) for col in COLUMNS}
+        row.update({key: (result.get("factors") or {}).get(key) for key in extra})
         row["price_per_hour"] = ((result.get("config") or {}).get("device") or {}).get("price_per_hour")
         environment = result.get("environment") or {}
         for col in ENVIRONMENT_COLUMNS:
             value = environment.get(col)
             row[col] = ", ".join(value) if isinstance(value, list) else value
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*COLUMNS, "price_per_hour", *ENVIRONMENT_COLUMNS])
+    return pd.DataFrame(rows, columns=[*columns, "price_per_hour", *ENVIRONMENT_COLUMNS])

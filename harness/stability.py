@@ -90,16 +90,18 @@ class Drift:
 
 def speed_drift(runs: pd.DataFrame, metric: str = STEADY, cells: tuple[str, ...] = FACTORS,
                 seed: int = 0) -> Drift | None:
-    """The drift of ``metric`` over the sweep (``Drift``), or ``None`` with fewer than 3 timed runs.
+    """The drift of ``metric`` over the sweep (``Drift``), or ``None`` with fewer than 3 timed runs in
+    cells with repeats.
 
     Each ok run's ``metric`` is divided by its cell's median (so cells of different speeds compare)
     and regressed on its ``started_at`` (seconds; Unix time); the slope times the time span is the
     change over the sweep. Needs columns ``status``, ``metric``, ``started_at`` and ``cells``.
     """
     ok = runs[(runs["status"] == "ok") & runs[metric].notna() & runs["started_at"].notna()]
+    ok = ok[ok.groupby(list(cells), dropna=False)[metric].transform("size") >= 2]  # a lone run drifts from nothing
     if len(ok) < 3:
         return None
-    medians = ok.groupby(list(cells))[metric].transform("median").to_numpy(dtype=float)
+    medians = ok.groupby(list(cells), dropna=False)[metric].transform("median").to_numpy(dtype=float)
     relative = ok[metric].to_numpy(dtype=float) / medians
     started = ok["started_at"].to_numpy(dtype=float)
     span = float(np.ptp(started))

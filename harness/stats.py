@@ -10,11 +10,13 @@ intervals of the median over pairs (or over seeds, for a cell). None of this imp
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from harness.cells import sorted_levels
 from harness.schema import FACTORS
 
 SUMMARY_METRICS = ("train_seconds", "time_to_target_seconds", "test_accuracy")
@@ -59,7 +61,7 @@ def factor_summary(runs: pd.DataFrame, factor: str) -> pd.DataFrame:
     are listed with 0 runs.
     """
     ok = runs[runs["status"] == "ok"]
-    levels = sorted(runs[factor].dropna().unique())
+    levels = sorted_levels(runs[factor].dropna().unique())
     grouped = ok.groupby(factor)
     table = pd.DataFrame(index=pd.Index(levels, name=factor))
     table["ok_runs"] = grouped.size().reindex(levels, fill_value=0)
@@ -70,40 +72,42 @@ def factor_summary(runs: pd.DataFrame, factor: str) -> pd.DataFrame:
     return table.reset_index()
 
 
-def grid(runs: pd.DataFrame) -> dict[str, list]:
-    """The levels each factor took in the sweep. Needs the ``FACTORS`` columns and ``seed``."""
-    return {col: sorted(runs[col].dropna().unique().tolist()) for col in (*FACTORS, "seed")}
+def grid(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> dict[str, list]:
+    """The levels each factor took in the sweep. Needs the ``factors`` columns and ``seed``."""
+    return {col: sorted_levels(runs[col].dropna().unique().tolist()) for col in (*factors, "seed")}
 
 
-def cell_table(runs: pd.DataFrame, metrics: tuple[str, ...] = SUMMARY_METRICS, seed: int = 0) -> pd.DataFrame:
-    """One row per cell (a combination of ``FACTORS``) over its ok runs: ``repeats`` and, per metric,
+def cell_table(runs: pd.DataFrame, metrics: tuple[str, ...] = SUMMARY_METRICS, seed: int = 0,
+               factors: Sequence[str] = FACTORS) -> pd.DataFrame:
+    """One row per cell (a combination of ``factors``) over its ok runs: ``repeats`` and, per metric,
     the median and its 95% bootstrap CI over the repeats (``<metric>``, ``<metric>_low``,
     ``<metric>_high``; the CI is empty with one repeat: no spread is known).
 
-    Needs the ``FACTORS`` columns, ``status`` and ``metrics``.
+    Needs the ``factors`` columns, ``status`` and ``metrics``.
     """
     ok = runs[runs["status"] == "ok"]
     rows = []
-    for cell, group in ok.groupby(list(FACTORS), sort=True):
-        row = dict(zip(FACTORS, cell, strict=True))
+    for cell, group in ok.groupby(list(factors), sort=True, dropna=False):
+        row = dict(zip(factors, cell, strict=True))
         row["repeats"] = len(group)
         for metric in metrics:
             values = group[metric].to_numpy(dtype=float)
             row[metric] = float(np.nanmedian(values)) if np.isfinite(values).any() else float("nan")
             row[f"{metric}_low"], row[f"{metric}_high"] = bootstrap_ci(values, seed=seed)
         rows.append(row)
-    columns = [*FACTORS, "repeats", *(f"{m}{s}" for m in metrics for s in ("", "_low", "_high"))]
+    columns = [*factors, "repeats", *(f"{m}{s}" for m in metrics for s in ("", "_low", "_high"))]
     return pd.DataFrame(rows, columns=columns)
 
 
-def paired_values(runs: pd.DataFrame, factor: str, level: str, baseline: str, metric: str) -> pd.DataFrame:
+def paired_values(runs: pd.DataFrame, factor: str, level: object, baseline: object, metric: str,
+                  factors: Sequence[str] = FACTORS) -> pd.DataFrame:
     """The ok runs at ``level`` and at ``baseline`` of ``factor``, paired by every other factor and the
     seed. Returns columns ``level`` and ``baseline`` (the metric's values), one row per pair; pairs
     where either value is missing (e.g. target never reached) are dropped.
 
-    Needs the ``FACTORS`` columns, ``seed``, ``status`` and ``metric``.
+    Needs the ``factors`` columns, ``seed``, ``status`` and ``metric``.
     """
-    keys = [f for f in FACTORS if f != factor] + ["seed"]
+    keys = [f for f in factors if f != factor] + ["seed"]
     ok = runs[runs["status"] == "ok"]
     a = ok[ok[factor] == level].set_index(keys)[metric]
     b = ok[ok[factor] == baseline].set_index(keys)[metric]
@@ -120,8 +124,8 @@ class Effect:
     """
 
     factor: str
-    level: str
-    baseline: str
+    level: object
+    baseline: object
     metric: str
     kind: str
     estimate: float
@@ -139,11 +143,11 @@ class Effect:
         return bool(np.isfinite(self.low) and (self.low > self.neutral or self.high < self.neutral))
 
 
-def paired_effect(runs: pd.DataFrame, factor: str, level: str, baseline: str, metric: str, kind: str,
-                  seed: int = 0) -> Effect:
+def paired_effect(runs: pd.DataFrame, factor: str, level: object, baseline: object, metric: str, kind: str,
+                  seed: int = 0, factors: Sequence[str] = FACTORS) -> Effect:
     """Median and bootstrap CI over pairs of ``level/baseline`` (``kind="ratio"``) or
     ``level - baseline`` (``kind="difference"``) of ``metric``. Needs what ``paired_values`` needs."""
-    pairs = paired_values(runs, factor, level, baseline, metric)
+    pairs = paired_values(runs, factor, level, baseline, metric, factors)
     if kind == "ratio":
         pairs = pairs[pairs["baseline"] > 0]
         values = (pairs["level"] / pairs["baseline"]).to_numpy(dtype=float)
@@ -161,28 +165,37 @@ BASELINES = {"transfer": ("on", "off"), "early_stopping": ("on", "off"), "device
 OPTIMIZER_BASELINE = "adam"
 
 
-def factor_levels(runs: pd.DataFrame, factor: str) -> list[tuple[str, str]]:
+def factor_levels(runs: pd.DataFrame, factor: str, baseline: object = None) -> list[tuple[object, object]]:
     """The (level, baseline) comparisons made for ``factor`` in this sweep: each optimizer against
-    Adam (the usual go-to), ``on`` against ``off``, ``gpu`` against ``cpu``; only levels present."""
-    present = set(runs.loc[runs["status"] == "ok", factor].dropna())
+    Adam (the usual go-to), ``on`` against ``off``, ``gpu`` against ``cpu``; for any other factor,
+    each level against ``baseline`` (the default's level; the first level when ``None`` or absent).
+    Only levels with ok runs."""
+    present = sorted_levels(runs.loc[runs["status"] == "ok", factor].dropna().unique())
     if factor == "optimizer":
         if OPTIMIZER_BASELINE not in present:
             return []
-        return [(level, OPTIMIZER_BASELINE) for level in sorted(present - {OPTIMIZER_BASELINE})]
-    level, baseline = BASELINES[factor]
-    return [(level, baseline)] if {level, baseline} <= present else []
+        return [(level, OPTIMIZER_BASELINE) for level in present if level != OPTIMIZER_BASELINE]
+    if factor in BASELINES:
+        level, fixed = BASELINES[factor]
+        return [(level, fixed)] if {level, fixed} <= set(present) else []
+    if len(present) < 2:
+        return []
+    base = baseline if baseline in present else present[0]
+    return [(level, base) for level in present if level != base]
 
 
-def effects_table(runs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+def effects_table(runs: pd.DataFrame, seed: int = 0, factors: Sequence[str] = FACTORS,
+                  baselines: dict[str, object] | None = None) -> pd.DataFrame:
     """Every factor's effects: ratios of train seconds and of time to target, difference in test
-    accuracy, each with its CI and number of pairs. Needs the ``FACTORS`` columns, ``seed``,
+    accuracy, each with its CI and number of pairs. ``baselines``: the baseline level of each factor
+    beyond the article's four (``factor_levels``). Needs the ``factors`` columns, ``seed``,
     ``status`` and ``SUMMARY_METRICS``."""
     rows = []
-    for factor in FACTORS:
-        for level, baseline in factor_levels(runs, factor):
+    for factor in factors:
+        for level, baseline in factor_levels(runs, factor, (baselines or {}).get(factor)):
             for metric, kind in (("train_seconds", "ratio"), ("time_to_target_seconds", "ratio"),
                                  ("test_accuracy", "difference")):
-                e = paired_effect(runs, factor, level, baseline, metric, kind, seed=seed)
+                e = paired_effect(runs, factor, level, baseline, metric, kind, seed=seed, factors=factors)
                 rows.append({"factor": factor, "level": level, "baseline": baseline, "metric": metric,
                              "kind": kind, "estimate": e.estimate, "low": e.low, "high": e.high, "pairs": e.pairs,
                              "distinguishable": e.distinguishable})
@@ -190,7 +203,8 @@ def effects_table(runs: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
                                        "pairs", "distinguishable"])
 
 
-def interactions(runs: pd.DataFrame, metric: str = "train_seconds", top: int = 3) -> pd.DataFrame:
+def interactions(runs: pd.DataFrame, metric: str = "train_seconds", top: int = 3,
+                 factors: Sequence[str] = FACTORS, baselines: dict[str, object] | None = None) -> pd.DataFrame:
     """The largest two-factor interactions on ``metric``: how much one factor's effect (median paired
     ratio, level/baseline) changes across the levels of another factor.
 
@@ -200,11 +214,11 @@ def interactions(runs: pd.DataFrame, metric: str = "train_seconds", top: int = 3
     B-level -> ratio) and ``spread``. Needs what ``paired_effect`` needs.
     """
     rows = []
-    for factor, across in itertools.permutations(FACTORS, 2):
-        for level, baseline in factor_levels(runs, factor):
+    for factor, across in itertools.permutations(factors, 2):
+        for level, baseline in factor_levels(runs, factor, (baselines or {}).get(factor)):
             ratios = {}
             for b_level, subset in runs.groupby(across):
-                effect = paired_effect(subset, factor, level, baseline, metric, "ratio")
+                effect = paired_effect(subset, factor, level, baseline, metric, "ratio", factors=factors)
                 if effect.pairs and np.isfinite(effect.estimate) and effect.estimate > 0:
                     ratios[str(b_level)] = effect.estimate
             if len(ratios) >= 2:

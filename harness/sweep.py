@@ -23,16 +23,20 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from harness import hardware, progress, tracking_mode
+from harness.cells import cell_factors, describe
 from harness.results import (
     RESULT_FILE,
     SPEC_FILE,
-    base_record,
+    Result,
+    Status,
     load_stored,
+    placeholder_result,
     read_result,
     run_key,
     store_result,
     write_json_atomic,
 )
+from harness.schema import FACTORS
 from harness.validate import ConfigError, validate
 
 INTERRUPT_GRACE_S = 10.0
@@ -65,12 +69,14 @@ def run_cell(cfg: DictConfig) -> None:
     results_dir = Path(to_absolute_path(plain["results_dir"]))
     job_num = hydra_cfg.job.num if multirun else None
     parallel = parallel_jobs(hydra_cfg.launcher, hydra_cfg.sweeper, progress.total(sweep_dir)) if multirun else 1
-    heading = (progress.position(sweep_dir, job_num) if job_num is not None else "") + progress.describe(plain)
+    factors, baselines = progress.factors(sweep_dir) if multirun else (list(FACTORS), {})
+    cell = cell_factors(plain, factors)
+    heading = (progress.position(sweep_dir, job_num) if job_num is not None else "") + describe(cell, plain["seed"])
     if parallel == 1:  # in parallel, lines would interleave: each run prints one whole line when it ends
         print(f"{heading} …", end=" ", flush=True)
     started = time.perf_counter()
     try:
-        result = obtain_result(plain, run_dir, sweep_dir, results_dir, parallel, job_num)
+        result = obtain_result(plain, run_dir, sweep_dir, results_dir, parallel, job_num, cell, baselines)
     except KeyboardInterrupt:
         print(f"\nharness: interrupted. Finished runs are kept in {results_dir}; run the same command again "
               "to resume (finished cells are reused, not retrained).", file=sys.stderr)
@@ -88,22 +94,27 @@ def run_cell(cfg: DictConfig) -> None:
 
 def obtain_result(
     cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, results_dir: Path, parallel: int = 1,
-    sweep_position: int | None = None,
-) -> dict[str, Any]:
+    sweep_position: int | None = None, factors: dict[str, Any] | None = None,
+    baselines: dict[str, Any] | None = None,
+) -> Result:
     """The cell's result: reused from the results store if it finished ``ok`` before (unless
     ``rerun=true``), else skipped (a GPU cell without a GPU) or trained now. Writes it to the run's
     folder; an ``ok`` result is in the store before its ``result.json`` appears (the run process puts
-    it there), so no kill can lose a finished run."""
+    it there), so no kill can lose a finished run. ``factors``/``baselines``: this sweep's view of the
+    cell (``harness.cells``), also given to a reused result, whose earlier sweep may have varied other
+    settings."""
+    factors, baselines = factors or cell_factors(cfg), baselines or {}
     earlier = None if cfg["rerun"] else load_stored(results_dir, run_key(cfg))
     if earlier is not None:
-        result = {**earlier, "reused": True, "reused_from": earlier["sweep_name"], "sweep_name": cfg["sweep_name"]}
+        result = {**earlier, "factors": factors, "factor_baselines": baselines, "reused": True,
+                  "reused_from": earlier["sweep_name"], "sweep_name": cfg["sweep_name"]}
         write_json_atomic(run_dir / RESULT_FILE, result)
         return result
     if cfg["device"]["name"] == "gpu" and not hardware.gpu_names():
-        result = {**base_record(cfg), "status": "skipped", "reason": "no GPU visible", "epochs_run": 0}
+        result = placeholder_result(cfg, "skipped", "no GPU visible", factors, baselines)
         write_json_atomic(run_dir / RESULT_FILE, result)
         return result
-    result = launch_run(cfg, run_dir, sweep_dir, parallel, results_dir, sweep_position)
+    result = launch_run(cfg, run_dir, sweep_dir, parallel, results_dir, sweep_position, factors, baselines)
     if result["status"] == "ok":
         store_result(results_dir, result)  # again, now with the wall time seen from here
     return result
@@ -128,11 +139,15 @@ def parallel_jobs(launcher: Any, sweeper: Any, total: int | None) -> int:
 
 
 def run_spec(cfg: dict[str, Any], sweep_dir: Path, parallel: int = 1, results_dir: Path | None = None,
-             sweep_position: int | None = None) -> dict[str, Any]:
+             sweep_position: int | None = None, factors: dict[str, Any] | None = None,
+             baselines: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the run process is asked to do (``run_spec.json``): the config plus what the sweep decided
     for it: the pretrained-weights cache, Comet's mode, threads, how many runs share the machine, the
-    results store to put an ``ok`` result in (``None``: none) and the cell's place in the sweep's order."""
+    results store to put an ``ok`` result in (``None``: none), the cell's place in the sweep's order and
+    its ``factors`` and ``factor_baselines`` (``harness.cells``; the article's four factors by default)."""
     return {
+        "factors": factors or cell_factors(cfg),
+        "factor_baselines": baselines or {},
         "results_dir": str(results_dir) if results_dir is not None else None,
         "sweep_position": sweep_position,
         "config": cfg,
@@ -144,7 +159,8 @@ def run_spec(cfg: dict[str, Any], sweep_dir: Path, parallel: int = 1, results_di
 
 
 def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: int = 1,
-               results_dir: Path | None = None, sweep_position: int | None = None) -> dict[str, Any]:
+               results_dir: Path | None = None, sweep_position: int | None = None,
+               factors: dict[str, Any] | None = None, baselines: dict[str, Any] | None = None) -> Result:
     """Train ``cfg`` in a fresh process; return its result, recorded as ``failed`` if it crashed.
 
     With ``parallel`` runs at once and ``threads=0``, each run gets ``cores // parallel`` threads so
@@ -153,7 +169,7 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: in
     run_dir.mkdir(parents=True, exist_ok=True)
     result_path = run_dir / RESULT_FILE
     result_path.unlink(missing_ok=True)
-    spec = run_spec(cfg, sweep_dir, parallel, results_dir, sweep_position)
+    spec = run_spec(cfg, sweep_dir, parallel, results_dir, sweep_position, factors, baselines)
     write_json_atomic(run_dir / SPEC_FILE, spec)
 
     env = dict(os.environ)
@@ -180,11 +196,11 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: in
             code, reason = None, f"timed out after {cfg['run_timeout_s']:g} s"
         except KeyboardInterrupt:
             _stop(process)
-            _ensure_result(result_path, cfg, "interrupted", "interrupted by the user (Ctrl-C)")
+            _ensure_result(result_path, spec, "interrupted", "interrupted by the user (Ctrl-C)")
             raise
     if reason is None and code != 0:
         reason = exit_reason(code)
-    result = _ensure_result(result_path, cfg, "failed", reason)
+    result = _ensure_result(result_path, spec, "failed", reason)
     result["wall_seconds"] = time.perf_counter() - started
     write_json_atomic(result_path, result)
     return result
@@ -214,11 +230,12 @@ def exit_reason(code: int) -> str:
     return f"run process exited with code {code} (see train.log)"
 
 
-def _ensure_result(path: Path, cfg: dict[str, Any], status: str, reason: str | None) -> dict[str, Any]:
+def _ensure_result(path: Path, spec: dict[str, Any], status: Status, reason: str | None) -> Result:
     """The run's own result if it wrote a valid one, else a ``status`` result with ``reason``."""
     try:
         return read_result(path)
     except (OSError, ValueError):
-        result = {**base_record(cfg), "status": status, "reason": reason or "run wrote no result", "epochs_run": 0}
+        result = placeholder_result(spec["config"], status, reason or "run wrote no result", spec["factors"],
+                                    spec["factor_baselines"])
         write_json_atomic(path, result)
         return result

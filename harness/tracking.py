@@ -16,7 +16,7 @@ from typing import Any
 
 import keras
 
-from harness.schema import FACTORS
+from harness.cells import describe, flatten
 
 # Set before comet_ml is imported: no auto-logging, no error reports to Comet's own servers.
 os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
@@ -29,27 +29,16 @@ DEFAULT_PROJECT = "harness"
 
 
 def experiment_name(record: dict[str, Any]) -> str:
-    """``adam-transfer_on-es_off-cpu-seed0``: the run's cell, readable in Comet's project view."""
-    return (f"{record['optimizer']}-transfer_{record['transfer']}-es_{record['early_stopping']}-"
-            f"{record['device']}-seed{record['seed']}")
+    """The run's cell as every part of the harness describes it (``harness.cells.describe``):
+    ``adam transfer=on early_stopping=off cpu optimizer.learning_rate=0.01 seed=0``; unique per cell."""
+    return describe(record["factors"], record["seed"])
 
 
 def experiment_tags(record: dict[str, Any]) -> list[str]:
-    """One tag per factor value (``optimizer:adam``), the seed and the sweep, for grouping and filters."""
-    tags = [f"{factor}:{record[factor]}" for factor in FACTORS]
+    """One tag per factor level (``optimizer:adam``, ``optimizer.learning_rate:0.01``), the seed and the
+    sweep, for grouping and filters on a Comet dashboard."""
+    tags = [f"{factor}:{level}" for factor, level in record["factors"].items()]
     return [*tags, f"seed:{record['seed']}", f"sweep:{record['sweep_name']}"]
-
-
-def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"optimizer": {"beta_1": 0.9}}`` -> ``{"optimizer.beta_1": 0.9}`` (lists kept as values)."""
-    flat: dict[str, Any] = {}
-    for key, value in config.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def start_experiment(tracking: dict[str, Any], record: dict[str, Any]) -> comet_ml.CometExperiment | None:
@@ -90,7 +79,7 @@ def start_experiment(tracking: dict[str, Any], record: dict[str, Any]) -> comet_
     )
 
 
-def describe(experiment: comet_ml.CometExperiment, tracking: dict[str, Any]) -> dict[str, Any]:
+def experiment_location(experiment: comet_ml.CometExperiment, tracking: dict[str, Any]) -> dict[str, Any]:
     """Where the run's experiment lives, for the result file (never the API key)."""
     offline = isinstance(experiment, comet_ml.OfflineExperiment)
     return {"mode": "offline" if offline else "online", "experiment_key": experiment.get_key(),
@@ -132,7 +121,7 @@ def begin_experiment(tracking: dict[str, Any], result: dict[str, Any]) -> comet_
         experiment = start_experiment(tracking, result)
         if experiment is not None:
             log_start(experiment, result)
-            result["comet"] = describe(experiment, tracking)
+            result["comet"] = experiment_location(experiment, tracking)
         return experiment
     except Exception as err:  # any Comet error: the run must go on
         _comet_failed(result, err, "to start")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import hardware
-from harness.results import RESULT_FILE, SPEC_FILE, base_record, store_result, write_json_atomic
+from harness.results import RESULT_FILE, SPEC_FILE, Result, placeholder_result, store_result, write_json_atomic
 
 
 def configure_backend(threads: int) -> None:
@@ -85,7 +85,7 @@ def epoch_printer(epochs: int) -> Any:
     return keras.callbacks.LambdaCallback(on_epoch_end=show)
 
 
-def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: dict[str, Any]) -> None:
+def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result) -> None:
     """Train and evaluate the run ``cfg``, filling ``result`` as facts become known."""
     import keras
 
@@ -140,12 +140,12 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: dict[st
     result.update(status="ok", reason=None, test_loss=float(test_loss), test_accuracy=float(test_accuracy))
 
 
-def run(run_dir: Path) -> dict[str, Any]:
+def run(run_dir: Path) -> Result:
     """Do the run described in ``run_dir/run_spec.json``; write and return its result."""
     spec = json.loads((run_dir / SPEC_FILE).read_text())
     cfg = spec["config"]
-    result: dict[str, Any] = {**base_record(cfg), "status": "failed", "reason": "run did not finish", "epochs_run": 0,
-                              "started_at": time.time(), "sweep_position": spec.get("sweep_position")}
+    result = placeholder_result(cfg, "failed", "run did not finish", spec.get("factors"), spec.get("factor_baselines"),
+                                started_at=time.time(), sweep_position=spec.get("sweep_position"))
     experiment = None
     try:
         import keras

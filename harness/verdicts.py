@@ -8,10 +8,12 @@ is not distinguishable from noise; with fewer than two pairs, that no spread is 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
+from harness.schema import FACTORS
 from harness.stats import OPTIMIZER_BASELINE, Effect, paired_effect
 
 
@@ -59,7 +61,7 @@ def optimizer_ranking(runs: pd.DataFrame) -> pd.DataFrame:
         ["median_time_to_target_seconds", "optimizer"], ignore_index=True)
 
 
-def optimizer_verdict(runs: pd.DataFrame) -> str:
+def optimizer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> str:
     """The best optimizer by median time to target, where Adam ranks, and the best against Adam."""
     ranking = optimizer_ranking(runs)
     if len(ranking) < 2:
@@ -80,25 +82,25 @@ def optimizer_verdict(runs: pd.DataFrame) -> str:
         text += f"; Adam ranks {order.index(OPTIMIZER_BASELINE) + 1} of {len(order)}{never}"
         if best["optimizer"] != OPTIMIZER_BASELINE:
             effect = paired_effect(runs, "optimizer", best["optimizer"], OPTIMIZER_BASELINE,
-                                   "time_to_target_seconds", "ratio")
+                                   "time_to_target_seconds", "ratio", factors=factors)
             text += f"; {best['optimizer']}'s time to target relative to Adam: {described(effect)}"
     return text + "."
 
 
-def transfer_verdict(runs: pd.DataFrame) -> str:
+def transfer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> str:
     """Transfer learning's effect on time to target and on test accuracy (on against off)."""
-    time = paired_effect(runs, "transfer", "on", "off", "time_to_target_seconds", "ratio")
-    accuracy = paired_effect(runs, "transfer", "on", "off", "test_accuracy", "difference")
+    time = paired_effect(runs, "transfer", "on", "off", "time_to_target_seconds", "ratio", factors=factors)
+    accuracy = paired_effect(runs, "transfer", "on", "off", "test_accuracy", "difference", factors=factors)
     if time.pairs == 0 and accuracy.pairs == 0:
         return "Transfer learning: not measured (the sweep has no paired transfer on/off runs)."
     return (f"Transfer learning (on vs off) multiplies time to target by {described(time)}; it changes test "
             f"accuracy by {described(accuracy)}.")
 
 
-def early_stopping_verdict(runs: pd.DataFrame) -> str:
+def early_stopping_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> str:
     """Early stopping's effect on training time and on test accuracy (on against off)."""
-    time = paired_effect(runs, "early_stopping", "on", "off", "train_seconds", "ratio")
-    accuracy = paired_effect(runs, "early_stopping", "on", "off", "test_accuracy", "difference")
+    time = paired_effect(runs, "early_stopping", "on", "off", "train_seconds", "ratio", factors=factors)
+    accuracy = paired_effect(runs, "early_stopping", "on", "off", "test_accuracy", "difference", factors=factors)
     if time.pairs == 0:
         return "Early stopping: not measured (the sweep has no paired early stopping on/off runs)."
     saved = f"{(1 - time.estimate):.0%} of training time" if time.estimate <= 1 else "no training time"
@@ -106,20 +108,23 @@ def early_stopping_verdict(runs: pd.DataFrame) -> str:
             f"its accuracy cost: test accuracy changes by {described(accuracy)}.")
 
 
-def device_verdict(runs: pd.DataFrame) -> str:
+def device_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> str:
     """GPU against CPU on training time, or why it was not measured."""
     gpu = runs[runs["device"] == "gpu"]
     if not (gpu["status"] == "ok").any():
         reasons = sorted(set(gpu["reason"].dropna()))
         why = f"no GPU ({'; '.join(reasons)})" if reasons else "no GPU cells in this sweep"
         return f"GPU vs CPU: not measured: {why}."
-    time = paired_effect(runs, "device", "gpu", "cpu", "train_seconds", "ratio")
+    time = paired_effect(runs, "device", "gpu", "cpu", "train_seconds", "ratio", factors=factors)
     if time.pairs == 0:
         return "GPU vs CPU: not measured (no GPU run has a CPU twin)."
     speedup = 1 / time.estimate if time.estimate > 0 else np.inf
     return f"GPU vs CPU: train seconds {described(time)}, a {speedup:.1f}x speed-up."
 
 
-def verdicts(runs: pd.DataFrame) -> list[str]:
-    """The four verdicts, in the article's order: optimizer, transfer, early stopping, GPU."""
-    return [optimizer_verdict(runs), transfer_verdict(runs), early_stopping_verdict(runs), device_verdict(runs)]
+def verdicts(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list[str]:
+    """The four verdicts, in the article's order: optimizer, transfer, early stopping, GPU. Effects pair
+    runs that agree on every other of ``factors`` (the sweep's, ``harness.cells``) and the seed, so a
+    verdict is computed within the levels of any other swept setting."""
+    return [verdict(runs, factors) for verdict in
+            (optimizer_verdict, transfer_verdict, early_stopping_verdict, device_verdict)]
