@@ -2,7 +2,7 @@
 
     python benchmarks/report_speed.py [N ...]
 
-Builds synthetic result records (``harness.synthetic``, shaped like real result files) and times
+Builds synthetic result records (``harness.report.synthetic``, shaped like real result files) and times
 ``harness.report.render_report`` on them: the tables, statistics (bootstrap CIs), figures and files.
 Target: 1,000 runs in under 10 s on 2 cores. The README quotes the numbers.
 """
@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from harness.report import render_report
-from harness.synthetic import synthetic_results
+from harness.report.synthetic import synthetic_results
 
 
 def time_report(n_runs: int) -> float:

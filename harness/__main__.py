@@ -1,6 +1,6 @@
 """Entry point: ``python -m harness [overrides]`` (one run) or ``python -m harness -m ...`` (a grid).
 
-Composes the config with Hydra, then hands off to ``harness.sweep.run_cell``. Never imports TensorFlow.
+Composes the config with Hydra, then hands off to ``harness.sweep.cell.run_cell``. Never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from harness.config_files import CONF_DIR
-from harness.presets import register_experiments
-from harness.schema import register_configs
-from harness.sweep import run_cell
-from harness.validate import ConfigError, check_arguments
+from harness.config.files import CONF_DIR
+from harness.config.presets import register_experiments
+from harness.config.schema import register_configs
+from harness.config.validate import ConfigError, check_arguments
+from harness.sweep.cell import run_cell
 from hydra_plugins.harness_sweeper import harness_sweeper
 
 register_configs()

@@ -19,7 +19,7 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
-from harness.schema import FACTORS
+from harness.config.schema import FACTORS
 
 NOT_FACTORS = ("seed", "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s",
                "quiet_tensorflow", "rerun", "order")

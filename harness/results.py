@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
 
 from harness.cells import cell_factors
+from harness.config.schema import FACTORS
 from harness.hardware import machine_fingerprint, software_versions
-from harness.schema import FACTORS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,7 +33,7 @@ class Result(TypedDict, total=False):
     """One run's ``result.json``: the contract between the run process (which writes it), the sweep
     (which writes it for runs that could not: skipped, killed, timed out) and the report (which reads
     nothing else). Every result has the identity fields (``base_record``), ``status``, ``reason`` and
-    ``epochs_run``; an ``ok`` one has the timings (``harness.timing``) and accuracies too."""
+    ``epochs_run``; an ``ok`` one has the timings (``harness.run.timing``) and accuracies too."""
 
     run_key: str  # hash of what determines the result (``run_key``): the results store's key
     sweep_name: str

@@ -14,8 +14,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from harness.presets import register_experiments
-from harness.schema import register_configs
+from harness.config.presets import register_experiments
+from harness.config.schema import register_configs
 from hydra_plugins.harness_sweeper import harness_sweeper
 
 REPO = Path(__file__).resolve().parent.parent

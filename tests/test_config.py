@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from harness.validate import validate
+from harness.config.validate import validate
 from tests.conftest import CONF, compose_config, run_harness
 
 GROUP_OPTIONS = {
@@ -34,7 +34,7 @@ def test_every_option_composes_and_validates(group, option, request):
 def test_every_optimizer_builds_its_keras_optimizer(option):
     import keras
 
-    from harness.optimizers import build_optimizer
+    from harness.run.optimizers import build_optimizer
 
     cfg = compose_config([f"optimizer={option}"])["optimizer"]
     optimizer = build_optimizer(cfg)
@@ -48,7 +48,7 @@ def test_every_optimizer_builds_its_keras_optimizer(option):
 
 
 def test_every_adam_knob_reaches_keras():
-    from harness.optimizers import build_optimizer
+    from harness.run.optimizers import build_optimizer
 
     cfg = compose_config(["optimizer=adam", "optimizer.amsgrad=true", "optimizer.beta_1=0.8",
                           "optimizer.beta_2=0.99", "optimizer.epsilon=1e-6", "optimizer.learning_rate=0.003",
@@ -70,8 +70,8 @@ def test_early_stopping_on_builds_keras_callback():
 
 
 def test_models_build_for_both_transfer_options():
-    from harness.data import load_tasks
-    from harness.models import build_classifier, build_feature_extractor
+    from harness.run.data import load_tasks
+    from harness.run.models import build_classifier, build_feature_extractor
 
     cfg = compose_config([])
     task = load_tasks(cfg["dataset"], CONF)[0]  # digits: bundled, the cache folder is not used
@@ -113,7 +113,7 @@ def test_each_default_lives_in_one_place():
 
     import yaml
 
-    from harness.schema import SCHEMAS
+    from harness.config.schema import SCHEMAS
 
     for group, schemas in SCHEMAS.items():
         for path in sorted((CONF / group).glob("*.yaml")):

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from harness.cells import baselines, describe, overrides, sorted_levels, swept_factors
-from harness.schema import FACTORS
+from harness.config.schema import FACTORS
 from tests.conftest import compose_config, results_under, run_harness
 
 

@@ -39,7 +39,7 @@ def test_joblib_launcher_preset_runs_cells_in_parallel(tmp_path):
 
 
 def test_parallel_jobs_reads_each_launcher():
-    from harness.sweep import parallel_jobs
+    from harness.sweep.cell import parallel_jobs
 
     cores = os.cpu_count() or 1
     basic = {"_target_": "hydra._internal.core_plugins.basic_launcher.BasicLauncher"}

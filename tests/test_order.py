@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from harness.cell_order import cell_order
+from harness.sweep.order import cell_order
 from tests.conftest import results_under, run_harness
 
 GRID = [[f"optimizer={o}", f"seed={s}"] for s in (0, 1) for o in ("adam", "sgd", "nag")]

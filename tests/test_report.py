@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from harness.report import write_report
+from harness.report.synthetic import synthetic_results
 from harness.results import write_json_atomic
-from harness.synthetic import synthetic_results
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 

@@ -139,7 +139,7 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_and_the_sweep_goes_on(tmp
 
 
 def testexit_reasons_name_the_signal():
-    from harness.sweep import exit_reason
+    from harness.sweep.cell import exit_reason
 
     assert exit_reason(-9) == "run process killed by SIGKILL (out of memory?)"
     assert exit_reason(-11) == "run process killed by SIGSEGV"

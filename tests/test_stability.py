@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.report import measurement_section
-from harness.stability import bootstrap_slope, median_step_seconds, repeat_spread, speed_drift
+from harness.report.pages import measurement_section
+from harness.report.stability import bootstrap_slope, median_step_seconds, repeat_spread, speed_drift
 
 CELL = {"optimizer": "adam", "transfer": "off", "early_stopping": "off", "device": "cpu"}
 

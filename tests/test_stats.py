@@ -1,4 +1,4 @@
-"""Statistics on small hand-built tables with exact expected values (harness.stats, harness.verdicts)."""
+"""Statistics on small hand-built tables with exact expected values (harness.report.stats, harness.report.verdicts)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import stats, verdicts
+from harness.report import stats, verdicts
 
 
 def run(optimizer="adam", transfer="off", early_stopping="off", device="cpu", seed=0, status="ok", reason=None,

@@ -100,7 +100,7 @@ def test_raising_and_nan_cells_fail_alone_and_the_sweep_says_so(tmp_path, digits
 def test_hydra_process_never_imports_tensorflow():
     import subprocess
 
-    code = ("import sys; import harness.__main__, harness.sweep, harness.hydra_callbacks, harness.report; "
+    code = ("import sys; import harness.__main__, harness.sweep.cell, harness.sweep.callbacks, harness.report; "
             "bad = [m for m in ('tensorflow', 'keras', 'comet_ml') if m in sys.modules]; print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

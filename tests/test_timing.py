@@ -1,10 +1,10 @@
-"""The timing rules (harness.timing.summarize_epochs) on hand-built histories with exact answers."""
+"""The timing rules (harness.run.timing.summarize_epochs) on hand-built histories with exact answers."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.timing import summarize_epochs
+from harness.run.timing import summarize_epochs
 
 
 def epoch(train: float, val: float, acc: float) -> dict:

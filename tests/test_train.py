@@ -1,4 +1,4 @@
-"""One run, in this process, through the same code the run process uses (harness.train.run)."""
+"""One run, in this process, through the same code the run process uses (harness.run.train.run)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from harness.results import RESULT_FILE, SPEC_FILE, write_json_atomic
-from harness.sweep import run_spec
+from harness.sweep.cell import run_spec
 from tests.conftest import compose_config
 
 
 def run_in_process(tmp_path: Path, overrides: list[str]) -> dict:
-    from harness import train
+    from harness.run import train
 
     cfg = compose_config(["tracking=disabled", f"cache_dir={tmp_path / 'cache'}", *overrides])
     run_dir = tmp_path / "run"
@@ -60,8 +60,8 @@ def test_nan_loss_is_a_failed_run(tmp_path):
 def test_transfer_freezes_the_extractor_and_reuses_the_cache(tmp_path):
     import keras
 
-    from harness.data import load_tasks
-    from harness.models import build_classifier, pretrained_extractor
+    from harness.run.data import load_tasks
+    from harness.run.models import build_classifier, pretrained_extractor
 
     cfg = compose_config(["transfer=on", "transfer.pretrain_epochs=2"])
     target, source = load_tasks(cfg["dataset"], tmp_path)
@@ -84,7 +84,7 @@ def test_transfer_freezes_the_extractor_and_reuses_the_cache(tmp_path):
 
 
 def test_npz_dataset_loads_a_locally_made_file(digits_npz, tmp_path):
-    from harness.data import load_tasks
+    from harness.run.data import load_tasks
 
     cfg = compose_config(["dataset=npz", f"dataset.path={digits_npz}", "dataset.source_classes=[0,1,2,3,4]"])
     task = load_tasks(cfg["dataset"], tmp_path)[0]
@@ -96,7 +96,7 @@ def test_npz_dataset_loads_a_locally_made_file(digits_npz, tmp_path):
 
 
 def test_splits_are_stratified_disjoint_and_fixed_by_split_seed(tmp_path):
-    from harness.data import load_tasks
+    from harness.run.data import load_tasks
 
     cfg = compose_config([])["dataset"]
     a, b = load_tasks(cfg, tmp_path)[0], load_tasks(cfg, tmp_path)[0]
@@ -123,7 +123,7 @@ def keras_layout_npz(path: Path) -> str:
 
 def test_downloaded_dataset_goes_through_the_download_code_on_a_local_file(tmp_path):
     # dataset=mnist downloads Keras' mnist.npz; here the same code fetches a locally made file by URL.
-    from harness.data import load_tasks
+    from harness.run.data import load_tasks
 
     source = tmp_path / "served" / "mnist.npz"
     source.parent.mkdir()
@@ -157,10 +157,10 @@ def test_mobilenet_v2_loads_application_weights_from_a_local_file_and_freezes_th
     assert result["status"] == "ok", result["reason"]
     assert result["pretrained_weights"] == str(weights) and result["pretrain_cache_hit"] is None
 
-    from harness.models import build_classifier, pretrained_extractor
+    from harness.run.models import build_classifier, pretrained_extractor
 
     cfg = compose_config(["model=mobilenet_v2", "transfer=on", f"transfer.weights={weights}"])
-    from harness.data import load_tasks
+    from harness.run.data import load_tasks
 
     task = load_tasks(cfg["dataset"], tmp_path)[0]
     extractor, _ = pretrained_extractor(cfg, task, tmp_path)

@@ -1,8 +1,8 @@
 """Hydra sweeper plugin ``hydra/sweeper=harness`` (the harness's default): Hydra's basic sweeper whose
-cells run in the order ``harness.cell_order`` gives (``order=shuffled``, seeded, by default).
+cells run in the order ``harness.sweep.order`` gives (``order=shuffled``, seeded, by default).
 
 A thin plugin class, as Hydra's own plugins are: the ordering itself is a pure function in
-``harness.cell_order``. It lives in the ``hydra_plugins`` namespace package because Hydra instantiates
+``harness.sweep.order``. It lives in the ``hydra_plugins`` namespace package because Hydra instantiates
 sweepers only from there; its structured config is registered in the ConfigStore on import, which
 Hydra's plugin discovery does before it composes any config.
 """
@@ -18,7 +18,7 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from harness.cell_order import cell_order
+from harness.sweep.order import cell_order
 
 
 @dataclass
@@ -49,7 +49,7 @@ def ordered_batches(overrides: list[Override], max_batch_size: int | None, order
 
 
 class HarnessSweeper(Sweeper):
-    """Hydra's basic sweeper, with its cells in ``order`` (see ``harness.cell_order``).
+    """Hydra's basic sweeper, with its cells in ``order`` (see ``harness.sweep.order``).
 
     It wraps a ``BasicSweeper`` built at ``setup`` rather than subclassing it: Hydra's plugin scan
     re-executes the module that defines ``BasicSweeper``, so a subclass made at import time can end up

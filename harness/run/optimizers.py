@@ -1,4 +1,4 @@
-"""Build the Keras optimizer that an ``optimizer`` config names (see ``harness.schema``)."""
+"""Build the Keras optimizer that an ``optimizer`` config names (see ``harness.config.schema``)."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness.cells import sorted_levels
-from harness.schema import FACTORS
+from harness.config.schema import FACTORS
 
 SUMMARY_METRICS = ("train_seconds", "time_to_target_seconds", "test_accuracy")
 DEFAULT_RESAMPLES = 2000

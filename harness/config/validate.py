@@ -11,8 +11,8 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from harness.cell_order import ORDERS
-from harness.config_files import CONF_DIR
+from harness.config.files import CONF_DIR
+from harness.sweep.order import ORDERS
 
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 MODES = ("auto", "min", "max")
@@ -116,7 +116,7 @@ def check_setting_names(arguments: list[str], experiments: list[str]) -> None:
 
 def check_arguments(arguments: list[str], experiments: list[str]) -> None:
     """Checks of the command line before Hydra composes anything: the configs are where they should be
-    (``harness.config_files``), every group option exists, every key too."""
+    (``harness.config.files``), every group option exists, every key too."""
     _check(CONF_DIR.is_dir(), f"no configs at {CONF_DIR}: the installed package is incomplete; reinstall it")
     check_group_choices(arguments, experiments)
     check_setting_names(arguments, experiments)

@@ -17,8 +17,8 @@ from typing import Any
 
 import keras
 
-from harness.data import Task
 from harness.results import write_json_atomic
+from harness.run.data import Task
 
 FEATURE_EXTRACTOR = "feature_extractor"
 

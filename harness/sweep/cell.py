@@ -1,6 +1,6 @@
 """One cell of the grid, as seen from the Hydra process: validate, launch, record, report progress.
 
-Every run trains in a fresh Python process (``python -m harness.train RUN_DIR``) whose device is fixed
+Every run trains in a fresh Python process (``python -m harness.run.train RUN_DIR``) whose device is fixed
 before TensorFlow starts, so that a CPU cell never shares a process with a GPU set-up and a crash (an
 exception, a segfault, the OOM killer) costs one cell, not the sweep. This module never imports
 TensorFlow; it writes the run's spec, waits for the process and makes sure exactly one
@@ -22,8 +22,10 @@ from hydra.types import RunMode
 from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
-from harness import hardware, progress, tracking_mode
+from harness import hardware
 from harness.cells import cell_factors, describe
+from harness.config.schema import FACTORS
+from harness.config.validate import ConfigError, validate
 from harness.results import (
     RESULT_FILE,
     SPEC_FILE,
@@ -36,8 +38,7 @@ from harness.results import (
     store_result,
     write_json_atomic,
 )
-from harness.schema import FACTORS
-from harness.validate import ConfigError, validate
+from harness.sweep import comet_mode, progress
 
 INTERRUPT_GRACE_S = 10.0
 
@@ -84,7 +85,7 @@ def run_cell(cfg: DictConfig) -> None:
     outcome = progress.outcome(result, time.perf_counter() - started, sweep_dir, job_num if parallel == 1 else None)
     print(outcome if parallel == 1 else f"{heading} … {outcome}", flush=True)
     if not multirun:
-        comet = tracking_mode.summary([result])
+        comet = comet_mode.summary([result])
         if comet:
             print(comet)
         print(f"result: {run_dir / RESULT_FILE}")
@@ -152,7 +153,7 @@ def run_spec(cfg: dict[str, Any], sweep_dir: Path, parallel: int = 1, results_di
         "sweep_position": sweep_position,
         "config": cfg,
         "cache_dir": str(Path(cfg["cache_dir"]).expanduser() if cfg["cache_dir"] else default_cache_dir()),
-        "tracking": tracking_mode.resolve(cfg["tracking"], sweep_dir),
+        "tracking": comet_mode.resolve(cfg["tracking"], sweep_dir),
         "threads": cfg["threads"] or (max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0),
         "parallel_jobs": parallel,
     }
@@ -186,7 +187,7 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: in
     reason = None
     with open(run_dir / "train.log", "w") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "harness.train", str(run_dir)], stdout=log, stderr=subprocess.STDOUT, env=env
+            [sys.executable, "-m", "harness.run.train", str(run_dir)], stdout=log, stderr=subprocess.STDOUT, env=env
         )
         try:
             code = process.wait(timeout=cfg["run_timeout_s"])

@@ -1,6 +1,6 @@
 """One sentence per claim of the article, from the measured effects and their confidence intervals.
 
-Each function takes the runs table (one row per run; the columns ``harness.stats`` documents) and
+Each function takes the runs table (one row per run; the columns ``harness.report.stats`` documents) and
 returns a sentence. Where an effect's 95% CI includes "no change", the sentence says the difference
 is not distinguishable from noise; with fewer than two pairs, that no spread is known.
 """
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from harness.schema import FACTORS
-from harness.stats import OPTIMIZER_BASELINE, Effect, paired_effect
+from harness.config.schema import FACTORS
+from harness.report.stats import OPTIMIZER_BASELINE, Effect, paired_effect
 
 
 def format_effect(effect: Effect, digits: int = 2) -> str:

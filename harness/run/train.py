@@ -1,7 +1,7 @@
-"""One training run in its own process: ``python -m harness.train RUN_DIR``.
+"""One training run in its own process: ``python -m harness.run.train RUN_DIR``.
 
 The only part of the harness that imports Keras/TensorFlow (and comet_ml). It reads
-``RUN_DIR/run_spec.json`` (written by ``harness.sweep``), trains, evaluates once on the held-out test
+``RUN_DIR/run_spec.json`` (written by ``harness.sweep.cell``), trains, evaluates once on the held-out test
 split and writes ``RUN_DIR/result.json``, whatever happens: ``ok``, ``failed`` (with the error),
 ``skipped`` (a GPU cell where the backend sees no GPU) or ``interrupted`` (Ctrl-C). The device was fixed
 by the parent before this process started (CPU cells hide GPUs).
@@ -89,7 +89,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result)
     """Train and evaluate the run ``cfg``, filling ``result`` as facts become known."""
     import keras
 
-    from harness import data, models, optimizers, timing
+    from harness.run import data, models, optimizers, timing
 
     task, source = data.load_tasks(cfg["dataset"], cache_dir)
     result["train_examples"] = len(task.train.y)
@@ -113,7 +113,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result)
         stopper = keras.callbacks.EarlyStopping(**es)
         callbacks.append(stopper)
     if experiment is not None:
-        from harness.tracking import CometEpochLogger
+        from harness.run.comet import CometEpochLogger
 
         callbacks.append(CometEpochLogger(experiment, timer))
 
@@ -159,9 +159,9 @@ def run(run_dir: Path) -> Result:
             return result
         result["device_used"] = f"gpu:{gpus[0]}" if cfg["device"]["name"] == "gpu" else "cpu"
         if spec["tracking"]["mode"] != "disabled":
-            from harness import tracking
+            from harness.run import comet
 
-            experiment = tracking.begin_experiment(spec["tracking"], result)
+            experiment = comet.begin_experiment(spec["tracking"], result)
         train(cfg, Path(spec["cache_dir"]), experiment, result)
     except KeyboardInterrupt:
         result.update(status="interrupted", reason="interrupted by the user (Ctrl-C)")
@@ -171,9 +171,9 @@ def run(run_dir: Path) -> Result:
         result.update(status="failed", reason=f"{type(err).__name__}: {message}"[:500])
     finally:
         if experiment is not None:
-            from harness import tracking
+            from harness.run import comet
 
-            tracking.finish_experiment(experiment, result)
+            comet.finish_experiment(experiment, result)
         if result["status"] == "ok" and spec.get("results_dir"):
             store_result(Path(spec["results_dir"]), result)  # first: once result.json exists, it is kept
         write_json_atomic(run_dir / RESULT_FILE, result)
@@ -182,6 +182,6 @@ def run(run_dir: Path) -> Result:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python -m harness.train RUN_DIR")
+        sys.exit("usage: python -m harness.run.train RUN_DIR")
     outcome = run(Path(sys.argv[1]))
     sys.exit(0 if outcome["status"] in ("ok", "skipped") else 1)

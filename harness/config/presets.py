@@ -12,7 +12,7 @@ from pathlib import Path
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from harness.config_files import EXPERIMENTS_DIR
+from harness.config.files import EXPERIMENTS_DIR
 
 
 def register_experiments(folder: Path = EXPERIMENTS_DIR) -> list[str]:

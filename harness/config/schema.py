@@ -2,7 +2,7 @@
 
 Hydra checks types against these dataclasses when it composes a config (``epochs=abc`` fails there).
 Range checks that types cannot express (a learning rate must be positive, ...) live in
-``harness.validate``. This module never imports TensorFlow or Keras: the Hydra process stays light.
+``harness.config.validate``. This module never imports TensorFlow or Keras: the Hydra process stays light.
 
 Each YAML option in ``conf/<group>/`` starts from its schema with
 ``defaults: [/schema/<group>/<schema>@_here_, _self_]``.

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.schema import FACTORS
+from harness.config.schema import FACTORS
 
 SWEEP_FILE = "sweep.json"
 _durations: list[float] = []  # seconds per finished cell in this process (the sequential launcher)

@@ -4,8 +4,8 @@
 ``python -m harness.report SWEEP_DIR [--out DIR]`` rebuilds it from the stored results alone, without
 training, byte for byte (nothing in it depends on the time or on how the folder was named on the
 command line); a multirun calls the same ``write_report`` when it ends. It reads result files only:
-it never imports the training code. The numbers come from ``harness.stats``, the sentences from
-``harness.verdicts``, the plots from ``harness.figures``.
+it never imports the training code. The numbers come from ``harness.report.stats``, the sentences from
+``harness.report.verdicts``, the plots from ``harness.report.figures``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import figures, stability, stats, tracking_mode
 from harness.cells import overrides, sorted_levels
+from harness.config.schema import FACTORS
+from harness.report import figures, stability, stats
+from harness.report.verdicts import format_effect, optimizer_ranking, verdicts
 from harness.results import (
     Result,
     collect_results,
@@ -33,8 +35,7 @@ from harness.results import (
     one_per_cell,
     results_frame,
 )
-from harness.schema import FACTORS
-from harness.verdicts import format_effect, optimizer_ranking, verdicts
+from harness.sweep import comet_mode
 
 DRIFT_WARNING = 0.05
 """Warn about drift when the fitted change over the sweep exceeds this and its CI excludes no change."""
@@ -379,7 +380,7 @@ def render_report(results: list[Result], problems: list[str], label: str, name: 
     factors, baselines = factor_columns(results), factor_baselines(results)
     runs.to_csv(out_dir / "runs.csv", index=False)
     stats.cell_table(runs, factors=factors).to_csv(out_dir / "cells.csv", index=False)
-    sections = build_sections(runs, history_frame(results), label, problems, tracking_mode.summary(results),
+    sections = build_sections(runs, history_frame(results), label, problems, comet_mode.summary(results),
                               out_dir / "figures", factors, baselines)
     title = f"harness report: {name}"
     (out_dir / "report.md").write_text(render_markdown(title, sections, out_dir))
@@ -403,7 +404,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"report: {index.resolve()}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -18,11 +18,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from harness import cells, progress, tracking_mode
+from harness import cells
 from harness.cells import swept_factors
+from harness.config.schema import FACTORS
+from harness.config.validate import ConfigError, validate
 from harness.results import collect_results
-from harness.schema import FACTORS
-from harness.validate import ConfigError, validate
+from harness.sweep import comet_mode, progress
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 HARNESS_SWEEPER = "hydra_plugins.harness_sweeper.harness_sweeper.HarnessSweeper"
@@ -74,7 +75,7 @@ class SweepCallbacks(Callback):
         progress.start_sweep(sweep_dir, jobs, factors, baselines)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from harness.report import render_report, sweep_label
+        from harness.report.pages import render_report, sweep_label
 
         sweep_dir = Path(config.hydra.sweep.dir)
         results, problems = collect_results(sweep_dir)
@@ -89,7 +90,7 @@ class SweepCallbacks(Callback):
                   f"rebuild it with `python -m harness.report {sweep_dir}`", file=sys.stderr)
             raise SystemExit(1) from None
         print(progress.summary(results, problems))
-        comet = tracking_mode.summary(results)
+        comet = comet_mode.summary(results)
         if comet:
             print(comet)
         print(f"report: {index.resolve()}")

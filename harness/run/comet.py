@@ -44,7 +44,7 @@ def experiment_tags(record: dict[str, Any]) -> list[str]:
 def start_experiment(tracking: dict[str, Any], record: dict[str, Any]) -> comet_ml.CometExperiment | None:
     """A new Comet experiment for the run in ``record`` (``None`` when tracking is disabled).
 
-    ``tracking`` is what ``harness.tracking_mode.resolve`` decided for the sweep. An online experiment
+    ``tracking`` is what ``harness.sweep.comet_mode.resolve`` decided for the sweep. An online experiment
     that cannot talk to Comet (a bad key, the network gone since the sweep's probe) is replaced by an
     offline one, so the run's data is kept either way.
     """
@@ -147,7 +147,7 @@ def finish_experiment(experiment: comet_ml.CometExperiment, result: dict[str, An
 class CometEpochLogger(keras.callbacks.Callback):
     """Logs each epoch's metrics (loss, accuracy, val_loss, val_accuracy, seconds) with step = epoch.
 
-    ``timer`` is the run's ``harness.timing.EpochTimer``; it must come before this callback in the
+    ``timer`` is the run's ``harness.run.timing.EpochTimer``; it must come before this callback in the
     list given to ``fit``, so that the epoch's seconds are known when this callback logs them.
     """
 
