@@ -74,7 +74,7 @@ COLUMNS = (
     "run_key", "sweep_name", *FACTORS, "seed", "dataset", "model", "status", "reason", "epochs_run",
     "early_stopped", "stopped_epoch", "train_seconds", "fit_seconds", "validation_seconds",
     "first_epoch_seconds", "median_epoch_seconds", "samples_per_second", "time_to_target_seconds",
-    "epochs_to_target", "target_accuracy", "best_val_accuracy", "test_accuracy", "test_loss",
+    "epochs_to_target", "target_accuracy", "learning_rate", "best_val_accuracy", "test_accuracy", "test_loss",
     "pretrain_cache_hit", "pretrain_seconds", "device_used", "wall_seconds", "reused", "steps_per_epoch",
     "median_step_seconds", "started_at", "sweep_position",
 )

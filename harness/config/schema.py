@@ -24,11 +24,14 @@ class OptimizerConfig:
     """Knobs every Keras optimizer takes (``keras.optimizers.Optimizer``); ``None`` means Keras' default.
 
     ``name`` is the option's label in the grid (``momentum``); ``keras_class`` the Keras class built.
+    ``lr_scale`` multiplies ``learning_rate``: a grid around each optimizer's own default
+    (``optimizer.lr_scale=0.1,0.3,1,3,10``) gives every optimizer the same tuning budget.
     """
 
     name: str = MISSING
     keras_class: str = MISSING
     learning_rate: float = 0.001
+    lr_scale: float = 1.0
     weight_decay: float | None = None
     clipnorm: float | None = None
     clipvalue: float | None = None

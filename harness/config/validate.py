@@ -127,6 +127,7 @@ def validate(cfg: dict[str, Any]) -> None:
     opt = cfg["optimizer"]
     lr = opt["learning_rate"]
     _check(lr > 0, f"optimizer.learning_rate={lr} is invalid: it must be > 0 (e.g. 0.001)")
+    _check(opt["lr_scale"] > 0, f"optimizer.lr_scale={opt['lr_scale']} is invalid: it must be > 0 (e.g. 0.3)")
     if "momentum" in opt:
         m = opt["momentum"]
         _check(0 <= m < 1, f"optimizer.momentum={m} is invalid: it must be in [0, 1) (e.g. 0.9)")

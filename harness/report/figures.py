@@ -114,8 +114,10 @@ LEVEL_METRICS = (("time_to_target_seconds", "time to target (s)"), ("train_secon
                  ("test_accuracy", "test accuracy"))
 
 
-def metrics_by_level(runs: pd.DataFrame, factor: str, levels: list, path: Path) -> Path | None:
-    """Time to target, train seconds and test accuracy against the levels of ``factor``: the median over
+def metrics_by_level(runs: pd.DataFrame, factor: str, levels: list, path: Path,
+                     metrics: tuple[tuple[str, str], ...] = LEVEL_METRICS) -> Path | None:
+    """``metrics`` (column, axis label; by default time to target, train seconds and test accuracy)
+    against the levels of ``factor``: the median over
     ok runs, one line per optimizer, shaded over the middle 95% of runs where the levels are numbers.
     Numeric levels go on a numeric axis, logarithmic when they are positive and span a factor of 10 or
     more (learning rates); others are categories in ``levels`` order. Needs ``status``, ``optimizer``,
@@ -128,15 +130,15 @@ def metrics_by_level(runs: pd.DataFrame, factor: str, levels: list, path: Path) 
     data = ok.assign(level=ok[factor].astype(float) if numeric else pd.Categorical(
         ok[factor].astype(str), categories=[str(v) for v in levels], ordered=True))
     sns.set_theme(style="whitegrid")
-    figure, axes = plt.subplots(1, len(LEVEL_METRICS), figsize=(5 * len(LEVEL_METRICS), 3.6), squeeze=False)
-    for ax, (metric, label) in zip(axes[0], LEVEL_METRICS, strict=True):
+    figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
+    for ax, (metric, label) in zip(axes[0], metrics, strict=True):
         sns.lineplot(data=data, x="level", y=metric, hue="optimizer", hue_order=sorted(data["optimizer"].unique()),
                      estimator="median",
                      errorbar=("pi", 95) if numeric else None, marker="o", ax=ax, sort=True)
         if log:
             ax.set_xscale("log")
         ax.set(xlabel=factor, ylabel=label)
-        if ax.get_legend() is not None and metric != LEVEL_METRICS[-1][0]:
+        if ax.get_legend() is not None and metric != metrics[-1][0]:
             ax.get_legend().remove()
     figure.suptitle(f"Against {factor} (median over runs)", y=1.02)
     return _save(figure, path)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from harness.cells import overrides, sorted_levels
 from harness.config.schema import FACTORS
-from harness.report import figures, stability, stats
+from harness.report import figures, stability, stats, tuning
 from harness.report.verdicts import format_effect, optimizer_ranking, verdicts
 from harness.results import (
     Result,
@@ -216,6 +216,27 @@ def rerun_command(row: pd.Series, factors: Sequence[str] = FACTORS) -> str:
     return "python -m harness " + " ".join(overrides({f: row[f] for f in factors}, row["seed"]))
 
 
+SENSITIVITY_METRICS = (("time_to_target_seconds", "time to target (s)"),
+                       ("best_val_accuracy", "best validation accuracy"))
+
+
+def tuning_sections(runs: pd.DataFrame, factors: Sequence[str], figure_dir: Path) -> list[Section]:
+    """Where the sweep compares optimizers over a learning-rate grid: the fair verdict (``tuning``) and
+    the learning-rate sensitivity curves; nothing otherwise."""
+    sentences, table = tuning.tuning_verdict(runs, factors)
+    if table is None:
+        return []
+    factor = tuning.tuning_factor(factors, runs)
+    levels = sorted_levels(runs.loc[runs["status"] == "ok", factor].dropna().unique())
+    figure = figures.metrics_by_level(runs, factor, levels, figure_dir / "sensitivity.png", SENSITIVITY_METRICS)
+    text = ("Each optimizer at its best learning rate from an equal budget (the same grid around its own "
+            "default, the same epochs and seeds): the lower half of the seeds chooses the rate by time to "
+            "target (never reached = infinitely slow; ties: best validation accuracy, then the rate closest "
+            "to the default), the upper half measures it; the test split is never used to choose. "
+            "Tuning cost: the training seconds of each optimizer's whole grid.")
+    return [Section("Optimizers at their best learning rate", text, sentences, table, figure)]
+
+
 def level_sections(runs: pd.DataFrame, factors: Sequence[str], baselines: dict, figure_dir: Path) -> list[Section]:
     """Per factor, medians at each level; for each swept setting beyond the article's four, also its
     baseline and a figure of the metrics against its levels."""
@@ -248,6 +269,7 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
     if problems:
         sections.append(Section("Skipped result files", "These were left out:", problems))
     sections.append(Section("Verdicts on the article's claims", "", verdicts(runs, factors), optimizer_ranking(runs)))
+    sections += tuning_sections(runs, factors, figure_dir)
     sections.append(effects_section(runs, effects, factors, baselines))
     sections += level_sections(runs, factors, baselines, figure_dir)
     plots = [

@@ -101,6 +101,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result)
     if not cfg["transfer"]["enabled"]:
         extractor = models.build_feature_extractor(task.input_shape, cfg["model"])
     model = models.build_classifier(extractor, task.num_classes, cfg["model"], frozen=cfg["transfer"]["enabled"])
+    result["learning_rate"] = optimizers.effective_learning_rate(cfg["optimizer"])
     model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=cfg["jit_compile"])
 
