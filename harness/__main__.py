@@ -23,8 +23,8 @@ EXPERIMENTS = register_experiments()
 
 
 @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
-def main(cfg: DictConfig) -> None:
-    run_cell(cfg)
+def main(cfg: DictConfig) -> float | None:
+    return run_cell(cfg)  # a search sweeper (Optuna) optimises what the task returns
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ The article's four factors (``FACTORS``) are always factors. Any other setting w
 between the cells of a sweep is one too, found from the composed run configs (never from folder
 names): a config-group choice is labelled by its option name (``model=mobilenet_v2``), any other value
 by its dotted key (``optimizer.learning_rate=0.01``). ``seed`` is the repeat index, never a factor; nor
-are settings that do not change what a run computes (``results.NON_SEMANTIC_KEYS``).
+are settings that do not change what a run computes (``config.schema.NON_SEMANTIC_KEYS``).
 
 Every result carries its cell's ``factors`` (a mapping, key to level) and ``factor_baselines`` (the
 level each swept setting is compared against), so the report needs no knowledge of the config. The
@@ -19,11 +19,10 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
-from harness.config.schema import FACTORS
+from harness.config.schema import FACTORS, NON_SEMANTIC_KEYS
 
-NOT_FACTORS = ("seed", "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s",
-               "quiet_tensorflow", "rerun", "order")
-"""Settings that are never factors: the repeat index, and what does not change what a run computes."""
+NOT_FACTORS = ("seed", *NON_SEMANTIC_KEYS, "experiment", "hparams_search")
+"""Never factors: the repeat index, what does not change what a run computes, and preset choices."""
 
 _ABSENT = object()
 
@@ -85,6 +84,12 @@ def swept_factors(configs: list[dict[str, Any]]) -> list[str]:
         if any(len(seen) > 1 for seen in cells_by_option.values()):
             found.append(key)
     return found
+
+
+def searched_factors(search_space: Iterable[str]) -> list[str]:
+    """The factors of a sweep that cannot list its cells ahead (a search such as Optuna's): the
+    article's four, then every setting of its search space (``optimizer.lr_scale``)."""
+    return list(dict.fromkeys([*FACTORS, *(key for key in search_space if key.split(".")[0] not in NOT_FACTORS)]))
 
 
 def level(config: dict[str, Any], key: str) -> Any:

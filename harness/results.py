@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
 
 from harness.cells import cell_factors
-from harness.config.schema import FACTORS
+from harness.config.schema import FACTORS, NON_SEMANTIC_KEYS
 from harness.hardware import machine_fingerprint, software_versions
 
 if TYPE_CHECKING:
@@ -64,11 +64,6 @@ class Result(TypedDict, total=False):
     reused_from: str
     comet: dict[str, Any]  # where the run's Comet experiment lives (never the API key)
 
-NON_SEMANTIC_KEYS = (
-    "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow", "rerun",
-    "order",
-)
-"""Config keys that do not change what a run computes; left out of its key."""
 
 COLUMNS = (
     "run_key", "sweep_name", *FACTORS, "seed", "dataset", "model", "status", "reason", "epochs_run",

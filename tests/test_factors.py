@@ -126,9 +126,9 @@ def test_a_key_one_swept_option_lacks_is_one_line_before_training(tmp_path):
     done = run_harness(["-m", "optimizer=adam,sgd", "optimizer.beta_1=0.8,0.9", "tracking=disabled"], cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        "harness: error: optimizer.beta_1 is not a setting of optimizer=sgd; valid: learning_rate, lr_scale, weight_decay, "
-        "clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, loss_scale_factor, "
-        "gradient_accumulation_steps, momentum, nesterov"]
+        "harness: error: optimizer.beta_1 is not a setting of optimizer=sgd; valid: learning_rate, lr_scale, "
+        "weight_decay, clipnorm, clipvalue, global_clipnorm, use_ema, ema_momentum, ema_overwrite_frequency, "
+        "loss_scale_factor, gradient_accumulation_steps, momentum, nesterov"]
     assert not list(tmp_path.rglob("result.json"))
 
 

@@ -98,3 +98,35 @@ def test_a_real_tuning_sweep_gives_the_tuned_verdict_and_the_sensitivity_figure(
         in section
     assert "Robustness, levels of the grid where most runs reach the target: adam " in section
     assert "figures/sensitivity.png" in section and (report / "figures" / "sensitivity.png").is_file()
+
+
+def test_what_a_run_returns_to_a_search():
+    from harness.sweep.cell import objective
+
+    ok = {"status": "ok", "time_to_target_seconds": 2.5, "best_val_accuracy": 0.9}
+    assert objective(ok, None) is None
+    assert objective(ok, "time_to_target_seconds") == 2.5
+    assert objective({**ok, "time_to_target_seconds": None}, "time_to_target_seconds") == math.inf  # never reached
+    assert math.isnan(objective({"status": "failed"}, "time_to_target_seconds"))  # Optuna: a failed trial
+
+
+def test_an_optuna_search_of_three_trials_runs_for_real(tmp_path):
+    from pathlib import Path
+
+    import yaml
+
+    from tests.conftest import results_under, run_harness
+
+    done = run_harness(["-m", "hparams_search=optuna", "optimizer=adam", "hydra.sweeper.n_trials=3", "epochs=2",
+                        "target_accuracy=0.5", "tracking=disabled"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = results_under(tmp_path / "multirun")
+    assert len(results) == 3 and all(r["status"] == "ok" for r in results)
+    scales = [r["factors"]["optimizer.lr_scale"] for r in results]
+    assert len(set(scales)) == 3 and all(0.1 <= s <= 10 for s in scales)  # TPE's draws, within the space
+    [summary] = tmp_path.glob("multirun/*/optimization_results.yaml")  # what Optuna found
+    best = yaml.safe_load(summary.read_text())
+    times = {r["factors"]["optimizer.lr_scale"]: r["time_to_target_seconds"] or math.inf for r in results}
+    assert best["best_value"] == min(times.values())  # it optimised what the runs returned
+    report = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    assert "## By optimizer.lr_scale" in report

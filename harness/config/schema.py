@@ -217,6 +217,7 @@ class Config:
     rerun: bool = False
     quiet_tensorflow: bool = True
     order: str = "shuffled"
+    optimized_metric: str | None = None
     callbacks: list[str] = field(default_factory=list)
 
 
@@ -232,6 +233,12 @@ SCHEMAS: dict[str, dict[str, type]] = {
 
 FACTORS = ("optimizer", "transfer", "early_stopping", "device")
 """The config groups that make up the grid; their option ``name`` labels each run."""
+
+NON_SEMANTIC_KEYS = (
+    "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow", "rerun",
+    "order", "optimized_metric",
+)
+"""Settings that do not change what a run computes: left out of its run key, and never factors."""
 
 
 def register_configs() -> None:

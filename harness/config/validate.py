@@ -19,6 +19,8 @@ MODES = ("auto", "min", "max")
 TRACKING_MODES = ("auto", "online", "offline", "disabled")
 TRANSFER_WEIGHTS = ("source_task", "imagenet")
 APPLICATION_MODELS = ("mobilenet_v2",)
+OPTIMIZED_METRICS = ("time_to_target_seconds", "best_val_accuracy", "train_seconds", "median_epoch_seconds")
+"""What a search may optimise: validation and timing figures of a run."""
 """Models built from ``keras.applications``, which have ImageNet weights."""
 
 
@@ -119,7 +121,30 @@ def check_arguments(arguments: list[str], experiments: list[str]) -> None:
     (``harness.config.files``), every group option exists, every key too."""
     _check(CONF_DIR.is_dir(), f"no configs at {CONF_DIR}: the installed package is incomplete; reinstall it")
     check_group_choices(arguments, experiments)
+    check_plugins(arguments)
     check_setting_names(arguments, experiments)
+
+
+PLUGINS = {("hparams_search", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "pip install -e '.[tuning]'"),
+           ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher",
+                                                  "pip install -e '.[launchers]'"),
+           ("hydra/launcher", "parallel"): ("hydra_plugins.hydra_joblib_launcher", "pip install -e '.[launchers]'"),
+           ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "pip install -e '.[launchers]'")}
+"""Choices that need an optional Hydra plugin: the module it provides and how to install it."""
+
+
+def check_plugins(arguments: list[str]) -> None:
+    """Raise ``ConfigError`` if a choice needs a Hydra plugin that is not installed, saying how to get it
+    (Hydra would say only that it cannot find the option)."""
+    for override in _parse(arguments):
+        for value in _values(override):
+            module, install = PLUGINS.get((override.key_or_group, value), (None, None))
+            if module is not None:
+                try:
+                    found = importlib.util.find_spec(module) is not None
+                except ImportError:
+                    found = False
+                _check(found, f"{override.key_or_group}={value} needs a Hydra plugin that is not installed: {install}")
 
 
 def validate(cfg: dict[str, Any]) -> None:
@@ -184,6 +209,9 @@ def validate(cfg: dict[str, Any]) -> None:
     mode = cfg["tracking"]["mode"]
     _check(mode in TRACKING_MODES, f"tracking.mode={mode!r} is unknown; valid: {', '.join(TRACKING_MODES)}")
     _check(cfg["order"] in ORDERS, f"order={cfg['order']} is unknown; valid: {', '.join(ORDERS)}")
+    metric = cfg["optimized_metric"]
+    _check(metric is None or metric in OPTIMIZED_METRICS, f"optimized_metric={metric} is invalid; valid: "
+           f"{', '.join(OPTIMIZED_METRICS)} (never test accuracy: the test split is never used to choose)")
     for path in cfg["callbacks"]:
         check_callback_path(path)
 

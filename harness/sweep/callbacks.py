@@ -54,6 +54,15 @@ def run_config(config: DictConfig, overrides: list[str]) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.create(with_hydra_removed), resolve=True)  # type: ignore[return-value]
 
 
+def check_cell(plain: dict[str, Any], where: str = "") -> None:
+    """Exit 2 with one line if the run config ``plain`` is invalid, before anything trains."""
+    try:
+        validate(plain)
+    except ConfigError as err:
+        print(f"harness: error: {err}{where}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 class SweepCallbacks(Callback):
     """Validate all cells before a multirun, write ``sweep.json``, and build the report after it."""
 
@@ -65,13 +74,11 @@ class SweepCallbacks(Callback):
         if jobs is not None:
             configs = [run_config(config, overrides) for overrides in jobs]
             for overrides, plain in zip(jobs, configs, strict=True):
-                try:
-                    validate(plain)
-                except ConfigError as err:
-                    print(f"harness: error: {err} (in cell: {' '.join(overrides)})", file=sys.stderr)
-                    raise SystemExit(2) from None
+                check_cell(plain, f" (in cell: {' '.join(overrides)})")
             factors = swept_factors(configs)
             baselines = cells.baselines(run_config(config, []), configs, factors)
+        else:  # a search: its cells are drawn as it goes; check what the command line fixed
+            check_cell(run_config(config, list(config.hydra.overrides.task)))
         progress.start_sweep(sweep_dir, jobs, factors, baselines)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

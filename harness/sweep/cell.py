@@ -9,6 +9,7 @@ TensorFlow; it writes the run's spec, waits for the process and makes sure exact
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import subprocess
@@ -23,7 +24,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from harness import hardware
-from harness.cells import cell_factors, describe
+from harness.cells import cell_factors, describe, searched_factors
 from harness.config.schema import FACTORS
 from harness.config.validate import ConfigError, validate
 from harness.results import (
@@ -48,8 +49,9 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("HARNESS_CACHE_DIR") or Path.home() / ".cache" / "harness")
 
 
-def run_cell(cfg: DictConfig) -> None:
-    """Run (or reuse) the cell that Hydra composed in ``cfg``.
+def run_cell(cfg: DictConfig) -> float | None:
+    """Run (or reuse) the cell that Hydra composed in ``cfg``; return its ``optimized_metric`` for a
+    search sweeper (``objective``; ``None`` when none is set).
 
     Exits 2 on invalid input (before any training), 130 on Ctrl-C, and, for a single run, 1 if the run
     failed. In a multirun a failed cell is recorded and the sweep goes on.
@@ -71,6 +73,8 @@ def run_cell(cfg: DictConfig) -> None:
     job_num = hydra_cfg.job.num if multirun else None
     parallel = parallel_jobs(hydra_cfg.launcher, hydra_cfg.sweeper, progress.total(sweep_dir)) if multirun else 1
     factors, baselines = progress.factors(sweep_dir) if multirun else (list(FACTORS), {})
+    if multirun and progress.total(sweep_dir) is None:  # a search (Optuna): the sweep could not list its cells
+        factors = searched_factors((hydra_cfg.sweeper.get("params") or {}).keys())
     cell = cell_factors(plain, factors)
     heading = (progress.position(sweep_dir, job_num) if job_num is not None else "") + describe(cell, plain["seed"])
     if parallel == 1:  # in parallel, lines would interleave: each run prints one whole line when it ends
@@ -91,6 +95,19 @@ def run_cell(cfg: DictConfig) -> None:
         print(f"result: {run_dir / RESULT_FILE}")
         if result["status"] == "failed":
             raise SystemExit(1)
+    return objective(result, plain["optimized_metric"])
+
+
+def objective(result: Result, metric: str | None) -> float | None:
+    """What a run returns to a search sweeper: its ``metric`` (``None`` when none is asked for);
+    infinity where it is a time to target that was never reached; NaN for a run that is not ``ok``,
+    which Optuna records as a failed trial."""
+    if metric is None:
+        return None
+    if result["status"] != "ok":
+        return math.nan
+    value = result.get(metric)
+    return math.inf if value is None else float(value)
 
 
 def obtain_result(
