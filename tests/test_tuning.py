@@ -74,6 +74,7 @@ def test_the_verdict_names_the_held_out_winner_and_the_robustness():
     assert "chosen on seeds 0, 1, measured on held-out seeds 2, 3" in text
     assert "adam is fastest (optimizer.lr_scale=1.0, median 5.00 s to the target)" in text
     assert "adam 2/3, sgd 2/3" in text
+    assert "At the edge of the grid: sgd chose optimizer.lr_scale=10.0, the largest value tried" in text
     assert shown["optimizer"].tolist() == ["adam", "sgd"]
     assert tuning_verdict(table()[lambda d: d["optimizer"] == "adam"], ("optimizer", FACTOR)) == ([], None)
 

@@ -173,6 +173,14 @@ def tuning_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> tupl
             text += f", relative to Adam at its best: {described(effect)}"
         text += "."
     sentences.append(text)
+    edges = {}
+    for row in choice.itertuples():
+        if len(levels) > 2 and row.level in (levels[0], levels[-1]):
+            edges.setdefault(row.level, []).append(row.optimizer)
+    for edge, names in edges.items():
+        side = "largest" if edge == levels[-1] else "smallest"
+        sentences.append(f"At the edge of the grid: {', '.join(names)} chose {factor}={edge}, the {side} value "
+                         "tried; the best may lie beyond it, so extend the grid that way before trusting this ranking.")
     sentences.append("Robustness, levels of the grid where most runs reach the target: " + ", ".join(
         f"{row.optimizer} {row.levels_reached}/{row.levels}" for row in grid.itertuples()) + ".")
     table = measured.merge(grid, on="optimizer").rename(columns={
