@@ -87,8 +87,7 @@ def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] =
     levels = stats.grid(runs, factors)
     varied = {k: v for k, v in levels.items() if len(v) > 1 or k == "seed"}
     fixed = {k: v[0] for k, v in levels.items() if len(v) == 1 and k != "seed"}
-    fixed_text = ("Fixed: " + "; ".join(f"{k}: {v}" for k, v in fixed.items()) + ".") if fixed and any(
-        k not in FACTORS for k in levels) else ""
+    fixed_text = ("Fixed: " + "; ".join(f"{k}: {v}" for k, v in fixed.items()) + ".") if fixed else ""
     if len(repeats) == 0:
         repeat_text = "No ok runs."
     elif repeats.min() == repeats.max():
