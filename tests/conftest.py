@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,14 @@ def run_harness(args: list[str], cwd: Path, env: dict[str, str] | None = None, t
     guards against a hang (generous: CI machines may be slow and loaded); no test relies on speed."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env or harness_env(cwd),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def wait_for(condition, timeout: float = 900, poll_s: float = 0.2) -> None:
+    """Wait until ``condition()`` holds; ``timeout`` only guards against a hang, it is no speed limit."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(poll_s)
 
 
 def results_under(folder: Path) -> list[dict[str, Any]]:

@@ -8,27 +8,18 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from harness.report import write_report
-from tests.conftest import REPO, harness_env, results_under, run_harness
+from tests.conftest import REPO, harness_env, results_under, run_harness, wait_for
 
 
 def start_sweep(args: list[str], cwd: Path) -> subprocess.Popen:
     """A real sweep in its own process group (so the test can signal the whole group)."""
     return subprocess.Popen([sys.executable, "-m", "harness", "-m", *args], cwd=cwd, env=harness_env(cwd),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-
-
-def wait_for(condition, timeout: float = 900, poll_s: float = 0.2) -> None:
-    """Wait until ``condition()`` holds; ``timeout`` only guards against a hang, it is no speed limit."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(poll_s)
 
 
 def test_sigkill_the_moment_a_result_appears_then_rerun_retrains_nothing_finished(tmp_path):
