@@ -15,10 +15,12 @@ from harness.config.presets import register_experiments
 from harness.config.schema import register_configs
 from harness.config.validate import ConfigError, check_arguments
 from harness.sweep.cell import run_cell
+from hydra_plugins.harness_slurm import harness_slurm
 from hydra_plugins.harness_sweeper import harness_sweeper
 
 register_configs()
 harness_sweeper.register()
+harness_slurm.register()
 EXPERIMENTS = register_experiments()
 
 

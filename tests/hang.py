@@ -3,6 +3,7 @@ timeout): the run hangs on purpose, so the test does not depend on how fast the 
 
 from __future__ import annotations
 
+import os
 import threading
 
 import keras
@@ -12,5 +13,20 @@ class HangForever(keras.callbacks.Callback):
     """Blocks in ``on_train_begin`` until the process is killed."""
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        print("hanging on purpose", flush=True)
+        threading.Event().wait()
+
+
+class HangOnce(keras.callbacks.Callback):
+    """Hangs like ``HangForever`` in the first run that starts training, and in no later one: the first
+    creates the file ``$HARNESS_HANG_ONCE_FILE`` (exclusively) and writes its Slurm job id there, if any,
+    so that a test knows which job to cancel; the runs after it find the file and train normally."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        try:
+            with open(os.environ["HARNESS_HANG_ONCE_FILE"], "x") as claim:
+                claim.write(os.environ.get("SLURM_ARRAY_JOB_ID", "") + "_" + os.environ.get("SLURM_ARRAY_TASK_ID", ""))
+        except FileExistsError:
+            return
         print("hanging on purpose", flush=True)
         threading.Event().wait()

@@ -171,9 +171,19 @@ def run_spec(cfg: dict[str, Any], sweep_dir: Path, parallel: int = 1, results_di
         "config": cfg,
         "cache_dir": str(Path(cfg["cache_dir"]).expanduser() if cfg["cache_dir"] else default_cache_dir()),
         "tracking": comet_mode.resolve(cfg["tracking"], sweep_dir),
-        "threads": cfg["threads"] or (max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0),
+        "threads": cfg["threads"] or default_threads(parallel),
         "parallel_jobs": parallel,
     }
+
+
+def default_threads(parallel: int) -> int:
+    """Threads for a run with ``threads=0``: a Slurm job's own allocation (``SLURM_CPUS_PER_TASK``: the
+    node may have many more cores than the job was given); ``cores // parallel`` where runs share this
+    machine; else 0, the backend's default."""
+    allocated = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if allocated.isdigit() and int(allocated) > 0:
+        return int(allocated)
+    return max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0
 
 
 def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: int = 1,

@@ -66,7 +66,7 @@ def _duration(seconds: float) -> str:
 def outcome(result: dict[str, Any], elapsed: float, sweep_dir: Path, job_num: int | None) -> str:
     """How a run ended: ``ok 4.1 s, test acc 0.97, ETA 2 min`` (ETA only inside a sweep)."""
     status = result["status"]
-    text = f"{status} {elapsed:.1f} s"
+    text = status if status == "skipped" else f"{status} {elapsed:.1f} s"  # a skipped cell ran nothing
     if result.get("reused"):
         text = f"ok, reused from sweep {result['reused_from']}"
         host = (result.get("environment") or {}).get("hostname")

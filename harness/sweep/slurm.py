@@ -1,0 +1,266 @@
+"""The sweep on a Slurm cluster: one Slurm job per cell through submitit, as seen from the submitting process.
+
+``hydra/launcher=slurm`` (``hydra_plugins/harness_slurm``) hands its batch of cells to ``launch_cells``, which
+differs from hydra-submitit-launcher's own ``launch`` where a real cluster needs it to:
+
+- **Resources per cell.** A ``device=cpu`` cell asks for no GPU; a ``device=gpu`` cell asks for
+  ``gpus_per_node``. On a cluster whose nodes offer no GPU (``sinfo`` lists no ``gpu`` GRES) the GPU cells are
+  not submitted: each is recorded ``skipped`` with that reason (sbatch would refuse the whole array).
+- **A job that ends without a result** (``scancel``, a node failure, Slurm's time limit) is recorded
+  ``failed`` with Slurm's state, and the sweep goes on; a rerun trains that cell again.
+- **Clusters without accounting.** submitit asks ``sacct`` for job states; where there is no accounting
+  database (many small clusters) every poll fails with a warning and a cancelled job is never seen to end.
+  There the states come from ``squeue`` instead (``QueueWatcher``), quietly.
+- **One line per cell as it ends**: its place in the sweep, the cell, the outcome, the Slurm job and node.
+
+Everything a cell computes still happens inside its Slurm job, in ``harness.sweep.cell.run_cell``: the job
+trains in a fresh run process, writes ``result.json`` into the cell's folder and its ``ok`` result into the
+results store, both on the filesystem the cluster shares.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from harness.cells import cell_factors, describe
+from harness.results import RESULT_FILE, Result, placeholder_result, read_result, write_json_atomic
+from harness.sweep import progress
+
+POLL_S = 1.0  # how often the submitting process looks for finished jobs (a result file check: cheap)
+QUEUE_REFRESH_S = 30  # the longest gap between two squeue calls (submitit's own default for sacct is 600)
+
+
+def slurm_command(*args: str) -> subprocess.CompletedProcess:
+    """Run a Slurm client command (``sinfo``, ``squeue``, ``sacct``); a missing command exits 127."""
+    if shutil.which(args[0]) is None:
+        return subprocess.CompletedProcess(args, 127, "", f"{args[0]}: command not found")
+    return subprocess.run(list(args), capture_output=True, text=True)
+
+
+def cluster_has_gpus(partition: str | None) -> bool:
+    """Whether some node (of ``partition``, if given) offers a ``gpu`` generic resource (GRES)."""
+    args = ["sinfo", "-h", "-o", "%G"] + (["-p", partition] if partition else [])
+    done = slurm_command(*args)
+    return done.returncode == 0 and "gpu" in done.stdout
+
+
+def accounting_works() -> bool:
+    """Whether ``sacct`` answers (it does not where the cluster has no accounting database)."""
+    return slurm_command("sacct", "-n", "-X", "-o", "JobID", "-j", "1").returncode == 0
+
+
+def still_queued(job_name: str | None) -> list[str]:
+    """This user's Slurm jobs named ``job_name`` that are pending or running (from an earlier submission)."""
+    if not job_name:
+        return []
+    done = slurm_command("squeue", "--me", "-h", "-r", "-n", job_name, "-o", "%i")
+    return done.stdout.split() if done.returncode == 0 else []
+
+
+def queue_watcher() -> Any:
+    """A submitit job-state watcher that reads ``squeue`` rather than ``sacct``, for clusters without
+    accounting. ``squeue -t all`` lists running jobs and, for ``MinJobAge`` (300 s by default) after they
+    end, their final state; a job it no longer lists has ended and was forgotten: ``GONE``."""
+    from submitit.slurm.slurm import SlurmInfoWatcher
+
+    class QueueWatcher(SlurmInfoWatcher):
+        def update(self) -> None:
+            waiting = self._registered - self._finished
+            if not waiting:
+                return
+            self._num_calls += 1
+            done = slurm_command("squeue", "-h", "-r", "-t", "all", "-o", "%i|%T|%N|%r")
+            if done.returncode == 0:
+                listed = {}
+                for line in done.stdout.splitlines():
+                    job_id, state, node, reason = (line.split("|") + ["", "", ""])[:4]
+                    listed[job_id] = {"JobID": job_id, "State": state, "NodeList": node, "Reason": reason}
+                for job_id in waiting:
+                    self._info_dict[job_id] = listed.get(job_id, {"JobID": job_id, "State": "GONE", "NodeList": ""})
+            self._last_status_check = time.time()
+            self._finished |= {job_id for job_id in waiting if self.is_done(job_id, mode="cache")}
+
+    return QueueWatcher(delay_s=QUEUE_REFRESH_S)
+
+
+@dataclass
+class Cell:
+    """One cell of the batch: its overrides, its number in the sweep, its run config and its folder."""
+
+    overrides: list[str]
+    num: int
+    config: DictConfig  # the composed job config, Hydra's part included (for its JobReturn)
+    plain: dict[str, Any]  # the resolved run config, as the run sees it
+    folder: Path
+
+
+def compose_cells(hydra_context: Any, config: DictConfig, job_overrides: Sequence[Sequence[str]],
+                  initial_job_idx: int) -> list[Cell]:
+    """Compose every job of the batch, as each Slurm job will, to learn its device and its folder."""
+    cells = []
+    for num, overrides in enumerate(job_overrides, start=initial_job_idx):
+        job_cfg = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        with open_dict(job_cfg.hydra.job):
+            job_cfg.hydra.job.num = num
+        folder = Path(str(job_cfg.hydra.sweep.dir)) / str(job_cfg.hydra.sweep.subdir)
+        run_part = OmegaConf.to_container(job_cfg, resolve=False)
+        run_part.pop("hydra", None)  # type: ignore[union-attr]
+        plain = OmegaConf.to_container(OmegaConf.create(run_part), resolve=True)
+        cells.append(Cell(list(overrides), num, job_cfg, plain, folder))  # type: ignore[arg-type]
+    return cells
+
+
+def job_return(cell: Cell, result: Result) -> Any:
+    """A completed Hydra ``JobReturn`` for a cell recorded here rather than by its job (skipped, or a job
+    that ended without a result): the sweep goes on, and a search sweeper sees NaN, a failed trial."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from harness.sweep.cell import objective
+
+    value = objective(result, cell.plain.get("optimized_metric"))
+    return JobReturn(overrides=cell.overrides, cfg=cell.config, hydra_cfg=cell.config, working_dir=str(cell.folder),
+                     task_name=str(cell.config.hydra.job.name), status=JobStatus.COMPLETED,
+                     _return_value=math.nan if value is None and result["status"] != "ok" else value)
+
+
+def record(cell: Cell, status: str, reason: str, sweep_dir: Path) -> Result:
+    """Write the ``result.json`` of a cell that its job did not write."""
+    factors, baselines = progress.factors(sweep_dir)
+    result = placeholder_result(cell.plain, status, reason, cell_factors(cell.plain, factors), baselines)  # type: ignore[arg-type]
+    cell.folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(cell.folder / RESULT_FILE, result)
+    return result
+
+
+def cell_line(cell: Cell, result: Result, sweep_dir: Path, job: str) -> str:
+    """``[2/4] adam, cpu, seed 0 … ok 6.1 s, test acc 0.95 · Slurm job 12_1 on node7``."""
+    factors, _ = progress.factors(sweep_dir)
+    heading = progress.position(sweep_dir, cell.num) + describe(cell_factors(cell.plain, factors), cell.plain["seed"])
+    outcome = progress.outcome(result, float(result.get("wall_seconds") or 0.0), sweep_dir, None)
+    return f"{heading} … {outcome} · {job}"
+
+
+def submit(slurm_launcher: Any, cells: list[Cell], gpus: int) -> list[Any]:
+    """Submit ``cells`` as one Slurm job array asking for ``gpus`` GPUs per job; the submitit jobs."""
+    import submitit
+    from hydra.core.singleton import Singleton
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    params = {**slurm_launcher.params, "gpus_per_node": gpus}
+    executor = submitit.AutoExecutor(cluster="slurm", folder=params.pop("submitit_folder"),
+                                     slurm_max_num_timeout=params.pop("max_num_timeout", 0))
+    shared = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{key if key in shared else f"slurm_{key}": value for key, value in params.items()})
+    arguments = [(cell.overrides, "hydra.sweep.dir", cell.num, f"job_id_for_{cell.num}", Singleton.get_state())
+                 for cell in cells]
+    return executor.map_array(slurm_launcher, *zip(*arguments, strict=True))
+
+
+ENDED_BADLY = ("CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE")
+"""Slurm job states that say why a run was cut short (``sacct`` writes ``CANCELLED by 0``: the first word)."""
+
+
+STILL_ENDING = ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "UNKNOWN")
+"""States a job is still in for a moment after its code returned (Slurm is still ending its processes)."""
+FINAL_STATE_WAIT_S = 60.0
+
+
+def slurm_end(job: Any) -> str | None:
+    """``Slurm job 12_1 ended CANCELLED`` if Slurm cut the job short, else ``None``. Waits (at most
+    ``FINAL_STATE_WAIT_S``) for the final state: a cancelled job reads ``COMPLETING`` while Slurm ends it."""
+    deadline = time.monotonic() + FINAL_STATE_WAIT_S
+    while True:
+        state = job.watcher.get_state(job.job_id, mode="force")
+        word = state.split()[0] if state else ""
+        if word not in STILL_ENDING or time.monotonic() > deadline:
+            return f"Slurm job {job.job_id} ended {word}" if word in ENDED_BADLY else None
+        time.sleep(POLL_S)
+
+
+def finished(cell: Cell, job: Any, sweep_dir: Path) -> tuple[Any, Result]:
+    """The ``JobReturn`` and result of a job that has ended. A job that ended without a result (cancelled,
+    killed, out of time) or whose code raised is recorded ``failed`` with Slurm's state or the error; a run
+    that failed because Slurm cut its job short (its run process then dies of SIGTERM) says so too."""
+    from submitit.core.utils import FailedJobError, UncompletedJobError
+
+    try:
+        returned = job.results()[0]
+        result = read_result(cell.folder / RESULT_FILE)
+    except (UncompletedJobError, FailedJobError, OSError, ValueError) as err:
+        if isinstance(err, UncompletedJobError):
+            reason = f"{slurm_end(job) or f'Slurm job {job.job_id} ended'} without a result"
+        else:
+            last = [line for line in str(err).strip().splitlines() if line.strip()]
+            reason = f"Slurm job {job.job_id} failed: {last[-1] if last else type(err).__name__}"[:500]
+        result = record(cell, "failed", reason, sweep_dir)
+        return job_return(cell, result), result
+    if result["status"] == "failed" and (ended := slurm_end(job)):
+        result["reason"] = f"{ended}: {result.get('reason')}"
+        write_json_atomic(cell.folder / RESULT_FILE, result)
+    return returned, result
+
+
+def launch_cells(slurm_launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
+    """Run a batch of cells as Slurm jobs; return their ``JobReturn``s in the batch's order."""
+    from submitit.slurm.slurm import SlurmJob
+
+    config, params = slurm_launcher.config, slurm_launcher.params
+    sweep_dir = Path(str(config.hydra.sweep.dir))
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    if not accounting_works():
+        SlurmJob.watcher = queue_watcher()  # this process only: it alone polls the jobs
+    cells = compose_cells(slurm_launcher.hydra_context, config, job_overrides, initial_job_idx)
+    gpu_cells = [cell for cell in cells if cell.plain["device"]["name"] == "gpu"]
+    has_gpus = bool(gpu_cells) and cluster_has_gpus(params.get("partition"))
+    returns: dict[int, Any] = {}
+    for cell in gpu_cells if not has_gpus else []:
+        where = f"partition {params['partition']}" if params.get("partition") else "this Slurm cluster"
+        result = record(cell, "skipped", f"no GPU on {where}: sinfo lists no gpu GRES", sweep_dir)
+        returns[cell.num] = job_return(cell, result)
+        print(cell_line(cell, result, sweep_dir, "not submitted"), flush=True)
+
+    earlier = still_queued(params.get("name"))
+    if earlier:  # e.g. the jobs of a submitting process that was killed: Slurm keeps running them
+        shown = ", ".join(earlier[:5]) + (", ..." if len(earlier) > 5 else "")
+        print(f"note: {len(earlier)} Slurm job{'s' if len(earlier) != 1 else ''} named {params['name']!r} from an "
+              f"earlier submission still queued or running ({shown}): cells they finish before this sweep reaches "
+              "them are reused, the others are trained twice; to avoid that, wait until "
+              f"`squeue --me -n {params['name']}` is empty, or scancel them", flush=True)
+    jobs: dict[int, Any] = {}
+    for gpus, group in ((0, [c for c in cells if c not in gpu_cells]), (params.get("gpus_per_node") or 1, gpu_cells)):
+        if not group or (gpus and not has_gpus):
+            continue
+        try:
+            jobs.update(zip((cell.num for cell in group), submit(slurm_launcher, group, gpus), strict=True))
+        except subprocess.CalledProcessError as err:  # sbatch refused: a bad partition, too many CPUs, ...
+            message = (err.stderr or err.output or b"")
+            message = message.decode() if isinstance(message, bytes) else message
+            print(f"harness: error: sbatch refused the jobs: {message.strip() or err}; check "
+                  "hydra.launcher.partition, cpus_per_task, mem_gb and gpus_per_node against `sinfo`", file=sys.stderr)
+            raise SystemExit(2) from None
+    if jobs:
+        ids = sorted({job.job_id.split("_")[0] for job in jobs.values()})
+        print(f"submitted {len(jobs)} Slurm job{'s' if len(jobs) != 1 else ''} (array {', '.join(ids)}); "
+              f"watch with `squeue -j {','.join(ids)}`", flush=True)
+
+    by_num = {cell.num: cell for cell in cells}
+    while len(returns) < len(cells):
+        for num, job in list(jobs.items()):
+            if num not in returns and job.done():
+                returns[num], result = finished(by_num[num], job, sweep_dir)
+                node = job.watcher.get_info(job.job_id, mode="cache").get("NodeList") or \
+                    (result.get("environment") or {}).get("hostname") or "?"
+                print(cell_line(by_num[num], result, sweep_dir, f"Slurm job {job.job_id} on {node}"), flush=True)
+        if len(returns) < len(cells):
+            time.sleep(POLL_S)
+    return [returns[cell.num] for cell in cells]
