@@ -113,3 +113,18 @@ def test_kill_9_of_the_submitting_process_then_a_rerun_finishes_the_grid(slurm_c
     results = results_under(newest_sweep(tmp_path))
     assert sorted(r["optimizer"] for r in results) == ["adam", "sgd"]
     assert all(r["status"] == "ok" for r in results)
+
+
+@pytest.mark.parametrize(("setting", "said"), [
+    ("hydra.launcher.partition=no_such_partition", "sbatch refused the jobs: Batch job submission failed"),
+    (f"hydra.launcher.cpus_per_task={(os.cpu_count() or 1) + 1}", "Slurm will never start job"),
+])
+def test_a_request_the_cluster_cannot_serve_stops_the_sweep_with_one_line(slurm_cluster, tmp_path, setting, said):
+    done = run_harness(["-m", *FAST, "optimizer=adam,sgd", "hydra/launcher=slurm", "hydra.launcher.mem_gb=1", setting],
+                       cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert said in done.stderr.splitlines()[-1] and "against `sinfo`" in done.stderr.splitlines()[-1]
+    assert "Traceback" not in done.stderr
+    queued = subprocess.run(["squeue", "-h", "--me", "-n", "harness"], capture_output=True, text=True)
+    assert queued.stdout.strip() == ""  # nothing left waiting on the cluster
+    assert not results_under(tmp_path / "multirun")

@@ -67,6 +67,39 @@ def still_queued(job_name: str | None) -> list[str]:
     return done.stdout.split() if done.returncode == 0 else []
 
 
+UNRUNNABLE = ("PartitionConfig", "PartitionNodeLimit", "PartitionTimeLimit", "BadConstraints", "InvalidAccount",
+              "InvalidQOS", "AccountNotAllowed", "QOSNotAllowed")
+"""Reasons Slurm gives for a pending job that no wait will start (squeue's ``%r``)."""
+UNRUNNABLE_CHECK_S = 10.0
+
+
+def unrunnable(job_ids: list[str]) -> tuple[str, str] | None:
+    """The first of ``job_ids`` that is pending for a reason that never clears, with that reason."""
+    if not job_ids:
+        return None
+    arrays = ",".join(sorted({job_id.split("_")[0] for job_id in job_ids}))
+    done = slurm_command("squeue", "-h", "-r", "-o", "%i|%T|%r", "-j", arrays)
+    for line in done.stdout.splitlines() if done.returncode == 0 else []:
+        job_id, state, reason = (line.split("|") + ["", ""])[:3]
+        if job_id in job_ids and state == "PENDING" and reason in UNRUNNABLE:
+            return job_id, reason
+    return None
+
+
+def cancel(jobs: Any) -> None:
+    """Cancel submitted jobs (a sweep that stops must not leave work queued on the cluster)."""
+    ids = sorted({job.job_id.split("_")[0] for job in jobs})
+    if ids:
+        slurm_command("scancel", *ids)
+
+
+def stop(problem: str) -> None:
+    """Stop the sweep with one line: what Slurm said, and what to check."""
+    print(f"harness: error: {problem}; check hydra.launcher.partition, cpus_per_task, mem_gb, gpus_per_node and "
+          "timeout_min against `sinfo`", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def queue_watcher() -> Any:
     """A submitit job-state watcher that reads ``squeue`` rather than ``sacct``, for clusters without
     accounting. ``squeue -t all`` lists running jobs and, for ``MinJobAge`` (300 s by default) after they
@@ -212,6 +245,7 @@ def finished(cell: Cell, job: Any, sweep_dir: Path) -> tuple[Any, Result]:
 
 def launch_cells(slurm_launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
     """Run a batch of cells as Slurm jobs; return their ``JobReturn``s in the batch's order."""
+    from submitit.core.utils import FailedJobError
     from submitit.slurm.slurm import SlurmJob
 
     config, params = slurm_launcher.config, slurm_launcher.params
@@ -242,19 +276,24 @@ def launch_cells(slurm_launcher: Any, job_overrides: Sequence[Sequence[str]], in
             continue
         try:
             jobs.update(zip((cell.num for cell in group), submit(slurm_launcher, group, gpus), strict=True))
-        except subprocess.CalledProcessError as err:  # sbatch refused: a bad partition, too many CPUs, ...
-            message = (err.stderr or err.output or b"")
-            message = message.decode() if isinstance(message, bytes) else message
-            print(f"harness: error: sbatch refused the jobs: {message.strip() or err}; check "
-                  "hydra.launcher.partition, cpus_per_task, mem_gb and gpus_per_node against `sinfo`", file=sys.stderr)
-            raise SystemExit(2) from None
+        except FailedJobError as err:  # sbatch refused: an unknown partition, a bad account, ...
+            refusal = [line.removeprefix("sbatch: error: ") for line in str(err).splitlines() if line.strip()]
+            cancel(jobs.values())
+            stop(f"sbatch refused the jobs: {refusal[-1] if refusal else err}")
     if jobs:
         ids = sorted({job.job_id.split("_")[0] for job in jobs.values()})
         print(f"submitted {len(jobs)} Slurm job{'s' if len(jobs) != 1 else ''} (array {', '.join(ids)}); "
               f"watch with `squeue -j {','.join(ids)}`", flush=True)
 
     by_num = {cell.num: cell for cell in cells}
+    next_queue_check = 0.0
     while len(returns) < len(cells):
+        if time.monotonic() > next_queue_check:
+            next_queue_check = time.monotonic() + UNRUNNABLE_CHECK_S
+            if stuck := unrunnable([job.job_id for num, job in jobs.items() if num not in returns]):
+                cancel(jobs.values())
+                stop(f"Slurm will never start job {stuck[0]} (pending, reason {stuck[1]}: it asks for more than "
+                     "the partition offers or allows); its jobs were cancelled")
         for num, job in list(jobs.items()):
             if num not in returns and job.done():
                 returns[num], result = finished(by_num[num], job, sweep_dir)
