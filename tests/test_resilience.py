@@ -19,7 +19,14 @@ from tests.conftest import REPO, harness_env, results_under, run_harness, wait_f
 def start_sweep(args: list[str], cwd: Path) -> subprocess.Popen:
     """A real sweep in its own process group (so the test can signal the whole group)."""
     return subprocess.Popen([sys.executable, "-m", "harness", "-m", *args], cwd=cwd, env=harness_env(cwd),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_sigint)
+
+
+def default_sigint() -> None:
+    """Give the sweep Ctrl-C's usual meaning even where the tests run with SIGINT ignored (a background job
+    of a non-interactive shell): Python turns SIGINT into KeyboardInterrupt only if it was not ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_sigkill_the_moment_a_result_appears_then_rerun_retrains_nothing_finished(tmp_path):
