@@ -1,9 +1,10 @@
-"""A Keras callback that never returns, for tests of what happens to a run that hangs (a run past its
-timeout): the run hangs on purpose, so the test does not depend on how fast the machine is."""
+"""Keras callbacks that misbehave on purpose, for tests of what happens to a run that hangs (a run past its
+timeout), that must be cancelled, or that crashes: nothing then depends on how fast the machine is."""
 
 from __future__ import annotations
 
 import os
+import signal
 import threading
 
 import keras
@@ -30,3 +31,10 @@ class HangOnce(keras.callbacks.Callback):
             return
         print("hanging on purpose", flush=True)
         threading.Event().wait()
+
+
+class CrashHard(keras.callbacks.Callback):
+    """Kills its own process with SIGSEGV as training starts, as a crash in native code would."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        os.kill(os.getpid(), signal.SIGSEGV)

@@ -217,6 +217,7 @@ class Config:
     rerun: bool = False
     quiet_tensorflow: bool = True
     order: str = "shuffled"
+    run_process: str = "fork"
     optimized_metric: str | None = None
     callbacks: list[str] = field(default_factory=list)
 
@@ -236,7 +237,7 @@ FACTORS = ("optimizer", "transfer", "early_stopping", "device")
 
 NON_SEMANTIC_KEYS = (
     "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow", "rerun",
-    "order", "optimized_metric",
+    "order", "optimized_metric", "run_process",
 )
 """Settings that do not change what a run computes: left out of its run key, and never factors."""
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from harness.config.files import CONF_DIR
 from harness.sweep.order import ORDERS
+from harness.sweep.run_process import MODES as RUN_PROCESS_MODES
 
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 MODES = ("auto", "min", "max")
@@ -209,6 +210,8 @@ def validate(cfg: dict[str, Any]) -> None:
     mode = cfg["tracking"]["mode"]
     _check(mode in TRACKING_MODES, f"tracking.mode={mode!r} is unknown; valid: {', '.join(TRACKING_MODES)}")
     _check(cfg["order"] in ORDERS, f"order={cfg['order']} is unknown; valid: {', '.join(ORDERS)}")
+    _check(cfg["run_process"] in RUN_PROCESS_MODES,
+           f"run_process={cfg['run_process']} is unknown; valid: {', '.join(RUN_PROCESS_MODES)}")
     metric = cfg["optimized_metric"]
     _check(metric is None or metric in OPTIMIZED_METRICS, f"optimized_metric={metric} is invalid; valid: "
            f"{', '.join(OPTIMIZED_METRICS)} (never test accuracy: the test split is never used to choose)")

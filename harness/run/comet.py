@@ -128,20 +128,24 @@ def begin_experiment(tracking: dict[str, Any], result: dict[str, Any]) -> comet_
         return None
 
 
-def finish_experiment(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> None:
-    """Log the run's outcome and end the experiment (always); note where an offline archive landed."""
+def log_outcome(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> None:
+    """Log the run's outcome, and note in ``result["comet"]`` where its offline archive will be (the
+    archive is written by ``end_experiment``, after the result; the sweep checks that it exists)."""
     try:
-        try:
-            log_end(experiment, result)
-        finally:
-            experiment.end()
+        log_end(experiment, result)
     except Exception as err:  # any Comet error: the result is written regardless
-        _comet_failed(result, err, "to finish")
-        return
+        _comet_failed(result, err, "to log the outcome")
     comet = result.get("comet") or {}
     if comet.get("mode") == "offline":
-        archive = Path(comet["offline_dir"]) / f"{comet['experiment_key']}.zip"
-        comet["archive"] = str(archive) if archive.is_file() else None
+        comet["archive"] = str(Path(comet["offline_dir"]) / f"{comet['experiment_key']}.zip")
+
+
+def end_experiment(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> None:
+    """End the experiment (an offline one writes its archive now); a failure is printed to the run's log."""
+    try:
+        experiment.end()
+    except Exception as err:
+        _comet_failed(result, err, "to finish")
 
 
 class CometEpochLogger(keras.callbacks.Callback):

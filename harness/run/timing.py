@@ -90,3 +90,21 @@ def summarize_epochs(history: list[dict[str, Any]], target: float, train_example
         "time_to_target_seconds": to_target_seconds,
         "epochs_to_target": to_target_epochs,
     }
+
+
+class PhaseClock:
+    """Seconds spent in each phase of a run (start-up, data, model, Comet, fit, evaluation): what the
+    harness costs beside the timed training, recorded as the result's ``phase_seconds``.
+
+    ``lap(name)`` charges the time since the previous lap (or since the clock was made) to ``name``, in
+    ``seconds`` (a dict given to the clock, so that the result holds it from the start).
+    """
+
+    def __init__(self, seconds: dict[str, float]) -> None:
+        self.seconds = seconds
+        self._last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.seconds[name] = self.seconds.get(name, 0.0) + now - self._last
+        self._last = now

@@ -15,6 +15,7 @@ import math
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +86,38 @@ def epoch_printer(epochs: int) -> Any:
     return keras.callbacks.LambdaCallback(on_epoch_end=show)
 
 
-def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result) -> None:
-    """Train and evaluate the run ``cfg``, filling ``result`` as facts become known."""
+def fit_callbacks(cfg: dict[str, Any], experiment: Any) -> tuple[list[Any], Any, Any]:
+    """The callbacks every timed ``fit`` gets: the epoch timer (first), the NaN guard, the log line, the
+    user's callbacks, early stopping (if on) and the Comet logger (with an experiment). Returns them with
+    the timer and the early stopper (``None`` if off)."""
+    import keras
+
+    from harness.run import timing
+
+    timer = timing.EpochTimer()
+    nan_guard = keras.callbacks.TerminateOnNaN()
+    callbacks = [timer, nan_guard, epoch_printer(cfg["epochs"]), *user_callbacks(cfg["callbacks"])]
+    stopper = None
+    if cfg["early_stopping"]["enabled"]:
+        settings = {k: v for k, v in cfg["early_stopping"].items() if k not in ("name", "enabled")}
+        stopper = keras.callbacks.EarlyStopping(**settings)
+        callbacks.append(stopper)
+    if experiment is not None:
+        from harness.run.comet import CometEpochLogger
+
+        callbacks.append(CometEpochLogger(experiment, timer))
+    return callbacks, timer, stopper
+
+
+def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result, clock: Any) -> None:
+    """Train and evaluate the run ``cfg``, filling ``result`` as facts become known; ``clock``: the run's
+    ``timing.PhaseClock``."""
     import keras
 
     from harness.run import data, models, optimizers, timing
 
     task, source = data.load_tasks(cfg["dataset"], cache_dir)
+    clock.lap("data")
     result["train_examples"] = len(task.train.y)
     if cfg["transfer"]["enabled"]:
         from_source_task = cfg["transfer"]["weights"] == "source_task"
@@ -104,24 +130,14 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result)
     result["learning_rate"] = optimizers.effective_learning_rate(cfg["optimizer"])
     model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"], jit_compile=cfg["jit_compile"])
-
-    timer = timing.EpochTimer()
-    nan_guard = keras.callbacks.TerminateOnNaN()
-    callbacks = [timer, nan_guard, epoch_printer(cfg["epochs"]), *user_callbacks(cfg["callbacks"])]
-    stopper = None
-    if cfg["early_stopping"]["enabled"]:
-        es = {k: v for k, v in cfg["early_stopping"].items() if k not in ("name", "enabled")}
-        stopper = keras.callbacks.EarlyStopping(**es)
-        callbacks.append(stopper)
-    if experiment is not None:
-        from harness.run.comet import CometEpochLogger
-
-        callbacks.append(CometEpochLogger(experiment, timer))
+    callbacks, timer, stopper = fit_callbacks(cfg, experiment)
+    clock.lap("model")
 
     started = time.perf_counter()
     fit = model.fit(task.train.x, task.train.y, validation_data=(task.val.x, task.val.y), epochs=cfg["epochs"],
                     batch_size=cfg["batch_size"], callbacks=callbacks, verbose=0)
     result["fit_seconds"] = time.perf_counter() - started
+    clock.lap("fit")
 
     metrics = fit.history
     history = [{**{k: float(v[i]) for k, v in metrics.items()}, **timer.epochs[i]} for i in range(len(timer.epochs))]
@@ -138,18 +154,32 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result)
         result.update(status="failed", reason="nan loss")
         return
     test_loss, test_accuracy = model.evaluate(task.test.x, task.test.y, batch_size=cfg["batch_size"], verbose=0)
+    clock.lap("evaluate")
     result.update(status="ok", reason=None, test_loss=float(test_loss), test_accuracy=float(test_accuracy))
 
 
-def run(run_dir: Path) -> Result:
-    """Do the run described in ``run_dir/run_spec.json``; write and return its result."""
+def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
+    """Do the run described in ``run_dir/run_spec.json``; write and return its result.
+
+    ``on_result`` is called once ``result.json`` is written, before the Comet experiment ends (Comet's
+    offline ``end()`` waits about a second, nearly without CPU): a run server tells the sweep then, so
+    that the next run need not wait for it. The archive's path is in the result; whether it was written
+    is checked at the end of the sweep (``harness.sweep.comet_mode.summary``).
+    """
     spec = json.loads((run_dir / SPEC_FILE).read_text())
     cfg = spec["config"]
     result = placeholder_result(cfg, "failed", "run did not finish", spec.get("factors"), spec.get("factor_baselines"),
                                 started_at=time.time(), sweep_position=spec.get("sweep_position"))
     experiment = None
+    phases = result["phase_seconds"] = {}
+    if spec.get("launched_at"):  # process start and imports (a fresh process) or the fork (a run server)
+        phases["startup"] = max(0.0, result["started_at"] - spec["launched_at"])
     try:
         import keras
+
+        from harness.run.timing import PhaseClock
+
+        clock = PhaseClock(phases)
 
         configure_backend(spec["threads"])
         result["environment"] = environment(cfg, spec)
@@ -159,11 +189,13 @@ def run(run_dir: Path) -> Result:
                           device_used=None)
             return result
         result["device_used"] = f"gpu:{gpus[0]}" if cfg["device"]["name"] == "gpu" else "cpu"
+        clock.lap("backend")
         if spec["tracking"]["mode"] != "disabled":
             from harness.run import comet
 
             experiment = comet.begin_experiment(spec["tracking"], result)
-        train(cfg, Path(spec["cache_dir"]), experiment, result)
+            clock.lap("comet_start")
+        train(cfg, Path(spec["cache_dir"]), experiment, result, clock)
     except KeyboardInterrupt:
         result.update(status="interrupted", reason="interrupted by the user (Ctrl-C)")
     except Exception as err:  # any failure is this run's, recorded, never the sweep's
@@ -174,15 +206,23 @@ def run(run_dir: Path) -> Result:
         if experiment is not None:
             from harness.run import comet
 
-            comet.finish_experiment(experiment, result)
+            comet.log_outcome(experiment, result)
         if result["status"] == "ok" and spec.get("results_dir"):
             store_result(Path(spec["results_dir"]), result)  # first: once result.json exists, it is kept
         write_json_atomic(run_dir / RESULT_FILE, result)
+        if on_result is not None:
+            on_result()
+        if experiment is not None:
+            comet.end_experiment(experiment, result)
     return result
+
+
+def exit_code(result: Result) -> int:
+    """The run process's exit status: 0 for a run that is ``ok`` or ``skipped``, else 1."""
+    return 0 if result["status"] in ("ok", "skipped") else 1
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python -m harness.run.train RUN_DIR")
-    outcome = run(Path(sys.argv[1]))
-    sys.exit(0 if outcome["status"] in ("ok", "skipped") else 1)
+    sys.exit(exit_code(run(Path(sys.argv[1]))))

@@ -23,7 +23,7 @@ from harness.cells import swept_factors
 from harness.config.schema import FACTORS
 from harness.config.validate import ConfigError, validate
 from harness.results import collect_results
-from harness.sweep import comet_mode, progress
+from harness.sweep import comet_mode, progress, run_process
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 HARNESS_SWEEPER = "hydra_plugins.harness_sweeper.harness_sweeper.HarnessSweeper"
@@ -85,6 +85,7 @@ class SweepCallbacks(Callback):
         from harness.report.pages import render_report, sweep_label
 
         sweep_dir = Path(config.hydra.sweep.dir)
+        run_process.finish_runs()  # runs still ending their Comet experiments: their archives, then the summary
         results, problems = collect_results(sweep_dir)
         try:
             if not results:

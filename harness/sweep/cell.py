@@ -39,7 +39,7 @@ from harness.results import (
     store_result,
     write_json_atomic,
 )
-from harness.sweep import comet_mode, progress
+from harness.sweep import comet_mode, progress, run_process
 
 INTERRUPT_GRACE_S = 10.0
 
@@ -89,6 +89,7 @@ def run_cell(cfg: DictConfig) -> float | None:
     outcome = progress.outcome(result, time.perf_counter() - started, sweep_dir, job_num if parallel == 1 else None)
     print(outcome if parallel == 1 else f"{heading} … {outcome}", flush=True)
     if not multirun:
+        run_process.finish_runs()  # its Comet experiment ends off the critical path: wait for its archive
         comet = comet_mode.summary([result])
         if comet:
             print(comet)
@@ -198,6 +199,7 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: in
     result_path = run_dir / RESULT_FILE
     result_path.unlink(missing_ok=True)
     spec = run_spec(cfg, sweep_dir, parallel, results_dir, sweep_position, factors, baselines)
+    spec["launched_at"] = time.time()  # the run measures its start-up (process and imports, or fork) from here
     write_json_atomic(run_dir / SPEC_FILE, spec)
 
     env = dict(os.environ)
@@ -212,39 +214,24 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: in
 
     started = time.perf_counter()
     reason = None
-    with open(run_dir / "train.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "harness.run.train", str(run_dir)], stdout=log, stderr=subprocess.STDOUT, env=env
-        )
-        try:
-            code = process.wait(timeout=cfg["run_timeout_s"])
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            code, reason = None, f"timed out after {cfg['run_timeout_s']:g} s"
-        except KeyboardInterrupt:
-            _stop(process)
-            _ensure_result(result_path, spec, "interrupted", "interrupted by the user (Ctrl-C)")
-            raise
+    run = run_process.start_run(cfg["run_process"], run_dir, env)
+    try:
+        code = run.wait(timeout=cfg["run_timeout_s"])
+    except subprocess.TimeoutExpired:
+        run.signal(signal.SIGKILL)
+        run.wait()
+        code, reason = None, f"timed out after {cfg['run_timeout_s']:g} s"
+    except KeyboardInterrupt:
+        run_process.stop_run(run, INTERRUPT_GRACE_S)
+        _ensure_result(result_path, spec, "interrupted", "interrupted by the user (Ctrl-C)")
+        raise
     if reason is None and code != 0:
         reason = exit_reason(code)
     result = _ensure_result(result_path, spec, "failed", reason)
     result["wall_seconds"] = time.perf_counter() - started
+    result["run_process"] = "fork" if isinstance(run, run_process.ForkedRun) else "fresh"
     write_json_atomic(result_path, result)
     return result
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """Let an interrupted run record itself (it gets SIGINT too), then make sure it is gone."""
-    try:
-        process.send_signal(signal.SIGINT)
-    except OSError:
-        pass
-    try:
-        process.wait(timeout=INTERRUPT_GRACE_S)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        process.kill()
-        process.wait()
 
 
 def exit_reason(code: int) -> str:

@@ -1,0 +1,236 @@
+"""How the sweep starts a run's process and waits for it: forked from a run server (``run_process=fork``,
+the default) or started fresh (``run_process=fresh``: ``python -m harness.run.train RUN_DIR``).
+
+Both give each run its own process, its device fixed before the backend starts, and a ``result.json``; a
+forked one skips the ~5 s of imports (``harness.run.server`` says why that is safe). One server serves
+every run with the same start-up settings (``startup_env``: device, backend, log level) in this
+process, and stops when this process ends (if this process is killed, the server sees its requests
+end and stops too, killing any run still training).
+
+The handle a launch returns says when the run's result is there (``wait``) and can interrupt or kill it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+STARTUP_KEYS = ("CUDA_VISIBLE_DEVICES", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "COMET_DISABLE_AUTO_LOGGING",
+                "COMET_ERROR_TRACKING_ENABLE", "XLA_FLAGS", "JAX_PLATFORMS")
+"""Environment variables read when the backend (or comet_ml) is imported: a server serves only runs that
+agree on all of them."""
+
+MODES = ("fork", "fresh")
+
+
+def fork_available() -> bool:
+    """Forking needs ``os.fork`` and ``os.pidfd_open`` (Linux); elsewhere runs start fresh."""
+    return hasattr(os, "fork") and hasattr(os, "pidfd_open")
+
+
+class RunServerError(RuntimeError):
+    """The run server died or could not start."""
+
+
+class FreshRun:
+    """A run in a fresh ``python -m harness.run.train RUN_DIR`` process."""
+
+    def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
+        self.log = open(run_dir / "train.log", "w")  # noqa: SIM115  (closed in wait)
+        self.process = subprocess.Popen([sys.executable, "-m", "harness.run.train", str(run_dir)],
+                                        stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        self.pid = self.process.pid
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait until the run's result is there; its exit status (0 for a result written by a live run)."""
+        try:
+            return self.process.wait(timeout=timeout)
+        finally:
+            if self.process.returncode is not None:
+                self.log.close()
+
+    def signal(self, signum: int) -> None:
+        try:
+            self.process.send_signal(signum)
+        except OSError:
+            pass
+
+
+class ForkedRun:
+    """A run forked by a ``RunServer``; ``wait`` returns as soon as its result is written."""
+
+    def __init__(self, server: RunServer, run_dir: Path, env: dict[str, str]) -> None:
+        self.server = server
+        self.pid = server.start(run_dir, env)
+
+    def wait(self, timeout: float | None = None) -> int:
+        """0 once the run wrote its result (it may still be ending its Comet experiment), else its exit
+        status when it died first (negative: the signal); ``subprocess.TimeoutExpired`` after ``timeout``."""
+        return self.server.wait_for(self.pid, timeout)
+
+    def signal(self, signum: int) -> None:
+        try:
+            os.kill(self.pid, signum)
+        except OSError:
+            pass
+
+
+class RunServer:
+    """The client side of one ``python -m harness.run.server`` process."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.errors = tempfile.TemporaryFile()  # noqa: SIM115  (the server's own stderr: read if it dies)
+        self.process = subprocess.Popen([sys.executable, "-m", "harness.run.server"], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self.errors, env=env)
+        self.buffer = b""
+        self.events: dict[int, dict[str, Any]] = {}  # pid -> what the server said of it
+        self.drained = False
+        self._read_until(lambda message: "started" in message, None)
+
+    def _send(self, request: dict[str, Any]) -> None:
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode())  # type: ignore[union-attr]
+            self.process.stdin.flush()  # type: ignore[union-attr]
+        except (BrokenPipeError, OSError):
+            raise self._died() from None
+
+    def _died(self) -> RunServerError:
+        self.process.wait()
+        self.errors.seek(0)
+        errors = self.errors.read().decode(errors="replace").strip().splitlines()
+        return RunServerError(f"the run server exited ({self.process.returncode})"
+                              + (f": {errors[-1]}" if errors else ""))
+
+    def _read_until(self, done: Any, timeout: float | None) -> dict[str, Any]:
+        """Read the server's messages until ``done(message)``; record every message by pid on the way."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        fd = self.process.stdout.fileno()  # type: ignore[union-attr]
+        with selectors.DefaultSelector() as selector:
+            selector.register(fd, selectors.EVENT_READ)
+            while True:
+                while b"\n" in self.buffer:
+                    line, self.buffer = self.buffer.split(b"\n", 1)
+                    try:
+                        message = json.loads(line)
+                    except ValueError:
+                        continue  # not ours: something the server's imports printed
+                    for key in ("pid", "ready", "exited"):
+                        if key in message:
+                            self.events.setdefault(message[key], {}).update(message)
+                    if done(message):
+                        return message
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    raise subprocess.TimeoutExpired("run", timeout or 0)
+                if selector.select(left):
+                    data = os.read(fd, 65536)
+                    if not data:
+                        raise self._died()
+                    self.buffer += data
+
+    def start(self, run_dir: Path, env: dict[str, str]) -> int:
+        self._send({"op": "run", "run_dir": str(run_dir), "env": env, "cwd": os.getcwd()})
+        return self._read_until(lambda message: "pid" in message and "exited" not in message, None)["pid"]
+
+    def wait_for(self, pid: int, timeout: float | None) -> int:
+        def known(_: dict[str, Any]) -> bool:
+            event = self.events.get(pid, {})
+            return "ready" in event or "exited" in event
+
+        if not known({}):
+            self._read_until(known, timeout)
+        event = self.events[pid]
+        return 0 if "ready" in event else int(event["code"])
+
+    def wait_for_exit(self, pid: int) -> int:
+        """Wait until the run's process has ended (its Comet experiment included); its exit status."""
+        if "exited" not in self.events.get(pid, {}):
+            self._read_until(lambda message: message.get("exited") == pid, None)
+        return int(self.events[pid]["code"])
+
+    def drain(self) -> None:
+        """Wait until every run this server forked has ended (their Comet archives are written)."""
+        if self.process.poll() is None:
+            self._send({"op": "drain"})
+            self._read_until(lambda message: "drained" in message, None)
+
+    def close(self) -> None:
+        """Stop the server: it lets runs ending their Comet experiment finish, then exits."""
+        if self.process.poll() is None:
+            try:
+                self.process.stdin.close()  # type: ignore[union-attr]
+            except OSError:
+                pass
+            self.process.wait()
+
+
+_servers: dict[tuple[tuple[str, str | None], ...], RunServer] = {}
+
+
+def startup_env(env: dict[str, str]) -> tuple[tuple[str, str | None], ...]:
+    """The part of a run's environment that must be fixed before the backend is imported."""
+    return tuple((key, env.get(key)) for key in STARTUP_KEYS)
+
+
+def server_for(env: dict[str, str]) -> RunServer:
+    """This process's run server for runs with ``env``'s start-up settings (started on first use)."""
+    key = startup_env(env)
+    server = _servers.get(key)
+    if server is None or server.process.poll() is not None:
+        server_env = {k: v for k, v in env.items() if k != "COMET_API_KEY"}  # a run gets the key, not the server
+        server = _servers[key] = RunServer(server_env)
+    return server
+
+
+def effective_mode(mode: str) -> str:
+    """``mode``, or ``fresh`` where forking cannot pay or work: not on Linux, or inside a submitit job (Slurm
+    or submitit's local executor), which is itself a new process per cell, so a server there would serve
+    one run only and add its own start to the fresh process's."""
+    if mode == "fork" and (not fork_available() or os.environ.get("SUBMITIT_EXECUTOR")):
+        return "fresh"
+    return mode
+
+
+def start_run(mode: str, run_dir: Path, env: dict[str, str]) -> FreshRun | ForkedRun:
+    """Start the run in ``run_dir`` (its ``run_spec.json`` written) in a process of ``mode``."""
+    if effective_mode(mode) == "fork":
+        try:
+            return ForkedRun(server_for(env), run_dir, env)
+        except RunServerError as err:
+            print(f"harness: warning: {err}; this run starts a fresh process instead", file=sys.stderr)
+    return FreshRun(run_dir, env)
+
+
+def finish_runs() -> None:
+    """Wait until every forked run has ended, its Comet experiment included (before the sweep's summary)."""
+    for server in list(_servers.values()):
+        try:
+            server.drain()
+        except RunServerError:
+            pass
+
+
+@atexit.register
+def stop_servers() -> None:
+    for server in _servers.values():
+        server.close()
+    _servers.clear()
+
+
+def stop_run(run: FreshRun | ForkedRun, grace_s: float) -> None:
+    """Let an interrupted run record itself (SIGINT), then make sure it is gone."""
+    run.signal(signal.SIGINT)
+    try:
+        run.wait(timeout=grace_s)
+    except (subprocess.TimeoutExpired, KeyboardInterrupt):
+        run.signal(signal.SIGKILL)
+        run.wait()
