@@ -18,12 +18,13 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from harness import cells
+from harness import cells, hardware
 from harness.cells import swept_factors
 from harness.config.schema import FACTORS
 from harness.config.validate import ConfigError, validate
 from harness.results import collect_results
 from harness.sweep import comet_mode, progress, run_process
+from harness.sweep.cell import run_env
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 HARNESS_SWEEPER = "hydra_plugins.harness_sweeper.harness_sweeper.HarnessSweeper"
@@ -63,6 +64,17 @@ def check_cell(plain: dict[str, Any], where: str = "") -> None:
         raise SystemExit(2) from None
 
 
+def prestart_run_server(config: DictConfig, configs: list[dict[str, Any]]) -> None:
+    """Start the run server of the sweep's first trainable cell now, if the runs will be forked in this
+    process (Hydra's basic launcher): it imports Keras while Hydra prepares the jobs."""
+    if "BasicLauncher" not in str(config.hydra.launcher.get("_target_", "")):
+        return
+    for plain in configs:
+        if plain["device"]["name"] == "cpu" or hardware.gpu_names():
+            run_process.prestart(plain["run_process"], run_env(plain, online=False))
+            return
+
+
 class SweepCallbacks(Callback):
     """Validate all cells before a multirun, write ``sweep.json``, and build the report after it."""
 
@@ -77,6 +89,7 @@ class SweepCallbacks(Callback):
                 check_cell(plain, f" (in cell: {' '.join(overrides)})")
             factors = swept_factors(configs)
             baselines = cells.baselines(run_config(config, []), configs, factors)
+            prestart_run_server(config, configs)
         else:  # a search: its cells are drawn as it goes; check what the command line fixed
             check_cell(run_config(config, list(config.hydra.overrides.task)))
         progress.start_sweep(sweep_dir, jobs, factors, baselines)

@@ -86,6 +86,8 @@ def run_cell(cfg: DictConfig) -> float | None:
         print(f"\nharness: interrupted. Finished runs are kept in {results_dir}; run the same command again "
               "to resume (finished cells are reused, not retrained).", file=sys.stderr)
         raise SystemExit(130) from None
+    if parallel > 1:  # this launcher's worker processes, not the sweep's, hold the run servers: let the run
+        run_process.finish_runs()  # end its Comet experiment before the sweep's summary can look for it
     outcome = progress.outcome(result, time.perf_counter() - started, sweep_dir, job_num if parallel == 1 else None)
     print(outcome if parallel == 1 else f"{heading} … {outcome}", flush=True)
     if not multirun:
@@ -187,6 +189,22 @@ def default_threads(parallel: int) -> int:
     return max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0
 
 
+def run_env(cfg: dict[str, Any], online: bool) -> dict[str, str]:
+    """The environment of the run of ``cfg``: this process's, with the device fixed and logs quietened
+    before TensorFlow starts, Comet's auto-logging and error reports off, and the Comet key only for a
+    run that goes ``online``."""
+    env = dict(os.environ)
+    if cfg["device"]["name"] == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = "-1"  # hide GPUs before TensorFlow starts: a clean CPU measurement
+    if cfg["quiet_tensorflow"]:
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env["COMET_DISABLE_AUTO_LOGGING"] = "1"  # metrics come from our own callback
+    env.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")  # no error reports to Comet unless asked for
+    if not online:
+        env.pop("COMET_API_KEY", None)  # a run that does not go online has no use for the key
+    return env
+
+
 def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: int = 1,
                results_dir: Path | None = None, sweep_position: int | None = None,
                factors: dict[str, Any] | None = None, baselines: dict[str, Any] | None = None) -> Result:
@@ -202,16 +220,7 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: in
     spec["launched_at"] = time.time()  # the run measures its start-up (process and imports, or fork) from here
     write_json_atomic(run_dir / SPEC_FILE, spec)
 
-    env = dict(os.environ)
-    if cfg["device"]["name"] == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = "-1"  # hide GPUs before TensorFlow starts: a clean CPU measurement
-    if cfg["quiet_tensorflow"]:
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env["COMET_DISABLE_AUTO_LOGGING"] = "1"  # metrics come from our own callback
-    env.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")  # no error reports to Comet unless asked for
-    if spec["tracking"]["mode"] != "online":
-        env.pop("COMET_API_KEY", None)  # a run that does not go online has no use for the key
-
+    env = run_env(cfg, online=spec["tracking"]["mode"] == "online")
     started = time.perf_counter()
     reason = None
     run = run_process.start_run(cfg["run_process"], run_dir, env)

@@ -93,8 +93,12 @@ class RunServer:
                                         stdout=subprocess.PIPE, stderr=self.errors, env=env)
         self.buffer = b""
         self.events: dict[int, dict[str, Any]] = {}  # pid -> what the server said of it
-        self.drained = False
-        self._read_until(lambda message: "started" in message, None)
+        self.started = False  # read lazily: a server started ahead imports while the sweep gets ready
+
+    def _ensure_started(self) -> None:
+        if not self.started:
+            self._read_until(lambda message: "started" in message, None)
+            self.started = True
 
     def _send(self, request: dict[str, Any]) -> None:
         try:
@@ -138,6 +142,7 @@ class RunServer:
                     self.buffer += data
 
     def start(self, run_dir: Path, env: dict[str, str]) -> int:
+        self._ensure_started()
         self._send({"op": "run", "run_dir": str(run_dir), "env": env, "cwd": os.getcwd()})
         return self._read_until(lambda message: "pid" in message and "exited" not in message, None)["pid"]
 
@@ -159,12 +164,15 @@ class RunServer:
 
     def drain(self) -> None:
         """Wait until every run this server forked has ended (their Comet archives are written)."""
-        if self.process.poll() is None:
+        if self.process.poll() is None and self.started:
             self._send({"op": "drain"})
             self._read_until(lambda message: "drained" in message, None)
 
     def close(self) -> None:
-        """Stop the server: it lets runs ending their Comet experiment finish, then exits."""
+        """Stop the server: it lets runs ending their Comet experiment finish, then exits. A server that
+        never ran anything (started ahead for a sweep whose cells were all reused) is just killed."""
+        if self.process.poll() is None and not self.events:
+            self.process.kill()
         if self.process.poll() is None:
             try:
                 self.process.stdin.close()  # type: ignore[union-attr]
@@ -198,6 +206,13 @@ def effective_mode(mode: str) -> str:
     if mode == "fork" and (not fork_available() or os.environ.get("SUBMITIT_EXECUTOR")):
         return "fresh"
     return mode
+
+
+def prestart(mode: str, env: dict[str, str]) -> None:
+    """Start the run server for runs with ``env`` now (``mode`` permitting), so that its imports overlap
+    with the sweep's own preparations; the first run then finds it ready."""
+    if effective_mode(mode) == "fork":
+        server_for(env)
 
 
 def start_run(mode: str, run_dir: Path, env: dict[str, str]) -> FreshRun | ForkedRun:
