@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
 
 from harness.cells import cell_factors
-from harness.config.schema import FACTORS, NON_SEMANTIC_KEYS
+from harness.config.schema import FACTORS, KEYED_ONLY_OFF_DEFAULT, NON_SEMANTIC_KEYS
 from harness.hardware import machine_fingerprint, software_versions
 
 if TYPE_CHECKING:
@@ -105,7 +105,8 @@ def run_key(cfg: dict[str, Any]) -> str:
     """A short, stable hash of what determines a run's result: its config minus non-semantic keys, the
     versions of harness, Keras and TensorFlow, and the machine (CPU model and count, GPUs): a result
     from other software or from another machine is not reused as this one's."""
-    semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS}
+    semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS
+                and not (k in KEYED_ONLY_OFF_DEFAULT and v == KEYED_ONLY_OFF_DEFAULT[k])}
     semantic["software"] = software_versions()
     semantic["machine"] = machine_fingerprint()
     blob = json.dumps(semantic, sort_keys=True, separators=(",", ":"), default=str)
@@ -233,14 +234,15 @@ def results_frame(results: list[Result]) -> pd.DataFrame:
     extra = [key for key in factor_columns(results) if key not in COLUMNS]
     at = COLUMNS.index(FACTORS[-1]) + 1
     columns = [*COLUMNS[:at], *extra, *COLUMNS[at:]]
+    environment_columns = [col for col in ENVIRONMENT_COLUMNS if col not in columns]  # a swept backend: a factor
     rows = []
     for result in results:
         row = {col: result.get(col) for col in COLUMNS}
         row.update({key: (result.get("factors") or {}).get(key) for key in extra})
         row["price_per_hour"] = ((result.get("config") or {}).get("device") or {}).get("price_per_hour")
         environment = result.get("environment") or {}
-        for col in ENVIRONMENT_COLUMNS:
+        for col in environment_columns:
             value = environment.get(col)
             row[col] = ", ".join(value) if isinstance(value, list) else value
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*columns, "price_per_hour", *ENVIRONMENT_COLUMNS])
+    return pd.DataFrame(rows, columns=[*columns, "price_per_hour", *environment_columns])

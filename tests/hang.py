@@ -3,8 +3,10 @@ timeout), that must be cancelled, or that crashes: nothing then depends on how f
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import sys
 import threading
 
 import keras
@@ -38,3 +40,12 @@ class CrashHard(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class RecordModules(keras.callbacks.Callback):
+    """Writes which backends' modules the run's process has imported (``tensorflow``, ``jax``, ``torch``)
+    to the file ``$HARNESS_MODULES_FILE``, as training ends: a JAX run must never have imported TensorFlow."""
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        with open(os.environ["HARNESS_MODULES_FILE"], "w") as out:
+            json.dump(sorted(name for name in ("tensorflow", "jax", "torch") if name in sys.modules), out)

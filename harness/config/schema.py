@@ -208,6 +208,9 @@ class Config:
     seed: int = 0
     target_accuracy: float = 0.9
     jit_compile: bool = False
+    precision: str = "float32"
+    steps_per_execution: int = 1
+    backend: str = "${oc.env:KERAS_BACKEND,tensorflow}"  # KERAS_BACKEND, as Keras itself reads it
     threads: int = 0
     run_timeout_s: float = 3600.0
     sweep_name: str = "sweep"
@@ -240,6 +243,16 @@ NON_SEMANTIC_KEYS = (
     "order", "optimized_metric", "run_process",
 )
 """Settings that do not change what a run computes: left out of its run key, and never factors."""
+
+KEYED_ONLY_OFF_DEFAULT = {"precision": "float32", "steps_per_execution": 1, "backend": "tensorflow"}
+"""Settings added after results were stored: part of a run's key only where they differ from these
+defaults, so that the results stored before they existed keep their keys (and are reused)."""
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+"""Keras dtype policies a run can train under (``precision``)."""
+
+BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+"""Keras backends (``backend``) and the module each needs."""
 
 
 def register_configs() -> None:

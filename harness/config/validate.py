@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.config.files import CONF_DIR
+from harness.config.schema import BACKENDS, PRECISIONS
 from harness.sweep.order import ORDERS
 from harness.sweep.run_process import MODES as RUN_PROCESS_MODES
 
@@ -20,9 +21,9 @@ MODES = ("auto", "min", "max")
 TRACKING_MODES = ("auto", "online", "offline", "disabled")
 TRANSFER_WEIGHTS = ("source_task", "imagenet")
 APPLICATION_MODELS = ("mobilenet_v2",)
+"""Models built from ``keras.applications``, which have ImageNet weights."""
 OPTIMIZED_METRICS = ("time_to_target_seconds", "best_val_accuracy", "train_seconds", "median_epoch_seconds")
 """What a search may optimise: validation and timing figures of a run."""
-"""Models built from ``keras.applications``, which have ImageNet weights."""
 
 
 class ConfigError(ValueError):
@@ -210,6 +211,14 @@ def validate(cfg: dict[str, Any]) -> None:
     mode = cfg["tracking"]["mode"]
     _check(mode in TRACKING_MODES, f"tracking.mode={mode!r} is unknown; valid: {', '.join(TRACKING_MODES)}")
     _check(cfg["order"] in ORDERS, f"order={cfg['order']} is unknown; valid: {', '.join(ORDERS)}")
+    _check(cfg["precision"] in PRECISIONS, f"precision={cfg['precision']} is unknown; valid: {', '.join(PRECISIONS)}")
+    _check(cfg["steps_per_execution"] >= 1,
+           f"steps_per_execution={cfg['steps_per_execution']} is invalid: it must be an integer >= 1")
+    backend = cfg["backend"]
+    _check(backend in BACKENDS, f"backend={backend} is unknown; valid: {', '.join(BACKENDS)}")
+    _check(importlib.util.find_spec(BACKENDS[backend]) is not None,
+           f"backend={backend} is not installed here; install it with: pip install -e '.[{backend}]' "
+           "(or choose an installed backend, e.g. backend=tensorflow)")
     _check(cfg["run_process"] in RUN_PROCESS_MODES,
            f"run_process={cfg['run_process']} is unknown; valid: {', '.join(RUN_PROCESS_MODES)}")
     metric = cfg["optimized_metric"]

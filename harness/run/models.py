@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,22 @@ def build_feature_extractor(input_shape: tuple[int, ...], cfg: dict[str, Any], w
     return EXTRACTORS[cfg["name"]](input_shape, cfg, weights)
 
 
+def seed_everything(seed: int) -> None:
+    """``keras.utils.set_random_seed`` (Python, NumPy and the backend), without importing TensorFlow
+    under another backend: Keras seeds TensorFlow too wherever it is installed (for ``tf.data``
+    pipelines, which the harness does not use), and importing it would make a JAX or PyTorch run
+    depend on TensorFlow and pay its import. So under those backends TensorFlow is hidden for the call,
+    as on a machine without it (Keras then remembers it as unavailable)."""
+    if keras.backend.backend() == "tensorflow" or "tensorflow" in sys.modules:
+        keras.utils.set_random_seed(seed)
+        return
+    sys.modules["tensorflow"] = None  # type: ignore[assignment]  # `import tensorflow` now raises ImportError
+    try:
+        keras.utils.set_random_seed(seed)
+    finally:
+        del sys.modules["tensorflow"]
+
+
 def build_classifier(extractor: keras.Model, num_classes: int, cfg: dict[str, Any], frozen: bool) -> keras.Model:
     """``extractor`` plus a new head (a dense ReLU layer of ``dense_units``, dropout, softmax).
 
@@ -74,7 +91,9 @@ def build_classifier(extractor: keras.Model, num_classes: int, cfg: dict[str, An
     x = keras.layers.Dense(cfg["dense_units"], activation="relu", name="head_dense")(x)
     if cfg["dropout"]:
         x = keras.layers.Dropout(cfg["dropout"], name="head_dropout")(x)
-    outputs = keras.layers.Dense(num_classes, activation="softmax", name="head_output")(x)
+    # float32 whatever the dtype policy: softmax in float16 or bfloat16 loses the small probabilities
+    # (Keras' mixed-precision guide)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="head_output", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="classifier")
 
 
@@ -89,6 +108,8 @@ def pretrain_key(cfg: dict[str, Any]) -> str:
         "dataset": dataset, "model": cfg["model"], "transfer": transfer, "batch_size": cfg["batch_size"],
         "keras": keras.__version__, "backend": keras.backend.backend(),
     }
+    if cfg["precision"] != "float32":  # only then: pretrained weights cached before this setting keep their key
+        basis["precision"] = cfg["precision"]
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -114,7 +135,7 @@ def pretrained_extractor(cfg: dict[str, Any], source: Task, cache_dir: Path) -> 
         meta = json.loads(meta_path.read_text())
         return extractor, {**meta, "pretrain_cache_hit": True, "pretrained_weights": str(weights_path)}
 
-    keras.utils.set_random_seed(cfg["transfer"]["pretrain_seed"])
+    seed_everything(cfg["transfer"]["pretrain_seed"])
     model = build_classifier(extractor, source.num_classes, cfg["model"], frozen=False)
     model.compile(
         optimizer=keras.optimizers.Adam(cfg["transfer"]["pretrain_learning_rate"]),

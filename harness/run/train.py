@@ -23,15 +23,26 @@ from harness import hardware
 from harness.results import RESULT_FILE, SPEC_FILE, Result, placeholder_result, store_result, write_json_atomic
 
 
-def configure_backend(threads: int) -> None:
-    """Thread limits (0: the backend's default), set before the backend runs its first op (TensorFlow)."""
+def configure_backend(threads: int) -> str | None:
+    """Thread limits (0: the backend's default), set before the backend runs its first op; what was
+    applied, for the result (JAX's thread count is fixed at import by ``XLA_FLAGS``, set by the sweep)."""
     import keras
 
-    if keras.backend.backend() == "tensorflow" and threads:
+    if not threads:
+        return None
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
         import tensorflow as tf
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+        return f"tensorflow intra-op {threads}, inter-op {min(threads, 2)}"
+    if backend == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        return f"torch.set_num_threads({threads})"
+    return None
 
 
 def backend_gpus() -> list[str]:
@@ -59,8 +70,9 @@ def environment(cfg: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
     import keras
 
     env = {**hardware.host_environment(), "keras": keras.__version__, "backend": keras.backend.backend(),
-           "jit_compile": cfg["jit_compile"], "threads": spec["threads"], "parallel_jobs": spec["parallel_jobs"],
-           "gpu_names": hardware.gpu_names()}
+           "jit_compile": cfg["jit_compile"], "precision": cfg["precision"],
+           "steps_per_execution": cfg["steps_per_execution"], "threads": spec["threads"],
+           "parallel_jobs": spec["parallel_jobs"], "gpu_names": hardware.gpu_names()}
     backend_module = importlib.import_module(env["backend"])  # tensorflow, jax or torch: already loaded by Keras
     env[env["backend"]] = getattr(backend_module, "__version__", None)
     return env
@@ -118,18 +130,19 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
 
     task, source = data.load_tasks(cfg["dataset"], cache_dir)
     clock.lap("data")
+    keras.config.set_dtype_policy(cfg["precision"])  # before any layer is built; the output stays float32
     result["train_examples"] = len(task.train.y)
     if cfg["transfer"]["enabled"]:
         from_source_task = cfg["transfer"]["weights"] == "source_task"
         extractor, info = models.pretrained_extractor(cfg, source if from_source_task else task, cache_dir)
         result.update(info)
-    keras.utils.set_random_seed(cfg["seed"])
+    models.seed_everything(cfg["seed"])
     if not cfg["transfer"]["enabled"]:
         extractor = models.build_feature_extractor(task.input_shape, cfg["model"])
     model = models.build_classifier(extractor, task.num_classes, cfg["model"], frozen=cfg["transfer"]["enabled"])
     result["learning_rate"] = optimizers.effective_learning_rate(cfg["optimizer"])
     model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], jit_compile=cfg["jit_compile"])
+                  metrics=["accuracy"], jit_compile=cfg["jit_compile"], steps_per_execution=cfg["steps_per_execution"])
     callbacks, timer, stopper = fit_callbacks(cfg, experiment)
     clock.lap("model")
 
@@ -183,8 +196,8 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
         phases["imports"] = time.perf_counter() - importing  # ~5 s in a fresh process; ~0 when forked
         clock = PhaseClock(phases)
 
-        configure_backend(spec["threads"])
-        result["environment"] = environment(cfg, spec)
+        applied = configure_backend(spec["threads"])
+        result["environment"] = {**environment(cfg, spec), "threads_applied": applied}
         gpus = backend_gpus()
         if cfg["device"]["name"] == "gpu" and not gpus:
             result.update(status="skipped", reason=f"no GPU visible to the {keras.backend.backend()} backend",

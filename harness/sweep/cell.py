@@ -131,14 +131,26 @@ def obtain_result(
                   "reused_from": earlier["sweep_name"], "sweep_name": cfg["sweep_name"]}
         write_json_atomic(run_dir / RESULT_FILE, result)
         return result
-    if cfg["device"]["name"] == "gpu" and not hardware.gpu_names():
-        result = placeholder_result(cfg, "skipped", "no GPU visible", factors, baselines)
+    reason = skip_reason(cfg)
+    if reason:
+        result = placeholder_result(cfg, "skipped", reason, factors, baselines)
         write_json_atomic(run_dir / RESULT_FILE, result)
         return result
     result = launch_run(cfg, run_dir, sweep_dir, parallel, results_dir, sweep_position, factors, baselines)
     if result["status"] == "ok":
         store_result(results_dir, result)  # again, now with the wall time seen from here
     return result
+
+
+def skip_reason(cfg: dict[str, Any]) -> str | None:
+    """Why the cell ``cfg`` cannot give a meaningful measurement here (it is then ``skipped``, not run):
+    a GPU cell without a GPU; float16 on a CPU, which has no float16 units and would only show a slow
+    emulation as if it were a result."""
+    if cfg["device"]["name"] == "gpu" and not hardware.gpu_names():
+        return "no GPU visible"
+    if cfg["precision"] == "mixed_float16" and cfg["device"]["name"] == "cpu":
+        return "mixed_float16 needs a GPU (a CPU emulates float16 slowly); use mixed_bfloat16 or device=gpu"
+    return None
 
 
 def parallel_jobs(launcher: Any, sweeper: Any, total: int | None) -> int:
@@ -194,6 +206,7 @@ def run_env(cfg: dict[str, Any], online: bool) -> dict[str, str]:
     before TensorFlow starts, Comet's auto-logging and error reports off, and the Comet key only for a
     run that goes ``online``."""
     env = dict(os.environ)
+    env["KERAS_BACKEND"] = cfg["backend"]  # read when Keras is imported: the run (or its server) gets its own
     if cfg["device"]["name"] == "cpu":
         env["CUDA_VISIBLE_DEVICES"] = "-1"  # hide GPUs before TensorFlow starts: a clean CPU measurement
     if cfg["quiet_tensorflow"]:
