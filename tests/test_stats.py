@@ -168,3 +168,34 @@ def test_an_optimizer_that_mostly_misses_the_target_ranks_last_however_fast_its_
     assert verdicts.optimizer_verdict(runs).startswith(
         "Fastest optimizer to 0.9 validation accuracy: adam (median 3.00 s of training; reached in 2 of 3 runs); "
         "Adam ranks 1 of 2.")
+
+
+def test_break_even_epochs_exact_answers():
+    from harness.report.stats import break_even_epochs
+
+    assert break_even_epochs(2.0, 0.5) == 5.0  # 1 + 2 / 0.5: after 5 epochs the extra 2 s are saved
+    assert break_even_epochs(0.3, 0.1) == 4.0  # 1 + 3 = 4
+    assert break_even_epochs(0.25, 0.1) == 4.0  # 1 + 2.5, rounded up to whole epochs
+    assert break_even_epochs(-0.1, 0.1) == 1.0  # no extra cost: pays from the start
+    assert break_even_epochs(1.0, 0.0) is None  # saves nothing per epoch: never
+    assert break_even_epochs(1.0, -0.2) is None  # slower per epoch: never
+
+
+def test_speed_verdict_gives_the_compilation_cost_apart_and_the_break_even_epochs():
+    import pandas as pd
+
+    from harness.config.schema import FACTORS
+    from harness.report.verdicts import speed_verdicts
+
+    rows = []
+    for seed in range(3):
+        for jit, first, steady in ((False, 1.0, 1.0), (True, 3.0, 0.5)):  # XLA: +2 s once, then 0.5 s faster
+            rows.append({"optimizer": "adam", "transfer": "off", "early_stopping": "off", "device": "cpu",
+                         "jit_compile": jit, "seed": seed, "status": "ok", "first_epoch_seconds": first,
+                         "median_epoch_seconds": steady, "time_to_target_seconds": first + 9 * steady,
+                         "test_accuracy": 0.9})
+    (verdict,) = speed_verdicts(pd.DataFrame(rows), [*FACTORS, "jit_compile"], {"jit_compile": False})
+    assert verdict.startswith("jit_compile=True vs False: steady epoch time ×0.50 (95% CI ×0.50 to ×0.50, 3 pairs)")
+    assert "extra seconds in the first epoch (compilation): +2.000 (95% CI +2.000 to +2.000, 3 pairs)" in verdict
+    assert "it has paid back its first epoch after 5 epochs" in verdict  # 1 + 2 / 0.5
+    assert "time to target ×0.75" in verdict  # 7.5 s against 10 s

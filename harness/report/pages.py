@@ -25,7 +25,7 @@ import pandas as pd
 from harness.cells import overrides, sorted_levels
 from harness.config.schema import FACTORS
 from harness.report import figures, stability, stats, tuning
-from harness.report.verdicts import format_effect, optimizer_ranking, verdicts
+from harness.report.verdicts import format_effect, optimizer_ranking, speed_verdicts, verdicts
 from harness.results import (
     Result,
     collect_results,
@@ -268,6 +268,12 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
     if problems:
         sections.append(Section("Skipped result files", "These were left out:", problems))
     sections.append(Section("Verdicts on the article's claims", "", verdicts(runs, factors), optimizer_ranking(runs)))
+    speed = speed_verdicts(runs, factors, baselines)
+    if speed:
+        sections.append(Section("Verdicts on the speed settings", "Each level against the baseline, paired by "
+                                "every other factor and the seed. The first epoch includes compilation (XLA, "
+                                "tracing), so its extra cost is shown apart, with the number of epochs after "
+                                "which the setting has saved more than it cost.", speed))
     sections += tuning_sections(runs, factors, figure_dir)
     sections.append(effects_section(runs, effects, factors, baselines))
     sections += level_sections(runs, factors, baselines, figure_dir)

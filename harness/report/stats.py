@@ -10,6 +10,7 @@ intervals of the median over pairs (or over seeds, for a cell). None of this imp
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -245,3 +246,16 @@ def cost_to_target(runs: pd.DataFrame) -> pd.Series:
     """Dollars to reach the target accuracy: ``time_to_target_seconds / 3600 * price_per_hour``.
     Needs ``time_to_target_seconds`` and ``price_per_hour`` (NaN where either is unknown)."""
     return runs["time_to_target_seconds"] / 3600.0 * runs["price_per_hour"]
+
+
+def break_even_epochs(first_epoch_extra_seconds: float, steady_saving_seconds: float) -> float | None:
+    """After how many epochs a setting that costs ``first_epoch_extra_seconds`` more in its first epoch
+    (compilation) but saves ``steady_saving_seconds`` in every later epoch has trained in less time in
+    total: the smallest ``n`` with ``extra - (n - 1) * saving <= 0``, i.e. ``1 + extra / saving``, rounded
+    up. ``1.0`` when the first epoch costs nothing extra and later ones save; ``None`` when later epochs
+    save nothing (it never pays back). Scalars in seconds (medians of paired differences)."""
+    if not steady_saving_seconds > 0:
+        return None
+    if first_epoch_extra_seconds <= 0:
+        return 1.0
+    return float(math.ceil(1 + first_epoch_extra_seconds / steady_saving_seconds))

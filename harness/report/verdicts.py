@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness.config.schema import FACTORS
-from harness.report.stats import OPTIMIZER_BASELINE, Effect, paired_effect
+from harness.report.stats import OPTIMIZER_BASELINE, Effect, break_even_epochs, paired_effect, paired_values
 
 
 def format_effect(effect: Effect, digits: int = 2) -> str:
@@ -128,3 +128,45 @@ def verdicts(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list[str]:
     verdict is computed within the levels of any other swept setting."""
     return [verdict(runs, factors) for verdict in
             (optimizer_verdict, transfer_verdict, early_stopping_verdict, device_verdict)]
+
+
+SPEED_FACTORS = ("jit_compile", "precision", "steps_per_execution", "backend")
+"""Settings that change how fast the same training runs (issue #11): each swept one gets a verdict."""
+
+
+def speed_verdict(runs: pd.DataFrame, factor: str, level: object, baseline: object,
+                  factors: Sequence[str] = FACTORS) -> str:
+    """``level`` against ``baseline`` of a speed setting: steady epoch time, the first epoch's extra
+    cost (compilation, shown apart), the break-even number of epochs, time to target and test accuracy."""
+    steady = paired_effect(runs, factor, level, baseline, "median_epoch_seconds", "ratio", factors=factors)
+    if steady.pairs == 0:
+        return f"{factor}={level} vs {baseline}: not measured (no paired ok runs)."
+    first = paired_effect(runs, factor, level, baseline, "first_epoch_seconds", "difference", factors=factors)
+    target = paired_effect(runs, factor, level, baseline, "time_to_target_seconds", "ratio", factors=factors)
+    accuracy = paired_effect(runs, factor, level, baseline, "test_accuracy", "difference", factors=factors)
+    epochs = paired_values(runs, factor, level, baseline, "median_epoch_seconds", factors)
+    saving = float(np.median(epochs["baseline"] - epochs["level"]))
+    pays = break_even_epochs(first.estimate, saving) if steady.distinguishable or steady.pairs < 2 else None
+    if not (steady.distinguishable or steady.pairs < 2):
+        payback = "no break-even: later epochs are not distinguishably faster"
+    elif pays is None:
+        payback = "it never pays back: later epochs are slower"
+    elif pays <= 1:
+        payback = "it costs nothing up front"
+    else:
+        payback = f"it has paid back its first epoch after {pays:.0f} epochs"
+    return (f"{factor}={level} vs {baseline}: steady epoch time {described(steady)}; extra seconds in the first "
+            f"epoch (compilation): {described(first)}; {payback}; time to target {described(target)}; "
+            f"test accuracy {described(accuracy)}.")
+
+
+def speed_verdicts(runs: pd.DataFrame, factors: Sequence[str], baselines: dict) -> list[str]:
+    """A verdict per level of each swept speed setting against its baseline (``baselines``, recorded by
+    the sweep: the default where the sweep has it)."""
+    found = []
+    for factor in (f for f in SPEED_FACTORS if f in factors and f in runs):
+        levels = list(dict.fromkeys(runs[factor].dropna()))
+        base = baselines.get(factor)
+        base = base if base in levels else (levels[0] if levels else None)
+        found += [speed_verdict(runs, factor, level, base, factors) for level in levels if level != base]
+    return found
