@@ -22,18 +22,29 @@ def cpu_model() -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _nvidia_smi_names() -> tuple[str, ...]:
-    """Names of every NVIDIA GPU in the machine, by ``nvidia-smi`` (asked once per process)."""
+def gpu_details() -> tuple[dict[str, str], ...]:
+    """Every NVIDIA GPU in the machine, by ``nvidia-smi`` (asked once per process): ``name``,
+    ``memory`` (total) and ``driver`` (version)."""
     if shutil.which("nvidia-smi") is None:
         return ()
     try:
         out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            ["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv,noheader"],
             capture_output=True, text=True, timeout=10, check=True,
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return ()
-    return tuple(line.strip() for line in out.splitlines() if line.strip())
+    found = []
+    for line in out.splitlines():
+        name, memory, driver = ([part.strip() for part in line.split(",")] + ["", ""])[:3]
+        if name:
+            found.append({"name": name, "memory": memory, "driver": driver})
+    return tuple(found)
+
+
+def _nvidia_smi_names() -> tuple[str, ...]:
+    """Names of every NVIDIA GPU in the machine, by ``nvidia-smi``."""
+    return tuple(gpu["name"] for gpu in gpu_details())
 
 
 def gpu_names() -> list[str]:

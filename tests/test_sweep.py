@@ -106,18 +106,22 @@ def test_hydra_process_never_imports_tensorflow():
     assert out.strip() == "[]"
 
 
-def test_gpu_cell_is_skipped_when_the_backend_sees_no_gpu_even_if_nvidia_smi_does(tmp_path):
+def test_gpu_cell_fails_when_nvidia_smi_sees_a_gpu_but_the_backend_does_not(tmp_path):
     # No GPU can exist here, so a stand-in `nvidia-smi` claims one: the quick pre-check then passes
-    # and the run process itself must find that TensorFlow sees no GPU, and record the cell skipped.
+    # and the run process itself must find that TensorFlow sees no GPU. Its work would run on the CPU
+    # (soft placement): that is a failed cell, never a GPU result.
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
-    (fake_bin / "nvidia-smi").write_text("#!/bin/sh\necho 'Stand-in GPU'\n")
+    (fake_bin / "nvidia-smi").write_text("#!/bin/sh\necho 'Stand-in GPU, 81559 MiB, 560.35.03'\n")
     (fake_bin / "nvidia-smi").chmod(0o755)
     env = harness_env(tmp_path, PATH=f"{fake_bin}:{os.environ['PATH']}")
     env.pop("CUDA_VISIBLE_DEVICES", None)
     done = run_harness(["-m", *FAST, "device=gpu"], cwd=tmp_path, env=env)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 1, done.stderr
     [result] = results_under(tmp_path / "multirun")
-    assert result["status"] == "skipped"
-    assert result["reason"] == "no GPU visible to the tensorflow backend"
+    assert result["status"] == "failed"
+    assert result["reason"] == ("nvidia-smi sees Stand-in GPU but the tensorflow backend sees no GPU "
+                                "(a CPU-only build of tensorflow?)")
     assert result["environment"]["gpu_names"] == ["Stand-in GPU"]
+    assert result["environment"]["gpus"] == [{"name": "Stand-in GPU", "memory": "81559 MiB", "driver": "560.35.03"}]
+    assert result["environment"]["backend_devices"] == []

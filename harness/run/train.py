@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import os
 import sys
 import time
 import traceback
@@ -42,7 +43,7 @@ def configure_backend(threads: int) -> str | None:
 
         torch.set_num_threads(threads)
         return f"torch.set_num_threads({threads})"
-    return None
+    return os.environ.get("XLA_FLAGS")  # JAX: set by the sweep before the backend was imported
 
 
 def backend_gpus() -> list[str]:
@@ -199,10 +200,18 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
         applied = configure_backend(spec["threads"])
         result["environment"] = {**environment(cfg, spec), "threads_applied": applied}
         gpus = backend_gpus()
-        if cfg["device"]["name"] == "gpu" and not gpus:
-            result.update(status="skipped", reason=f"no GPU visible to the {keras.backend.backend()} backend",
-                          device_used=None)
-            return result
+        if cfg["device"]["name"] == "gpu":
+            result["environment"].update(gpus=list(hardware.gpu_details()), backend_devices=gpus)
+            if not gpus:  # the work would silently run on the CPU: never a GPU result
+                seen = hardware.gpu_names()
+                backend = keras.backend.backend()
+                if seen:
+                    result.update(status="failed", device_used=None, reason=f"nvidia-smi sees {seen[0]} but the "
+                                  f"{backend} backend sees no GPU (a CPU-only build of {backend}?)")
+                else:
+                    result.update(status="skipped", reason=f"no GPU visible to the {backend} backend",
+                                  device_used=None)
+                return result
         result["device_used"] = f"gpu:{gpus[0]}" if cfg["device"]["name"] == "gpu" else "cpu"
         clock.lap("backend")
         if spec["tracking"]["mode"] != "disabled":

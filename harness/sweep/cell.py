@@ -201,14 +201,18 @@ def default_threads(parallel: int) -> int:
     return max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0
 
 
-def run_env(cfg: dict[str, Any], online: bool) -> dict[str, str]:
-    """The environment of the run of ``cfg``: this process's, with the device fixed and logs quietened
-    before TensorFlow starts, Comet's auto-logging and error reports off, and the Comet key only for a
-    run that goes ``online``."""
+def run_env(cfg: dict[str, Any], online: bool, threads: int = 0) -> dict[str, str]:
+    """The environment of the run of ``cfg``: this process's, with the backend chosen, the device fixed
+    and logs quietened before the backend starts, JAX's threads (``threads`` > 0: set at import, unlike
+    TensorFlow's and PyTorch's, which the run sets itself), Comet's auto-logging and error reports off,
+    and the Comet key only for a run that goes ``online``."""
     env = dict(os.environ)
     env["KERAS_BACKEND"] = cfg["backend"]  # read when Keras is imported: the run (or its server) gets its own
+    if cfg["backend"] == "jax" and threads:
+        env["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}"
     if cfg["device"]["name"] == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = "-1"  # hide GPUs before TensorFlow starts: a clean CPU measurement
+        env["CUDA_VISIBLE_DEVICES"] = "-1"  # hide GPUs before the backend starts: a clean CPU measurement
+        env["JAX_PLATFORMS"] = "cpu"  # JAX would otherwise look for CUDA and warn
     if cfg["quiet_tensorflow"]:
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     env["COMET_DISABLE_AUTO_LOGGING"] = "1"  # metrics come from our own callback
@@ -233,7 +237,7 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: in
     spec["launched_at"] = time.time()  # the run measures its start-up (process and imports, or fork) from here
     write_json_atomic(run_dir / SPEC_FILE, spec)
 
-    env = run_env(cfg, online=spec["tracking"]["mode"] == "online")
+    env = run_env(cfg, online=spec["tracking"]["mode"] == "online", threads=spec["threads"])
     started = time.perf_counter()
     reason = None
     run = run_process.start_run(cfg["run_process"], run_dir, env)
