@@ -77,3 +77,20 @@ def test_the_new_settings_at_their_defaults_keep_earlier_run_keys():
     assert run_key(cfg) == run_key(earlier)  # results stored before these settings existed are reused
     assert run_key({**cfg, "precision": "mixed_bfloat16"}) != run_key(cfg)
     assert run_key({**cfg, "backend": "jax"}) != run_key(cfg)
+
+
+def test_xla_trains_for_real_and_is_recorded(tmp_path):
+    done = run_harness([*FAST, "jit_compile=true"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (run,) = results_under(tmp_path / "outputs")
+    assert run["status"] == "ok" and run["environment"]["jit_compile"] is True
+
+
+def test_torch_backend_trains_where_torch_is_installed(tmp_path):
+    if importlib.util.find_spec("torch") is None:
+        pytest.skip("torch is not installed here (pip install -e '.[torch]'); its uninstalled error is tested")
+    done = run_harness([*FAST, "backend=torch", "threads=1"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    (run,) = results_under(tmp_path / "outputs")
+    assert run["status"] == "ok" and run["environment"]["backend"] == "torch"
+    assert run["environment"]["threads_applied"] == "torch.set_num_threads(1)"
