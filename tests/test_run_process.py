@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -96,3 +97,20 @@ def test_the_sweep_summary_names_runs_whose_comet_archive_is_missing(tmp_path):
     text = summary(results)
     assert f"1 Comet offline archive in {tmp_path}" in text
     assert "1 run has no Comet archive (b.zip): its run process ended before Comet wrote it" in text
+
+
+def test_a_run_server_that_dies_costs_its_run_only_and_the_next_run_gets_a_new_server(tmp_path):
+    sweep = subprocess.Popen([sys.executable, "-m", "harness", "-m", "tracking=disabled", "order=grid",
+                              "epochs=400,2"], cwd=tmp_path, env=harness_env(tmp_path),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: any("epoch 2/" in p.read_text() for p in tmp_path.glob("multirun/*/0/train.log")))
+    servers = [pid for pid in processes_in(tmp_path)  # the sweep's child (its runs are the server's children)
+               if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(sweep.pid)]
+    assert len(servers) == 1 and b"harness.run.server" in Path(f"/proc/{servers[0]}/cmdline").read_bytes()
+    os.kill(servers[0], signal.SIGKILL)  # as the OOM killer would
+    stdout, stderr = sweep.communicate(timeout=1800)  # a guard against a hang, not a speed limit
+    assert sweep.returncode == 1, stderr
+    first, second = results_under(tmp_path / "multirun")
+    assert first["status"] == "failed" and first["reason"].startswith("the run server exited (-9)")
+    assert second["status"] == "ok" and second["run_process"] == "fork"
+    wait_for(lambda: not processes_in(tmp_path))  # the killed server's run did not outlive it

@@ -1,11 +1,11 @@
 """One cell of the grid, as seen from the Hydra process: validate, launch, record, report progress.
 
-Every run trains in a fresh Python process (``python -m harness.run.train RUN_DIR``) whose device is fixed
-before TensorFlow starts, so that a CPU cell never shares a process with a GPU set-up and a crash (an
-exception, a segfault, the OOM killer) costs one cell, not the sweep. This module never imports
-TensorFlow; it writes the run's spec, waits for the process and makes sure exactly one
-``result.json`` exists afterwards, whatever happened.
-"""
+Every run trains in a process of its own (forked from a run server, or a fresh ``python -m
+harness.run.train RUN_DIR``: ``harness.sweep.run_process``) whose device is fixed before the backend
+starts, so that a CPU cell never shares a process with a GPU set-up and a crash (an exception, a
+segfault, the OOM killer) costs one cell, not the sweep. This module never imports TensorFlow; it
+writes the run's spec, waits for the run and makes sure exactly one ``result.json`` exists afterwards,
+whatever happened."""
 
 from __future__ import annotations
 
@@ -252,7 +252,7 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: in
         _ensure_result(result_path, spec, "interrupted", "interrupted by the user (Ctrl-C)")
         raise
     if reason is None and code != 0:
-        reason = exit_reason(code)
+        reason = run.failure or exit_reason(code)
     result = _ensure_result(result_path, spec, "failed", reason)
     result["wall_seconds"] = time.perf_counter() - started
     result["run_process"] = "fork" if isinstance(run, run_process.ForkedRun) else "fresh"

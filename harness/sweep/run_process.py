@@ -44,6 +44,8 @@ class RunServerError(RuntimeError):
 class FreshRun:
     """A run in a fresh ``python -m harness.run.train RUN_DIR`` process."""
 
+    failure: str | None = None  # its exit status says how it ended
+
     def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
         self.log = open(run_dir / "train.log", "w")  # noqa: SIM115  (closed in wait)
         self.process = subprocess.Popen([sys.executable, "-m", "harness.run.train", str(run_dir)],
@@ -71,11 +73,19 @@ class ForkedRun:
     def __init__(self, server: RunServer, run_dir: Path, env: dict[str, str]) -> None:
         self.server = server
         self.pid = server.start(run_dir, env)
+        self.failure: str | None = None  # why the run ended without its server telling how
 
     def wait(self, timeout: float | None = None) -> int:
         """0 once the run wrote its result (it may still be ending its Comet experiment), else its exit
-        status when it died first (negative: the signal); ``subprocess.TimeoutExpired`` after ``timeout``."""
-        return self.server.wait_for(self.pid, timeout)
+        status when it died first (negative: the signal); ``subprocess.TimeoutExpired`` after ``timeout``.
+        If the server itself dies, the run is killed too (``failure`` says why; the next run starts a
+        new server)."""
+        try:
+            return self.server.wait_for(self.pid, timeout)
+        except RunServerError as err:
+            self.signal(signal.SIGKILL)
+            self.failure = f"{err}; the run was stopped with it"
+            return -signal.SIGKILL
 
     def signal(self, signum: int) -> None:
         try:
@@ -155,12 +165,6 @@ class RunServer:
             self._read_until(known, timeout)
         event = self.events[pid]
         return 0 if "ready" in event else int(event["code"])
-
-    def wait_for_exit(self, pid: int) -> int:
-        """Wait until the run's process has ended (its Comet experiment included); its exit status."""
-        if "exited" not in self.events.get(pid, {}):
-            self._read_until(lambda message: message.get("exited") == pid, None)
-        return int(self.events[pid]["code"])
 
     def drain(self) -> None:
         """Wait until every run this server forked has ended (their Comet archives are written)."""
