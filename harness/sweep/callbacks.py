@@ -49,9 +49,13 @@ def sweep_job_overrides(config: DictConfig) -> list[list[str]] | None:
 
 def run_config(config: DictConfig, overrides: list[str]) -> dict[str, Any]:
     """The resolved run config (Hydra's part removed) of the job with ``overrides`` in this sweep."""
-    job_cfg = GlobalHydra.instance().config_loader().load_sweep_config(config, overrides)
+    return without_hydra(GlobalHydra.instance().config_loader().load_sweep_config(config, overrides))
+
+
+def without_hydra(job_cfg: DictConfig) -> dict[str, Any]:
+    """A composed job config as the run sees it: Hydra's part removed, the rest resolved."""
     with_hydra_removed = OmegaConf.to_container(job_cfg, resolve=False)
-    with_hydra_removed.pop("hydra", None)
+    with_hydra_removed.pop("hydra", None)  # type: ignore[union-attr]
     return OmegaConf.to_container(OmegaConf.create(with_hydra_removed), resolve=True)  # type: ignore[return-value]
 
 

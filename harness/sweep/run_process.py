@@ -183,6 +183,7 @@ class RunServer:
             except OSError:
                 pass
             self.process.wait()
+        self.errors.close()
 
 
 _servers: dict[tuple[tuple[str, str | None], ...], RunServer] = {}

@@ -35,6 +35,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from harness.cells import cell_factors, describe
 from harness.results import RESULT_FILE, Result, placeholder_result, read_result, write_json_atomic
 from harness.sweep import progress
+from harness.sweep.callbacks import without_hydra
 
 POLL_S = 1.0  # how often the submitting process looks for finished jobs (a result file check: cheap)
 QUEUE_REFRESH_S = 30  # the longest gap between two squeue calls (submitit's own default for sacct is 600)
@@ -146,10 +147,7 @@ def compose_cells(hydra_context: Any, config: DictConfig, job_overrides: Sequenc
         with open_dict(job_cfg.hydra.job):
             job_cfg.hydra.job.num = num
         folder = Path(str(job_cfg.hydra.sweep.dir)) / str(job_cfg.hydra.sweep.subdir)
-        run_part = OmegaConf.to_container(job_cfg, resolve=False)
-        run_part.pop("hydra", None)  # type: ignore[union-attr]
-        plain = OmegaConf.to_container(OmegaConf.create(run_part), resolve=True)
-        cells.append(Cell(list(overrides), num, job_cfg, plain, folder))  # type: ignore[arg-type]
+        cells.append(Cell(list(overrides), num, job_cfg, without_hydra(job_cfg), folder))
     return cells
 
 
