@@ -93,8 +93,28 @@ def transfer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> st
     accuracy = paired_effect(runs, "transfer", "on", "off", "test_accuracy", "difference", factors=factors)
     if time.pairs == 0 and accuracy.pairs == 0:
         return "Transfer learning: not measured (the sweep has no paired transfer on/off runs)."
-    return (f"Transfer learning (on vs off) multiplies time to target by {described(time)}; it changes test "
-            f"accuracy by {described(accuracy)}.")
+    ok = runs[runs["status"] == "ok"]
+    where = " and ".join(", ".join(sorted(set(ok[column].dropna().astype(str)))) for column in ("model", "dataset"))
+    return (f"Transfer learning (on vs off; {where}) multiplies time to target by {described(time)}; it changes "
+            f"test accuracy by {described(accuracy)}. {pretraining_cost(ok[ok['transfer'] == 'on'])}")
+
+
+def pretraining_cost(transferred: pd.DataFrame) -> str:
+    """What the pretrained weights of the ``transferred`` runs (ok, transfer on) cost: nothing in this
+    sweep for ImageNet weights or a weights file; for pretraining on the source classes, its seconds,
+    paid once and shared by the runs that reused the cached weights (each of them records the
+    ``pretrain_seconds`` of the pretraining it reused: counted once)."""
+    if transferred.empty:
+        return ""
+    pretrained_here = transferred[transferred["pretrain_cache_hit"].notna()]
+    if pretrained_here.empty:
+        imagenet = (transferred["pretrained_weights"] == "imagenet").all()
+        named = "Keras' ImageNet weights" if imagenet else "a weights file"
+        return f"Pretraining was free here: the runs started from {named}, trained elsewhere."
+    paid = float(pretrained_here["pretrain_seconds"].dropna().unique().sum())  # cache hits repeat their source's
+    share = paid / len(pretrained_here)
+    return (f"Pretraining on the source classes cost {paid:.1f} s, paid once and amortised over the "
+            f"{len(pretrained_here)} runs that used it: {share:.2f} s per run, not in their time to target.")
 
 
 def early_stopping_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> str:
