@@ -66,11 +66,13 @@ class Result(TypedDict, total=False):
 
 
 COLUMNS = (
-    "run_key", "sweep_name", *FACTORS, "seed", "dataset", "model", "status", "reason", "epochs_run",
+    "run_key", "sweep_name", *FACTORS, "seed", "dataset", "model", "transfer_mode", "image_size",
+    "trainable_params", "frozen_params", "status", "reason", "epochs_run",
     "early_stopped", "stopped_epoch", "train_seconds", "fit_seconds", "validation_seconds",
     "first_epoch_seconds", "median_epoch_seconds", "samples_per_second", "time_to_target_seconds",
     "epochs_to_target", "target_accuracy", "learning_rate", "best_val_accuracy", "test_accuracy", "test_loss",
-    "pretrain_cache_hit", "pretrain_seconds", "device_used", "wall_seconds", "reused", "steps_per_epoch",
+    "pretrain_cache_hit", "pretrain_seconds", "pretrained_weights", "weights_sha256", "data_seconds", "device_used",
+    "wall_seconds", "reused", "steps_per_epoch",
     "median_step_seconds", "started_at", "sweep_position",
 )
 """Columns of the runs table, in order (absent values are empty)."""
@@ -105,8 +107,14 @@ def run_key(cfg: dict[str, Any]) -> str:
     """A short, stable hash of what determines a run's result: its config minus non-semantic keys, the
     versions of harness, Keras and TensorFlow, and the machine (CPU model and count, GPUs): a result
     from other software or from another machine is not reused as this one's."""
-    semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS
-                and not (k in KEYED_ONLY_OFF_DEFAULT and v == KEYED_ONLY_OFF_DEFAULT[k])}
+    semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS}
+    for dotted, default in KEYED_ONLY_OFF_DEFAULT.items():
+        *group, key = dotted.split(".")
+        if not group:
+            if key in semantic and semantic[key] == default:
+                del semantic[key]
+        elif isinstance(sub := semantic.get(group[0]), dict) and key in sub and sub[key] == default:
+            semantic[group[0]] = {k: v for k, v in sub.items() if k != key}  # a copy: the caller's stays
     semantic["software"] = software_versions()
     semantic["machine"] = machine_fingerprint()
     blob = json.dumps(semantic, sort_keys=True, separators=(",", ":"), default=str)

@@ -69,3 +69,46 @@ def digits_npz(tmp_path: Path) -> Path:
     path = tmp_path / "digits.npz"
     np.savez(path, x=(digits.images * 255 / 16).astype("uint8"), y=digits.target)
     return path
+
+
+def write_image_folder(root: Path, classes: int = 3, per_class: int = 12, size: int = 40) -> Path:
+    """A folder dataset made here: one sub-folder of PNGs per class, each class a colour with noise
+    (learnable), one grey image and one of another size among them (both must be handled)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for label in range(classes):
+        folder = root / f"class_{label}"
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            pixels = rng.integers(0, 80, (size, size, 3)) + np.eye(3, dtype=int)[label] * 170
+            image = Image.fromarray(pixels.astype("uint8"))
+            if i == 0 and label == 0:
+                image = image.convert("L")
+            if i == 1 and label == 1:
+                image = image.resize((size + 8, size - 4))
+            image.save(folder / f"{i:03d}.png")
+        (folder / "notes.txt").write_text("not an image: ignored")
+    return root
+
+
+def save_application_weights(name: str, path: Path, image_size: int = 32, **options: Any) -> Path:
+    """Weights of a randomly initialised headless ``keras.applications`` model (no network here): in
+    Keras' legacy HDF5 layout when ``path`` ends in plain ``.h5`` (the layout of Keras' downloaded
+    ImageNet files), else as ``save_weights`` writes them."""
+    import keras
+
+    from harness.keras_cache import APPLICATIONS
+
+    model = getattr(keras.applications, APPLICATIONS[name].keras_name)(
+        input_shape=(image_size, image_size, 3), include_top=False, weights=None, **options)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.name.endswith(".weights.h5"):
+        model.save_weights(path)
+    else:
+        import h5py
+        from keras.src.legacy.saving import legacy_h5_format
+
+        with h5py.File(path, "w") as file:
+            legacy_h5_format.save_weights_to_hdf5_group(file, model)
+    return path

@@ -23,8 +23,17 @@ def test_groups_have_the_agreed_options():
 
 
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g, opts in GROUP_OPTIONS.items() for o in opts])
-def test_every_option_composes_and_validates(group, option, request):
+def test_every_option_composes_and_validates(group, option, request, tmp_path, monkeypatch):
+    from harness.keras_cache import KERAS_DATASETS
+    from tests.conftest import write_image_folder
+    from tests.test_datasets import write_keras_cache
+
     extra = [f"dataset.path={request.getfixturevalue('digits_npz')}"] if option == "npz" else []
+    if option == "folder":
+        extra = [f"dataset.path={write_image_folder(tmp_path / 'images')}"]
+    if option in KERAS_DATASETS:  # cached as Keras leaves them (no network here)
+        monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+        write_keras_cache(tmp_path / "keras")
     cfg = compose_config([f"{group}={option}", *extra])
     assert cfg[group]["name"] == option
     validate(cfg)

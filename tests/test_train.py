@@ -90,7 +90,7 @@ def test_npz_dataset_loads_a_locally_made_file(digits_npz, tmp_path):
     task = load_tasks(cfg["dataset"], tmp_path)[0]
     assert task.classes == (5, 6, 7, 8, 9)
     assert task.input_shape == (8, 8, 1)
-    assert task.train.x.dtype == np.float32 and 0 <= task.train.x.min() and task.train.x.max() <= 1
+    assert task.train.x.dtype == np.uint8 and task.pixel_max == 255  # 8-bit stays 8-bit; the model scales it
     sizes = len(task.train.y) + len(task.val.y) + len(task.test.y)
     assert sizes == int(np.isin(np.load(digits_npz)["y"], [5, 6, 7, 8, 9]).sum())
 
@@ -122,14 +122,14 @@ def keras_layout_npz(path: Path) -> str:
 
 
 def test_downloaded_dataset_goes_through_the_download_code_on_a_local_file(tmp_path):
-    # dataset=mnist downloads Keras' mnist.npz; here the same code fetches a locally made file by URL.
+    # dataset=npz dataset.url=... downloads a file once into the cache; here a locally made file, by URL.
     from harness.run.data import load_tasks
 
     source = tmp_path / "served" / "mnist.npz"
     source.parent.mkdir()
     sha256 = keras_layout_npz(source)
-    cfg = compose_config(["dataset=mnist", f"dataset.url={source.as_uri()}", f"dataset.sha256={sha256}",
-                          "dataset.train_size=100"])["dataset"]
+    cfg = compose_config(["dataset=npz", f"dataset.url={source.as_uri()}", f"dataset.sha256={sha256}",
+                          "dataset.train_size=100", "dataset.target_classes=[5,6,7,8,9]"])["dataset"]
     task = load_tasks(cfg, tmp_path / "cache")[0]
     assert (tmp_path / "cache" / "datasets" / "mnist.npz").is_file()  # cached for later runs
     assert task.classes == (5, 6, 7, 8, 9) and len(task.train.y) == 100
@@ -152,14 +152,15 @@ def test_mobilenet_v2_loads_application_weights_from_a_local_file_and_freezes_th
                                           pooling="avg")
     weights = tmp_path / "mobilenet_v2_base.weights.h5"
     base.save_weights(weights)
-    result = run_in_process(tmp_path, ["model=mobilenet_v2", "transfer=on", f"transfer.weights={weights}",
-                                       "epochs=2"])
+    small = ["model=mobilenet_v2", "model.alpha=0.35", "model.image_size=32", "transfer=on",
+             f"transfer.weights={weights}"]
+    result = run_in_process(tmp_path, [*small, "epochs=2"])
     assert result["status"] == "ok", result["reason"]
     assert result["pretrained_weights"] == str(weights) and result["pretrain_cache_hit"] is None
 
     from harness.run.models import build_classifier, pretrained_extractor
 
-    cfg = compose_config(["model=mobilenet_v2", "transfer=on", f"transfer.weights={weights}"])
+    cfg = compose_config(small)
     from harness.run.data import load_tasks
 
     task = load_tasks(cfg["dataset"], tmp_path)[0]

@@ -91,7 +91,13 @@ class TransferConfig:
     by everything that determines them: dataset, model, pretraining settings, library versions);
     ``imagenet`` (Keras' ImageNet weights of a ``keras.applications`` model; downloads once); or a
     weights file (for an application model, what Keras' ``weights=`` takes; for ``small_cnn``, a
-    feature-extractor file such as one from the cache).
+    feature-extractor file such as one from the cache). ``transfer=on`` takes the model's
+    ``pretrained_weights`` (``imagenet`` for the ``keras.applications`` backbones).
+
+    Fine-tuning (``fine_tune_layers`` > 0): the head trains alone for ``head_epochs``, then the top
+    ``fine_tune_layers`` layers with weights of the extractor are unfrozen (BatchNormalization layers
+    stay frozen, and the extractor keeps running in inference mode), the model is recompiled with the
+    same optimizer at ``fine_tune_learning_rate``, and training goes on up to ``epochs``.
     """
 
     name: str = MISSING
@@ -100,6 +106,9 @@ class TransferConfig:
     pretrain_epochs: int = 10
     pretrain_seed: int = 0
     pretrain_learning_rate: float = 0.001
+    fine_tune_layers: int = 0
+    head_epochs: int = 5
+    fine_tune_learning_rate: float = 1e-5
 
 
 @dataclass
@@ -132,8 +141,12 @@ class DatasetConfig:
 
     The runs learn ``target_classes``; ``source_classes`` are held out for pretraining the feature
     extractor when transfer is on. ``train_size`` caps the target training examples (``None``: all).
-    ``path`` is the file of a file-based dataset (``npz``); ``url`` (with its ``sha256``) that of a
-    downloaded one (``mnist``), fetched once into the cache; ``digits`` ships inside scikit-learn.
+    ``limit`` is a stratified cap on the whole dataset (before splitting), for quick trials on large data.
+    ``path`` is the file of a file-based dataset (``npz``) or the folder of ``folder`` (one sub-folder
+    of images per class; ``class_folders`` picks and orders them; ``image_size``: every image resized
+    to it, or, when ``None``, to the size most of them have); ``url`` (with its ``sha256``) that of a
+    downloaded ``.npz``, fetched once into the cache. ``mnist``, ``fashion_mnist`` and ``cifar10`` are
+    Keras' datasets, read from Keras' cache (downloaded there once); ``digits`` ships inside scikit-learn.
     """
 
     name: str = MISSING
@@ -143,6 +156,9 @@ class DatasetConfig:
     source_classes: list[int] = field(default_factory=list)
     target_classes: list[int] = field(default_factory=list)
     train_size: int | None = None
+    limit: int | None = None
+    image_size: int | None = None
+    class_folders: list[str] = field(default_factory=list)
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     split_seed: int = 0
@@ -156,22 +172,38 @@ class ModelConfig:
     name: str = MISSING
     dense_units: int = 64
     dropout: float = 0.0
+    pretrained_weights: str = "source_task"
 
 
 @dataclass
 class SmallCNNConfig(ModelConfig):
-    """Feature extractor: ``conv_filters`` 3x3 conv layers (ReLU; 2x2 max-pool after all but the first)."""
+    """Feature extractor: ``conv_filters`` 3x3 conv layers (ReLU; 2x2 max-pool after all but the first).
+    ``pretrained_weights``: what ``transfer=on`` starts from (pretrained here on the source classes)."""
 
     conv_filters: list[int] = field(default_factory=lambda: [16, 32])
 
 
 @dataclass
-class MobileNetV2Config(ModelConfig):
-    """Feature extractor: ``keras.applications.MobileNetV2`` (width ``alpha``) on images resized to
-    ``image_size`` and made RGB; its ImageNet weights come with ``transfer.weights=imagenet``."""
+class ApplicationConfig(ModelConfig):
+    """Feature extractor: a ``keras.applications`` backbone (``vgg16``, ``resnet50``, ``mobilenet_v2``,
+    ``efficientnet_b0``) without its top, on images resized to ``image_size`` (``None``: the
+    application's native 224), made RGB and passed through the application's own ``preprocess_input``.
+    ``pooling`` turns its feature maps into the head's input: ``flatten`` (the article's VGG16 head),
+    ``avg`` or ``max``. The head: a dense ReLU layer of ``dense_units`` (0: none), ``dropout``, softmax.
+    ``pretrained_weights``: what ``transfer=on`` starts from (``imagenet``: Keras' ImageNet weights)."""
 
-    image_size: int = 32
-    alpha: float = 0.35
+    dense_units: int = 0
+    dropout: float = 0.2
+    pretrained_weights: str = "imagenet"
+    image_size: int | None = None
+    pooling: str = "avg"
+
+
+@dataclass
+class MobileNetV2Config(ApplicationConfig):
+    """MobileNetV2 of width ``alpha`` (ImageNet weights exist for 0.35, 0.5, 0.75, 1.0, 1.3, 1.4)."""
+
+    alpha: float = 1.0
 
 
 @dataclass
@@ -231,7 +263,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "early_stopping": {"early_stopping": EarlyStoppingConfig},
     "device": {"device": DeviceConfig},
     "dataset": {"dataset": DatasetConfig},
-    "model": {"small_cnn": SmallCNNConfig, "mobilenet_v2": MobileNetV2Config},
+    "model": {"small_cnn": SmallCNNConfig, "application": ApplicationConfig, "mobilenet_v2": MobileNetV2Config},
     "tracking": {"tracking": TrackingConfig},
 }
 
@@ -244,9 +276,15 @@ NON_SEMANTIC_KEYS = (
 )
 """Settings that do not change what a run computes: left out of its run key, and never factors."""
 
-KEYED_ONLY_OFF_DEFAULT = {"precision": "float32", "steps_per_execution": 1, "backend": "tensorflow"}
-"""Settings added after results were stored: part of a run's key only where they differ from these
-defaults, so that the results stored before they existed keep their keys (and are reused)."""
+KEYED_ONLY_OFF_DEFAULT = {
+    "precision": "float32", "steps_per_execution": 1, "backend": "tensorflow",
+    "dataset.limit": None, "dataset.image_size": None, "dataset.class_folders": [],
+    "transfer.fine_tune_layers": 0, "transfer.head_epochs": 5, "transfer.fine_tune_learning_rate": 1e-5,
+    "model.pretrained_weights": "source_task",
+}
+"""Settings added after results were stored (dotted: inside a group): part of a run's key only where
+they differ from these defaults, so that the results stored before they existed keep their keys (and
+are reused)."""
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 """Keras dtype policies a run can train under (``precision``)."""

@@ -11,6 +11,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+from harness import keras_cache
 from harness.config.files import CONF_DIR
 from harness.config.schema import BACKENDS, PRECISIONS
 from harness.sweep.order import ORDERS
@@ -20,8 +21,8 @@ MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 MODES = ("auto", "min", "max")
 TRACKING_MODES = ("auto", "online", "offline", "disabled")
 TRANSFER_WEIGHTS = ("source_task", "imagenet")
-APPLICATION_MODELS = ("mobilenet_v2",)
-"""Models built from ``keras.applications``, which have ImageNet weights."""
+POOLINGS = ("avg", "max", "flatten")
+MOBILENET_V2_IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
 OPTIMIZED_METRICS = ("time_to_target_seconds", "best_val_accuracy", "train_seconds", "median_epoch_seconds")
 """What a search may optimise: validation and timing figures of a run."""
 
@@ -177,36 +178,9 @@ def validate(cfg: dict[str, Any]) -> None:
     _check(es["mode"] in MODES, f"early_stopping.mode={es['mode']} is unknown; valid: {', '.join(MODES)}")
     _check(es["start_from_epoch"] >= 0, f"early_stopping.start_from_epoch={es['start_from_epoch']} must be >= 0")
 
-    tr = cfg["transfer"]
-    if tr["enabled"]:
-        _check(tr["pretrain_epochs"] >= 1, f"transfer.pretrain_epochs={tr['pretrain_epochs']} must be >= 1")
-        weights = tr["weights"]
-        _check(weights in TRANSFER_WEIGHTS or Path(weights).is_file(),
-               f"transfer.weights={weights} is invalid; valid: source_task, imagenet, or an existing weights file")
-        applications = ", ".join(APPLICATION_MODELS)
-        _check(weights != "imagenet" or cfg["model"]["name"] in APPLICATION_MODELS,
-               f"transfer.weights=imagenet needs a keras.applications model; valid: model={applications}")
-        if weights == "source_task":
-            _check(
-                len(cfg["dataset"]["source_classes"]) >= 2,
-                "transfer=on needs dataset.source_classes (at least 2 classes to pretrain on), got "
-                f"{list(cfg['dataset']['source_classes'])}",
-            )
-
-    ds = cfg["dataset"]
-    _check(ds["name"] != "npz" or bool(ds["path"]), "dataset=npz needs dataset.path=<a .npz file with arrays x and y>")
-    if ds["path"] is not None:
-        _check(Path(ds["path"]).is_file(), f"dataset.path={ds['path']!r} does not exist (expected an .npz file)")
-    for key in ("val_fraction", "test_fraction"):
-        _check(0 < ds[key] < 1, f"dataset.{key}={ds[key]} is invalid: it must be in (0, 1)")
-    _check(
-        ds["val_fraction"] + ds["test_fraction"] < 1,
-        "dataset.val_fraction + dataset.test_fraction must leave data to train on (sum < 1)",
-    )
-    if ds["train_size"] is not None:
-        _check(ds["train_size"] >= 1, f"dataset.train_size={ds['train_size']} is invalid: >= 1 or null")
-    overlap = set(ds["source_classes"]) & set(ds["target_classes"])
-    _check(not overlap, f"dataset: classes {sorted(overlap)} are both source and target classes")
+    check_model(cfg["model"])
+    check_transfer(cfg)
+    check_dataset(cfg["dataset"])
 
     mode = cfg["tracking"]["mode"]
     _check(mode in TRACKING_MODES, f"tracking.mode={mode!r} is unknown; valid: {', '.join(TRACKING_MODES)}")
@@ -239,3 +213,115 @@ def check_callback_path(path: str) -> None:
     except (ImportError, ValueError):
         found = False
     _check(found, f"callbacks: module {module!r} of {path!r} cannot be found (is it on PYTHONPATH?)")
+
+
+def check_model(model: dict[str, Any]) -> None:
+    """The head's and the backbone's settings."""
+    units = model["dense_units"]
+    _check(units >= 0, f"model.dense_units={units} is invalid: 0 (no hidden layer) or more")
+    _check(0 <= model["dropout"] < 1, f"model.dropout={model['dropout']} is invalid: it must be in [0, 1)")
+    if model["name"] in keras_cache.APPLICATIONS:
+        size = model["image_size"]
+        _check(size is None or size >= 32, f"model.image_size={size} is invalid: keras.applications backbones need "
+               f">= 32 (null: the native {keras_cache.APPLICATIONS[model['name']].native_size})")
+        pooling = model["pooling"]
+        _check(pooling in POOLINGS, f"model.pooling={pooling} is unknown; valid: {', '.join(POOLINGS)}")
+
+
+def imagenet_source(model: dict[str, Any]) -> tuple[Path, str]:
+    """Where Keras caches the ImageNet weights of application ``model``, and where it downloads them from."""
+    size = model["image_size"] or keras_cache.APPLICATIONS[model["name"]].native_size
+    alpha = model.get("alpha", 1.0)
+    return (keras_cache.imagenet_weights_file(model["name"], alpha, size),
+            keras_cache.imagenet_weights_url(model["name"], alpha, size))
+
+
+def check_transfer(cfg: dict[str, Any]) -> None:
+    """Where ``transfer=on`` gets its weights from, and that it can get them: ImageNet weights cached or
+    downloadable (checked here, in a second, rather than failing every cell), a readable weights file,
+    or source classes to pretrain on."""
+    tr, model = cfg["transfer"], cfg["model"]
+    if not tr["enabled"]:
+        return
+    _check(tr["pretrain_epochs"] >= 1, f"transfer.pretrain_epochs={tr['pretrain_epochs']} must be >= 1")
+    _check(tr["fine_tune_layers"] >= 0, f"transfer.fine_tune_layers={tr['fine_tune_layers']} is invalid: 0 (frozen) "
+           "or the number of top layers to fine-tune")
+    _check(tr["head_epochs"] >= 1, f"transfer.head_epochs={tr['head_epochs']} is invalid: it must be >= 1")
+    _check(tr["fine_tune_learning_rate"] > 0,
+           f"transfer.fine_tune_learning_rate={tr['fine_tune_learning_rate']} is invalid: it must be > 0 (e.g. 1e-5)")
+    weights = tr["weights"]
+    _check(weights in TRANSFER_WEIGHTS or Path(weights).is_file(),
+           f"transfer.weights={weights} is invalid; valid: source_task, imagenet, or an existing weights file")
+    applications = ", ".join(keras_cache.APPLICATIONS)
+    if weights == "imagenet":
+        _check(model["name"] in keras_cache.APPLICATIONS,
+               f"transfer.weights=imagenet needs a keras.applications model; valid: model={applications}")
+        alpha = model.get("alpha", 1.0)
+        _check(model["name"] != "mobilenet_v2" or alpha in MOBILENET_V2_IMAGENET_ALPHAS,
+               f"model.alpha={alpha} has no ImageNet weights; valid: "
+               f"{', '.join(map(str, MOBILENET_V2_IMAGENET_ALPHAS))}")
+        cached, url = imagenet_source(model)
+        _check(cached.is_file() or keras_cache.reachable(url),
+               f"transfer.weights=imagenet: model={model['name']} needs Keras' ImageNet weights {cached.name}, which "
+               f"are not in Keras' cache ({cached.parent}) and cannot be downloaded here (no network); put the file "
+               f"there (from {url}) or pass a local weights file: transfer.weights=FILE")
+    elif weights != "source_task":
+        _check(not weights.endswith((".h5", ".hdf5")) or _is_hdf5(weights),
+               f"transfer.weights={weights} is not an HDF5 weights file (expected what model.save_weights writes)")
+    else:
+        _check(len(cfg["dataset"]["source_classes"]) >= 2,
+               "transfer=on needs dataset.source_classes (at least 2 classes to pretrain on), got "
+               f"{list(cfg['dataset']['source_classes'])}")
+
+
+def _is_hdf5(path: str) -> bool:
+    import h5py
+
+    return bool(h5py.is_hdf5(path))
+
+
+def check_dataset(ds: dict[str, Any]) -> None:
+    """The dataset's settings, and that its files are there (or, for Keras' datasets, can be fetched)."""
+    _check(ds["name"] != "npz" or bool(ds["path"] or ds["url"]),
+           "dataset=npz needs dataset.path=<a .npz file with arrays x and y> (or dataset.url=<where to download it>)")
+    _check(ds["name"] != "folder" or bool(ds["path"]),
+           "dataset=folder needs dataset.path=<a folder with one sub-folder of images per class>")
+    if ds["name"] == "folder":
+        check_image_folder(ds)
+    elif ds["path"] is not None:
+        _check(Path(ds["path"]).is_file(), f"dataset.path={ds['path']!r} does not exist (expected an .npz file)")
+    for key in ("val_fraction", "test_fraction"):
+        _check(0 < ds[key] < 1, f"dataset.{key}={ds[key]} is invalid: it must be in (0, 1)")
+    _check(
+        ds["val_fraction"] + ds["test_fraction"] < 1,
+        "dataset.val_fraction + dataset.test_fraction must leave data to train on (sum < 1)",
+    )
+    for key in ("train_size", "limit", "image_size"):
+        if ds[key] is not None:
+            _check(ds[key] >= 1, f"dataset.{key}={ds[key]} is invalid: >= 1 or null")
+    overlap = set(ds["source_classes"]) & set(ds["target_classes"])
+    _check(not overlap, f"dataset: classes {sorted(overlap)} are both source and target classes")
+    if ds["name"] in keras_cache.KERAS_DATASETS:
+        missing = [path for path in keras_cache.dataset_files(ds["name"]) if not path.is_file()]
+        url = keras_cache.KERAS_DATASETS[ds["name"]][0][1]
+        _check(not missing or keras_cache.reachable(url),
+               f"dataset={ds['name']}: {missing[0] if missing else ''} is not in Keras' cache "
+               f"({keras_cache.keras_home() / 'datasets'}) and cannot be downloaded here (no network); put Keras' "
+               f"files there (from {url}) or set KERAS_HOME to a folder that has them")
+
+
+def check_image_folder(ds: dict[str, Any]) -> None:
+    """A ``folder`` dataset: the folder exists, has at least two class folders, each with images (the
+    images themselves are read in the run, which names any file it cannot decode)."""
+    from harness.run.data import IMAGE_SUFFIXES, class_folders, image_files
+
+    root = Path(ds["path"]).expanduser()
+    _check(root.is_dir(), f"dataset.path={ds['path']} is not a folder (expected one sub-folder of images per class)")
+    folders = class_folders(ds)
+    for folder in folders:
+        _check(folder.is_dir(), f"dataset.class_folders: {folder.name} is not a folder in {root}; valid: "
+               f"{', '.join(p.name for p in class_folders({**ds, 'class_folders': []}))}")
+        _check(bool(image_files(folder)), f"dataset.path: class folder {folder} has no images "
+               f"({', '.join(IMAGE_SUFFIXES)})")
+    _check(len(folders) >= 2, f"dataset.path={ds['path']} has {len(folders)} class folder(s) "
+           f"{[p.name for p in folders]}; a classification needs at least 2 (one sub-folder of images per class)")

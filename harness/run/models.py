@@ -1,16 +1,19 @@
-"""Models: a small CNN split into a feature extractor and a head, and transfer learning for it.
+"""Models: a feature extractor (a small CNN or an ImageNet backbone) and a new head; transfer learning.
 
-Transfer ``on`` = the feature extractor comes pretrained (on the dataset's source classes, cached on
-disk, or from a weights file), is frozen (``trainable = False``) and is called with
-``training=False``; only a new head trains. Transfer ``off`` = the same architecture from scratch.
-This follows the Keras transfer-learning guide. Models: ``small_cnn`` (default) and
-``mobilenet_v2`` (``keras.applications``, which can start from Keras' ImageNet weights).
+Transfer ``on`` = the feature extractor comes pretrained (Keras' ImageNet weights, a weights file, or,
+for ``small_cnn``, pretrained here on the dataset's source classes and cached on disk), is frozen
+(``trainable = False``) and is called with ``training=False`` (BatchNormalization in inference mode);
+only a new head trains, and optionally the top layers afterwards (``unfreeze_top``). Transfer ``off``
+= the same architecture from scratch. This follows Keras' transfer-learning guide. Models:
+``small_cnn`` (default) and the ``keras.applications`` backbones of ``harness.keras_cache.APPLICATIONS``
+(``vgg16``, ``resnet50``, ``mobilenet_v2``, ``efficientnet_b0``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -18,16 +21,22 @@ from typing import Any
 
 import keras
 
+from harness import keras_cache
+from harness.keras_cache import APPLICATIONS
 from harness.results import write_json_atomic
 from harness.run.data import Task
 
 FEATURE_EXTRACTOR = "feature_extractor"
 
 
-def build_small_cnn(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None) -> keras.Model:
-    """Conv layers (3x3, ReLU, same padding; a 2x2 max-pool after each but the first), flattened.
+def build_small_cnn(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None,
+                    pixel_max: float = 1.0) -> keras.Model:
+    """Conv layers (3x3, ReLU, same padding; a 2x2 max-pool after each but the first), flattened, on
+    images scaled to [0, 1] (``pixel_max``: the value of a white pixel in the data).
     ``weights``: a feature-extractor weights file to load, or ``None``."""
     layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape)]
+    if pixel_max != 1.0:
+        layers.append(keras.layers.Rescaling(1.0 / pixel_max))
     for i, filters in enumerate(cfg["conv_filters"]):
         layers.append(keras.layers.Conv2D(filters, 3, padding="same", activation="relu"))
         if i > 0:
@@ -39,29 +48,97 @@ def build_small_cnn(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: 
     return extractor
 
 
-def build_mobilenet_v2(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None) -> keras.Model:
-    """``keras.applications.MobileNetV2`` (no top, average-pooled) on the images resized to
-    ``image_size``, grey made RGB, scaled to MobileNetV2's [-1, 1]. ``weights`` goes to Keras as is:
-    ``"imagenet"``, a weights file of the application, or ``None``."""
-    size = cfg["image_size"]
+def image_size(cfg: dict[str, Any]) -> int:
+    """The input size of application model ``cfg``: its ``image_size``, or the application's native one."""
+    return cfg["image_size"] or APPLICATIONS[cfg["name"]].native_size
+
+
+def build_application(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None,
+                      pixel_max: float = 1.0) -> keras.Model:
+    """A ``keras.applications`` backbone without its top (``harness.keras_cache.APPLICATIONS``), as
+    Keras' transfer-learning guide uses it: the images resized to ``image_size`` (in the model, batch
+    by batch: the data stays small in memory), grey made RGB, scaled to [0, 255] and passed through
+    the application's own ``preprocess_input``; its feature maps pooled (``avg``, ``max``) or
+    flattened (``flatten``). ``weights`` goes to Keras as is: ``"imagenet"``, a weights file of the
+    application, or ``None``."""
+    application = APPLICATIONS[cfg["name"]]
+    size = image_size(cfg)
     inputs = keras.Input(shape=input_shape)
-    x = keras.layers.Resizing(size, size)(inputs)
+    x = inputs
+    if tuple(input_shape[:2]) != (size, size):
+        x = keras.layers.Resizing(size, size, name="resize")(x)
     if input_shape[-1] == 1:
-        x = keras.layers.Concatenate()([x, x, x])
-    x = keras.layers.Rescaling(2.0, offset=-1.0)(x)  # our images are in [0, 1]
-    base = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=cfg["alpha"], include_top=False,
-                                          weights=weights, pooling="avg")
-    return keras.Model(inputs, base(x), name=FEATURE_EXTRACTOR)
+        x = keras.layers.Concatenate(name="grey_to_rgb")([x, x, x])
+    x = keras.layers.Rescaling(255.0 / pixel_max, name="to_0_255")(x)
+    preprocess = getattr(keras.applications, application.module).preprocess_input
+    x = keras.layers.Lambda(preprocess, name="preprocess_input")(x)
+    options = {"alpha": cfg["alpha"]} if "alpha" in cfg else {}
+    pooling = None if cfg["pooling"] == "flatten" else cfg["pooling"]
+    try:
+        base = getattr(keras.applications, application.keras_name)(
+            input_shape=(size, size, 3), include_top=False, weights=weights, pooling=pooling, **options)
+    except ValueError as err:  # Keras' own words, on the first line, after what was asked
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"weights {weights} do not fit model={cfg['name']} at image_size {size}: {first}") from err
+    features = base(x)
+    if pooling is None:
+        features = keras.layers.Flatten(name="flatten")(features)
+    return keras.Model(inputs, features, name=FEATURE_EXTRACTOR)
 
 
-EXTRACTORS = {"small_cnn": build_small_cnn, "mobilenet_v2": build_mobilenet_v2}
+def build_feature_extractor(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None = None,
+                            pixel_max: float = 1.0) -> keras.Model:
+    """The feature extractor of model ``cfg["name"]`` (``small_cnn`` or an application), randomly
+    initialised or loaded from ``weights``, for images of ``input_shape`` whose white is ``pixel_max``."""
+    build = build_application if cfg["name"] in APPLICATIONS else build_small_cnn
+    return build(input_shape, cfg, weights, pixel_max)
 
 
-def build_feature_extractor(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None = None
-                            ) -> keras.Model:
-    """The feature extractor of model ``cfg["name"]`` (see ``EXTRACTORS``), randomly initialised or
-    loaded from ``weights``."""
-    return EXTRACTORS[cfg["name"]](input_shape, cfg, weights)
+def backbone_layers(extractor: keras.Model) -> list[keras.layers.Layer]:
+    """The layers of an extractor's backbone (the application model inside it, or the extractor itself)
+    that have weights, bottom to top: what fine-tuning unfreezes from the top."""
+    inner = [layer for layer in extractor.layers if isinstance(layer, keras.Model)]
+    layers = inner[0].layers if inner else extractor.layers
+    return [layer for layer in layers if layer.weights]
+
+
+def unfreeze_top(extractor: keras.Model, count: int) -> list[str]:
+    """Make the top ``count`` layers with weights of ``extractor`` trainable, every other layer and
+    every BatchNormalization layer frozen (Keras' fine-tuning guide: updating their statistics on a
+    small dataset would wreck what they learned). Returns the names of the layers now trainable."""
+    extractor.trainable = True
+    layers = backbone_layers(extractor)
+    top = {id(layer) for layer in layers[-count:]}
+    for layer in layers:
+        layer.trainable = id(layer) in top and not isinstance(layer, keras.layers.BatchNormalization)
+    return [layer.name for layer in layers if layer.trainable]
+
+
+def parameter_counts(model: keras.Model) -> dict[str, int]:
+    """Trainable and frozen (non-trainable, BatchNorm statistics included) parameters of ``model``."""
+    def count(weights: list) -> int:
+        return int(sum(math.prod(w.shape) for w in weights))
+
+    return {"trainable_params": count(model.trainable_weights), "frozen_params": count(model.non_trainable_weights)}
+
+
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks: what identifies the weights a run started from."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_weights(cfg: dict[str, Any], weights: str) -> str:
+    """What to pass Keras for ``weights``: ``imagenet`` becomes the file in Keras' cache where it is
+    there already (Keras would check it against the hash of its download and fetch it again on any
+    difference; the run records the file's SHA-256 instead), else stays ``imagenet`` (Keras downloads)."""
+    if weights != "imagenet":
+        return weights
+    cached = keras_cache.imagenet_weights_file(cfg["name"], cfg.get("alpha", 1.0), image_size(cfg))
+    return str(cached) if cached.is_file() else weights
 
 
 def seed_everything(seed: int) -> None:
@@ -81,14 +158,15 @@ def seed_everything(seed: int) -> None:
 
 
 def build_classifier(extractor: keras.Model, num_classes: int, cfg: dict[str, Any], frozen: bool) -> keras.Model:
-    """``extractor`` plus a new head (a dense ReLU layer of ``dense_units``, dropout, softmax).
+    """``extractor`` plus a new head (a dense ReLU layer of ``dense_units`` unless 0, dropout, softmax).
 
     A ``frozen`` extractor is not trainable and runs in inference mode (``training=False``).
     """
     extractor.trainable = not frozen
     inputs = keras.Input(shape=extractor.input_shape[1:])
     x = extractor(inputs, training=False) if frozen else extractor(inputs)
-    x = keras.layers.Dense(cfg["dense_units"], activation="relu", name="head_dense")(x)
+    if cfg["dense_units"]:
+        x = keras.layers.Dense(cfg["dense_units"], activation="relu", name="head_dense")(x)
     if cfg["dropout"]:
         x = keras.layers.Dropout(cfg["dropout"], name="head_dropout")(x)
     # float32 whatever the dtype policy: softmax in float16 or bfloat16 loses the small probabilities
@@ -124,12 +202,17 @@ def pretrained_extractor(cfg: dict[str, Any], source: Task, cache_dir: Path) -> 
     """
     weights = cfg["transfer"]["weights"]
     if weights != "source_task":  # ImageNet or a file: loaded by the model's own loading code
-        extractor = build_feature_extractor(source.input_shape, cfg["model"], weights)
-        return extractor, {"pretrain_cache_hit": None, "pretrain_seconds": 0.0, "pretrained_weights": weights}
+        given = resolve_weights(cfg["model"], weights)
+        extractor = build_feature_extractor(source.input_shape, cfg["model"], given, source.pixel_max)
+        if given == "imagenet":  # downloaded just now into Keras' cache
+            given = str(keras_cache.imagenet_weights_file(cfg["model"]["name"], cfg["model"].get("alpha", 1.0),
+                                                          image_size(cfg["model"])))
+        return extractor, {"pretrain_cache_hit": None, "pretrain_seconds": 0.0, "pretrained_weights": weights,
+                           "weights_file": given, "weights_sha256": sha256_of(given) if Path(given).is_file() else None}
     key = pretrain_key(cfg)
     folder = Path(cache_dir) / "pretrained"
     weights_path, meta_path = folder / f"{key}.weights.h5", folder / f"{key}.json"
-    extractor = build_feature_extractor(source.input_shape, cfg["model"])
+    extractor = build_feature_extractor(source.input_shape, cfg["model"], pixel_max=source.pixel_max)
     if weights_path.is_file() and meta_path.is_file():
         extractor.load_weights(weights_path)
         meta = json.loads(meta_path.read_text())

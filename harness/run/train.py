@@ -131,30 +131,52 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
 
     task, source = data.load_tasks(cfg["dataset"], cache_dir)
     clock.lap("data")
+    result["data_seconds"] = result["phase_seconds"]["data"]  # loading and decoding: never training time
     keras.config.set_dtype_policy(cfg["precision"])  # before any layer is built; the output stays float32
     result["train_examples"] = len(task.train.y)
-    if cfg["transfer"]["enabled"]:
-        from_source_task = cfg["transfer"]["weights"] == "source_task"
+    result["image_shape"] = list(task.input_shape)
+    transfer = cfg["transfer"]
+    if transfer["enabled"]:
+        from_source_task = transfer["weights"] == "source_task"
         extractor, info = models.pretrained_extractor(cfg, source if from_source_task else task, cache_dir)
         result.update(info)
     models.seed_everything(cfg["seed"])
-    if not cfg["transfer"]["enabled"]:
-        extractor = models.build_feature_extractor(task.input_shape, cfg["model"])
-    model = models.build_classifier(extractor, task.num_classes, cfg["model"], frozen=cfg["transfer"]["enabled"])
+    if not transfer["enabled"]:
+        extractor = models.build_feature_extractor(task.input_shape, cfg["model"], pixel_max=task.pixel_max)
+    model = models.build_classifier(extractor, task.num_classes, cfg["model"], frozen=transfer["enabled"])
     result["learning_rate"] = optimizers.effective_learning_rate(cfg["optimizer"])
-    model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], jit_compile=cfg["jit_compile"], steps_per_execution=cfg["steps_per_execution"])
+    compile_options = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
+                       "jit_compile": cfg["jit_compile"], "steps_per_execution": cfg["steps_per_execution"]}
+    model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), **compile_options)
+    result.update(backbone=cfg["model"]["name"], **models.parameter_counts(model))
+    if cfg["model"]["name"] in models.APPLICATIONS:
+        result["image_size"] = models.image_size(cfg["model"])
+    fine_tune = transfer["enabled"] and transfer["fine_tune_layers"] > 0 and transfer["head_epochs"] < cfg["epochs"]
+    result["transfer_mode"] = ("fine-tuned" if fine_tune else "frozen") if transfer["enabled"] else "from scratch"
     callbacks, timer, stopper = fit_callbacks(cfg, experiment)
     clock.lap("model")
 
+    fit_options = {"validation_data": (task.val.x, task.val.y), "batch_size": cfg["batch_size"],
+                   "callbacks": callbacks, "verbose": 0}
     started = time.perf_counter()
-    fit = model.fit(task.train.x, task.train.y, validation_data=(task.val.x, task.val.y), epochs=cfg["epochs"],
-                    batch_size=cfg["batch_size"], callbacks=callbacks, verbose=0)
+    head_epochs = transfer["head_epochs"] if fine_tune else cfg["epochs"]
+    metrics = model.fit(task.train.x, task.train.y, epochs=head_epochs, **fit_options).history
+    stages = ["head" if transfer["enabled"] else "all"] * len(timer.epochs)
+    if fine_tune:  # both stages are training time: the recompilation between them too
+        result["fine_tuned_layers"] = models.unfreeze_top(extractor, transfer["fine_tune_layers"])
+        learning_rate = transfer["fine_tune_learning_rate"]
+        model.compile(optimizer=optimizers.build_optimizer({**cfg["optimizer"], "learning_rate": learning_rate,
+                                                            "lr_scale": 1.0}), **compile_options)
+        result["fine_tune_params"] = models.parameter_counts(model)["trainable_params"]
+        done = len(timer.epochs)
+        more = model.fit(task.train.x, task.train.y, initial_epoch=done, epochs=cfg["epochs"], **fit_options).history
+        metrics = {key: [*metrics.get(key, []), *values] for key, values in more.items()}
+        stages += ["fine_tune"] * (len(timer.epochs) - done)
     result["fit_seconds"] = time.perf_counter() - started
     clock.lap("fit")
 
-    metrics = fit.history
-    history = [{**{k: float(v[i]) for k, v in metrics.items()}, **timer.epochs[i]} for i in range(len(timer.epochs))]
+    history = [{**{k: float(v[i]) for k, v in metrics.items()}, **timer.epochs[i], "stage": stages[i]}
+               for i in range(len(timer.epochs))]
     result["history"] = history
     result["epochs_run"] = len(history)
     steps_per_epoch = math.ceil(len(task.train.y) / cfg["batch_size"])

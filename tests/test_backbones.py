@@ -1,0 +1,117 @@
+"""The article's own experiment: ImageNet backbones (VGG16 first), frozen or fine-tuned, on the user's
+images. No network here, so ImageNet weights are stand-ins: weights saved from randomly initialised
+``keras.applications`` models, passed as a file or placed in a temporary Keras cache under the name
+Keras downloads them to (the download itself is what cannot happen here). Images are tiny (32 px)."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.keras_cache import imagenet_weights_file
+from tests.conftest import (
+    REPO,
+    harness_env,
+    results_under,
+    run_harness,
+    save_application_weights,
+    write_image_folder,
+)
+from tests.test_train import run_in_process
+
+SMALL = ["epochs=2", "tracking=disabled", "model.image_size=32", "batch_size=8"]
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_the_articles_experiment_vgg16_frozen_vs_from_scratch_on_a_folder_of_images(tmp_path):
+    images = write_image_folder(tmp_path / "flowers3")
+    weights = save_application_weights("vgg16", tmp_path / "vgg16_notop.weights.h5")
+    done = run_harness(["-m", *SMALL, "model=vgg16", "transfer=on,off", "dataset=folder", f"dataset.path={images}",
+                        f"transfer.weights={weights}"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    runs = {r["transfer"]: r for r in results_under(tmp_path / "multirun")}
+    frozen, scratch = runs["on"], runs["off"]
+    for run in (frozen, scratch):
+        assert run["status"] == "ok", run["reason"]
+        assert run["backbone"] == "vgg16" and run["image_size"] == 32 and run["dataset"] == "folder"
+        assert run["image_shape"] == [40, 40, 3]  # the size most images have; grey made RGB
+        assert run["train_examples"] == 21  # 60 % of 36, stratified
+    # the article's head on a frozen VGG16: Flatten (1x1x512 at 32 px) -> Dense(3, softmax)
+    assert frozen["trainable_params"] == 512 * 3 + 3 and frozen["frozen_params"] == 14_714_688
+    assert frozen["transfer_mode"] == "frozen" and frozen["weights_sha256"] == sha256(weights)
+    assert scratch["frozen_params"] == 0 and scratch["transfer_mode"] == "from scratch"
+    assert {e["stage"] for e in frozen["history"]} == {"head"}
+    report = Path(done.stdout.splitlines()[-1].removeprefix("report: "))
+    page = report.read_text()
+    assert "vgg16" in page and "folder" in page and "Transfer learning" in page
+
+
+def test_imagenet_weights_come_from_keras_cache_and_the_run_records_which_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    cached = imagenet_weights_file("mobilenet_v2", 0.35, 32)
+    assert cached.name == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"  # Keras' name
+    save_application_weights("mobilenet_v2", cached, alpha=0.35)  # Keras' legacy layout, as downloaded
+    write_image_folder(tmp_path / "images")
+    result = run_in_process(tmp_path, [*SMALL, "model=mobilenet_v2", "model.alpha=0.35", "transfer=on",
+                                       "dataset=folder", f"dataset.path={tmp_path / 'images'}"])
+    assert result["status"] == "ok", result["reason"]
+    assert result["pretrained_weights"] == "imagenet" and result["weights_file"] == str(cached)
+    assert result["weights_sha256"] == sha256(cached)
+    assert result["frozen_params"] > 0 and result["trainable_params"] == 1280 * 3 + 3  # avg-pooled head
+
+
+def test_imagenet_weights_offline_and_not_cached_fail_at_once_with_one_line(tmp_path):
+    env = harness_env(tmp_path, KERAS_HOME=str(tmp_path / "empty_keras_home"), HARNESS_OFFLINE="1")
+    (tmp_path / "empty_keras_home").mkdir()
+    done = run_harness(["-m", "model=vgg16,resnet50", "transfer=on", "tracking=disabled"], cwd=tmp_path, env=env)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5" in line
+    assert str(tmp_path / "empty_keras_home" / "models") in line and "transfer.weights=FILE" in line
+    assert not list(tmp_path.rglob("result.json"))
+
+
+def test_fine_tuning_trains_the_head_then_the_top_layers_with_batchnorm_kept_frozen(tmp_path):
+    weights = save_application_weights("mobilenet_v2", tmp_path / "mobilenet.weights.h5", alpha=0.35)
+    write_image_folder(tmp_path / "images")
+    result = run_in_process(tmp_path, [*SMALL, "epochs=3", "model=mobilenet_v2", "model.alpha=0.35", "transfer=on",
+                                       f"transfer.weights={weights}", "transfer.fine_tune_layers=4",
+                                       "transfer.head_epochs=1", "dataset=folder",
+                                       f"dataset.path={tmp_path / 'images'}"])
+    assert result["status"] == "ok", result["reason"]
+    assert [e["stage"] for e in result["history"]] == ["head", "fine_tune", "fine_tune"]
+    assert result["transfer_mode"] == "fine-tuned"
+    # MobileNetV2's top 4 layers with weights: block_16_project, its BN, Conv_1, its BN; the BNs stay frozen
+    assert result["fine_tuned_layers"] == ["block_16_project", "Conv_1"]
+    assert result["fine_tune_params"] > result["trainable_params"]
+    assert result["train_seconds"] == pytest.approx(sum(e["train_seconds"] for e in result["history"]))
+
+
+def test_a_weights_file_of_another_backbone_fails_the_run_with_a_clear_reason(tmp_path):
+    weights = save_application_weights("vgg16", tmp_path / "vgg16.weights.h5")
+    result = run_in_process(tmp_path, [*SMALL, "model=resnet50", "transfer=on", f"transfer.weights={weights}"])
+    assert result["status"] == "failed"
+    assert result["reason"].startswith(f"ValueError: weights {weights} do not fit model=resnet50 at image_size 32")
+
+
+def test_a_folder_of_images_trains_a_backbone_under_jax_without_tensorflow(tmp_path):
+    if importlib.util.find_spec("jax") is None:
+        pytest.skip("jax is not installed here (pip install -e '.[jax]')")
+    images = write_image_folder(tmp_path / "images")
+    modules = tmp_path / "modules.json"
+    env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_MODULES_FILE=str(modules))
+    done = run_harness(["-m", *SMALL, "backend=jax", "model=vgg16", "dataset=folder", f"dataset.path={images}",
+                        "callbacks=[tests.hang:RecordModules]"], cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(modules.read_text()) == ["jax"]  # the data path and VGG16's preprocessing need no TensorFlow
+    (run,) = results_under(tmp_path / "multirun")
+    assert run["status"] == "ok" and run["environment"]["backend"] == "jax"
+    assert np.isfinite(run["test_loss"])

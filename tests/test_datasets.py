@@ -1,0 +1,110 @@
+"""The datasets users have: Keras' MNIST, Fashion-MNIST and CIFAR-10 (read from Keras' cache, in Keras'
+own file formats) and a folder of their own images. No network here: the Keras files are made locally
+in the right formats and put into a temporary Keras cache (``KERAS_HOME``), which is what Keras'
+download would have left there."""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.config.validate import ConfigError, validate
+from harness.keras_cache import dataset_files
+from harness.run.data import load_image_folder, load_tasks
+from tests.conftest import compose_config, harness_env, results_under, run_harness, write_image_folder
+
+RNG = np.random.default_rng(0)
+
+
+def fake_images(count: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    return RNG.integers(0, 256, (count, *shape), dtype=np.uint8), np.arange(count, dtype=np.uint8) % 10
+
+
+def write_keras_cache(home: Path, per_file: int = 30) -> None:
+    """MNIST's npz, Fashion-MNIST's gzipped IDX files and CIFAR-10's pickled batches, small."""
+    mnist, fashion, cifar = (dataset_files(name) for name in ("mnist", "fashion_mnist", "cifar10"))
+    for path in (*mnist, *fashion, *cifar):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    (x_train, y_train), (x_test, y_test) = fake_images(per_file, (28, 28)), fake_images(per_file, (28, 28))
+    np.savez(mnist[0], x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    for labels_path, images_path in (fashion[0:2], fashion[2:4]):
+        x, y = fake_images(per_file, (28, 28))
+        with gzip.open(labels_path, "wb") as file:
+            file.write(b"\0" * 8 + y.tobytes())
+        with gzip.open(images_path, "wb") as file:
+            file.write(b"\0" * 16 + x.tobytes())
+    for path in cifar:
+        x, y = fake_images(per_file, (3, 32, 32))  # CIFAR stores channels first, rows flattened
+        with open(path, "wb") as file:
+            pickle.dump({b"data": x.reshape(per_file, -1), b"labels": y.tolist()}, file)
+
+
+@pytest.mark.parametrize(("name", "shape"), [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)),
+                                             ("cifar10", (32, 32, 3))])
+def test_keras_datasets_load_from_keras_cache_as_8_bit_images(tmp_path, monkeypatch, name, shape):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    write_keras_cache(tmp_path / "keras")
+    cfg = compose_config([f"dataset={name}", "dataset.limit=50"])
+    validate(cfg)  # cached: no network needed
+    task, _ = load_tasks(cfg["dataset"], tmp_path)
+    examples = len(task.train.y) + len(task.val.y) + len(task.test.y)
+    assert task.input_shape == shape and task.train.x.dtype == np.uint8 and task.pixel_max == 255
+    if name == "mnist":  # digits 5-9 of 50 examples (limit) drawn from 60 (train and test joined)
+        assert task.classes == (5, 6, 7, 8, 9) and examples == 25
+    else:
+        assert task.num_classes == 10 and examples == 50
+        assert np.bincount(task.train.y).tolist() == [4] * 10  # stratified: every class keeps its share
+
+
+def test_a_keras_dataset_neither_cached_nor_downloadable_is_one_line_before_training(tmp_path):
+    env = harness_env(tmp_path, KERAS_HOME=str(tmp_path / "keras"), HARNESS_OFFLINE="1")
+    (tmp_path / "keras").mkdir()
+    done = run_harness(["dataset=fashion_mnist", "tracking=disabled"], cwd=tmp_path, env=env)
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert f"{tmp_path / 'keras' / 'datasets' / 'fashion-mnist' / 'train-labels-idx1-ubyte.gz'} is not in Keras' " \
+           "cache" in line and "cannot be downloaded here (no network)" in line
+    assert not list(tmp_path.rglob("result.json"))
+
+
+def test_cifar10_trains_from_the_cache_with_data_time_apart_from_training_time(tmp_path):
+    write_keras_cache(tmp_path / "keras")
+    env = harness_env(tmp_path, KERAS_HOME=str(tmp_path / "keras"), HARNESS_OFFLINE="1")
+    done = run_harness(["-m", "epochs=2", "tracking=disabled", "dataset=cifar10", "dataset.limit=100"],
+                       cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr
+    (run,) = results_under(tmp_path / "multirun")
+    assert run["status"] == "ok" and run["image_shape"] == [32, 32, 3] and run["train_examples"] == 80
+    assert run["data_seconds"] == run["phase_seconds"]["data"] > 0
+    assert "data_seconds" in (Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("runs.csv")
+                              .read_text().splitlines()[0])
+
+
+def test_an_image_folder_is_decoded_once_made_rgb_and_resized_to_a_common_size(tmp_path):
+    root = write_image_folder(tmp_path / "images")
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
+    x, y = load_image_folder(cfg)
+    assert x.shape == (36, 40, 40, 3) and x.dtype == np.uint8  # one grey, one 48x36 image among them
+    assert np.bincount(y).tolist() == [12, 12, 12]
+    x, y = load_image_folder({**cfg, "image_size": 16, "class_folders": ["class_2", "class_0"]})
+    assert x.shape == (24, 16, 16, 3) and y[:12].tolist() == [0] * 12  # class_2 is label 0: the order given
+    assert x[:12, ..., 2].mean() > x[:12, ..., 0].mean()  # ...and its images are class_2's (blue)
+
+
+def test_bad_image_folders_are_named_clearly(tmp_path):
+    root = write_image_folder(tmp_path / "images")
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}"])
+    (root / "class_1" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=f"{root / 'class_1' / 'broken.png'}: not a readable image"):
+        load_image_folder(cfg["dataset"])
+    (root / "class_3").mkdir()
+    with pytest.raises(ConfigError, match=f"class folder {root / 'class_3'} has no images"):
+        validate(cfg)
+    with pytest.raises(ConfigError, match=r"has 1 class folder\(s\) \['class_0'\]; a classification needs at least 2"):
+        validate({**cfg, "dataset": {**cfg["dataset"], "class_folders": ["class_0"]}})
+    with pytest.raises(ConfigError, match="dataset.class_folders: roses is not a folder in .*; valid: class_0, "):
+        validate({**cfg, "dataset": {**cfg["dataset"], "class_folders": ["roses", "class_0"]}})
