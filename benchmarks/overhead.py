@@ -259,7 +259,7 @@ def fit_overhead_section(repeats: int) -> None:
 
             experiment = comet_ml.start(online=False, mode="create", experiment_config=comet_ml.ExperimentConfig(
                 offline_directory=offline_dir, display_summary_level=0, log_code=False, log_env_details=False))
-            callbacks, _, _ = fit_callbacks(cfg, experiment)
+            callbacks, _, _ = fit_callbacks(cfg, experiment, Path(offline_dir))  # the progress file too
         else:
             callbacks = []
         clock = EpochClock()

@@ -49,6 +49,8 @@ def test_the_articles_experiment_vgg16_frozen_vs_from_scratch_on_a_folder_of_ima
     assert frozen["transfer_mode"] == "frozen" and frozen["weights_sha256"] == sha256(weights)
     assert scratch["frozen_params"] == 0 and scratch["transfer_mode"] == "from scratch"
     assert {e["stage"] for e in frozen["history"]} == {"head"}
+    for progress in (tmp_path / "multirun").rglob("progress.json"):  # what the sweep's live line read
+        assert json.loads(progress.read_text())["epoch"] == 2
     report = Path(done.stdout.splitlines()[-1].removeprefix("report: "))
     page = report.read_text()
     assert "vgg16" in page and "folder" in page and "Transfer learning" in page

@@ -21,7 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from harness import hardware
-from harness.results import RESULT_FILE, SPEC_FILE, Result, placeholder_result, store_result, write_json_atomic
+from harness.results import (
+    PROGRESS_FILE,
+    RESULT_FILE,
+    SPEC_FILE,
+    Result,
+    placeholder_result,
+    store_result,
+    write_json_atomic,
+)
 
 
 def configure_backend(threads: int) -> str | None:
@@ -99,17 +107,36 @@ def epoch_printer(epochs: int) -> Any:
     return keras.callbacks.LambdaCallback(on_epoch_end=show)
 
 
-def fit_callbacks(cfg: dict[str, Any], experiment: Any) -> tuple[list[Any], Any, Any]:
+def progress_writer(run_dir: Path | None, epochs: int, timer: Any, stages: list[str]) -> Any:
+    """After each epoch, ``run_dir/progress.json`` (``harness.results.PROGRESS_FILE``): the sweep's live
+    line reads it. Runs after the epoch timer has stopped its clock, so it costs no training time."""
+    import keras
+
+    def write(epoch: int, logs: dict) -> None:
+        if run_dir is not None:
+            write_json_atomic(run_dir / PROGRESS_FILE, {
+                "epoch": epoch + 1, "epochs": epochs, "stage": stages[-1] if stages else None,
+                "val_accuracy": logs.get("val_accuracy"), "epoch_seconds": timer.epochs[-1]["epoch_seconds"],
+                "at": time.time()})
+
+    return keras.callbacks.LambdaCallback(on_epoch_end=write)
+
+
+def fit_callbacks(cfg: dict[str, Any], experiment: Any, run_dir: Path | None = None,
+                  stages: list[str] | None = None) -> tuple[list[Any], Any, Any]:
     """The callbacks every timed ``fit`` gets: the epoch timer (first), the NaN guard, the log line, the
-    user's callbacks, early stopping (if on) and the Comet logger (with an experiment). Returns them with
-    the timer and the early stopper (``None`` if off)."""
+    progress file (with a ``run_dir``; ``stages``: the training stage names so far, the last one
+    current), the user's callbacks, early stopping (if on) and the Comet logger (with an experiment).
+    Returns them with the timer and the early stopper (``None`` if off)."""
     import keras
 
     from harness.run import timing
 
     timer = timing.EpochTimer()
     nan_guard = keras.callbacks.TerminateOnNaN()
-    callbacks = [timer, nan_guard, epoch_printer(cfg["epochs"]), *user_callbacks(cfg["callbacks"])]
+    callbacks = [timer, nan_guard, epoch_printer(cfg["epochs"]),
+                 progress_writer(run_dir, cfg["epochs"], timer, stages if stages is not None else []),
+                 *user_callbacks(cfg["callbacks"])]
     stopper = None
     if cfg["early_stopping"]["enabled"]:
         settings = {k: v for k, v in cfg["early_stopping"].items() if k not in ("name", "enabled")}
@@ -122,9 +149,10 @@ def fit_callbacks(cfg: dict[str, Any], experiment: Any) -> tuple[list[Any], Any,
     return callbacks, timer, stopper
 
 
-def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result, clock: Any) -> None:
+def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result, clock: Any,
+          run_dir: Path | None = None) -> None:
     """Train and evaluate the run ``cfg``, filling ``result`` as facts become known; ``clock``: the run's
-    ``timing.PhaseClock``."""
+    ``timing.PhaseClock``; ``run_dir``: where to write the progress file (``None``: nowhere)."""
     import keras
 
     from harness.run import data, models, optimizers, timing
@@ -153,7 +181,8 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
         result["image_size"] = models.image_size(cfg["model"])
     fine_tune = transfer["enabled"] and transfer["fine_tune_layers"] > 0 and transfer["head_epochs"] < cfg["epochs"]
     result["transfer_mode"] = ("fine-tuned" if fine_tune else "frozen") if transfer["enabled"] else "from scratch"
-    callbacks, timer, stopper = fit_callbacks(cfg, experiment)
+    stage_names = ["head" if transfer["enabled"] else "all"]  # what the progress file says is training now
+    callbacks, timer, stopper = fit_callbacks(cfg, experiment, run_dir, stage_names)
     clock.lap("model")
 
     fit_options = {"validation_data": (task.val.x, task.val.y), "batch_size": cfg["batch_size"],
@@ -161,8 +190,9 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     started = time.perf_counter()
     head_epochs = transfer["head_epochs"] if fine_tune else cfg["epochs"]
     metrics = model.fit(task.train.x, task.train.y, epochs=head_epochs, **fit_options).history
-    stages = ["head" if transfer["enabled"] else "all"] * len(timer.epochs)
+    stages = [stage_names[0]] * len(timer.epochs)
     if fine_tune:  # both stages are training time: the recompilation between them too
+        stage_names.append("fine_tune")
         result["fine_tuned_layers"] = models.unfreeze_top(extractor, transfer["fine_tune_layers"])
         learning_rate = transfer["fine_tune_learning_rate"]
         model.compile(optimizer=optimizers.build_optimizer({**cfg["optimizer"], "learning_rate": learning_rate,
@@ -241,7 +271,7 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
 
             experiment = comet.begin_experiment(spec["tracking"], result)
             clock.lap("comet_start")
-        train(cfg, Path(spec["cache_dir"]), experiment, result, clock)
+        train(cfg, Path(spec["cache_dir"]), experiment, result, clock, run_dir)
     except KeyboardInterrupt:
         result.update(status="interrupted", reason="interrupted by the user (Ctrl-C)")
     except Exception as err:  # any failure is this run's, recorded, never the sweep's

@@ -42,6 +42,7 @@ from harness.results import (
 from harness.sweep import comet_mode, progress, run_process
 
 INTERRUPT_GRACE_S = 10.0
+LIVE_POLL_S = 1.0  # how often a waiting sweep looks at its run's progress file (a stat and a small read)
 
 
 def default_cache_dir() -> Path:
@@ -77,11 +78,13 @@ def run_cell(cfg: DictConfig) -> float | None:
         factors = searched_factors((hydra_cfg.sweeper.get("params") or {}).keys())
     cell = cell_factors(plain, factors)
     heading = (progress.position(sweep_dir, job_num) if job_num is not None else "") + describe(cell, plain["seed"])
+    live = None
     if parallel == 1:  # in parallel, lines would interleave: each run prints one whole line when it ends
         print(f"{heading} …", end=" ", flush=True)
+        live = progress.LiveLine(run_dir)  # a long run's epochs, after the heading
     started = time.perf_counter()
     try:
-        result = obtain_result(plain, run_dir, sweep_dir, results_dir, parallel, job_num, cell, baselines)
+        result = obtain_result(plain, run_dir, sweep_dir, results_dir, parallel, job_num, cell, baselines, live)
     except KeyboardInterrupt:
         print(f"\nharness: interrupted. Finished runs are kept in {results_dir}; run the same command again "
               "to resume (finished cells are reused, not retrained).", file=sys.stderr)
@@ -89,7 +92,9 @@ def run_cell(cfg: DictConfig) -> float | None:
     if parallel > 1:  # this launcher's worker processes, not the sweep's, hold the run servers: let the run
         run_process.finish_runs()  # end its Comet experiment before the sweep's summary can look for it
     outcome = progress.outcome(result, time.perf_counter() - started, sweep_dir, job_num if parallel == 1 else None)
-    print(outcome if parallel == 1 else f"{heading} … {outcome}", flush=True)
+    if live is not None:
+        live.close()
+    print(outcome if live is not None and not live.printed_plain else f"{heading} … {outcome}", flush=True)
     if not multirun:
         run_process.finish_runs()  # its Comet experiment ends off the critical path: wait for its archive
         comet = comet_mode.summary([result])
@@ -116,14 +121,14 @@ def objective(result: Result, metric: str | None) -> float | None:
 def obtain_result(
     cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, results_dir: Path, parallel: int = 1,
     sweep_position: int | None = None, factors: dict[str, Any] | None = None,
-    baselines: dict[str, Any] | None = None,
+    baselines: dict[str, Any] | None = None, live: progress.LiveLine | None = None,
 ) -> Result:
     """The cell's result: reused from the results store if it finished ``ok`` before (unless
     ``rerun=true``), else skipped (a GPU cell without a GPU) or trained now. Writes it to the run's
     folder; an ``ok`` result is in the store before its ``result.json`` appears (the run process puts
     it there), so no kill can lose a finished run. ``factors``/``baselines``: this sweep's view of the
     cell (``harness.cells``), also given to a reused result, whose earlier sweep may have varied other
-    settings."""
+    settings. ``live``: where a trained run shows its epochs while it trains."""
     factors, baselines = factors or cell_factors(cfg), baselines or {}
     earlier = None if cfg["rerun"] else load_stored(results_dir, run_key(cfg))
     if earlier is not None:
@@ -136,7 +141,7 @@ def obtain_result(
         result = placeholder_result(cfg, "skipped", reason, factors, baselines)
         write_json_atomic(run_dir / RESULT_FILE, result)
         return result
-    result = launch_run(cfg, run_dir, sweep_dir, parallel, results_dir, sweep_position, factors, baselines)
+    result = launch_run(cfg, run_dir, sweep_dir, parallel, results_dir, sweep_position, factors, baselines, live)
     if result["status"] == "ok":
         store_result(results_dir, result)  # again, now with the wall time seen from here
     return result
@@ -224,8 +229,10 @@ def run_env(cfg: dict[str, Any], online: bool, threads: int = 0) -> dict[str, st
 
 def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: int = 1,
                results_dir: Path | None = None, sweep_position: int | None = None,
-               factors: dict[str, Any] | None = None, baselines: dict[str, Any] | None = None) -> Result:
+               factors: dict[str, Any] | None = None, baselines: dict[str, Any] | None = None,
+               live: progress.LiveLine | None = None) -> Result:
     """Train ``cfg`` in a fresh process; return its result, recorded as ``failed`` if it crashed.
+    ``live`` (optional) is updated while the run trains.
 
     With ``parallel`` runs at once and ``threads=0``, each run gets ``cores // parallel`` threads so
     that parallel runs don't oversubscribe the cores (``run_spec``).
@@ -242,7 +249,7 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: in
     reason = None
     run = run_process.start_run(cfg["run_process"], run_dir, env)
     try:
-        code = run.wait(timeout=cfg["run_timeout_s"])
+        code = wait_showing(run, time.monotonic() + cfg["run_timeout_s"], live)
     except subprocess.TimeoutExpired:
         run.signal(signal.SIGKILL)
         run.wait()
@@ -258,6 +265,22 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: in
     result["run_process"] = "fork" if isinstance(run, run_process.ForkedRun) else "fresh"
     write_json_atomic(result_path, result)
     return result
+
+
+def wait_showing(run: run_process.FreshRun | run_process.ForkedRun, deadline: float,
+                 live: progress.LiveLine | None) -> int:
+    """``run.wait()`` until the monotonic ``deadline`` (then ``subprocess.TimeoutExpired``), updating
+    ``live`` every ``LIVE_POLL_S`` meanwhile."""
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise subprocess.TimeoutExpired("run", 0)
+        try:
+            return run.wait(timeout=min(left, LIVE_POLL_S) if live is not None else left)
+        except subprocess.TimeoutExpired:
+            if live is None or time.monotonic() >= deadline:
+                raise
+            live.update()
 
 
 def exit_reason(code: int) -> str:

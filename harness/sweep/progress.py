@@ -8,12 +8,14 @@ from __future__ import annotations
 import json
 import platform
 import statistics
+import sys
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from harness.config.schema import FACTORS
+from harness.results import PROGRESS_FILE
 
 SWEEP_FILE = "sweep.json"
 _durations: list[float] = []  # seconds per finished cell in this process (the sequential launcher)
@@ -85,6 +87,70 @@ def outcome(result: dict[str, Any], elapsed: float, sweep_dir: Path, job_num: in
         remaining = cells - job_num - 1
         text += f", ETA {_duration(statistics.mean(_durations) * remaining)}"
     return text
+
+
+class LiveLine:
+    """A long run's live state while it trains, from its progress file (``harness.results.PROGRESS_FILE``):
+    ``epoch 3/50 (fine_tune), val acc 0.812, 41 s/epoch, run ETA ≤ 32 min``.
+
+    On a terminal it is rewritten in place after the cell's ``[3/48] … `` heading (and erased before the
+    outcome is printed there); elsewhere (CI logs, files) it is printed as a plain indented line at most
+    every ``plain_every_s`` seconds, so short runs print none. The ETA is the epochs left times the
+    median epoch so far: an upper bound where early stopping may end the run sooner.
+    """
+
+    def __init__(self, run_dir: Path, stream: Any = None, plain_every_s: float = 30.0) -> None:
+        self.path = run_dir / PROGRESS_FILE
+        self.stream = stream or sys.stdout
+        self.in_place = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.plain_every_s = plain_every_s
+        self.started = time.monotonic()
+        self.last_plain = self.started
+        self.seen: tuple[int, float] | None = None  # the epoch last read (number, when it ended)
+        self.last_printed: tuple[int, float] | None = None
+        self.epoch_seconds: list[float] = []
+        self.printed_plain = False  # the heading's line was ended: the outcome needs its own line
+        self.shown = False
+        if self.in_place:
+            self.stream.write("\x1b7")  # remember where the live text starts (after the heading)
+
+    def text(self) -> str | None:
+        """The live text, or ``None`` before the first epoch has ended."""
+        try:
+            state = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return None
+        if (state["epoch"], state["at"]) != self.seen:
+            self.seen = (state["epoch"], state["at"])
+            self.epoch_seconds.append(state["epoch_seconds"])
+        per_epoch = statistics.median(self.epoch_seconds[1:] or self.epoch_seconds)  # the first one compiles
+        text = f"epoch {state['epoch']}/{state['epochs']}"
+        if state.get("stage") in ("head", "fine_tune"):
+            text += f" ({state['stage']})"
+        if state.get("val_accuracy") is not None:
+            text += f", val acc {state['val_accuracy']:.3f}"
+        left = state["epochs"] - state["epoch"]
+        text += f", {per_epoch:.1f} s/epoch" + (f", run ETA ≤ {_duration(left * per_epoch)}" if left else "")
+        return text
+
+    def update(self) -> None:
+        """Show the run's state now (called while waiting for the run)."""
+        text = self.text()
+        if text is None or self.seen == self.last_printed:  # nothing new since the last line
+            return
+        if self.in_place:
+            self.stream.write(f"\x1b8\x1b[K{text}")
+            self.shown, self.last_printed = True, self.seen
+        elif time.monotonic() - self.last_plain >= self.plain_every_s:
+            self.stream.write(("\n" if not self.printed_plain else "") + f"    {text}\n")
+            self.printed_plain, self.last_plain, self.last_printed = True, time.monotonic(), self.seen
+        self.stream.flush()
+
+    def close(self) -> None:
+        """Erase the live text (terminal), so that the outcome follows the heading."""
+        if self.in_place and self.shown:
+            self.stream.write("\x1b8\x1b[K")
+            self.stream.flush()
 
 
 def summary(results: list[dict[str, Any]], problems: list[str]) -> str:
