@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from harness.config.validate import ConfigError, validate
-from harness.keras_cache import dataset_files
+from harness.keras_cache import KERAS_DATASETS, dataset_files
 from harness.run.data import load_image_folder, load_tasks
 from tests.conftest import compose_config, harness_env, results_under, run_harness, write_image_folder
 
@@ -24,9 +24,10 @@ def fake_images(count: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndar
     return RNG.integers(0, 256, (count, *shape), dtype=np.uint8), np.arange(count, dtype=np.uint8) % 10
 
 
-def write_keras_cache(home: Path, per_file: int = 30) -> None:
+def write_keras_cache(home: Path, per_file: int = 60) -> None:
     """MNIST's npz, Fashion-MNIST's gzipped IDX files and CIFAR-10's pickled batches, small."""
-    mnist, fashion, cifar = (dataset_files(name) for name in ("mnist", "fashion_mnist", "cifar10"))
+    mnist, fashion, cifar = ([home / "datasets" / relative for relative, _ in KERAS_DATASETS[name]]
+                             for name in ("mnist", "fashion_mnist", "cifar10"))
     for path in (*mnist, *fashion, *cifar):
         path.parent.mkdir(parents=True, exist_ok=True)
     (x_train, y_train), (x_test, y_test) = fake_images(per_file, (28, 28)), fake_images(per_file, (28, 28))
@@ -48,16 +49,17 @@ def write_keras_cache(home: Path, per_file: int = 30) -> None:
 def test_keras_datasets_load_from_keras_cache_as_8_bit_images(tmp_path, monkeypatch, name, shape):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
     write_keras_cache(tmp_path / "keras")
-    cfg = compose_config([f"dataset={name}", "dataset.limit=50"])
+    cfg = compose_config([f"dataset={name}", "dataset.limit=100"])
+    assert all(path.is_file() for path in dataset_files(name))  # where Keras looks under KERAS_HOME
     validate(cfg)  # cached: no network needed
     task, _ = load_tasks(cfg["dataset"], tmp_path)
     examples = len(task.train.y) + len(task.val.y) + len(task.test.y)
     assert task.input_shape == shape and task.train.x.dtype == np.uint8 and task.pixel_max == 255
-    if name == "mnist":  # digits 5-9 of 50 examples (limit) drawn from 60 (train and test joined)
-        assert task.classes == (5, 6, 7, 8, 9) and examples == 25
+    if name == "mnist":  # digits 5-9 of 100 examples (limit) drawn from 120 (train and test joined)
+        assert task.classes == (5, 6, 7, 8, 9) and examples == 50
     else:
-        assert task.num_classes == 10 and examples == 50
-        assert np.bincount(task.train.y).tolist() == [4] * 10  # stratified: every class keeps its share
+        assert task.num_classes == 10 and examples == 100
+        assert np.bincount(task.train.y).tolist() == [8] * 10  # stratified: every class keeps its share
 
 
 def test_a_keras_dataset_neither_cached_nor_downloadable_is_one_line_before_training(tmp_path):
