@@ -59,9 +59,10 @@ def _text(value: Any) -> str:
 def swept_factors(configs: list[dict[str, Any]]) -> list[str]:
     """The factors of a sweep of ``configs`` (resolved run configs, one per cell): the four article
     factors, then every group whose option differs between cells, then every other setting that
-    differs, in config order. A setting inside a group counts only where it differs between cells that
-    picked the same option (``optimizer=adam,sgd`` changes the learning rate with the option: that is
-    the optimizer factor, not a learning-rate one).
+    differs, in config order. A setting counts only where it differs between cells that picked the
+    same option in every group: ``optimizer=adam,sgd`` changes the learning rate with the option (that
+    is the optimizer factor, not a learning-rate one), and ``model=small_cnn,vgg16 transfer=on``
+    changes where the weights come from with the model.
 
     Example: ``optimizer=adam,sgd optimizer.learning_rate=0.1,0.01`` gives ``[optimizer, transfer,
     early_stopping, device, optimizer.learning_rate]``.
@@ -77,10 +78,10 @@ def swept_factors(configs: list[dict[str, Any]]) -> list[str]:
         top = key.split(".")[0]
         if top in NOT_FACTORS or (top in groups and key.endswith(".name")):
             continue
-        cells_by_option: dict[str, set[str]] = {}
+        cells_by_option: dict[tuple[str, ...], set[str]] = {}
         for config, values in zip(configs, flat, strict=True):
-            option = config[top]["name"] if top in groups else ""
-            cells_by_option.setdefault(option, set()).add(_text(values.get(key, _ABSENT)))
+            options = tuple(config[group]["name"] for group in groups)
+            cells_by_option.setdefault(options, set()).add(_text(values.get(key, _ABSENT)))
         if any(len(seen) > 1 for seen in cells_by_option.values()):
             found.append(key)
     return found

@@ -16,6 +16,7 @@ import pytest
 from harness.keras_cache import imagenet_weights_file
 from tests.conftest import (
     REPO,
+    compose_config,
     harness_env,
     results_under,
     run_harness,
@@ -117,3 +118,26 @@ def test_a_folder_of_images_trains_a_backbone_under_jax_without_tensorflow(tmp_p
     (run,) = results_under(tmp_path / "multirun")
     assert run["status"] == "ok" and run["environment"]["backend"] == "jax"
     assert np.isfinite(run["test_loss"])
+
+
+@pytest.mark.parametrize("name", ["vgg16", "resnet50", "mobilenet_v2", "efficientnet_b0"])
+def test_every_backbone_builds_frozen_and_from_scratch_and_trains_a_step(name, tmp_path):
+    import keras
+
+    from harness.run.data import load_tasks
+    from harness.run.models import build_classifier, build_feature_extractor, parameter_counts
+
+    cfg = compose_config([f"model={name}", "model.image_size=32", "dataset.train_size=16"])
+    task = load_tasks(cfg["dataset"], tmp_path)[0]  # digits: 8x8 grey, resized and made RGB in the model
+    for frozen in (True, False):
+        extractor = build_feature_extractor(task.input_shape, cfg["model"], pixel_max=task.pixel_max)
+        model = build_classifier(extractor, task.num_classes, cfg["model"], frozen=frozen)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        before = [w.copy() for w in extractor.get_weights()]
+        loss = model.fit(task.train.x, task.train.y, epochs=1, batch_size=16, verbose=0).history["loss"][0]
+        assert np.isfinite(loss) and model.output_shape == (None, task.num_classes)
+        unchanged = all(np.array_equal(a, b) for a, b in zip(before, extractor.get_weights(), strict=True))
+        assert unchanged is frozen  # frozen: BatchNorm statistics too (inference mode)
+        counts = parameter_counts(model)
+        assert (counts["frozen_params"] > counts["trainable_params"]) is frozen
+        keras.backend.clear_session()

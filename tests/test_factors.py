@@ -26,6 +26,9 @@ def test_a_value_swept_within_an_option_is_a_factor_the_option_change_alone_is_n
     assert swept_factors(grid) == [*FACTORS, "optimizer.learning_rate"]
     # adam and sgd have different default learning rates: that is the optimizer factor, not a new one
     assert swept_factors(configs(["optimizer=adam"], ["optimizer=sgd"])) == list(FACTORS)
+    # vgg16's transfer=on starts from ImageNet, small_cnn's from the source classes: that is the model factor
+    grid = configs(*([f"model={m}", f"transfer={t}"] for m in ("small_cnn", "vgg16") for t in ("on", "off")))
+    assert swept_factors(grid) == [*FACTORS, "model"]
 
 
 @pytest.mark.parametrize(("cells", "factor"), [

@@ -22,11 +22,13 @@ from typing import Any
 import keras
 
 from harness import keras_cache
+from harness.config.schema import KEYED_ONLY_OFF_DEFAULT
 from harness.keras_cache import APPLICATIONS
 from harness.results import write_json_atomic
 from harness.run.data import Task
 
 FEATURE_EXTRACTOR = "feature_extractor"
+_UNSET = object()
 
 
 def build_small_cnn(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None,
@@ -177,13 +179,15 @@ def build_classifier(extractor: keras.Model, num_classes: int, cfg: dict[str, An
 
 def pretrain_key(cfg: dict[str, Any]) -> str:
     """Hash of everything that determines pretrained weights (not the target task, not the run seed)."""
-    dataset = {k: v for k, v in cfg["dataset"].items() if k not in ("target_classes", "train_size")}
+    dataset = {k: v for k, v in cfg["dataset"].items() if k not in ("target_classes", "train_size")
+               and KEYED_ONLY_OFF_DEFAULT.get(f"dataset.{k}", _UNSET) != v}  # keys cached before they existed
     if dataset.get("path"):
         stat = Path(dataset["path"]).stat()
         dataset["file"] = [stat.st_size, stat.st_mtime_ns]
     transfer = {k: cfg["transfer"][k] for k in ("pretrain_epochs", "pretrain_seed", "pretrain_learning_rate")}
+    model = {k: v for k, v in cfg["model"].items() if k != "pretrained_weights"}  # where transfer=on starts
     basis = {
-        "dataset": dataset, "model": cfg["model"], "transfer": transfer, "batch_size": cfg["batch_size"],
+        "dataset": dataset, "model": model, "transfer": transfer, "batch_size": cfg["batch_size"],
         "keras": keras.__version__, "backend": keras.backend.backend(),
     }
     if cfg["precision"] != "float32":  # only then: pretrained weights cached before this setting keep their key
