@@ -94,9 +94,11 @@ def transfer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> st
     if time.pairs == 0 and accuracy.pairs == 0:
         return "Transfer learning: not measured (the sweep has no paired transfer on/off runs)."
     ok = runs[runs["status"] == "ok"]
-    where = " and ".join(", ".join(sorted(set(ok[column].dropna().astype(str)))) for column in ("model", "dataset"))
-    return (f"Transfer learning (on vs off; {where}) multiplies time to target by {described(time)}; it changes "
-            f"test accuracy by {described(accuracy)}. {pretraining_cost(ok[ok['transfer'] == 'on'])}")
+    where = " on ".join(", ".join(sorted(set(ok[column].dropna().astype(str)))) for column in ("model", "dataset"))
+    effect = (f"multiplies time to target by {described(time)}" if time.pairs else
+              "cannot be compared on time to target (in no pair did both runs reach the target)")
+    return (f"Transfer learning (on vs off; {where}) {effect}; it changes test accuracy by {described(accuracy)}. "
+            f"{pretraining_cost(ok[ok['transfer'] == 'on'])}")
 
 
 def pretraining_cost(transferred: pd.DataFrame) -> str:
