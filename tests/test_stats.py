@@ -12,10 +12,12 @@ from harness.report import stats, verdicts
 
 
 def run(optimizer="adam", transfer="off", early_stopping="off", device="cpu", seed=0, status="ok", reason=None,
-        train_seconds=1.0, time_to_target_seconds=1.0, test_accuracy=0.9, price_per_hour=None, target=0.9):
+        train_seconds=1.0, time_to_target_seconds=1.0, test_accuracy=0.9, price_per_hour=None, target=0.9,
+        **more):
     return dict(optimizer=optimizer, transfer=transfer, early_stopping=early_stopping, device=device, seed=seed,
                 status=status, reason=reason, train_seconds=train_seconds, test_accuracy=test_accuracy,
-                time_to_target_seconds=time_to_target_seconds, price_per_hour=price_per_hour, target_accuracy=target)
+                time_to_target_seconds=time_to_target_seconds, price_per_hour=price_per_hour, target_accuracy=target,
+                **more)
 
 
 def table(*rows):
@@ -150,6 +152,25 @@ def test_verdict_says_when_an_effect_is_noise():
     assert text == ("Transfer learning (on vs off) multiplies time to target by ×0.75 (95% CI ×0.50 to ×1.00, "
                     "2 pairs), not distinguishable from noise; it changes test accuracy by -0.050 (95% CI -0.100 "
                     "to +0.000, 2 pairs), not distinguishable from noise.")
+
+
+def test_transfer_verdict_names_backbone_and_dataset_and_counts_a_pretraining_once():
+    on = dict(model="small_cnn", dataset="digits", pretrained_weights="/cache/k.weights.h5", pretrain_seconds=6.0)
+    runs = table(run("adam", "on", time_to_target_seconds=2.0, **on, pretrain_cache_hit=False),
+                 run("adam", "off", time_to_target_seconds=4.0, model="small_cnn", dataset="digits"),
+                 run("adam", "on", seed=1, time_to_target_seconds=2.0, **on, pretrain_cache_hit=True),
+                 run("adam", "off", seed=1, time_to_target_seconds=4.0, model="small_cnn", dataset="digits"))
+    assert verdicts.transfer_verdict(runs).endswith(
+        "Pretraining on the source classes cost 6.0 s, paid once and amortised over the 2 runs that used it: "
+        "3.00 s per run, not in their time to target.")
+    assert verdicts.transfer_verdict(runs).startswith("Transfer learning (on vs off; small_cnn on digits) multiplies")
+    imagenet = runs.assign(model="vgg16", pretrained_weights=["imagenet", None] * 2, pretrain_cache_hit=None,
+                           time_to_target_seconds=[2.0, None] * 2)
+    assert verdicts.transfer_verdict(imagenet) == (
+        "Transfer learning (on vs off; vgg16 on digits) cannot be compared on time to target (in no pair did both "
+        "runs reach the target); it changes test accuracy by +0.000 (95% CI +0.000 to +0.000, 2 pairs), not "
+        "distinguishable from noise. Pretraining was free here: the runs started from Keras' ImageNet weights, "
+        "trained elsewhere.")
 
 
 def test_device_verdict_without_a_gpu_says_not_measured():

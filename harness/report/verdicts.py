@@ -88,17 +88,21 @@ def optimizer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> s
 
 
 def transfer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> str:
-    """Transfer learning's effect on time to target and on test accuracy (on against off)."""
+    """Transfer learning's effect on time to target and on test accuracy (on against off), naming the
+    ``model`` and ``dataset`` it was measured on and what pretraining cost (``pretraining_cost``) where
+    ``runs`` has those columns (the runs table has)."""
     time = paired_effect(runs, "transfer", "on", "off", "time_to_target_seconds", "ratio", factors=factors)
     accuracy = paired_effect(runs, "transfer", "on", "off", "test_accuracy", "difference", factors=factors)
     if time.pairs == 0 and accuracy.pairs == 0:
         return "Transfer learning: not measured (the sweep has no paired transfer on/off runs)."
     ok = runs[runs["status"] == "ok"]
-    where = " on ".join(", ".join(sorted(set(ok[column].dropna().astype(str)))) for column in ("model", "dataset"))
+    named = [", ".join(sorted(set(ok[column].dropna().astype(str)))) for column in ("model", "dataset")
+             if column in ok]
+    where = f"; {' on '.join(named)}" if any(named) else ""
     effect = (f"multiplies time to target by {described(time)}" if time.pairs else
               "cannot be compared on time to target (in no pair did both runs reach the target)")
-    return (f"Transfer learning (on vs off; {where}) {effect}; it changes test accuracy by {described(accuracy)}. "
-            f"{pretraining_cost(ok[ok['transfer'] == 'on'])}")
+    return (f"Transfer learning (on vs off{where}) {effect}; it changes test accuracy by {described(accuracy)}. "
+            f"{pretraining_cost(ok[ok['transfer'] == 'on'])}").strip()
 
 
 def pretraining_cost(transferred: pd.DataFrame) -> str:
@@ -106,7 +110,7 @@ def pretraining_cost(transferred: pd.DataFrame) -> str:
     sweep for ImageNet weights or a weights file; for pretraining on the source classes, its seconds,
     paid once and shared by the runs that reused the cached weights (each of them records the
     ``pretrain_seconds`` of the pretraining it reused: counted once)."""
-    if transferred.empty:
+    if transferred.empty or not {"pretrain_cache_hit", "pretrain_seconds", "pretrained_weights"} <= set(transferred):
         return ""
     pretrained_here = transferred[transferred["pretrain_cache_hit"].notna()]
     if pretrained_here.empty:
