@@ -124,8 +124,9 @@ def test_a_folder_of_images_trains_a_backbone_under_jax_without_tensorflow(tmp_p
 def test_every_backbone_builds_frozen_and_from_scratch_and_trains_a_step(name, tmp_path):
     import keras
 
+    from harness.run.backbones import parameter_counts
     from harness.run.data import load_tasks
-    from harness.run.models import build_classifier, build_feature_extractor, parameter_counts
+    from harness.run.models import build_classifier, build_feature_extractor
 
     cfg = compose_config([f"model={name}", "model.image_size=32", "dataset.train_size=16"])
     task = load_tasks(cfg["dataset"], tmp_path)[0]  # digits: 8x8 grey, resized and made RGB in the model

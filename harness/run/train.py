@@ -155,7 +155,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     ``timing.PhaseClock``; ``run_dir``: where to write the progress file (``None``: nowhere)."""
     import keras
 
-    from harness.run import data, models, optimizers, timing
+    from harness.run import backbones, data, models, optimizers, timing
 
     task, source = data.load_tasks(cfg["dataset"], cache_dir)
     clock.lap("data")
@@ -176,9 +176,9 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     compile_options = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
                        "jit_compile": cfg["jit_compile"], "steps_per_execution": cfg["steps_per_execution"]}
     model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), **compile_options)
-    result.update(backbone=cfg["model"]["name"], **models.parameter_counts(model))
-    if cfg["model"]["name"] in models.APPLICATIONS:
-        result["image_size"] = models.image_size(cfg["model"])
+    result.update(backbone=cfg["model"]["name"], **backbones.parameter_counts(model))
+    if cfg["model"]["name"] in backbones.APPLICATIONS:
+        result["image_size"] = backbones.image_size(cfg["model"])
     fine_tune = transfer["enabled"] and transfer["fine_tune_layers"] > 0 and transfer["head_epochs"] < cfg["epochs"]
     result["transfer_mode"] = ("fine-tuned" if fine_tune else "frozen") if transfer["enabled"] else "from scratch"
     stage_names = ["head" if transfer["enabled"] else "all"]  # what the progress file says is training now
@@ -193,11 +193,11 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     stages = [stage_names[0]] * len(timer.epochs)
     if fine_tune:  # both stages are training time: the recompilation between them too
         stage_names.append("fine_tune")
-        result["fine_tuned_layers"] = models.unfreeze_top(extractor, transfer["fine_tune_layers"])
+        result["fine_tuned_layers"] = backbones.unfreeze_top(extractor, transfer["fine_tune_layers"])
         learning_rate = transfer["fine_tune_learning_rate"]
         model.compile(optimizer=optimizers.build_optimizer({**cfg["optimizer"], "learning_rate": learning_rate,
                                                             "lr_scale": 1.0}), **compile_options)
-        result["fine_tune_params"] = models.parameter_counts(model)["trainable_params"]
+        result["fine_tune_params"] = backbones.parameter_counts(model)["trainable_params"]
         done = len(timer.epochs)
         more = model.fit(task.train.x, task.train.y, initial_epoch=done, epochs=cfg["epochs"], **fit_options).history
         metrics = {key: [*metrics.get(key, []), *values] for key, values in more.items()}
