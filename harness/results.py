@@ -54,7 +54,7 @@ class Result(TypedDict, total=False):
     status: Status
     reason: str | None  # why it is not ok (None when ok)
     epochs_run: int
-    history: list[dict[str, float]]  # one dict per epoch: metrics and seconds
+    history: list[dict[str, Any]]  # one dict per epoch: metrics, seconds and its ``stage`` (head, fine_tune, all)
     train_seconds: float
     median_epoch_seconds: float | None
     median_step_seconds: float | None
@@ -66,6 +66,16 @@ class Result(TypedDict, total=False):
     reused: bool  # taken from the results store, not trained in this sweep
     reused_from: str
     comet: dict[str, Any]  # where the run's Comet experiment lives (never the API key)
+    backbone: str  # the model's feature extractor (small_cnn, vgg16, ...)
+    transfer_mode: str  # frozen, fine-tuned or from scratch
+    trainable_params: int  # as compiled for the first (or only) stage
+    frozen_params: int  # non-trainable, BatchNorm statistics included
+    image_shape: list[int]  # the dataset's images as stored (H, W, C)
+    image_size: int  # the backbone's input size (application models)
+    pretrained_weights: str  # source_task's cache file, imagenet, or the file given
+    weights_file: str  # the file the weights were loaded from (imagenet: Keras' cache)
+    weights_sha256: str | None
+    data_seconds: float  # loading and decoding the data: never training time
 
 
 COLUMNS = (

@@ -9,6 +9,8 @@
   pretraining, compilation set-up before ``fit``, Comet start/end and the final test evaluation are
   outside it. The first epoch includes graph tracing/compilation, so it is reported on its own
   (``first_epoch_seconds``) beside the median of the later epochs (``median_epoch_seconds``).
+- Fine-tuning trains in two ``fit`` calls (head, then top layers): both stages' epochs are training
+  seconds; the recompilation between them is in ``fit_seconds`` only.
 - A *step* is one batch: ``median_step_seconds`` is the median epoch's training seconds divided by
   the steps per epoch (``ceil(train examples / batch size)``); under a few milliseconds the framework's
   overhead, not the model's compute, is what gets timed.
