@@ -3,7 +3,7 @@
 # backend (jit_compile=true) on a machine with an NVIDIA GPU and a CUDA build of JAX, without network:
 #   1. experiment=seed_grid: the article's grid (small CNN on digits: steps of a few ms, where a GPU's
 #      launch overhead may dominate);
-#   2. a larger workload: MobileNetV2 (random init) on digits resized to 96x96, batch 128, where a step is
+#   2. a larger workload: MobileNetV2 (width 0.35, random init) on digits resized to 96x96, batch 128, where a step is
 #      real work.
 # Each sweep writes its report under $OUT/reports/; the device verdict gives the GPU/CPU ratio with its CI,
 # and every GPU result records the GPU, its memory and driver, and the devices JAX itself saw.
@@ -42,7 +42,7 @@ command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,dri
 cd "$out"
 common=(backend=jax jit_compile=true "tracking=$tracking" "seed=$seeds" "epochs=$epochs" results_dir="$out/results")
 "$python" -m harness -m experiment=seed_grid "${common[@]}" sweep_name=gpu_claim_seed_grid || true
-"$python" -m harness -m device=cpu,gpu model=mobilenet_v2 model.image_size=96 batch_size=128 "${common[@]}" \
+"$python" -m harness -m device=cpu,gpu model=mobilenet_v2 model.alpha=0.35 model.image_size=96 batch_size=128 "${common[@]}" \
   sweep_name=gpu_claim_mobilenet_v2 || true
 for sweep in gpu_claim_seed_grid gpu_claim_mobilenet_v2; do
   echo "== $sweep"

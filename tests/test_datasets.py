@@ -97,6 +97,27 @@ def test_an_image_folder_is_decoded_once_made_rgb_and_resized_to_a_common_size(t
     assert x[:12, ..., 2].mean() > x[:12, ..., 0].mean()  # ...and its images are class_2's (blue)
 
 
+def test_big_photos_are_scaled_down_keeping_their_aspect_unless_a_size_is_given():
+    from harness.run.data import common_size
+
+    assert common_size([(40, 40), (40, 40), (48, 36)]) == (40, 40)
+    assert common_size([(4000, 3000), (4000, 3000), (3000, 4000)]) == (256, 192)  # a phone's photos
+    assert common_size([(30, 20), (20, 30)]) == (20, 30)  # a tie: the smaller (width first)
+
+
+def test_a_photo_taken_sideways_is_turned_upright_by_its_exif_orientation(tmp_path):
+    from PIL import Image
+
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        photo = Image.new("RGB", (40, 20), (200, 0, 0))  # stored 40 wide, 20 high...
+        exif = photo.getexif()
+        exif[0x0112] = 6  # ...and shown rotated by 90 degrees: 20 wide, 40 high
+        photo.save(tmp_path / label / "photo.jpg", exif=exif)
+    x, _ = load_image_folder({"path": str(tmp_path), "class_folders": [], "image_size": None})
+    assert x.shape == (2, 40, 20, 3)
+
+
 def test_bad_image_folders_are_named_clearly(tmp_path):
     root = write_image_folder(tmp_path / "images")
     cfg = compose_config(["dataset=folder", f"dataset.path={root}"])

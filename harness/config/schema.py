@@ -144,9 +144,10 @@ class DatasetConfig:
     ``limit`` is a stratified cap on the whole dataset (before splitting), for quick trials on large data.
     ``path`` is the file of a file-based dataset (``npz``) or the folder of ``folder`` (one sub-folder
     of images per class; ``class_folders`` picks and orders them; ``image_size``: every image resized
-    to it, or, when ``None``, to the size most of them have); ``url`` (with its ``sha256``) that of a
-    downloaded ``.npz``, fetched once into the cache. ``mnist``, ``fashion_mnist`` and ``cifar10`` are
-    Keras' datasets, read from Keras' cache (downloaded there once); ``digits`` ships inside scikit-learn.
+    to it, or, when ``None``, to the size most of them have, at most 256 on its longer side); ``url``
+    (with its ``sha256``) that of a downloaded ``.npz``, fetched once into the cache. ``mnist``,
+    ``fashion_mnist`` and ``cifar10`` are Keras' datasets, read from Keras' cache (downloaded there
+    once); ``digits`` ships inside scikit-learn.
     """
 
     name: str = MISSING

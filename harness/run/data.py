@@ -145,11 +145,25 @@ def image_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
+FOLDER_MAX_SIDE = 256
+"""Without ``image_size``, a folder's images keep the size most of them have, scaled down (aspect kept)
+to this on their longer side: photos from a phone would otherwise take 36 MB each in memory."""
+
+
+def common_size(sizes: list[tuple[int, int]]) -> tuple[int, int]:
+    """The (width, height) most of ``sizes`` have (the smaller on a tie), scaled down to
+    ``FOLDER_MAX_SIDE`` on its longer side."""
+    values, counts = np.unique(np.array(sizes), axis=0, return_counts=True)
+    width, height = (int(v) for v in values[np.argmax(counts)])
+    scale = min(1.0, FOLDER_MAX_SIDE / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
 def load_image_folder(cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Every image of every class folder, decoded once, made RGB (grey and palette images too) and
-    resized (bilinear) to ``image_size`` square, or, when ``None``, to the size most of them have;
-    as uint8 (N, H, W, 3), labelled by class-folder index."""
-    from PIL import Image, UnidentifiedImageError
+    """Every image of every class folder, decoded once, turned upright (EXIF orientation), made RGB
+    (grey and palette images too) and resized (bilinear) to ``image_size`` square, or, when ``None``,
+    to ``common_size``; as uint8 (N, H, W, 3), labelled by class-folder index."""
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     paths, labels = [], []
     for label, folder in enumerate(class_folders(cfg)):
@@ -162,14 +176,10 @@ def load_image_folder(cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     for path in paths:
         try:
             with Image.open(path) as image:
-                images.append(image.convert("RGB"))
+                images.append(ImageOps.exif_transpose(image).convert("RGB"))
         except (UnidentifiedImageError, OSError) as err:
             raise ValueError(f"{path}: not a readable image ({err})") from err
-    if cfg["image_size"]:
-        size = (cfg["image_size"], cfg["image_size"])
-    else:
-        sizes, counts = np.unique(np.array([image.size for image in images]), axis=0, return_counts=True)
-        size = tuple(int(v) for v in sizes[np.argmax(counts)])
+    size = (cfg["image_size"],) * 2 if cfg["image_size"] else common_size([image.size for image in images])
     x = np.stack([np.asarray(image if image.size == size else image.resize(size, Image.BILINEAR))
                   for image in images])
     return x, np.asarray(labels)
