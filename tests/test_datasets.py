@@ -97,6 +97,15 @@ def test_an_image_folder_is_decoded_once_made_rgb_and_resized_to_a_common_size(t
     assert x[:12, ..., 2].mean() > x[:12, ..., 0].mean()  # ...and its images are class_2's (blue)
 
 
+def test_too_few_examples_to_split_is_a_clear_reason(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    write_keras_cache(tmp_path / "keras")
+    cfg = compose_config(["dataset=cifar10", "dataset.limit=20"])  # 2 per class: 20 % held out is 4 in all
+    with pytest.raises(ValueError, match="dataset 'cifar10': too few examples to split train/validation/test "
+                                         "with every class in each \\(the smallest class has 2; 20% held out\\)"):
+        load_tasks(cfg["dataset"], tmp_path)
+
+
 def test_big_photos_are_scaled_down_keeping_their_aspect_unless_a_size_is_given():
     from harness.run.data import common_size
 

@@ -241,12 +241,18 @@ def make_task(x: np.ndarray, y: np.ndarray, classes: list[int], cfg: dict[str, A
     x, labels = x[keep], np.searchsorted(np.asarray(sorted(classes)), y[keep]).astype("int32")
     seed = cfg["split_seed"]
     held_out = cfg["val_fraction"] + cfg["test_fraction"]
-    x_train, x_rest, y_train, y_rest = train_test_split(
-        x, labels, test_size=held_out, stratify=labels, random_state=seed
-    )
-    x_val, x_test, y_val, y_test = train_test_split(
-        x_rest, y_rest, test_size=cfg["test_fraction"] / held_out, stratify=y_rest, random_state=seed
-    )
+    try:
+        x_train, x_rest, y_train, y_rest = train_test_split(
+            x, labels, test_size=held_out, stratify=labels, random_state=seed
+        )
+        x_val, x_test, y_val, y_test = train_test_split(
+            x_rest, y_rest, test_size=cfg["test_fraction"] / held_out, stratify=y_rest, random_state=seed
+        )
+    except ValueError as err:  # scikit-learn's words are about "groups" and "test_size"
+        fewest = int(np.bincount(labels).min())
+        raise ValueError(f"dataset {cfg['name']!r}: too few examples to split train/validation/test with every "
+                         f"class in each (the smallest class has {fewest}; {held_out:.0%} held out); use more "
+                         f"examples (dataset.limit) or other dataset.val_fraction/test_fraction ({err})") from err
     if train_size is not None and train_size < len(x_train):
         x_train, _, y_train, _ = train_test_split(
             x_train, y_train, train_size=train_size, stratify=y_train, random_state=seed
