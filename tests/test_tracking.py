@@ -93,6 +93,9 @@ def test_each_run_leaves_an_archive_with_its_curves_params_tags_and_status(offli
         assert tag in seen["tags"]
     assert seen["others"]["status"] == "ok"
     assert seen["others"]["run_key"] == ok["run_key"]
+    assert seen["others"]["backbone"] == "small_cnn" and seen["others"]["transfer_mode"] == "from scratch"
+    assert seen["metrics"]["trainable_params"] == [ok["trainable_params"]]
+    assert seen["metrics"]["data_seconds"] == pytest.approx([ok["data_seconds"]])
 
     failed_seen = read_archive(Path(failed["comet"]["archive"]))
     assert failed_seen["others"]["status"] == "failed"

@@ -94,15 +94,17 @@ def log_start(experiment: comet_ml.CometExperiment, record: dict[str, Any]) -> N
 
 
 def log_end(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> None:
-    """The run's outcome: final metrics, status and reason, device, versions and hardware."""
+    """The run's outcome: final metrics, status and reason, device, the model's facts, versions and hardware."""
     finals = ("train_seconds", "time_to_target_seconds", "epochs_to_target", "best_val_accuracy",
               "test_accuracy", "test_loss", "epochs_run", "stopped_epoch", "first_epoch_seconds",
-              "median_epoch_seconds", "samples_per_second")
+              "median_epoch_seconds", "samples_per_second", "data_seconds", "trainable_params", "frozen_params")
     metrics = {k: result[k] for k in finals if isinstance(result.get(k), (int, float))
                and not isinstance(result.get(k), bool) and math.isfinite(result[k])}
     experiment.log_metrics(metrics)
     others = {"status": result["status"], "reason": result.get("reason") or "",
               "device_used": result.get("device_used") or ""}
+    others.update({k: result[k] for k in ("backbone", "transfer_mode", "image_size", "weights_sha256")
+                   if result.get(k) is not None})  # which backbone and weights, on the dashboard
     others.update({f"env.{k}": v for k, v in (result.get("environment") or {}).items()})
     experiment.log_others(others)
 
