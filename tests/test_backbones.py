@@ -62,6 +62,7 @@ def test_the_articles_experiment_frozen_vs_from_scratch_on_a_folder_of_images(tm
     report = Path(done.stdout.splitlines()[-1].removeprefix("report: "))
     page = report.read_text()
     assert f"Transfer learning (on vs off; {model} on folder)" in page
+    assert "Data loading and decoding, outside training time: median " in page
 
 
 def test_imagenet_weights_come_from_keras_cache_and_the_run_records_which_file(tmp_path, monkeypatch):

@@ -79,6 +79,16 @@ def _values(runs: pd.DataFrame, column: str, default: str = "") -> str:
     return ", ".join(sorted({str(v) for v in values if str(v) != ""})) or default
 
 
+def data_loading_fact(runs: pd.DataFrame) -> str:
+    """What loading and decoding the data cost the ok runs that measured it (``data_seconds``; never
+    training time), or nothing where none did (results from before it was recorded)."""
+    seconds = pd.to_numeric(runs.loc[runs["status"] == "ok", "data_seconds"], errors="coerce").dropna()
+    if seconds.empty:
+        return ""
+    return (f"Data loading and decoding, outside training time: median {seconds.median():.2f} s per run "
+            f"(at most {seconds.max():.2f} s).")
+
+
 def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] = FACTORS) -> Section:
     """Hardware, versions, grid (the factors that vary; those with one level as the sweep's fixed
     conditions), repeats, conditions and warnings about mixed hardware or parallel runs."""
@@ -106,6 +116,7 @@ def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] =
         f"TensorFlow {_values(ran, 'tensorflow', '-')}.",
         f"XLA (jit_compile): {_values(ran, 'jit_compile')}; threads per run: {_values(ran, 'threads')} "
         "(0 = TensorFlow's default).",
+        data_loading_fact(runs),
     ]
     items = []
     parallel = pd.to_numeric(ran["parallel_jobs"], errors="coerce")
