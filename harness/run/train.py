@@ -149,20 +149,12 @@ def fit_callbacks(cfg: dict[str, Any], experiment: Any, run_dir: Path | None = N
     return callbacks, timer, stopper
 
 
-def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result, clock: Any,
-          run_dir: Path | None = None) -> None:
-    """Train and evaluate the run ``cfg``, filling ``result`` as facts become known; ``clock``: the run's
-    ``timing.PhaseClock``; ``run_dir``: where to write the progress file (``None``: nowhere)."""
-    import keras
+def build_model(cfg: dict[str, Any], task: Any, source: Any, cache_dir: Path, result: Result) -> tuple[Any, Any]:
+    """The classifier of the run ``cfg``, compiled, and its feature extractor: pretrained and frozen
+    with transfer on (from ``source``, the source-classes task, for ``source_task`` weights), else
+    from scratch after seeding. Records where the weights came from and the model's facts in ``result``."""
+    from harness.run import backbones, models, optimizers
 
-    from harness.run import backbones, data, models, optimizers, timing
-
-    task, source = data.load_tasks(cfg["dataset"], cache_dir)
-    clock.lap("data")
-    result["data_seconds"] = result["phase_seconds"]["data"]  # loading and decoding: never training time
-    keras.config.set_dtype_policy(cfg["precision"])  # before any layer is built; the output stays float32
-    result["train_examples"] = len(task.train.y)
-    result["image_shape"] = list(task.input_shape)
     transfer = cfg["transfer"]
     if transfer["enabled"]:
         from_source_task = transfer["weights"] == "source_task"
@@ -173,12 +165,35 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
         extractor = models.build_feature_extractor(task.input_shape, cfg["model"], pixel_max=task.pixel_max)
     model = models.build_classifier(extractor, task.num_classes, cfg["model"], frozen=transfer["enabled"])
     result["learning_rate"] = optimizers.effective_learning_rate(cfg["optimizer"])
-    compile_options = {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
-                       "jit_compile": cfg["jit_compile"], "steps_per_execution": cfg["steps_per_execution"]}
-    model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), **compile_options)
+    model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), **compile_options(cfg))
     result.update(backbone=cfg["model"]["name"], **backbones.parameter_counts(model))
     if cfg["model"]["name"] in backbones.APPLICATIONS:
         result["image_size"] = backbones.image_size(cfg["model"])
+    return model, extractor
+
+
+def compile_options(cfg: dict[str, Any]) -> dict[str, Any]:
+    """What every ``compile`` of the run gets besides its optimizer (both fine-tuning stages alike)."""
+    return {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"], "jit_compile": cfg["jit_compile"],
+            "steps_per_execution": cfg["steps_per_execution"]}
+
+
+def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result, clock: Any,
+          run_dir: Path | None = None) -> None:
+    """Train and evaluate the run ``cfg``, filling ``result`` as facts become known; ``clock``: the run's
+    ``timing.PhaseClock``; ``run_dir``: where to write the progress file (``None``: nowhere)."""
+    import keras
+
+    from harness.run import backbones, data, optimizers, timing
+
+    task, source = data.load_tasks(cfg["dataset"], cache_dir)
+    clock.lap("data")
+    result["data_seconds"] = result["phase_seconds"]["data"]  # loading and decoding: never training time
+    keras.config.set_dtype_policy(cfg["precision"])  # before any layer is built; the output stays float32
+    result["train_examples"] = len(task.train.y)
+    result["image_shape"] = list(task.input_shape)
+    model, extractor = build_model(cfg, task, source, cache_dir, result)
+    transfer = cfg["transfer"]
     fine_tune = transfer["enabled"] and transfer["fine_tune_layers"] > 0 and transfer["head_epochs"] < cfg["epochs"]
     result["transfer_mode"] = ("fine-tuned" if fine_tune else "frozen") if transfer["enabled"] else "from scratch"
     stage_names = ["head" if transfer["enabled"] else "all"]  # what the progress file says is training now
@@ -191,12 +206,14 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     head_epochs = transfer["head_epochs"] if fine_tune else cfg["epochs"]
     metrics = model.fit(task.train.x, task.train.y, epochs=head_epochs, **fit_options).history
     stages = [stage_names[0]] * len(timer.epochs)
-    if fine_tune:  # both stages are training time: the recompilation between them too
+    # Fine-tuning: both stages are training time, and so is the recompilation between them; a head stage
+    # stopped by a NaN loss is not fine-tuned.
+    if fine_tune and all(math.isfinite(loss) for loss in metrics.get("loss", [])):
         stage_names.append("fine_tune")
         result["fine_tuned_layers"] = backbones.unfreeze_top(extractor, transfer["fine_tune_layers"])
         learning_rate = transfer["fine_tune_learning_rate"]
         model.compile(optimizer=optimizers.build_optimizer({**cfg["optimizer"], "learning_rate": learning_rate,
-                                                            "lr_scale": 1.0}), **compile_options)
+                                                            "lr_scale": 1.0}), **compile_options(cfg))
         result["fine_tune_params"] = backbones.parameter_counts(model)["trainable_params"]
         done = len(timer.epochs)
         more = model.fit(task.train.x, task.train.y, initial_epoch=done, epochs=cfg["epochs"], **fit_options).history
