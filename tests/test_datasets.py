@@ -123,8 +123,62 @@ def test_a_photo_taken_sideways_is_turned_upright_by_its_exif_orientation(tmp_pa
         exif = photo.getexif()
         exif[0x0112] = 6  # ...and shown rotated by 90 degrees: 20 wide, 40 high
         photo.save(tmp_path / label / "photo.jpg", exif=exif)
-    x, _ = load_image_folder({"path": str(tmp_path), "class_folders": [], "image_size": None})
+    x, _ = load_image_folder({"path": str(tmp_path), "class_folders": [], "image_size": None,
+                              "limit": None, "split_seed": 0})
     assert x.shape == (2, 40, 20, 3)
+
+
+def test_big_sideways_photos_are_decoded_small_and_upright(tmp_path):
+    """Phone-sized JPEGs are decoded at a reduced scale (libjpeg's draft mode) straight to the size they
+    are resized to, turned upright first: the pixels match a full decode's, the shape the shown one."""
+    from PIL import Image, ImageOps
+
+    gradient = np.linspace(0, 255, 1600, dtype="uint8")
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        photo = Image.fromarray(np.stack([np.tile(gradient, (1200, 1))] * 3, axis=-1))  # 1600 wide, 1200 high
+        exif = photo.getexif()
+        exif[0x0112] = 6  # shown turned: 1200 wide, 1600 high
+        photo.save(tmp_path / label / "photo.jpg", exif=exif, quality=95)
+    x, _ = load_image_folder({"path": str(tmp_path), "class_folders": [], "image_size": None,
+                              "limit": None, "split_seed": 0})
+    assert x.shape == (2, 256, 192, 3)  # scaled down to 256 on the longer side, upright
+    with Image.open(tmp_path / "a" / "photo.jpg") as image:
+        full = np.asarray(ImageOps.exif_transpose(image).convert("RGB").resize((192, 256), Image.BILINEAR))
+    assert np.abs(x[0].astype(int) - full.astype(int)).mean() < 2  # the same picture as a full decode gives
+
+
+def test_a_limit_on_a_folder_decodes_only_the_images_it_keeps(tmp_path):
+    from harness.run.data import limit_examples, limited_indices
+
+    root = write_image_folder(tmp_path / "images")
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}", "dataset.image_size=16"])["dataset"]
+    x_all, y_all = load_image_folder(cfg)
+    limited = {**cfg, "limit": 9}
+    x, y = load_image_folder(limited)
+    x_expected, y_expected = limit_examples(x_all, y_all, 9, cfg["split_seed"])  # what any other dataset gets
+    assert np.array_equal(x, x_expected) and np.array_equal(y, y_expected) and np.bincount(y).tolist() == [3, 3, 3]
+    kept = set(limited_indices(y_all, 9, cfg["split_seed"]).tolist())
+    paths = sorted(root.glob("class_*/*.png"))  # the loader's order: class folders, then names
+    left_out = next(path for i, path in enumerate(paths) if i not in kept)
+    left_out.write_bytes(b"no longer an image")  # never opened: only the kept images are read
+    assert np.array_equal(load_image_folder(limited)[0], x_expected)
+    with pytest.raises(ValueError, match="not a readable image"):
+        load_image_folder(cfg)
+
+
+def test_a_folder_too_big_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+    """A machine with little memory left cannot be made here: its ``available_memory`` is stood in for."""
+    import harness.run.data as data
+
+    root = write_image_folder(tmp_path / "images")
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
+    monkeypatch.setattr(data, "available_memory", lambda: 100_000)  # 36 images at 40x40 take 172,800 bytes
+    with pytest.raises(ValueError, match=f"dataset.path: the 36 images of {root} take 0.17 MB decoded at 40x40, "
+                                         "more than the 0.10 MB of memory available; use dataset.limit=N or a "
+                                         "smaller dataset.image_size \\(e.g. 21\\)"):
+        load_image_folder(cfg)
+    assert len(load_image_folder({**cfg, "limit": 18})[1]) == 18  # 86,400 bytes fit
 
 
 def test_bad_image_folders_are_named_clearly(tmp_path):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import gzip
 import pickle
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,11 +161,73 @@ def common_size(sizes: list[tuple[int, int]]) -> tuple[int, int]:
     return max(1, round(width * scale)), max(1, round(height * scale))
 
 
+EXIF_ORIENTATION = 0x0112
+"""The EXIF tag that says how a photo is shown; its values 5-8 turn the stored image by 90 degrees."""
+
+
+@contextmanager
+def opened_image(path: Path) -> Iterator[Any]:
+    """``PIL.Image.open(path)``, with a file PIL cannot read (or decode) named in one ``ValueError``."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            yield image
+    except (UnidentifiedImageError, OSError) as err:
+        raise ValueError(f"{path}: not a readable image ({err})") from err
+
+
+def shown_size(image: Any) -> tuple[int, int]:
+    """(width, height) of an opened, not yet decoded image as it is shown, from its header alone: an EXIF
+    orientation of 5-8 turns it by 90 degrees. (EXIF that a PNG stores after its pixels is not seen here,
+    as Pillow would have to decode the image to find it; the image is still resized to fit.)"""
+    from PIL import Image
+
+    width, height = image.size
+    exif = Image.Exif()
+    if image.info.get("exif"):
+        exif.load(image.info["exif"])
+    return (height, width) if exif.get(EXIF_ORIENTATION) in (5, 6, 7, 8) else (width, height)
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine can still give without swapping (Linux' ``MemAvailable``); ``None``
+    where that is not known."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def in_megabytes(size: int) -> str:
+    """``1,234 MB``: bytes for a person to read (a decimal megabyte is 10^6 bytes)."""
+    return f"{size / 1e6:,.0f} MB" if size >= 1e6 else f"{size / 1e6:.2f} MB"
+
+
+def check_fits_in_memory(count: int, size: tuple[int, int], root: Path) -> None:
+    """Refuse, in one line and before decoding anything, a folder whose decoded images alone would not fit
+    in the memory available (the OOM killer would otherwise end the run with no word of why)."""
+    needed, free = count * size[0] * size[1] * 3, available_memory()
+    if free is not None and needed > free:
+        smaller = max(1, int(max(size) * (free / needed / 2) ** 0.5))
+        raise ValueError(f"dataset.path: the {count:,} images of {root} take {in_megabytes(needed)} decoded at "
+                         f"{size[0]}x{size[1]}, more than the {in_megabytes(free)} of memory available; use "
+                         f"dataset.limit=N or a smaller dataset.image_size (e.g. {smaller})")
+
+
 def load_image_folder(cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Every image of every class folder, decoded once, turned upright (EXIF orientation), made RGB
-    (grey and palette images too) and resized (bilinear) to ``image_size`` square, or, when ``None``,
-    to ``common_size``; as uint8 (N, H, W, 3), labelled by class-folder index."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    """The images of every class folder (at most ``limit`` of them, drawn as ``limit_examples`` draws,
+    before any is decoded), turned upright (EXIF orientation), made RGB (grey and palette images too)
+    and resized (bilinear) to ``image_size`` square, or, when ``None``, to ``common_size`` of their
+    shown sizes (read from the headers); as uint8 (N, H, W, 3), labelled by class-folder index.
+
+    Decoded one at a time into one array: memory peaks at the array (checked to fit) plus one image,
+    however big the photos are; JPEGs are decoded at a reduced scale (1/2 to 1/8, libjpeg's own) where
+    they are that much bigger than the size they are resized to."""
+    from PIL import Image, ImageOps
 
     paths, labels = [], []
     for label, folder in enumerate(class_folders(cfg)):
@@ -172,27 +236,44 @@ def load_image_folder(cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"dataset.path: class folder {folder} has no images ({', '.join(IMAGE_SUFFIXES)})")
         paths += found
         labels += [label] * len(found)
-    images = []
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                images.append(ImageOps.exif_transpose(image).convert("RGB"))
-        except (UnidentifiedImageError, OSError) as err:
-            raise ValueError(f"{path}: not a readable image ({err})") from err
-    size = (cfg["image_size"],) * 2 if cfg["image_size"] else common_size([image.size for image in images])
-    x = np.stack([np.asarray(image if image.size == size else image.resize(size, Image.BILINEAR))
-                  for image in images])
-    return x, np.asarray(labels)
+    y = np.asarray(labels)
+    if (chosen := limited_indices(y, cfg["limit"], cfg["split_seed"])) is not None:
+        paths, y = [paths[i] for i in chosen], y[chosen]
+    if cfg["image_size"]:
+        size = (cfg["image_size"],) * 2
+    else:
+        sizes = []
+        for path in paths:
+            with opened_image(path) as image:
+                sizes.append(shown_size(image))
+        size = common_size(sizes)
+    check_fits_in_memory(len(paths), size, Path(cfg["path"]).expanduser())
+    x = np.empty((len(paths), size[1], size[0], 3), dtype="uint8")
+    for i, path in enumerate(paths):
+        with opened_image(path) as image:
+            if image.format == "JPEG":  # before decoding: libjpeg then decodes at 1/2, 1/4 or 1/8 scale
+                turned = shown_size(image) != image.size
+                image.draft("RGB", size[::-1] if turned else size)
+            upright = ImageOps.exif_transpose(image).convert("RGB")
+            x[i] = np.asarray(upright if upright.size == size else upright.resize(size, Image.BILINEAR))
+    return x, y
+
+
+def limited_indices(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray | None:
+    """Which of the examples labelled ``y`` (N,) to keep under ``limit``: at most ``limit`` indices, drawn
+    stratified (every class keeps its share) with ``seed``; ``None`` where there is no cap to apply."""
+    if limit is None or limit >= len(y):
+        return None
+    from sklearn.model_selection import train_test_split  # here: the Hydra process imports this module too
+
+    chosen, _ = train_test_split(np.arange(len(y)), train_size=limit, stratify=y, random_state=seed)
+    return chosen
 
 
 def limit_examples(x: np.ndarray, y: np.ndarray, limit: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """At most ``limit`` examples, drawn stratified (every class keeps its share) with ``seed``."""
-    if limit is None or limit >= len(y):
-        return x, y
-    from sklearn.model_selection import train_test_split  # here: the Hydra process imports this module too
-
-    x, _, y, _ = train_test_split(x, y, train_size=limit, stratify=y, random_state=seed)
-    return x, y
+    chosen = limited_indices(y, limit, seed)
+    return (x, y) if chosen is None else (x[chosen], y[chosen])
 
 
 def download(url: str, sha256: str | None, cache_dir: Path) -> Path:
