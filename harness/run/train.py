@@ -107,19 +107,28 @@ def epoch_printer(epochs: int) -> Any:
     return keras.callbacks.LambdaCallback(on_epoch_end=show)
 
 
+def write_progress(run_dir: Path | None, phase: str, epochs: int, **state: Any) -> None:
+    """``run_dir/progress.json`` (``harness.results.PROGRESS_FILE``), which the sweep's live line reads:
+    the run's ``phase`` (``data``, ``model``, ``training``; ``harness.sweep.progress.PHASES``), the epochs
+    done (0 before the first ends) and ``state`` (an epoch's stage, val accuracy and seconds)."""
+    if run_dir is not None:
+        write_json_atomic(run_dir / PROGRESS_FILE, {"phase": phase, "epoch": 0, "epochs": epochs, **state,
+                                                    "at": time.time()})
+
+
 def progress_writer(run_dir: Path | None, epochs: int, timer: Any, stages: list[str]) -> Any:
-    """After each epoch, ``run_dir/progress.json`` (``harness.results.PROGRESS_FILE``): the sweep's live
-    line reads it. Runs after the epoch timer has stopped its clock, so it costs no training time."""
+    """Writes the progress file as training starts and after each epoch. Runs before the epoch timer
+    starts its clock and after it has stopped it, so it costs no training time."""
     import keras
 
-    def write(epoch: int, logs: dict) -> None:
-        if run_dir is not None:
-            write_json_atomic(run_dir / PROGRESS_FILE, {
-                "epoch": epoch + 1, "epochs": epochs, "stage": stages[-1] if stages else None,
-                "val_accuracy": logs.get("val_accuracy"), "epoch_seconds": timer.epochs[-1]["epoch_seconds"],
-                "at": time.time()})
+    def begin(logs: dict | None = None) -> None:
+        write_progress(run_dir, "training", epochs, epoch=len(timer.epochs), stage=stages[-1] if stages else None)
 
-    return keras.callbacks.LambdaCallback(on_epoch_end=write)
+    def write(epoch: int, logs: dict) -> None:
+        write_progress(run_dir, "training", epochs, epoch=epoch + 1, stage=stages[-1] if stages else None,
+                       val_accuracy=logs.get("val_accuracy"), epoch_seconds=timer.epochs[-1]["epoch_seconds"])
+
+    return keras.callbacks.LambdaCallback(on_train_begin=begin, on_epoch_end=write)
 
 
 def fit_callbacks(cfg: dict[str, Any], experiment: Any, run_dir: Path | None = None,
@@ -186,8 +195,10 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
 
     from harness.run import backbones, data, optimizers, timing
 
+    write_progress(run_dir, "data", cfg["epochs"])
     task, source = data.load_tasks(cfg["dataset"], cache_dir)
     clock.lap("data")
+    write_progress(run_dir, "model", cfg["epochs"])
     result["data_seconds"] = result["phase_seconds"]["data"]  # loading and decoding: never training time
     keras.config.set_dtype_policy(cfg["precision"])  # before any layer is built; the output stays float32
     result["train_examples"] = len(task.train.y)

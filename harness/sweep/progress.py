@@ -89,8 +89,13 @@ def outcome(result: dict[str, Any], elapsed: float, sweep_dir: Path, job_num: in
     return text
 
 
+PHASES = {"data": "loading the data", "model": "building the model"}
+"""What a run does before it trains, as its progress file names it (``harness.run.train.write_progress``)."""
+
+
 class LiveLine:
-    """A long run's live state while it trains, from its progress file (``harness.results.PROGRESS_FILE``):
+    """A long run's live state, from its progress file (``harness.results.PROGRESS_FILE``): ``loading the
+    data``, ``building the model``, ``epoch 1/50 running (its first compiles)``, then after each epoch
     ``epoch 3/50 (fine_tune), val acc 0.812, 41 s/epoch, run ETA ≤ 32 min``.
 
     On a terminal it is rewritten in place after the cell's ``[3/48] … `` heading (and erased before the
@@ -106,7 +111,7 @@ class LiveLine:
         self.plain_every_s = plain_every_s
         self.started = time.monotonic()
         self.last_plain = self.started
-        self.seen: tuple[int, float] | None = None  # the epoch last read (number, when it ended)
+        self.seen: tuple[int, float] | None = None  # the state last read (epochs done, when it was written)
         self.last_printed: tuple[int, float] | None = None
         self.epoch_seconds: list[float] = []
         self.printed_plain = False  # the heading's line was ended: the outcome needs its own line
@@ -115,23 +120,27 @@ class LiveLine:
             self.stream.write("\x1b7")  # remember where the live text starts (after the heading)
 
     def text(self) -> str | None:
-        """The live text, or ``None`` before the first epoch has ended."""
+        """The live text, or ``None`` before the run has written its progress file."""
         try:
             state = json.loads(self.path.read_text())
         except (OSError, ValueError):
             return None
-        if (state["epoch"], state["at"]) != self.seen:
-            self.seen = (state["epoch"], state["at"])
-            self.epoch_seconds.append(state["epoch_seconds"])
+        phase, epoch, epochs = state.get("phase", "training"), state["epoch"], state["epochs"]
+        if (epoch, state["at"]) != self.seen:
+            self.seen = (epoch, state["at"])
+            if state.get("epoch_seconds") is not None:
+                self.epoch_seconds.append(state["epoch_seconds"])
+        if phase != "training":
+            return PHASES.get(phase, phase)
+        stage = f" ({state['stage']})" if state.get("stage") in ("head", "fine_tune") else ""
+        if state.get("epoch_seconds") is None:  # a stage has begun; its first epoch has not ended
+            return f"epoch {epoch + 1}/{epochs}{stage} running" + (" (its first compiles)" if not epoch else "")
         per_epoch = statistics.median(self.epoch_seconds[1:] or self.epoch_seconds)  # the first one compiles
-        text = f"epoch {state['epoch']}/{state['epochs']}"
-        if state.get("stage") in ("head", "fine_tune"):
-            text += f" ({state['stage']})"
+        text = f"epoch {epoch}/{epochs}{stage}"
         if state.get("val_accuracy") is not None:
             text += f", val acc {state['val_accuracy']:.3f}"
-        left = state["epochs"] - state["epoch"]
-        text += f", {per_epoch:.1f} s/epoch" + (f", run ETA ≤ {_duration(left * per_epoch)}" if left else "")
-        return text
+        left = epochs - epoch
+        return text + f", {per_epoch:.1f} s/epoch" + (f", run ETA ≤ {_duration(left * per_epoch)}" if left else "")
 
     def update(self) -> None:
         """Show the run's state now (called while waiting for the run)."""
