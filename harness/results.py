@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 RESULT_FILE = "result.json"
 SPEC_FILE = "run_spec.json"
 PROGRESS_FILE = "progress.json"
-"""Written by the run after every epoch (epoch, epochs, stage, val_accuracy, epoch_seconds, at): what
-the sweep shows while a long run trains. Replaced whole each time; never read by the report."""
+"""Written by the run between its phases and after every epoch (phase, epoch, epochs, stage,
+val_accuracy, epoch_seconds, at; ``harness.run.train.write_progress``): what the sweep shows while a
+long run works. Replaced whole each time; never read by the report."""
 
 Status = Literal["ok", "failed", "skipped", "interrupted"]
 STATUSES: tuple[str, ...] = get_args(Status)
