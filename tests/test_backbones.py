@@ -57,12 +57,15 @@ def test_the_articles_experiment_frozen_vs_from_scratch_on_a_folder_of_images(tm
     assert frozen["transfer_mode"] == "frozen" and frozen["weights_sha256"] == sha256(weights)
     assert scratch["transfer_mode"] == "from scratch"
     assert {e["stage"] for e in frozen["history"]} == {"head"}
+    first, second = sorted((frozen, scratch), key=lambda run: run["sweep_position"])
+    assert (first["data_cache_hit"], second["data_cache_hit"]) == (False, True)  # decoded once, by the first
     for progress in (tmp_path / "multirun").rglob("progress.json"):  # what the sweep's live line read
         assert json.loads(progress.read_text())["epoch"] == 2
     report = Path(done.stdout.splitlines()[-1].removeprefix("report: "))
     page = report.read_text()
     assert f"Transfer learning (on vs off; {model} on folder)" in page
     assert "Data loading and decoding, outside training time: median " in page
+    assert "1 of 2 folder runs read their images already decoded from the cache" in page
 
 
 def test_imagenet_weights_come_from_keras_cache_and_the_run_records_which_file(tmp_path, monkeypatch):

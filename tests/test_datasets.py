@@ -194,3 +194,27 @@ def test_bad_image_folders_are_named_clearly(tmp_path):
         validate({**cfg, "dataset": {**cfg["dataset"], "class_folders": ["class_0"]}})
     with pytest.raises(ConfigError, match="dataset.class_folders: roses is not a folder in .*; valid: class_0, "):
         validate({**cfg, "dataset": {**cfg["dataset"], "class_folders": ["roses", "class_0"]}})
+
+
+def test_a_folder_is_decoded_once_then_read_from_the_cache_until_its_files_change(tmp_path):
+    import os
+
+    root = write_image_folder(tmp_path / "images")
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
+    first, second = {}, {}
+    x, y = load_image_folder(cfg, tmp_path / "cache", first)
+    assert first == {"data_cache_hit": False} and len(list((tmp_path / "cache" / "folders").glob("*.npy"))) == 1
+    image = root / "class_1" / "005.png"
+    stat = image.stat()
+    image.write_bytes(b"x" * stat.st_size)  # same size and (below) same time: the cache cannot tell...
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    x_again, y_again = load_image_folder(cfg, tmp_path / "cache", second)
+    assert second == {"data_cache_hit": True}  # ...so nothing was decoded: the broken file went unread
+    assert np.array_equal(x_again, x) and np.array_equal(y_again, y)
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # a changed file: decoded again
+    with pytest.raises(ValueError, match=f"{image}: not a readable image"):
+        load_image_folder(cfg, tmp_path / "cache")
+    image.unlink()
+    smaller = {}
+    assert load_image_folder({**cfg, "image_size": 16}, tmp_path / "cache", smaller)[0].shape == (35, 16, 16, 3)
+    assert smaller == {"data_cache_hit": False}  # another size (and one file fewer): another array

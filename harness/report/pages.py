@@ -81,12 +81,19 @@ def _values(runs: pd.DataFrame, column: str, default: str = "") -> str:
 
 def data_loading_fact(runs: pd.DataFrame) -> str:
     """What loading and decoding the data cost the ok runs that measured it (``data_seconds``; never
-    training time), or nothing where none did (results from before it was recorded)."""
-    seconds = pd.to_numeric(runs.loc[runs["status"] == "ok", "data_seconds"], errors="coerce").dropna()
+    training time) and, for folders, how many read their decoded images from the cache
+    (``data_cache_hit``); nothing where no run measured it (results from before it was recorded)."""
+    ok = runs[runs["status"] == "ok"]
+    seconds = pd.to_numeric(ok["data_seconds"], errors="coerce").dropna()
     if seconds.empty:
         return ""
-    return (f"Data loading and decoding, outside training time: median {seconds.median():.2f} s per run "
-            f"(at most {seconds.max():.2f} s).")
+    text = (f"Data loading and decoding, outside training time: median {seconds.median():.2f} s per run "
+            f"(at most {seconds.max():.2f} s)")
+    hits = ok["data_cache_hit"].dropna() if "data_cache_hit" in ok else pd.Series(dtype=bool)
+    if not hits.empty:
+        text += (f"; {int(hits.astype(bool).sum())} of {len(hits)} folder runs read their images already "
+                 "decoded from the cache")
+    return text + "."
 
 
 def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] = FACTORS) -> Section:

@@ -8,7 +8,11 @@ the factors, not from the data they happened to draw.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import json
+import os
 import pickle
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -218,17 +222,9 @@ def check_fits_in_memory(count: int, size: tuple[int, int], root: Path) -> None:
                          f"dataset.limit=N or a smaller dataset.image_size (e.g. {smaller})")
 
 
-def load_image_folder(cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """The images of every class folder (at most ``limit`` of them, drawn as ``limit_examples`` draws,
-    before any is decoded), turned upright (EXIF orientation), made RGB (grey and palette images too)
-    and resized (bilinear) to ``image_size`` square, or, when ``None``, to ``common_size`` of their
-    shown sizes (read from the headers); as uint8 (N, H, W, 3), labelled by class-folder index.
-
-    Decoded one at a time into one array: memory peaks at the array (checked to fit) plus one image,
-    however big the photos are; JPEGs are decoded at a reduced scale (1/2 to 1/8, libjpeg's own) where
-    they are that much bigger than the size they are resized to."""
-    from PIL import Image, ImageOps
-
+def folder_images(cfg: dict[str, Any]) -> tuple[list[Path], np.ndarray]:
+    """The image files of a ``folder`` dataset, class folder by class folder, and their labels (N,)
+    (class-folder index); at most ``limit`` of them, drawn as ``limit_examples`` draws."""
     paths, labels = [], []
     for label, folder in enumerate(class_folders(cfg)):
         found = image_files(folder)
@@ -239,15 +235,43 @@ def load_image_folder(cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels)
     if (chosen := limited_indices(y, cfg["limit"], cfg["split_seed"])) is not None:
         paths, y = [paths[i] for i in chosen], y[chosen]
-    if cfg["image_size"]:
-        size = (cfg["image_size"],) * 2
+    return paths, y
+
+
+DECODING_VERSION = 1
+"""Part of a decoded folder's cache key: raise it when ``decode_images`` changes what it makes."""
+
+
+def decoded_folder_key(paths: list[Path], image_size: int | None) -> str:
+    """What determines a folder's decoded array: each file (absolute path, size, modification time), the
+    size asked for, the decoding (``DECODING_VERSION``, ``FOLDER_MAX_SIDE``) and Pillow's version."""
+    import PIL
+
+    files = [(str(path.resolve()), stat.st_size, stat.st_mtime_ns) for path in paths for stat in [path.stat()]]
+    basis = {"files": files, "image_size": image_size, "max_side": FOLDER_MAX_SIDE, "decoding": DECODING_VERSION,
+             "pillow": PIL.__version__}
+    return hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:16]
+
+
+def decode_images(paths: list[Path], image_size: int | None, root: Path) -> np.ndarray:
+    """``paths`` decoded, turned upright (EXIF orientation), made RGB (grey and palette images too) and
+    resized (bilinear) to ``image_size`` square, or, when ``None``, to ``common_size`` of their shown
+    sizes (read from the headers); as uint8 (N, H, W, 3).
+
+    One at a time into one array: memory peaks at the array (checked to fit) plus one image, however big
+    the photos are; JPEGs are decoded at a reduced scale (1/2 to 1/8, libjpeg's own) where they are that
+    much bigger than the size they are resized to."""
+    from PIL import Image, ImageOps
+
+    if image_size:
+        size = (image_size, image_size)
     else:
         sizes = []
         for path in paths:
             with opened_image(path) as image:
                 sizes.append(shown_size(image))
         size = common_size(sizes)
-    check_fits_in_memory(len(paths), size, Path(cfg["path"]).expanduser())
+    check_fits_in_memory(len(paths), size, root)
     x = np.empty((len(paths), size[1], size[0], 3), dtype="uint8")
     for i, path in enumerate(paths):
         with opened_image(path) as image:
@@ -256,6 +280,35 @@ def load_image_folder(cfg: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
                 image.draft("RGB", size[::-1] if turned else size)
             upright = ImageOps.exif_transpose(image).convert("RGB")
             x[i] = np.asarray(upright if upright.size == size else upright.resize(size, Image.BILINEAR))
+    return x
+
+
+def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None,
+                      facts: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The images of every class folder (``folder_images``: a ``limit`` applies before any is decoded),
+    as ``decode_images`` makes them, and their labels.
+
+    With a ``cache_dir``, a folder is decoded once: the array is kept as
+    ``cache_dir/folders/<decoded_folder_key>.npy`` and read back by every later run of the same files at
+    the same size (a file added, removed or changed makes a new key). ``facts["data_cache_hit"]`` says
+    which happened."""
+    paths, y = folder_images(cfg)
+    root = Path(cfg["path"]).expanduser()
+    cached = Path(cache_dir) / "folders" / f"{decoded_folder_key(paths, cfg['image_size'])}.npy" if cache_dir else None
+    hit = cached is not None and cached.is_file()
+    if hit:
+        stored = np.load(cached, mmap_mode="r")
+        check_fits_in_memory(len(stored), (stored.shape[2], stored.shape[1]), root)
+        x = np.array(stored)
+    else:
+        x = decode_images(paths, cfg["image_size"], root)
+        if cached is not None:
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            partial = cached.with_name(f".{cached.stem}.{os.getpid()}.{time.time_ns()}.npy")  # whole, then renamed
+            np.save(partial, x)
+            partial.replace(cached)
+    if facts is not None and cached is not None:
+        facts["data_cache_hit"] = hit
     return x, y
 
 
@@ -288,10 +341,12 @@ def download(url: str, sha256: str | None, cache_dir: Path) -> Path:
                                      cache_subdir="datasets"))
 
 
-def load_arrays(cfg: dict[str, Any], cache_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def load_arrays(cfg: dict[str, Any], cache_dir: Path,
+                facts: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """All images (N, H, W, C; uint8 or float32, see ``Split``) and labels (N,) int of the dataset that
     ``cfg`` names: the bundled digits, a Keras dataset, a folder of images, a local ``.npz`` ``path``
-    or a ``url`` downloaded into ``cache_dir``; capped by ``limit``."""
+    or a ``url`` downloaded into ``cache_dir``; capped by ``limit``. ``facts`` (optional, the run's
+    result) gets what is worth recording about the loading (a folder: ``data_cache_hit``)."""
     from harness.keras_cache import KERAS_DATASETS
 
     if cfg["name"] == "digits":
@@ -299,7 +354,7 @@ def load_arrays(cfg: dict[str, Any], cache_dir: Path) -> tuple[np.ndarray, np.nd
     elif cfg["name"] in KERAS_DATASETS:
         x, y = load_keras_dataset(cfg["name"])
     elif cfg["name"] == "folder":
-        x, y = load_image_folder(cfg)
+        x, y = load_image_folder(cfg, cache_dir, facts)
     elif cfg["path"]:
         x, y = load_npz_arrays(cfg["path"])
     elif cfg["url"]:
@@ -348,11 +403,12 @@ def target_classes(cfg: dict[str, Any], y: np.ndarray) -> list[int]:
     return sorted(set(np.unique(y).tolist()) - set(cfg["source_classes"]))
 
 
-def load_tasks(cfg: dict[str, Any], cache_dir: Path) -> tuple[Task, Task | None]:
+def load_tasks(cfg: dict[str, Any], cache_dir: Path,
+               facts: dict[str, Any] | None = None) -> tuple[Task, Task | None]:
     """The target task every run trains on (``train_size`` caps its training examples) and the source
     task the transfer feature extractor is pretrained on (``source_classes``, all their examples;
-    ``None`` without source classes). The data is read once for both."""
-    x, y = load_arrays(cfg, cache_dir)
+    ``None`` without source classes). The data is read once for both; ``facts``: see ``load_arrays``."""
+    x, y = load_arrays(cfg, cache_dir, facts)
     target = make_task(x, y, target_classes(cfg, y), cfg, cfg["train_size"])
     source = make_task(x, y, list(cfg["source_classes"]), cfg, None) if cfg["source_classes"] else None
     return target, source

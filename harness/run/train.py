@@ -196,7 +196,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     from harness.run import backbones, data, optimizers, timing
 
     write_progress(run_dir, "data", cfg["epochs"])
-    task, source = data.load_tasks(cfg["dataset"], cache_dir)
+    task, source = data.load_tasks(cfg["dataset"], cache_dir, result)
     clock.lap("data")
     write_progress(run_dir, "model", cfg["epochs"])
     result["data_seconds"] = result["phase_seconds"]["data"]  # loading and decoding: never training time
