@@ -78,6 +78,7 @@ class Result(TypedDict, total=False):
     weights_sha256: str | None
     data_seconds: float  # loading and decoding the data: never training time
     data_cache_hit: bool  # a folder's decoded images read from the cache (absent for other datasets)
+    data_streamed: bool  # a folder's images read from disk batch by batch, inside the timed epochs
 
 
 COLUMNS = (
@@ -86,8 +87,8 @@ COLUMNS = (
     "early_stopped", "stopped_epoch", "train_seconds", "fit_seconds", "validation_seconds",
     "first_epoch_seconds", "median_epoch_seconds", "samples_per_second", "time_to_target_seconds",
     "epochs_to_target", "target_accuracy", "learning_rate", "best_val_accuracy", "test_accuracy", "test_loss",
-    "pretrain_cache_hit", "pretrain_seconds", "pretrained_weights", "weights_sha256", "data_seconds", "data_cache_hit",
-    "device_used",
+    "pretrain_cache_hit", "pretrain_seconds", "pretrained_weights", "weights_sha256", "data_seconds",
+    "data_cache_hit", "data_streamed", "device_used",
     "wall_seconds", "reused", "steps_per_epoch",
     "median_step_seconds", "started_at", "sweep_position",
 )

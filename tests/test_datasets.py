@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import pickle
+import re
 from pathlib import Path
 
 import numpy as np
@@ -167,18 +168,27 @@ def test_a_limit_on_a_folder_decodes_only_the_images_it_keeps(tmp_path):
         load_image_folder(cfg)
 
 
-def test_a_folder_too_big_for_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+def test_a_folder_too_big_for_memory_is_streamed_from_disk_or_refused_in_one_line(tmp_path, monkeypatch):
     """A machine with little memory left cannot be made here: its ``available_memory`` is stood in for."""
     import harness.run.data as data
 
     root = write_image_folder(tmp_path / "images")
     cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
+    x_in_memory, _ = load_image_folder(cfg, tmp_path / "cache")
     monkeypatch.setattr(data, "available_memory", lambda: 100_000)  # 36 images at 40x40 take 172,800 bytes
-    with pytest.raises(ValueError, match=f"dataset.path: the 36 images of {root} take 0.17 MB decoded at 40x40, "
-                                         "more than the 0.10 MB of memory available; use dataset.limit=N or a "
-                                         "smaller dataset.image_size \\(e.g. 21\\)"):
+    facts = {}
+    x, y = load_image_folder(cfg, tmp_path / "cache", facts)  # load=auto: more than half the memory, so streamed
+    assert isinstance(x, data.DiskRows) and x.shape == (36, 40, 40, 3) and x.dtype == np.uint8
+    assert facts == {"data_cache_hit": True, "data_streamed": True}
+    assert np.array_equal(x.rows(np.array([0, 5, 35])), x_in_memory[[0, 5, 35]])
+    message = (f"dataset.path: the 36 images of {root} take 0.17 MB decoded at 40x40, more than the 0.10 MB of "
+               "memory available; use dataset.load=stream (batches read from disk), dataset.limit=N or a smaller "
+               "dataset.image_size (e.g. 21)")
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_image_folder({**cfg, "load": "memory"}, tmp_path / "cache")
+    with pytest.raises(ValueError, match=re.escape(message)):  # no cache to stream from: refused before decoding
         load_image_folder(cfg)
-    assert len(load_image_folder({**cfg, "limit": 18})[1]) == 18  # 86,400 bytes fit
+    assert len(load_image_folder({**cfg, "limit": 18, "load": "memory"}, tmp_path / "cache")[1]) == 18  # 86,400 B fit
 
 
 def test_bad_image_folders_are_named_clearly(tmp_path):
@@ -203,13 +213,14 @@ def test_a_folder_is_decoded_once_then_read_from_the_cache_until_its_files_chang
     cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
     first, second = {}, {}
     x, y = load_image_folder(cfg, tmp_path / "cache", first)
-    assert first == {"data_cache_hit": False} and len(list((tmp_path / "cache" / "folders").glob("*.npy"))) == 1
+    assert first == {"data_cache_hit": False, "data_streamed": False}
+    assert len(list((tmp_path / "cache" / "folders").glob("*.npy"))) == 1
     image = root / "class_1" / "005.png"
     stat = image.stat()
     image.write_bytes(b"x" * stat.st_size)  # same size and (below) same time: the cache cannot tell...
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     x_again, y_again = load_image_folder(cfg, tmp_path / "cache", second)
-    assert second == {"data_cache_hit": True}  # ...so nothing was decoded: the broken file went unread
+    assert second == {"data_cache_hit": True, "data_streamed": False}  # ...so nothing was decoded: it went unread
     assert np.array_equal(x_again, x) and np.array_equal(y_again, y)
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # a changed file: decoded again
     with pytest.raises(ValueError, match=f"{image}: not a readable image"):
@@ -217,4 +228,48 @@ def test_a_folder_is_decoded_once_then_read_from_the_cache_until_its_files_chang
     image.unlink()
     smaller = {}
     assert load_image_folder({**cfg, "image_size": 16}, tmp_path / "cache", smaller)[0].shape == (35, 16, 16, 3)
-    assert smaller == {"data_cache_hit": False}  # another size (and one file fewer): another array
+    assert smaller == {"data_cache_hit": False, "data_streamed": False}  # another size, one file fewer: decoded
+
+
+def test_streamed_batches_cover_every_example_once_per_epoch_shuffled_anew_and_seeded(tmp_path):
+    from harness.run.data import DiskRows, Split
+    from harness.run.streaming import DiskBatches, inputs
+
+    images = np.arange(10, dtype="uint8").reshape(10, 1, 1, 1) * np.ones((1, 2, 2, 3), dtype="uint8")
+    np.save(tmp_path / "decoded.npy", images)
+    on_disk = DiskRows(np.load(tmp_path / "decoded.npy", mmap_mode="r"), np.arange(10))
+    split = Split(on_disk.subset(np.arange(2, 9)), np.arange(2, 9))  # 7 examples, labelled by their pixel value
+
+    def epoch(batches: DiskBatches) -> list[list[int]]:
+        seen = []
+        for i in range(len(batches)):
+            x, y = batches[i]
+            assert x.shape[1:] == (2, 2, 3) and x[:, 0, 0, 0].tolist() == y.tolist()  # images with their labels
+            seen.append(y.tolist())
+        batches.on_epoch_end()
+        return seen
+
+    shuffled = DiskBatches(split, batch_size=3, seed=0)
+    first, second = epoch(shuffled), epoch(shuffled)
+    assert [len(b) for b in first] == [3, 3, 1] and sorted(sum(first, [])) == list(range(2, 9))
+    assert sorted(sum(second, [])) == list(range(2, 9)) and second != first  # anew each epoch
+    assert epoch(DiskBatches(split, batch_size=3, seed=0)) == first  # seeded
+    assert epoch(DiskBatches(split, batch_size=3)) == [[2, 3, 4], [5, 6, 7], [8]]  # no seed: in order
+    assert set(inputs(split, 3, seed=1)) == {"x"} and set(inputs(Split(images, np.arange(10)), 3)) == {"x", "y",
+                                                                                                    "batch_size"}
+
+
+def test_a_streamed_folder_trains_in_a_real_sweep_beside_the_same_folder_in_memory(tmp_path):
+    images = write_image_folder(tmp_path / "images")
+    done = run_harness(["-m", "dataset=folder", f"dataset.path={images}", "dataset.load=memory,stream", "epochs=2",
+                        "tracking=disabled", "batch_size=8"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    runs = {run["config"]["dataset"]["load"]: run for run in results_under(tmp_path / "multirun")}
+    assert runs["stream"]["status"] == "ok" and runs["memory"]["status"] == "ok", done.stdout
+    assert (runs["stream"]["data_streamed"], runs["memory"]["data_streamed"]) == (True, False)
+    assert runs["stream"]["epochs_run"] == 2 and np.isfinite(runs["stream"]["test_loss"])
+    assert runs["stream"]["train_examples"] == runs["memory"]["train_examples"] == 21  # the same split
+    assert "dataset.load=stream" in done.stdout  # a factor of the sweep, named in its lines
+    page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).read_text()
+    assert "1 of 2 folder runs read their images already decoded from the cache; 1 run streamed its images " \
+           "from disk batch by batch, reading inside the timed epochs." in page

@@ -144,7 +144,9 @@ class DatasetConfig:
     ``limit`` is a stratified cap on the whole dataset (before splitting), for quick trials on large data.
     ``path`` is the file of a file-based dataset (``npz``) or the folder of ``folder`` (one sub-folder
     of images per class; ``class_folders`` picks and orders them; ``image_size``: every image resized
-    to it, or, when ``None``, to the size most of them have, at most 256 on its longer side); ``url``
+    to it, or, when ``None``, to the size most of them have, at most 256 on its longer side; ``load``:
+    ``memory`` holds its decoded images in memory, ``stream`` reads their batches from the decoded copy
+    on disk, ``auto`` streams only where they would take more than half the memory available); ``url``
     (with its ``sha256``) that of a downloaded ``.npz``, fetched once into the cache. ``mnist``,
     ``fashion_mnist`` and ``cifar10`` are Keras' datasets, read from Keras' cache (downloaded there
     once); ``digits`` ships inside scikit-learn.
@@ -160,6 +162,7 @@ class DatasetConfig:
     limit: int | None = None
     image_size: int | None = None
     class_folders: list[str] = field(default_factory=list)
+    load: str = "auto"
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     split_seed: int = 0
@@ -280,12 +283,16 @@ NON_SEMANTIC_KEYS = (
 KEYED_ONLY_OFF_DEFAULT = {
     "precision": "float32", "steps_per_execution": 1, "backend": "tensorflow",
     "dataset.limit": None, "dataset.image_size": None, "dataset.class_folders": [],
+    "dataset.load": "auto",
     "transfer.fine_tune_layers": 0, "transfer.head_epochs": 5, "transfer.fine_tune_learning_rate": 1e-5,
     "model.pretrained_weights": "source_task",
 }
 """Settings added after results were stored (dotted: inside a group): part of a run's key only where
 they differ from these defaults, so that the results stored before they existed keep their keys (and
 are reused)."""
+
+DATASET_LOADS = ("auto", "memory", "stream")
+"""How a ``folder`` dataset's decoded images reach training (``dataset.load``; see ``DatasetConfig``)."""
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 """Keras dtype policies a run can train under (``precision``)."""

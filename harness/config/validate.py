@@ -13,7 +13,7 @@ from typing import Any
 
 from harness import keras_cache
 from harness.config.files import CONF_DIR
-from harness.config.schema import BACKENDS, PRECISIONS
+from harness.config.schema import BACKENDS, DATASET_LOADS, PRECISIONS
 from harness.sweep.order import ORDERS
 from harness.sweep.run_process import MODES as RUN_PROCESS_MODES
 
@@ -286,6 +286,10 @@ def check_dataset(ds: dict[str, Any]) -> None:
            "dataset=npz needs dataset.path=<a .npz file with arrays x and y> (or dataset.url=<where to download it>)")
     _check(ds["name"] != "folder" or bool(ds["path"]),
            "dataset=folder needs dataset.path=<a folder with one sub-folder of images per class>")
+    _check(ds["load"] in DATASET_LOADS, f"dataset.load={ds['load']} is unknown; valid: {', '.join(DATASET_LOADS)}")
+    _check(ds["load"] != "stream" or ds["name"] == "folder",
+           f"dataset.load=stream applies to dataset=folder only (dataset={ds['name']} is held in memory); valid "
+           "here: auto, memory")
     if ds["name"] == "folder":
         check_image_folder(ds)
     elif ds["path"] is not None:

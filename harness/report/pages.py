@@ -82,7 +82,8 @@ def _values(runs: pd.DataFrame, column: str, default: str = "") -> str:
 def data_loading_fact(runs: pd.DataFrame) -> str:
     """What loading and decoding the data cost the ok runs that measured it (``data_seconds``; never
     training time) and, for folders, how many read their decoded images from the cache
-    (``data_cache_hit``); nothing where no run measured it (results from before it was recorded)."""
+    (``data_cache_hit``) and streamed them from disk (``data_streamed``); nothing where no run measured it
+    (results from before it was recorded)."""
     ok = runs[runs["status"] == "ok"]
     seconds = pd.to_numeric(ok["data_seconds"], errors="coerce").dropna()
     if seconds.empty:
@@ -93,6 +94,10 @@ def data_loading_fact(runs: pd.DataFrame) -> str:
     if not hits.empty:
         text += (f"; {int(hits.astype(bool).sum())} of {len(hits)} folder runs read their images already "
                  "decoded from the cache")
+    streamed = int(ok["data_streamed"].fillna(False).astype(bool).sum()) if "data_streamed" in ok else 0
+    if streamed:
+        text += (f"; {streamed} run{'s' if streamed != 1 else ''} streamed {'their' if streamed != 1 else 'its'} "
+                 "images from disk batch by batch, reading inside the timed epochs")
     return text + "."
 
 

@@ -103,8 +103,9 @@ def log_end(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> Non
     experiment.log_metrics(metrics)
     others = {"status": result["status"], "reason": result.get("reason") or "",
               "device_used": result.get("device_used") or ""}
-    others.update({k: result[k] for k in ("backbone", "transfer_mode", "image_size", "weights_sha256", "data_cache_hit")
-                   if result.get(k) is not None})  # which backbone and weights, on the dashboard
+    # which backbone and weights, and how the data was read, on the dashboard
+    facts = ("backbone", "transfer_mode", "image_size", "weights_sha256", "data_cache_hit", "data_streamed")
+    others.update({k: result[k] for k in facts if result.get(k) is not None})
     others.update({f"env.{k}": v for k, v in (result.get("environment") or {}).items()})
     experiment.log_others(others)
 

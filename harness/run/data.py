@@ -26,10 +26,44 @@ import numpy as np
 class Split:
     """Images ``x`` (N, H, W, C) and labels ``y`` (N,) as int32 in [0, classes). Images are either
     float32 in [0, 1] or uint8 in [0, 255]: 8-bit data stays 8-bit (a quarter of the memory: CIFAR-10
-    takes 184 MB, not 737 MB) and the model scales it, batch by batch (``Task.pixel_max``)."""
+    takes 184 MB, not 737 MB) and the model scales it, batch by batch (``Task.pixel_max``). A streamed
+    folder's ``x`` is ``DiskRows``: its images stay on disk and are read batch by batch."""
 
-    x: np.ndarray
+    x: np.ndarray | DiskRows
     y: np.ndarray
+
+
+class DiskRows:
+    """Rows ``index`` of an (N, H, W, C) array kept on disk (``array``: a read-only ``np.memmap`` of a
+    decoded folder), standing in for a ``Split``'s in-memory images: it has their ``shape`` and
+    ``dtype``, and is read only batch by batch (``rows``; ``harness.run.streaming``)."""
+
+    def __init__(self, array: np.ndarray, index: np.ndarray) -> None:
+        self.array, self.index = array, np.asarray(index)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return (len(self.index), *self.array.shape[1:])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.array.dtype
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def subset(self, which: np.ndarray) -> DiskRows:
+        """The rows at positions ``which`` of this one, still on disk."""
+        return DiskRows(self.array, self.index[which])
+
+    def rows(self, which: np.ndarray) -> np.ndarray:
+        """The rows at positions ``which``, read into memory."""
+        return np.asarray(self.array[self.index[which]])
+
+
+def take(x: np.ndarray | DiskRows, which: np.ndarray) -> np.ndarray | DiskRows:
+    """The examples at positions ``which`` of ``x``: copied for an array, still on disk for ``DiskRows``."""
+    return x.subset(which) if isinstance(x, DiskRows) else x[which]
 
 
 @dataclass(frozen=True)
@@ -219,7 +253,8 @@ def check_fits_in_memory(count: int, size: tuple[int, int], root: Path) -> None:
         smaller = max(1, int(max(size) * (free / needed / 2) ** 0.5))
         raise ValueError(f"dataset.path: the {count:,} images of {root} take {in_megabytes(needed)} decoded at "
                          f"{size[0]}x{size[1]}, more than the {in_megabytes(free)} of memory available; use "
-                         f"dataset.limit=N or a smaller dataset.image_size (e.g. {smaller})")
+                         f"dataset.load=stream (batches read from disk), dataset.limit=N or a smaller "
+                         f"dataset.image_size (e.g. {smaller})")
 
 
 def folder_images(cfg: dict[str, Any]) -> tuple[list[Path], np.ndarray]:
@@ -253,14 +288,15 @@ def decoded_folder_key(paths: list[Path], image_size: int | None) -> str:
     return hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:16]
 
 
-def decode_images(paths: list[Path], image_size: int | None, root: Path) -> np.ndarray:
+def decode_images(paths: list[Path], image_size: int | None, root: Path, out: Path | None = None) -> np.ndarray:
     """``paths`` decoded, turned upright (EXIF orientation), made RGB (grey and palette images too) and
     resized (bilinear) to ``image_size`` square, or, when ``None``, to ``common_size`` of their shown
-    sizes (read from the headers); as uint8 (N, H, W, 3).
+    sizes (read from the headers); as uint8 (N, H, W, 3), in memory or, given ``out``, into that
+    ``.npy`` file (through a memory map: a folder larger than memory can be decoded).
 
-    One at a time into one array: memory peaks at the array (checked to fit) plus one image, however big
-    the photos are; JPEGs are decoded at a reduced scale (1/2 to 1/8, libjpeg's own) where they are that
-    much bigger than the size they are resized to."""
+    One at a time into one array: memory peaks at the array (checked to fit, if in memory) plus one image,
+    however big the photos are; JPEGs are decoded at a reduced scale (1/2 to 1/8, libjpeg's own) where
+    they are that much bigger than the size they are resized to."""
     from PIL import Image, ImageOps
 
     if image_size:
@@ -271,8 +307,12 @@ def decode_images(paths: list[Path], image_size: int | None, root: Path) -> np.n
             with opened_image(path) as image:
                 sizes.append(shown_size(image))
         size = common_size(sizes)
-    check_fits_in_memory(len(paths), size, root)
-    x = np.empty((len(paths), size[1], size[0], 3), dtype="uint8")
+    shape = (len(paths), size[1], size[0], 3)
+    if out is None:
+        check_fits_in_memory(len(paths), size, root)
+        x = np.empty(shape, dtype="uint8")
+    else:
+        x = np.lib.format.open_memmap(out, mode="w+", dtype="uint8", shape=shape)
     for i, path in enumerate(paths):
         with opened_image(path) as image:
             if image.format == "JPEG":  # before decoding: libjpeg then decodes at 1/2, 1/4 or 1/8 scale
@@ -280,36 +320,42 @@ def decode_images(paths: list[Path], image_size: int | None, root: Path) -> np.n
                 image.draft("RGB", size[::-1] if turned else size)
             upright = ImageOps.exif_transpose(image).convert("RGB")
             x[i] = np.asarray(upright if upright.size == size else upright.resize(size, Image.BILINEAR))
+    if out is not None:
+        x.flush()
     return x
 
 
 def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None,
-                      facts: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      facts: dict[str, Any] | None = None) -> tuple[np.ndarray | DiskRows, np.ndarray]:
     """The images of every class folder (``folder_images``: a ``limit`` applies before any is decoded),
     as ``decode_images`` makes them, and their labels.
 
-    With a ``cache_dir``, a folder is decoded once: the array is kept as
-    ``cache_dir/folders/<decoded_folder_key>.npy`` and read back by every later run of the same files at
-    the same size (a file added, removed or changed makes a new key). ``facts["data_cache_hit"]`` says
-    which happened."""
+    With a ``cache_dir``, a folder is decoded once: into ``cache_dir/folders/<decoded_folder_key>.npy``,
+    read back by every later run of the same files at the same size (a file added, removed or changed
+    makes a new key). From there, ``load`` decides: ``memory`` reads it into memory (one clear line if it
+    does not fit), ``stream`` leaves it on disk (``DiskRows``, read batch by batch while training),
+    ``auto`` streams only where it would take more than half the memory available. ``facts`` gets
+    ``data_cache_hit`` and ``data_streamed``. Without a ``cache_dir`` the images are decoded into memory."""
     paths, y = folder_images(cfg)
     root = Path(cfg["path"]).expanduser()
-    cached = Path(cache_dir) / "folders" / f"{decoded_folder_key(paths, cfg['image_size'])}.npy" if cache_dir else None
-    hit = cached is not None and cached.is_file()
-    if hit:
-        stored = np.load(cached, mmap_mode="r")
-        check_fits_in_memory(len(stored), (stored.shape[2], stored.shape[1]), root)
-        x = np.array(stored)
-    else:
-        x = decode_images(paths, cfg["image_size"], root)
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_name(f".{cached.stem}.{os.getpid()}.{time.time_ns()}.npy")  # whole, then renamed
-            np.save(partial, x)
-            partial.replace(cached)
-    if facts is not None and cached is not None:
-        facts["data_cache_hit"] = hit
-    return x, y
+    if cache_dir is None:
+        return decode_images(paths, cfg["image_size"], root), y
+    cached = Path(cache_dir) / "folders" / f"{decoded_folder_key(paths, cfg['image_size'])}.npy"
+    hit = cached.is_file()
+    if not hit:
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_name(f".{cached.stem}.{os.getpid()}.{time.time_ns()}.npy")  # whole, then renamed
+        decode_images(paths, cfg["image_size"], root, out=partial)
+        partial.replace(cached)
+    stored = np.load(cached, mmap_mode="r")
+    free = available_memory()
+    stream = cfg["load"] == "stream" or (cfg["load"] == "auto" and free is not None and stored.nbytes > free / 2)
+    if facts is not None:
+        facts.update(data_cache_hit=hit, data_streamed=stream)
+    if stream:
+        return DiskRows(stored, np.arange(len(stored))), y
+    check_fits_in_memory(len(stored), (stored.shape[2], stored.shape[1]), root)
+    return np.array(stored), y
 
 
 def limited_indices(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray | None:
@@ -342,19 +388,19 @@ def download(url: str, sha256: str | None, cache_dir: Path) -> Path:
 
 
 def load_arrays(cfg: dict[str, Any], cache_dir: Path,
-                facts: dict[str, Any] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                facts: dict[str, Any] | None = None) -> tuple[np.ndarray | DiskRows, np.ndarray]:
     """All images (N, H, W, C; uint8 or float32, see ``Split``) and labels (N,) int of the dataset that
     ``cfg`` names: the bundled digits, a Keras dataset, a folder of images, a local ``.npz`` ``path``
     or a ``url`` downloaded into ``cache_dir``; capped by ``limit``. ``facts`` (optional, the run's
-    result) gets what is worth recording about the loading (a folder: ``data_cache_hit``)."""
+    result) gets what is worth recording about the loading (a folder: ``data_cache_hit``, ``data_streamed``)."""
     from harness.keras_cache import KERAS_DATASETS
 
     if cfg["name"] == "digits":
         x, y = load_digits_arrays()
     elif cfg["name"] in KERAS_DATASETS:
         x, y = load_keras_dataset(cfg["name"])
-    elif cfg["name"] == "folder":
-        x, y = load_image_folder(cfg, cache_dir, facts)
+    elif cfg["name"] == "folder":  # 8-bit RGB already, limited before decoding, perhaps left on disk
+        return load_image_folder(cfg, cache_dir, facts)
     elif cfg["path"]:
         x, y = load_npz_arrays(cfg["path"])
     elif cfg["url"]:
@@ -367,33 +413,36 @@ def load_arrays(cfg: dict[str, Any], cache_dir: Path,
     return limit_examples(x, np.asarray(y).reshape(-1).astype("int64"), cfg["limit"], cfg["split_seed"])
 
 
-def make_task(x: np.ndarray, y: np.ndarray, classes: list[int], cfg: dict[str, Any], train_size: int | None) -> Task:
-    """The task of telling ``classes`` apart, split by ``cfg``'s fractions and ``split_seed``."""
+def make_task(x: np.ndarray | DiskRows, y: np.ndarray, classes: list[int], cfg: dict[str, Any],
+              train_size: int | None) -> Task:
+    """The task of telling ``classes`` apart, split by ``cfg``'s fractions and ``split_seed``. The split
+    is drawn on positions and the images taken once per split (``take``: left on disk when streamed)."""
     from sklearn.model_selection import train_test_split
 
-    keep = np.isin(y, classes)
-    if not keep.any():
+    keep = np.flatnonzero(np.isin(y, classes))
+    if not keep.size:
         raise ValueError(f"dataset {cfg['name']!r} has no examples of classes {classes}")
-    x, labels = x[keep], np.searchsorted(np.asarray(sorted(classes)), y[keep]).astype("int32")
+    labels = np.searchsorted(np.asarray(sorted(classes)), y[keep]).astype("int32")
     seed = cfg["split_seed"]
     held_out = cfg["val_fraction"] + cfg["test_fraction"]
     try:
-        x_train, x_rest, y_train, y_rest = train_test_split(
-            x, labels, test_size=held_out, stratify=labels, random_state=seed
+        train, rest, y_train, y_rest = train_test_split(
+            keep, labels, test_size=held_out, stratify=labels, random_state=seed
         )
-        x_val, x_test, y_val, y_test = train_test_split(
-            x_rest, y_rest, test_size=cfg["test_fraction"] / held_out, stratify=y_rest, random_state=seed
+        val, test, y_val, y_test = train_test_split(
+            rest, y_rest, test_size=cfg["test_fraction"] / held_out, stratify=y_rest, random_state=seed
         )
     except ValueError as err:  # scikit-learn's words are about "groups" and "test_size"
         fewest = int(np.bincount(labels).min())
         raise ValueError(f"dataset {cfg['name']!r}: too few examples to split train/validation/test with every "
                          f"class in each (the smallest class has {fewest}; {held_out:.0%} held out); use more "
                          f"examples (dataset.limit) or other dataset.val_fraction/test_fraction ({err})") from err
-    if train_size is not None and train_size < len(x_train):
-        x_train, _, y_train, _ = train_test_split(
-            x_train, y_train, train_size=train_size, stratify=y_train, random_state=seed
+    if train_size is not None and train_size < len(train):
+        train, _, y_train, _ = train_test_split(
+            train, y_train, train_size=train_size, stratify=y_train, random_state=seed
         )
-    return Task(Split(x_train, y_train), Split(x_val, y_val), Split(x_test, y_test), tuple(sorted(classes)))
+    return Task(Split(take(x, train), y_train), Split(take(x, val), y_val), Split(take(x, test), y_test),
+                tuple(sorted(classes)))
 
 
 def target_classes(cfg: dict[str, Any], y: np.ndarray) -> list[int]:

@@ -23,6 +23,7 @@ import keras
 from harness import keras_cache
 from harness.config.schema import KEYED_ONLY_OFF_DEFAULT
 from harness.results import write_json_atomic
+from harness.run import streaming
 from harness.run.backbones import (
     APPLICATIONS,
     FEATURE_EXTRACTOR,
@@ -149,10 +150,10 @@ def pretrained_extractor(cfg: dict[str, Any], source: Task, cache_dir: Path) -> 
         loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=cfg["jit_compile"],
     )
     started = time.perf_counter()
-    model.fit(source.train.x, source.train.y, epochs=cfg["transfer"]["pretrain_epochs"],
-              batch_size=cfg["batch_size"], verbose=0)
+    model.fit(**streaming.inputs(source.train, cfg["batch_size"], seed=cfg["transfer"]["pretrain_seed"]),
+              epochs=cfg["transfer"]["pretrain_epochs"], verbose=0)
     seconds = time.perf_counter() - started
-    _, accuracy = model.evaluate(source.val.x, source.val.y, verbose=0)
+    _, accuracy = model.evaluate(**streaming.inputs(source.val, 32), verbose=0)  # Keras' default batch size
     meta = {"pretrain_seconds": seconds, "pretrain_source_val_accuracy": float(accuracy), "pretrain_key": key}
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / f".{key}.{time.time_ns()}.weights.h5"  # written whole, then renamed into place

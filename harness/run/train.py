@@ -193,7 +193,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     ``timing.PhaseClock``; ``run_dir``: where to write the progress file (``None``: nowhere)."""
     import keras
 
-    from harness.run import backbones, data, optimizers, timing
+    from harness.run import backbones, data, optimizers, streaming, timing
 
     write_progress(run_dir, "data", cfg["epochs"])
     task, source = data.load_tasks(cfg["dataset"], cache_dir, result)
@@ -211,11 +211,12 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     callbacks, timer, stopper = fit_callbacks(cfg, experiment, run_dir, stage_names)
     clock.lap("model")
 
-    fit_options = {"validation_data": (task.val.x, task.val.y), "batch_size": cfg["batch_size"],
+    fit_options = {**streaming.inputs(task.train, cfg["batch_size"], seed=cfg["seed"]),
+                   "validation_data": streaming.validation_data(task.val, cfg["batch_size"]),
                    "callbacks": callbacks, "verbose": 0}
     started = time.perf_counter()
     head_epochs = transfer["head_epochs"] if fine_tune else cfg["epochs"]
-    metrics = model.fit(task.train.x, task.train.y, epochs=head_epochs, **fit_options).history
+    metrics = model.fit(epochs=head_epochs, **fit_options).history
     stages = [stage_names[0]] * len(timer.epochs)
     # Fine-tuning: both stages are training time, and so is the recompilation between them; a head stage
     # stopped by a NaN loss is not fine-tuned.
@@ -227,7 +228,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
                                                             "lr_scale": 1.0}), **compile_options(cfg))
         result["fine_tune_params"] = backbones.parameter_counts(model)["trainable_params"]
         done = len(timer.epochs)
-        more = model.fit(task.train.x, task.train.y, initial_epoch=done, epochs=cfg["epochs"], **fit_options).history
+        more = model.fit(initial_epoch=done, epochs=cfg["epochs"], **fit_options).history
         metrics = {key: [*metrics.get(key, []), *values] for key, values in more.items()}
         stages += ["fine_tune"] * (len(timer.epochs) - done)
     result["fit_seconds"] = time.perf_counter() - started
@@ -247,7 +248,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     if any(not math.isfinite(epoch.get("loss", 0.0)) for epoch in history):  # TerminateOnNaN stopped it
         result.update(status="failed", reason="nan loss")
         return
-    test_loss, test_accuracy = model.evaluate(task.test.x, task.test.y, batch_size=cfg["batch_size"], verbose=0)
+    test_loss, test_accuracy = model.evaluate(**streaming.inputs(task.test, cfg["batch_size"]), verbose=0)
     clock.lap("evaluate")
     result.update(status="ok", reason=None, test_loss=float(test_loss), test_accuracy=float(test_accuracy))
 
