@@ -246,8 +246,9 @@ def in_megabytes(size: int) -> str:
 
 
 def check_fits_in_memory(count: int, size: tuple[int, int], root: Path) -> None:
-    """Refuse, in one line and before decoding anything, a folder whose decoded images alone would not fit
-    in the memory available (the OOM killer would otherwise end the run with no word of why)."""
+    """Refuse, in one line, to hold in memory a folder whose decoded images alone would not fit in the
+    memory available (the OOM killer would otherwise end the run with no word of why): before decoding
+    into memory, or before reading the decoded copy into it (``load=memory``)."""
     needed, free = count * size[0] * size[1] * 3, available_memory()
     if free is not None and needed > free:
         smaller = max(1, int(max(size) * (free / needed / 2) ** 0.5))
