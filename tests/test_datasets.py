@@ -6,6 +6,7 @@ download would have left there."""
 from __future__ import annotations
 
 import gzip
+import os
 import pickle
 import re
 from pathlib import Path
@@ -207,7 +208,6 @@ def test_bad_image_folders_are_named_clearly(tmp_path):
 
 
 def test_a_folder_is_decoded_once_then_read_from_the_cache_until_its_files_change(tmp_path):
-    import os
 
     root = write_image_folder(tmp_path / "images")
     cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
@@ -273,3 +273,27 @@ def test_a_streamed_folder_trains_in_a_real_sweep_beside_the_same_folder_in_memo
     page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).read_text()
     assert "1 of 2 folder runs read their images already decoded from the cache; 1 run streamed its images " \
            "from disk batch by batch, reading inside the timed epochs." in page
+
+
+def test_a_decoded_copy_half_written_by_a_killed_run_is_removed_by_the_next_one(tmp_path):
+    import platform
+    import subprocess
+    import sys
+
+    from harness.run.data import decoded_folder_key, folder_images
+
+    root = write_image_folder(tmp_path / "images")
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
+    key = decoded_folder_key(folder_images(cfg)[0], None)
+    folder = tmp_path / "cache" / "folders"
+    folder.mkdir(parents=True)
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = platform.node().replace(".", "-")
+    abandoned = folder / f".{key}.{host}.{gone.stdout.strip()}.1.npy"  # its process has ended
+    live = folder / f".{key}.{host}.{os.getpid()}.2.npy"  # this process: still decoding, as far as it knows
+    elsewhere = folder / f".{key}.other-host.1.3.npy"  # another host's, on a shared cache: not ours to judge
+    for partial in (abandoned, live, elsewhere):
+        partial.write_bytes(b"half")
+    load_image_folder(cfg, tmp_path / "cache")
+    assert not abandoned.exists() and live.exists() and elsewhere.exists()
+    assert (folder / f"{key}.npy").is_file()

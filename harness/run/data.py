@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import pickle
+import platform
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -326,6 +327,23 @@ def decode_images(paths: list[Path], image_size: int | None, root: Path, out: Pa
     return x
 
 
+def _host() -> str:
+    return platform.node().replace(".", "-") or "host"
+
+
+def remove_abandoned_partials(cached: Path) -> None:
+    """Delete the half-written copies of ``cached`` that a run on this host left when it was killed while
+    decoding (its process is gone); a cluster's shared cache keeps other hosts' and live runs' copies."""
+    for partial in cached.parent.glob(f".{cached.stem}.{_host()}.*.npy"):
+        pid = partial.name.split(".")[3]  # .<key>.<host>.<pid>.<ns>.npy
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            partial.unlink(missing_ok=True)
+        except (ValueError, PermissionError):  # not a pid of ours, or another user's live process
+            pass
+
+
 def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None,
                       facts: dict[str, Any] | None = None) -> tuple[np.ndarray | DiskRows, np.ndarray]:
     """The images of every class folder (``folder_images``: a ``limit`` applies before any is decoded),
@@ -345,7 +363,8 @@ def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None,
     hit = cached.is_file()
     if not hit:
         cached.parent.mkdir(parents=True, exist_ok=True)
-        partial = cached.with_name(f".{cached.stem}.{os.getpid()}.{time.time_ns()}.npy")  # whole, then renamed
+        remove_abandoned_partials(cached)
+        partial = cached.with_name(f".{cached.stem}.{_host()}.{os.getpid()}.{time.time_ns()}.npy")  # then renamed
         decode_images(paths, cfg["image_size"], root, out=partial)
         partial.replace(cached)
     stored = np.load(cached, mmap_mode="r")
