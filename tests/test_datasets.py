@@ -208,7 +208,6 @@ def test_bad_image_folders_are_named_clearly(tmp_path):
 
 
 def test_a_folder_is_decoded_once_then_read_from_the_cache_until_its_files_change(tmp_path):
-
     root = write_image_folder(tmp_path / "images")
     cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
     first, second = {}, {}
