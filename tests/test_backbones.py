@@ -116,18 +116,19 @@ def test_a_weights_file_of_another_backbone_fails_the_run_with_a_clear_reason(tm
     assert result["reason"].startswith(f"ValueError: weights {weights} do not fit model=resnet50 at image_size 32")
 
 
-def test_a_folder_of_images_trains_a_backbone_under_jax_without_tensorflow(tmp_path):
+def test_a_folder_of_images_streams_into_a_backbone_under_jax_without_tensorflow(tmp_path):
     if importlib.util.find_spec("jax") is None:
         pytest.skip("jax is not installed here (pip install -e '.[jax]')")
     images = write_image_folder(tmp_path / "images")
     modules = tmp_path / "modules.json"
     env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_MODULES_FILE=str(modules))
     done = run_harness(["-m", *SMALL, "backend=jax", "model=vgg16", "dataset=folder", f"dataset.path={images}",
-                        "callbacks=[tests.hang:RecordModules]"], cwd=tmp_path, env=env)
+                        "dataset.load=stream", "callbacks=[tests.hang:RecordModules]"], cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
-    assert json.loads(modules.read_text()) == ["jax"]  # the data path and VGG16's preprocessing need no TensorFlow
+    # the data path (decoding, the cache, batches streamed from disk) and VGG16's preprocessing need no TensorFlow
+    assert json.loads(modules.read_text()) == ["jax"]
     (run,) = results_under(tmp_path / "multirun")
-    assert run["status"] == "ok" and run["environment"]["backend"] == "jax"
+    assert run["status"] == "ok" and run["environment"]["backend"] == "jax" and run["data_streamed"]
     assert np.isfinite(run["test_loss"])
 
 
