@@ -296,3 +296,17 @@ def test_a_decoded_copy_half_written_by_a_killed_run_is_removed_by_the_next_one(
     load_image_folder(cfg, tmp_path / "cache")
     assert not abandoned.exists() and live.exists() and elsewhere.exists()
     assert (folder / f"{key}.npy").is_file()
+
+
+def test_a_long_decoding_says_how_far_it_got(tmp_path, monkeypatch):
+    import harness.run.data as data
+
+    root = write_image_folder(tmp_path / "images")
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
+    monkeypatch.setattr(data, "DECODE_REPORT_S", 0.0)  # every image, rather than every second
+    told = []
+    data.load_tasks(cfg, tmp_path / "cache", on_decoded=lambda done, total: told.append((done, total)))
+    assert told == [(done, 36) for done in range(36)]
+    told.clear()
+    data.load_tasks(cfg, tmp_path / "cache", on_decoded=lambda done, total: told.append((done, total)))
+    assert told == []  # decoded already: read from the cache

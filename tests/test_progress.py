@@ -44,7 +44,8 @@ def test_the_live_line_says_what_a_run_does_before_its_first_epoch_ends(tmp_path
     terminal = Terminal()
     line = LiveLine(tmp_path, terminal)
     shown = []
-    for phase, state in (("data", {}), ("model", {}), ("training", {"epoch": 0, "stage": "head"})):
+    for phase, state in (("data", {}), ("data", {"decoded": 1200, "images": 10000}), ("model", {}),
+                         ("training", {"epoch": 0, "stage": "head"})):
         write_run_progress(tmp_path, phase, 5, **state)
         line.update()
         shown.append(terminal.getvalue().rsplit("\x1b[K", 1)[-1])
@@ -52,5 +53,5 @@ def test_the_live_line_says_what_a_run_does_before_its_first_epoch_ends(tmp_path
     write_run_progress(tmp_path, "training", 5, epoch=1, stage="fine_tune")  # the second stage begins
     line.update()
     shown.append(terminal.getvalue().rsplit("\x1b[K", 1)[-1])
-    assert shown == ["loading the data", "building the model", "epoch 1/5 (head) running (its first compiles)",
-                     "epoch 2/5 (fine_tune) running"]
+    assert shown == ["loading the data", "loading the data: decoded 1,200 of 10,000 images", "building the model",
+                     "epoch 1/5 (head) running (its first compiles)", "epoch 2/5 (fine_tune) running"]

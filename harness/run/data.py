@@ -14,7 +14,7 @@ import os
 import pickle
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -275,6 +275,9 @@ def folder_images(cfg: dict[str, Any]) -> tuple[list[Path], np.ndarray]:
     return paths, y
 
 
+DECODE_REPORT_S = 1.0
+"""How often a long decoding says how far it got (``decode_images``' ``on_decoded``)."""
+
 DECODING_VERSION = 1
 """Part of a decoded folder's cache key: raise it when ``decode_images`` changes what it makes."""
 
@@ -290,7 +293,8 @@ def decoded_folder_key(paths: list[Path], image_size: int | None) -> str:
     return hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:16]
 
 
-def decode_images(paths: list[Path], image_size: int | None, root: Path, out: Path | None = None) -> np.ndarray:
+def decode_images(paths: list[Path], image_size: int | None, root: Path, out: Path | None = None,
+                  on_decoded: Callable[[int, int], None] | None = None) -> np.ndarray:
     """``paths`` decoded, turned upright (EXIF orientation), made RGB (grey and palette images too) and
     resized (bilinear) to ``image_size`` square, or, when ``None``, to ``common_size`` of their shown
     sizes (read from the headers); as uint8 (N, H, W, 3), in memory or, given ``out``, into that
@@ -298,7 +302,8 @@ def decode_images(paths: list[Path], image_size: int | None, root: Path, out: Pa
 
     One at a time into one array: memory peaks at the array (checked to fit, if in memory) plus one image,
     however big the photos are; JPEGs are decoded at a reduced scale (1/2 to 1/8, libjpeg's own) where
-    they are that much bigger than the size they are resized to."""
+    they are that much bigger than the size they are resized to. ``on_decoded(done, total)`` is told how
+    far it got, at most every ``DECODE_REPORT_S`` seconds (the sweep's live line shows it)."""
     from PIL import Image, ImageOps
 
     if image_size:
@@ -315,7 +320,11 @@ def decode_images(paths: list[Path], image_size: int | None, root: Path, out: Pa
         x = np.empty(shape, dtype="uint8")
     else:
         x = np.lib.format.open_memmap(out, mode="w+", dtype="uint8", shape=shape)
+    reported = time.monotonic()
     for i, path in enumerate(paths):
+        if on_decoded is not None and time.monotonic() - reported >= DECODE_REPORT_S:
+            on_decoded(i, len(paths))
+            reported = time.monotonic()
         with opened_image(path) as image:
             if image.format == "JPEG":  # before decoding: libjpeg then decodes at 1/2, 1/4 or 1/8 scale
                 turned = shown_size(image) != image.size
@@ -344,8 +353,8 @@ def remove_abandoned_partials(cached: Path) -> None:
             pass
 
 
-def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None,
-                      facts: dict[str, Any] | None = None) -> tuple[np.ndarray | DiskRows, np.ndarray]:
+def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None, facts: dict[str, Any] | None = None,
+                      on_decoded: Callable[[int, int], None] | None = None) -> tuple[np.ndarray | DiskRows, np.ndarray]:
     """The images of every class folder (``folder_images``: a ``limit`` applies before any is decoded),
     as ``decode_images`` makes them, and their labels.
 
@@ -354,18 +363,19 @@ def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None,
     makes a new key). From there, ``load`` decides: ``memory`` reads it into memory (one clear line if it
     does not fit), ``stream`` leaves it on disk (``DiskRows``, read batch by batch while training),
     ``auto`` streams only where it would take more than half the memory available. ``facts`` gets
-    ``data_cache_hit`` and ``data_streamed``. Without a ``cache_dir`` the images are decoded into memory."""
+    ``data_cache_hit`` and ``data_streamed``. Without a ``cache_dir`` the images are decoded into memory.
+    ``on_decoded``: see ``decode_images``."""
     paths, y = folder_images(cfg)
     root = Path(cfg["path"]).expanduser()
     if cache_dir is None:
-        return decode_images(paths, cfg["image_size"], root), y
+        return decode_images(paths, cfg["image_size"], root, on_decoded=on_decoded), y
     cached = Path(cache_dir) / "folders" / f"{decoded_folder_key(paths, cfg['image_size'])}.npy"
     hit = cached.is_file()
     if not hit:
         cached.parent.mkdir(parents=True, exist_ok=True)
         remove_abandoned_partials(cached)
         partial = cached.with_name(f".{cached.stem}.{_host()}.{os.getpid()}.{time.time_ns()}.npy")  # then renamed
-        decode_images(paths, cfg["image_size"], root, out=partial)
+        decode_images(paths, cfg["image_size"], root, out=partial, on_decoded=on_decoded)
         partial.replace(cached)
     stored = np.load(cached, mmap_mode="r")
     free = available_memory()
@@ -407,12 +417,13 @@ def download(url: str, sha256: str | None, cache_dir: Path) -> Path:
                                      cache_subdir="datasets"))
 
 
-def load_arrays(cfg: dict[str, Any], cache_dir: Path,
-                facts: dict[str, Any] | None = None) -> tuple[np.ndarray | DiskRows, np.ndarray]:
+def load_arrays(cfg: dict[str, Any], cache_dir: Path, facts: dict[str, Any] | None = None,
+                on_decoded: Callable[[int, int], None] | None = None) -> tuple[np.ndarray | DiskRows, np.ndarray]:
     """All images (N, H, W, C; uint8 or float32, see ``Split``) and labels (N,) int of the dataset that
     ``cfg`` names: the bundled digits, a Keras dataset, a folder of images, a local ``.npz`` ``path``
     or a ``url`` downloaded into ``cache_dir``; capped by ``limit``. ``facts`` (optional, the run's
-    result) gets what is worth recording about the loading (a folder: ``data_cache_hit``, ``data_streamed``)."""
+    result) gets what is worth recording about the loading (a folder: ``data_cache_hit``, ``data_streamed``);
+    ``on_decoded`` hears how far a folder's decoding got (``decode_images``)."""
     from harness.keras_cache import KERAS_DATASETS
 
     if cfg["name"] == "digits":
@@ -420,7 +431,7 @@ def load_arrays(cfg: dict[str, Any], cache_dir: Path,
     elif cfg["name"] in KERAS_DATASETS:
         x, y = load_keras_dataset(cfg["name"])
     elif cfg["name"] == "folder":  # 8-bit RGB already, limited before decoding, perhaps left on disk
-        return load_image_folder(cfg, cache_dir, facts)
+        return load_image_folder(cfg, cache_dir, facts, on_decoded)
     elif cfg["path"]:
         x, y = load_npz_arrays(cfg["path"])
     elif cfg["url"]:
@@ -472,12 +483,13 @@ def target_classes(cfg: dict[str, Any], y: np.ndarray) -> list[int]:
     return sorted(set(np.unique(y).tolist()) - set(cfg["source_classes"]))
 
 
-def load_tasks(cfg: dict[str, Any], cache_dir: Path,
-               facts: dict[str, Any] | None = None) -> tuple[Task, Task | None]:
+def load_tasks(cfg: dict[str, Any], cache_dir: Path, facts: dict[str, Any] | None = None,
+               on_decoded: Callable[[int, int], None] | None = None) -> tuple[Task, Task | None]:
     """The target task every run trains on (``train_size`` caps its training examples) and the source
     task the transfer feature extractor is pretrained on (``source_classes``, all their examples;
-    ``None`` without source classes). The data is read once for both; ``facts``: see ``load_arrays``."""
-    x, y = load_arrays(cfg, cache_dir, facts)
+    ``None`` without source classes). The data is read once for both; ``facts``, ``on_decoded``: see
+    ``load_arrays``."""
+    x, y = load_arrays(cfg, cache_dir, facts, on_decoded)
     target = make_task(x, y, target_classes(cfg, y), cfg, cfg["train_size"])
     source = make_task(x, y, list(cfg["source_classes"]), cfg, None) if cfg["source_classes"] else None
     return target, source

@@ -196,7 +196,10 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     from harness.run import backbones, data, optimizers, streaming, timing
 
     write_progress(run_dir, "data", cfg["epochs"])
-    task, source = data.load_tasks(cfg["dataset"], cache_dir, result)
+    def decoding(done: int, total: int) -> None:  # a big folder's first run: its live line counts the images
+        write_progress(run_dir, "data", cfg["epochs"], decoded=done, images=total)
+
+    task, source = data.load_tasks(cfg["dataset"], cache_dir, result, decoding)
     clock.lap("data")
     write_progress(run_dir, "model", cfg["epochs"])
     result["data_seconds"] = result["phase_seconds"]["data"]  # loading and decoding: never training time

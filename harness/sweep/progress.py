@@ -131,7 +131,10 @@ class LiveLine:
             if state.get("epoch_seconds") is not None:
                 self.epoch_seconds.append(state["epoch_seconds"])
         if phase != "training":
-            return PHASES.get(phase, phase)
+            text = PHASES.get(phase, phase)
+            if state.get("images"):  # a folder's first decoding: how far it got
+                text += f": decoded {state['decoded']:,} of {state['images']:,} images"
+            return text
         stage = f" ({state['stage']})" if state.get("stage") in ("head", "fine_tune") else ""
         if state.get("epoch_seconds") is None:  # a stage has begun; its first epoch has not ended
             return f"epoch {epoch + 1}/{epochs}{stage} running" + (" (its first compiles)" if not epoch else "")
