@@ -7,7 +7,7 @@ import re
 import pytest
 
 from harness.config.validate import validate
-from tests.conftest import CONF, compose_config, run_harness
+from tests.conftest import CONF, compose_config, results_under, run_harness
 
 GROUP_OPTIONS = {
     group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
@@ -133,3 +133,25 @@ def test_each_default_lives_in_one_place():
                         if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
             repeated = [key for key, value in option.items() if key in defaults and defaults[key] == value]
             assert not repeated, f"{path.relative_to(CONF)} repeats {schema.__name__}'s defaults: {repeated}"
+
+
+def test_a_setting_of_every_swept_backbone_works_although_the_default_model_lacks_it(tmp_path):
+    """Hydra composes a sweep's first config with the default model (small_cnn, which has no image_size)
+    and would refuse ``model.image_size``; the harness sets it with ``++`` where every swept option has it."""
+    from harness.config.presets import register_experiments
+    from harness.config.schema import register_configs
+    from harness.config.validate import scaffold_swept_settings
+
+    register_configs()
+    experiments = register_experiments()
+    line = ["-m", "model=vgg16,resnet50", "model.image_size=32,48", "model.pooling=max", "epochs=2", "seed=0,1"]
+    assert scaffold_swept_settings(line, experiments) == [
+        "-m", "model=vgg16,resnet50", "++model.image_size=32,48", "++model.pooling=max", "epochs=2", "seed=0,1"]
+    unswept = ["-m", "model=vgg16", "model.image_size=32", "seed=0,1"]  # the first composition has vgg16
+    assert scaffold_swept_settings(unswept, experiments) == unswept
+    # for real: the GPU cells are skipped (no GPU here), after Hydra has composed every one of them
+    done = run_harness(["-m", "model=vgg16,resnet50", "model.image_size=32,48", "device=gpu", "tracking=disabled"],
+                       cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    cells = {(r["config"]["model"]["name"], r["config"]["model"]["image_size"]) for r in results_under(tmp_path)}
+    assert cells == {("vgg16", 32), ("vgg16", 48), ("resnet50", 32), ("resnet50", 48)}

@@ -78,6 +78,30 @@ def check_group_choices(arguments: list[str], experiments: list[str]) -> None:
             _check(value in options, f"{override.key_or_group}={value} is unknown; valid: {', '.join(options)}")
 
 
+def scaffold_swept_settings(arguments: list[str], experiments: list[str]) -> list[str]:
+    """``arguments`` with ``group.key=value`` turned into ``++group.key=value`` where ``group`` is swept
+    (``model=vgg16,resnet50 model.image_size=96``) and ``key`` is not a setting of the option the sweep's
+    first composition picks (the group's default, ``small_cnn``). Hydra composes that primary config
+    from the defaults before it sweeps, and refuses such a key there (facebookresearch/hydra#283, #2888);
+    ``++`` sets the key in every swept option, which has it (``check_setting_names``, run first, made
+    sure), and adds it to the primary config, which no run uses. Everything else is left as it is."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.override_parser.types import OverrideType
+
+    parsed = _parse(arguments)
+    groups = group_options(experiments)
+    swept = {o.key_or_group for o in parsed if o.key_or_group in groups and o.is_sweep_override()}
+    settings = {o.input_line: o.key_or_group.split(".") for o in parsed if o.type == OverrideType.CHANGE}
+    settings = {line: path for line, path in settings.items() if len(path) == 2 and path[0] in swept}
+    if not settings:
+        return arguments
+    fixed = [o.input_line for o in parsed if o.key_or_group in groups and not o.is_sweep_override()]
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        primary = compose("config", overrides=fixed)
+    absent = {line for line, (group, key) in settings.items() if key not in primary[group]}
+    return [f"++{argument}" if argument in absent else argument for argument in arguments]
+
+
 def _type_error(compose: Any, overrides: list[str], setting: str) -> str | None:
     """Why Hydra refuses ``setting`` on top of ``overrides`` (the first line of its message), or ``None``."""
     try:
