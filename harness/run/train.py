@@ -196,6 +196,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     from harness.run import backbones, data, optimizers, streaming, timing
 
     write_progress(run_dir, "data", cfg["epochs"])
+
     def decoding(done: int, total: int) -> None:  # a big folder's first run: its live line counts the images
         write_progress(run_dir, "data", cfg["epochs"], decoded=done, images=total)
 
