@@ -223,6 +223,7 @@ def composed_run(overrides: list[str]) -> dict[str, Any]:
 def fit_overhead_section(repeats: int) -> None:
     print("\n## Training loop: the harness's timed fit vs a bare Keras fit (alternating, one process)")
     os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
+    os.environ.setdefault("COMET_LOGGING_CONSOLE", "WARNING")  # its offline experiments' INFO lines: not results
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
