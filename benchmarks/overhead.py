@@ -259,7 +259,8 @@ def fit_overhead_section(repeats: int) -> None:
             import comet_ml
 
             experiment = comet_ml.start(online=False, mode="create", experiment_config=comet_ml.ExperimentConfig(
-                offline_directory=offline_dir, display_summary_level=0, log_code=False, log_env_details=False))
+                offline_directory=offline_dir, display_summary_level=0, log_code=False, log_env_details=False,
+                name="overhead-fit"))
             callbacks, _, _ = fit_callbacks(cfg, experiment, Path(offline_dir))  # the progress file too
         else:
             callbacks = []
