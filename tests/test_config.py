@@ -150,8 +150,8 @@ def test_a_setting_of_every_swept_backbone_works_although_the_default_model_lack
     unswept = ["-m", "model=vgg16", "model.image_size=32", "seed=0,1"]  # the first composition has vgg16
     assert scaffold_swept_settings(unswept, experiments) == unswept
     # for real: the GPU cells are skipped (no GPU here), after Hydra has composed every one of them
-    done = run_harness(["-m", "model=vgg16,resnet50", "model.image_size=32,48", "device=gpu", "tracking=disabled"],
-                       cwd=tmp_path)
+    done = run_harness(["-m", "model=vgg16,resnet50", "model.image_size=32,48", "device=gpu", "tracking=disabled",
+                        "epochs=1", "dataset.train_size=16"], cwd=tmp_path)  # small, should a GPU be there
     assert done.returncode == 0, done.stderr
     cells = {(r["config"]["model"]["name"], r["config"]["model"]["image_size"]) for r in results_under(tmp_path)}
     assert cells == {("vgg16", 32), ("vgg16", 48), ("resnet50", 32), ("resnet50", 48)}
