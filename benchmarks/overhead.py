@@ -40,7 +40,8 @@ from typing import Any
 import numpy as np
 
 from harness.hardware import cpu_model
-from harness.report.stats import bootstrap_ci
+from harness.report.stats import effect_of
+from harness.report.verdicts import format_effect
 
 PHASES = ("startup", "imports", "backend", "comet_start", "data", "model", "evaluate")
 
@@ -147,8 +148,8 @@ def cost_per_run(sweep: dict[str, Any]) -> tuple[float, float, int]:
 
 
 def ratio_ci(ratios: list[float]) -> str:
-    low, high = bootstrap_ci(ratios)
-    return f"{statistics.median(ratios):.3f} (95% CI {low:.3f} to {high:.3f}, {len(ratios)} pairs)"
+    """The median ratio with the report's exact interval, or "too few to tell" (``stats.effect_of``)."""
+    return format_effect(effect_of(ratios, "ratio"), digits=3)
 
 
 def startup_section(work: Path, finished_sweep: Path) -> None:

@@ -33,11 +33,22 @@ def test_report_has_every_part(sweep_dir, tmp_path):
     index = write_report(sweep_dir, tmp_path / "report")
     markdown = index.with_name("report.md").read_text()
     for heading in ("Setup", "Verdicts on the article's claims", "Factor effects", "Learning curves",
-                    "Accuracy against training time", "Effects with confidence intervals", "Time to target",
+                    "Accuracy against training time", "Measurement quality", "Time to target",
                     "By optimizer", "By transfer", "By early_stopping", "By device",
                     "Cost to target", "Per cell", "Failed and skipped runs", "Every run", "Re-run"):
         assert f"## {heading}" in markdown, heading
-    assert markdown.index("## Verdicts") < markdown.index("## Factor effects")
+    # the answer first: verdicts (with the effects figure), then how far to trust the timings, then the evidence
+    headings = re.findall(r"^## (.+)$", markdown, flags=re.M)
+    assert headings[:3] == ["Verdicts on the article's claims", "Measurement quality", "Setup"]
+    assert headings.index("Factor effects") < headings.index("Per cell")
+    assert "![Verdicts on the article's claims](figures/effects.png)" in markdown
+    assert "<details><summary>Steady epoch time (seconds) per cell" in index.read_text()
+    assert "Holm" in markdown.split("## Measurement quality")[0]
+    effects = pd.read_csv(index.with_name("effects.csv"))
+    assert {"factor", "level", "baseline", "metric", "estimate", "low", "high", "pairs", "p_value", "p_adjusted",
+            "distinguishable"} <= set(effects.columns)
+    assert len(effects) == 24 and set(effects["correction"]) == {"Benjamini-Hochberg"}  # 8 comparisons × 3 metrics
+    assert effects["pairs"].min() >= 6 and effects["p_adjusted"].notna().all()
     verdict_section = markdown.split("## Verdicts on the article's claims")[1].split("##")[0]
     verdict_lines = [line for line in verdict_section.splitlines() if line.startswith("- ")]
     assert [line[:20] for line in verdict_lines] == ["- Fastest optimizer ", "- Transfer learning ",

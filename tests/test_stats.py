@@ -24,30 +24,54 @@ def table(*rows):
     return pd.DataFrame(list(rows))
 
 
-def test_bootstrap_ci_of_constant_values_is_that_value():
-    assert stats.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+SKEWED = np.arange(1, 21) ** 2.0  # 1, 4, ..., 400: mean 143.5, median 110.5, so mean and median tell apart
 
 
-def test_bootstrap_ci_of_two_values_spans_them():
-    # Resampled medians of [1, 2] are 1, 1.5 or 2 (probabilities 1/4, 1/2, 1/4): the 2.5% and 97.5%
-    # quantiles are the extremes.
-    assert stats.bootstrap_ci([1.0, 2.0]) == (1.0, 2.0)
+def test_fewest_pairs_for_a_95_percent_statement():
+    # 2 * 0.5**5 = 0.0625 > 0.05 >= 2 * 0.5**6 = 0.03125; Holm's first step over 7 comparisons: 0.05 / 7
+    assert stats.fewest_pairs() == 6
+    assert stats.fewest_pairs(0.05 / 7) == 9  # 2 / 2**8 = 0.0078 > 0.0071 >= 2 / 2**9
+    assert stats.fewest_pairs(0.0625) == 5  # exactly attainable
 
 
-def test_bootstrap_ci_with_one_value_is_unknown():
-    low, high = stats.bootstrap_ci([3.0, float("nan")])
-    assert math.isnan(low) and math.isnan(high)
+def test_median_interval_is_the_order_statistics_of_the_sign_test():
+    # n = 20: P(B <= 5) = 0.0207 and P(B <= 6) = 0.0577 for B ~ Binomial(20, 1/2), so the 95 % interval is
+    # (x(6), x(15)); at 99 %: P(B <= 3) = 0.0013, P(B <= 4) = 0.0059, so (x(4), x(17)).
+    assert stats.median_interval(SKEWED) == (36.0, 225.0)
+    assert stats.median_interval(SKEWED, confidence=0.99) == (16.0, 289.0)
+    # n = 10: P(B <= 1) = 0.0107, P(B <= 2) = 0.0547: (x(2), x(9)); the order of the input does not matter
+    assert stats.median_interval(SKEWED[:10][::-1]) == (4.0, 81.0)
+    # n = 6: only (x(1), x(6)) reaches 95 % (1 - 2/64 = 0.969)
+    assert stats.median_interval([5.0, 1.0, 3.0, 2.0, 9.0, 4.0]) == (1.0, 9.0)
+    # a mean's interval would be centred near 143.5; this one holds the median (110.5) and not the mean's bulk
+    low, high = stats.median_interval(SKEWED)
+    assert low < float(np.median(SKEWED)) < high < float(np.mean(SKEWED)) + 100
 
 
-def test_bootstrap_ci_is_reproducible_and_agrees_with_scipy():
-    from scipy.stats import bootstrap
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5])
+def test_too_few_values_give_no_interval_and_no_test(n):
+    p, low, high = stats.sign_test(np.linspace(2.0, 3.0, n), 1.0)
+    assert math.isnan(p) and math.isnan(low) and math.isnan(high)
 
-    data = np.random.default_rng(1).normal(10.0, 2.0, size=60)
-    ours = stats.bootstrap_ci(data, resamples=4000, seed=3)
-    assert ours == stats.bootstrap_ci(data, resamples=4000, seed=3)
-    theirs = bootstrap((data,), np.median, method="percentile", n_resamples=4000, random_state=3).confidence_interval
-    assert ours[0] == pytest.approx(theirs.low, abs=0.25) and ours[1] == pytest.approx(theirs.high, abs=0.25)
-    assert ours[0] < np.median(data) < ours[1]
+
+def test_sign_test_exact_p_values():
+    assert stats.sign_test(np.linspace(1.1, 2.0, 6), 1.0)[0] == pytest.approx(2 / 64)  # all six above
+    assert stats.sign_test([0.9, *np.linspace(1.1, 2.0, 7)], 1.0)[0] == pytest.approx(2 * 9 / 256)  # 1 of 8 below
+    assert stats.sign_test(np.zeros(36), 0.0)[0] == 1.0  # no change at all: no evidence of one
+
+
+def test_holm_exact_answers():
+    # sorted: 0.005 * 4 = 0.02, 0.01 * 3 = 0.03, 0.03 * 2 = 0.06, 0.04 * 1 = 0.04 -> kept monotone: 0.06
+    assert stats.holm([0.01, 0.04, 0.03, 0.005]).tolist() == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    adjusted = stats.holm([0.01, float("nan"), 0.02])  # an untested comparison is not in the family
+    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.02)
+    assert stats.holm([0.6, 0.9]).tolist() == [1.0, 1.0]
+
+
+def test_benjamini_hochberg_exact_answers():
+    # sorted: 0.005 * 4/1 = 0.02, 0.01 * 4/2 = 0.02, 0.03 * 4/3 = 0.04, 0.04 * 4/4 = 0.04
+    assert stats.benjamini_hochberg([0.01, 0.04, 0.03, 0.005]).tolist() == pytest.approx([0.02, 0.04, 0.04, 0.02])
+    assert math.isnan(stats.benjamini_hochberg([float("nan")])[0])
 
 
 def test_paired_effect_pairs_by_other_factors_and_seed():
@@ -59,8 +83,8 @@ def test_paired_effect_pairs_by_other_factors_and_seed():
     )
     effect = stats.paired_effect(runs, "transfer", "on", "off", "train_seconds", "ratio")
     assert (effect.estimate, effect.pairs) == (0.75, 2)
-    assert (effect.low, effect.high) == (0.5, 1.0)
-    assert not effect.distinguishable  # the CI reaches 1: no change is possible
+    assert effect.too_few and math.isnan(effect.low) and math.isnan(effect.p_value)
+    assert not effect.distinguishable  # two pairs cannot tell anything from noise
     difference = stats.paired_effect(runs, "transfer", "on", "off", "train_seconds", "difference")
     assert difference.estimate == -1.0
 
@@ -72,11 +96,100 @@ def test_paired_effect_drops_pairs_that_never_reached_the_target():
     assert (effect.estimate, effect.pairs) == (0.25, 1)
 
 
-def test_distinguishable_when_the_ci_excludes_no_change():
-    runs = table(*[run("adam", level, seed=s, train_seconds=t) for s in range(4)
+def test_distinguishable_when_every_one_of_six_pairs_agrees_and_not_with_one_against():
+    runs = table(*[run("adam", level, seed=s, train_seconds=t) for s in range(6)
                    for level, t in (("on", 1.0 + s / 10), ("off", 2.0 + s / 10))])
     effect = stats.paired_effect(runs, "transfer", "on", "off", "train_seconds", "ratio")
-    assert effect.pairs == 4 and effect.high < 1 and effect.distinguishable
+    assert effect.pairs == 6 and effect.p_value == pytest.approx(2 / 64) and effect.distinguishable
+    assert (effect.low, effect.high) == (pytest.approx(1.0 / 2.0), pytest.approx(1.5 / 2.5))  # x(1), x(6)
+    runs.loc[(runs["seed"] == 0) & (runs["transfer"] == "on"), "train_seconds"] = 3.0  # one pair the other way
+    assert not stats.paired_effect(runs, "transfer", "on", "off", "train_seconds", "ratio").distinguishable
+
+
+def test_a_family_judges_what_a_lone_comparison_would_call_beyond_noise():
+    lone = stats.effect_of(np.linspace(0.7, 0.8, 6), "ratio")  # p = 2/64 = 0.031: beyond noise alone
+    null = stats.effect_of([0.9, 1.1, 0.95, 1.05, 0.98, 1.02], "ratio")
+    assert lone.distinguishable and not null.distinguishable
+    family = stats.judged([lone, null], "holm")  # Holm: 2 * 0.031 = 0.0625 > 0.05
+    assert family[0].p_adjusted == pytest.approx(2 * 2 / 64) and not family[0].distinguishable
+    assert family[0].correction == "Holm"
+
+
+def _null_ratios(rng: np.random.Generator, sweeps: int, pairs: int, noise: float = 0.1) -> np.ndarray:
+    """Ratios of paired runs of two identical settings: each seed's machine factor (shared by the pair)
+    times 10 % lognormal noise per run."""
+    machine = rng.lognormal(0.0, 0.2, size=(sweeps, pairs))
+    return (machine * rng.lognormal(0.0, noise, size=(sweeps, pairs))) / (
+        machine * rng.lognormal(0.0, noise, size=(sweeps, pairs)))
+
+
+@pytest.mark.parametrize("pairs", [2, 3, 4, 6, 10, 30])
+def test_no_true_effect_is_called_beyond_noise_at_most_5_percent_of_the_time(pairs):
+    # Known answer: the two settings are identical. 1,000 simulated comparisons (seeded); 5 % + 3 standard
+    # errors of the simulation (0.7 %) is the most a 95 % statement may miss by.
+    ratios = _null_ratios(np.random.default_rng(pairs), 1000, pairs)
+    called = [stats.effect_of(values, "ratio").distinguishable for values in ratios]
+    assert np.mean(called) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 1000)
+    if pairs < 6:
+        assert not any(called)
+
+
+@pytest.mark.parametrize("pairs", [6, 10, 30])
+def test_the_interval_covers_the_true_median_at_least_95_percent_of_the_time(pairs):
+    truth = 0.8  # a true ×0.8 effect with 10 % noise per run: the ratio's median is 0.8
+    ratios = truth * _null_ratios(np.random.default_rng(100 + pairs), 1000, pairs)
+    covered = [low <= truth <= high for low, high in (stats.median_interval(values) for values in ratios)]
+    assert np.mean(covered) >= 0.95 - 3 * math.sqrt(0.05 * 0.95 / 1000)
+
+
+def test_a_true_effect_of_30_percent_is_found_with_8_pairs():
+    # ×0.7 with 10 % noise per run: P(one ratio above 1) = 0.6 %, so all 8 pairs agree in ~95 % of sweeps
+    ratios = 0.7 * _null_ratios(np.random.default_rng(7), 400, 8)
+    found = [stats.effect_of(values, "ratio").distinguishable for values in ratios]
+    assert np.mean(found) >= 0.9
+
+
+def _null_sweep(rng: np.random.Generator, seeds: int) -> pd.DataFrame:
+    """A sweep of four identical optimizers and transfer on/off (identical too), ``seeds`` seeds: every
+    difference is noise. Times: a per-seed machine factor × 10 % lognormal noise; accuracy ± 0.01."""
+    rows = []
+    for seed in range(seeds):
+        machine = rng.lognormal(0.0, 0.2)
+        for optimizer in ("adam", "sgd", "rmsprop", "nag"):
+            for transfer in ("on", "off"):
+                rows.append(run(optimizer, transfer, seed=seed, train_seconds=machine * rng.lognormal(0.0, 0.1),
+                                time_to_target_seconds=machine * rng.lognormal(0.0, 0.1),
+                                test_accuracy=0.9 + rng.normal(0.0, 0.01)))
+    return table(*rows)
+
+
+@pytest.mark.parametrize("seeds", [6, 12])
+def test_reports_on_pure_noise_rarely_call_anything_beyond_noise(seeds):
+    # 12 comparisons per report (3 optimizers vs Adam and transfer on vs off, 3 metrics each): judged one by
+    # one at 5 %, about a third of these reports would hold a false "beyond noise". As a family, ~5 % may
+    # (the bound: 5 % + 3 standard errors of 60 simulated reports; kept small for the suite's time).
+    rng = np.random.default_rng(seeds)
+    reports = [stats.effects_table(_null_sweep(rng, seeds)) for _ in range(60)]
+    assert all(len(effects) == 12 and effects["p_adjusted"].notna().all() for effects in reports)
+    assert np.mean([effects["distinguishable"].any() for effects in reports]) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 60)
+    lone = np.mean([(effects["p_value"] <= 0.05).any() for effects in reports])
+    assert lone > 0.15  # the same reports judged comparison by comparison: the family is what holds the rate
+    called = [verdicts.verdicts(_null_sweep(rng, seeds)).sentences for _ in range(10)]
+    assert sum("not distinguishable" not in " ".join(sentences) for sentences in called) <= 1
+
+
+def test_a_true_effect_is_found_by_the_report_and_its_verdict():
+    rng = np.random.default_rng(3)
+    rows = [run(optimizer, seed=seed, train_seconds=scale * rng.lognormal(0, 0.1),
+                time_to_target_seconds=scale * rng.lognormal(0, 0.1), test_accuracy=0.9)
+            for seed in range(8) for optimizer, scale in (("adam", 1.0), ("sgd", 0.7))]
+    effects = stats.effects_table(table(*rows)).set_index("metric")
+    assert effects.loc["train_seconds", "distinguishable"] and effects.loc["time_to_target_seconds", "distinguishable"]
+    assert not effects.loc["test_accuracy", "distinguishable"]
+    assert effects.loc["train_seconds", "correction"] == "Benjamini-Hochberg"
+    text = verdicts.optimizer_verdict(table(*rows))
+    assert "sgd's time to target relative to Adam: ×0.6" in text or "×0.7" in text
+    assert "not distinguishable" not in text and "too few" not in text
 
 
 def test_factor_summary_medians_over_ok_runs():
@@ -101,13 +214,14 @@ def test_status_counts_put_failures_first():
     ]
 
 
-def test_cell_table_median_and_ci_over_repeats():
-    runs = table(run(seed=0, train_seconds=1.0), run(seed=1, train_seconds=2.0), run(seed=2, train_seconds=3.0),
-                 run("sgd", train_seconds=5.0))
+def test_cell_table_median_and_interval_over_repeats():
+    runs = table(*[run(seed=s, train_seconds=t) for s, t in enumerate(SKEWED[:10])],
+                 *[run("sgd", seed=s, train_seconds=5.0 + s) for s in range(5)])
     cells = stats.cell_table(runs, metrics=("train_seconds",)).set_index("optimizer")
-    assert cells.loc["adam", "repeats"] == 3 and cells.loc["adam", "train_seconds"] == 2.0
-    assert cells.loc["adam", "train_seconds_low"] == 1.0 and cells.loc["adam", "train_seconds_high"] == 3.0
-    assert math.isnan(cells.loc["sgd", "train_seconds_low"])  # one repeat: no spread known
+    assert cells.loc["adam", "repeats"] == 10 and cells.loc["adam", "train_seconds"] == 30.5  # (25 + 36) / 2
+    assert (cells.loc["adam", "train_seconds_low"], cells.loc["adam", "train_seconds_high"]) == (4.0, 81.0)
+    assert cells.loc["sgd", "train_seconds"] == 7.0
+    assert math.isnan(cells.loc["sgd", "train_seconds_low"])  # 5 repeats: too few for a 95 % interval
 
 
 def test_interactions_measure_how_an_effect_changes_across_another_factor():
@@ -149,9 +263,15 @@ def test_verdict_says_when_an_effect_is_noise():
                  run("sgd", "on", time_to_target_seconds=3.0, test_accuracy=0.8),
                  run("sgd", "off", time_to_target_seconds=3.0, test_accuracy=0.9))
     text = verdicts.transfer_verdict(runs)
-    assert text == ("Transfer learning (on vs off) multiplies time to target by ×0.75 (95% CI ×0.50 to ×1.00, "
-                    "2 pairs), not distinguishable from noise; it changes test accuracy by -0.050 (95% CI -0.100 "
-                    "to +0.000, 2 pairs), not distinguishable from noise.")
+    assert text == ("Transfer learning (on vs off) multiplies time to target by ×0.75 (2 pairs: too few to tell; run "
+                    "more seeds, e.g. seed=0,1,2,3,4,5); it changes test accuracy by -0.050 (2 pairs: too few to "
+                    "tell; run more seeds, e.g. seed=0,1,2,3,4,5).")
+    six = table(*[run("adam", transfer, seed=s, time_to_target_seconds=t * (1 + s / 100), test_accuracy=0.9)
+                  for s in range(6) for transfer, t in (("on", 3.0), ("off", 2.0) if s % 2 else ("off", 4.0))])
+    assert verdicts.transfer_verdict(six) == (
+        "Transfer learning (on vs off) multiplies time to target by ×1.12 (95% CI ×0.75 to ×1.50, 6 pairs), not "
+        "distinguishable from noise; it changes test accuracy by +0.000 (95% CI +0.000 to +0.000, 6 pairs), not "
+        "distinguishable from noise.")
 
 
 def test_transfer_verdict_names_backbone_and_dataset_and_counts_a_pretraining_once():
@@ -168,8 +288,8 @@ def test_transfer_verdict_names_backbone_and_dataset_and_counts_a_pretraining_on
                            time_to_target_seconds=[2.0, None] * 2)
     assert verdicts.transfer_verdict(imagenet) == (
         "Transfer learning (on vs off; vgg16 on digits) cannot be compared on time to target (in no pair did both "
-        "runs reach the target); it changes test accuracy by +0.000 (95% CI +0.000 to +0.000, 2 pairs), not "
-        "distinguishable from noise. Pretraining was free here: the runs started from Keras' ImageNet weights, "
+        "runs reach the target); it changes test accuracy by +0.000 (2 pairs: too few to tell; run more seeds, e.g. "
+        "seed=0,1,2,3,4,5). Pretraining was free here: the runs started from Keras' ImageNet weights, "
         "trained elsewhere.")
 
 
@@ -209,14 +329,20 @@ def test_speed_verdict_gives_the_compilation_cost_apart_and_the_break_even_epoch
     from harness.report.verdicts import speed_verdicts
 
     rows = []
-    for seed in range(3):
+    for seed in range(8):  # 8 pairs: beyond noise even with Holm over 4 comparisons (4 * 2 / 2**8 = 0.031)
         for jit, first, steady in ((False, 1.0, 1.0), (True, 3.0, 0.5)):  # XLA: +2 s once, then 0.5 s faster
             rows.append({"optimizer": "adam", "transfer": "off", "early_stopping": "off", "device": "cpu",
                          "jit_compile": jit, "seed": seed, "status": "ok", "first_epoch_seconds": first,
                          "median_epoch_seconds": steady, "time_to_target_seconds": first + 9 * steady,
                          "test_accuracy": 0.9})
-    (verdict,) = speed_verdicts(pd.DataFrame(rows), [*FACTORS, "jit_compile"], {"jit_compile": False})
-    assert verdict.startswith("jit_compile=True vs False: steady epoch time ×0.50 (95% CI ×0.50 to ×0.50, 3 pairs)")
-    assert "extra seconds in the first epoch (compilation): +2.000 (95% CI +2.000 to +2.000, 3 pairs)" in verdict
+    judged = speed_verdicts(pd.DataFrame(rows), [*FACTORS, "jit_compile"], {"jit_compile": False})
+    (verdict,) = judged.sentences
+    assert verdict.startswith("jit_compile=True vs False: steady epoch time ×0.50 (95% CI ×0.50 to ×0.50, 8 pairs)")
+    assert "extra seconds in the first epoch (compilation): +2.000 (95% CI +2.000 to +2.000, 8 pairs)" in verdict
     assert "it has paid back its first epoch after 5 epochs" in verdict  # 1 + 2 / 0.5
     assert "time to target ×0.75" in verdict  # 7.5 s against 10 s
+    # steady time, first epoch, time to target and accuracy (it never moves: p = 1), judged together
+    assert judged.comparisons == 4 and "Holm" in judged.note and "at least 8 pairs" in judged.note
+    few = speed_verdicts(pd.DataFrame(rows[:6]), [*FACTORS, "jit_compile"], {"jit_compile": False})
+    assert "3 pairs: too few to tell" in few.sentences[0] and "(from the medians; too few pairs to tell)" in \
+        few.sentences[0] and few.comparisons == 0

@@ -86,7 +86,7 @@ def effect_bars(effects: pd.DataFrame, path: Path) -> Path | None:
         ax.set_yticks(y, order)
         ax.set(xlabel=f"{metric.replace('_', ' ')} ratio (level / baseline; <1 is faster)",
                title=metric.replace("_", " "))
-    figure.suptitle("Factor effects, paired by the other factors and seed (95% bootstrap CI)", y=1.02)
+    figure.suptitle("Factor effects, paired by the other factors and seed (exact 95 % interval of the median)", y=1.02)
     return _save(figure, path)
 
 

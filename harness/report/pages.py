@@ -1,4 +1,4 @@
-"""The comparison report of a sweep: result files in; ``runs.csv``, ``cells.csv``, ``report.md``,
+"""The comparison report of a sweep: result files in; ``runs.csv``, ``cells.csv``, ``effects.csv``, ``report.md``,
 ``index.html`` (self-contained: figures inlined) and ``figures/*.png`` out.
 
 ``python -m harness.report SWEEP_DIR [--out DIR]`` rebuilds it from the stored results alone, without
@@ -54,6 +54,8 @@ class Section:
     items: list[str] = field(default_factory=list)
     table: pd.DataFrame | None = None
     figure: Path | None = None
+    folded: str = ""
+    """Where set, the table is folded away under this summary line (HTML ``<details>``)."""
 
 
 def _fmt(value: object) -> str:
@@ -103,7 +105,7 @@ def data_loading_fact(runs: pd.DataFrame) -> str:
 
 def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] = FACTORS) -> Section:
     """Hardware, versions, grid (the factors that vary; those with one level as the sweep's fixed
-    conditions), repeats, conditions and warnings about mixed hardware or parallel runs."""
+    conditions), repeats and the runs per status; its warnings are ``setup_warnings``."""
     ran = runs[runs["status"].isin(["ok", "failed", "interrupted"])]
     repeats = runs[runs["status"] == "ok"].groupby(list(factors), dropna=False).size()
     levels = stats.grid(runs, factors)
@@ -130,23 +132,31 @@ def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] =
         "(0 = TensorFlow's default).",
         data_loading_fact(runs),
     ]
+    return Section("Setup", " ".join(fact for fact in facts if fact), table=stats.status_counts(runs))
+
+
+def setup_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list[str]:
+    """Warnings about how the runs were made: in parallel, on mixed machines, one repeat per cell, reused
+    from earlier sweeps."""
+    ran = runs[runs["status"].isin(["ok", "failed", "interrupted"])]
+    repeats = runs[runs["status"] == "ok"].groupby(list(factors), dropna=False).size()
     items = []
-    parallel = pd.to_numeric(ran["parallel_jobs"], errors="coerce")
+    parallel = pd.to_numeric(ran.get("parallel_jobs", pd.Series(dtype=float)), errors="coerce")
     if (parallel > 1).any():
         items.append(f"Warning: {int((parallel > 1).sum())} runs ran in parallel (up to {int(parallel.max())} at "
                      "once): their timings are not comparable to sequential ones.")
-    machines = ran[["hostname", "cpu_model", "gpu_names"]].fillna("").drop_duplicates()
+    machines = ran.reindex(columns=["hostname", "cpu_model", "gpu_names"]).fillna("").drop_duplicates()
     if len(machines) > 1:
         items.append(f"Warning: runs come from {len(machines)} different machines; compare timings within one.")
     if len(repeats) and repeats.max() == 1:
         items.append("One repeat per cell: a cell's spread is unknown (repeat with seed=0,1,2); effect CIs below "
                      "are over pairs of cells across the other factors.")
-    reused = runs["reused"].fillna(False).astype(bool)
+    reused = runs.get("reused", pd.Series(False, index=runs.index)).fillna(False).astype(bool)
     if reused.sum():
         hosts = _values(runs[reused], "hostname", "?")
         items.append(f"{reused.sum()} results were reused from earlier sweeps (resume), run on host(s) {hosts} "
                      "with this sweep's hardware; rerun=true retrains them.")
-    return Section("Setup", " ".join(fact for fact in facts if fact), items, stats.status_counts(runs))
+    return items
 
 
 def cell_name(row: pd.Series | dict, factors: Sequence[str] = FACTORS) -> str:
@@ -155,9 +165,10 @@ def cell_name(row: pd.Series | dict, factors: Sequence[str] = FACTORS) -> str:
 
 
 def measurement_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Section:
-    """Are the timings trustworthy? Spread between repeats, drift of the machine's speed during the
-    sweep, and whether the steps are long enough to time compute rather than overhead (``stability``)."""
-    items = []
+    """Are the timings trustworthy? How the runs were made (``setup_warnings``), spread between repeats,
+    drift of the machine's speed during the sweep, and whether the steps are long enough to time compute
+    rather than overhead (``stability``). The per-cell spread table is folded away."""
+    items = setup_warnings(runs, factors)
     spread = stability.repeat_spread(runs, cells=tuple(factors))
     shaky = spread[spread["cv"] > stability.CV_WARNING]
     if len(shaky):
@@ -192,29 +203,42 @@ def measurement_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) ->
                      "batch or dataset (e.g. model=mobilenet_v2) to compare devices or compilation.")
     table = spread.assign(cell=[cell_name(row, factors) for _, row in spread.iterrows()])[
         ["cell", "repeats", "mean", "cv"]]
-    text = "Steady epoch time (seconds) per cell over its repeats: mean and coefficient of variation, largest first."
-    return Section("Measurement quality", text if len(table) else "", items, table if len(table) else None)
+    return Section("Measurement quality", "", items, table if len(table) else None,
+                   folded="Steady epoch time (seconds) per cell over its repeats: mean and coefficient of "
+                   "variation, largest first")
+
+
+def beyond_noise(effect: stats.Effect) -> str:
+    """The effects table's verdict column: ``yes``, ``no`` or ``too few to tell``."""
+    return "too few to tell" if effect.too_few else ("yes" if effect.distinguishable else "no")
 
 
 def effects_section(runs: pd.DataFrame, effects: pd.DataFrame, factors: Sequence[str] = FACTORS,
                     baselines: dict | None = None) -> Section:
-    """Each factor's effects (``stats.effects_table``) with CIs, and the largest two-factor interactions."""
+    """Each factor's effects (``stats.effects_table``, judged as one family) with their intervals, and the
+    largest two-factor interactions."""
+    found = stats.effects_from_table(effects)
     shown = pd.DataFrame({
         "factor": effects["factor"],
         "comparison": effects["level"].astype(str) + " vs " + effects["baseline"].astype(str),
         "metric": effects["metric"],
-        "effect (95% CI)": [format_effect(stats.Effect(**row)) for row in
-                            effects.drop(columns="distinguishable").to_dict("records")],
-        "beyond noise": effects["distinguishable"].map({True: "yes", False: "no"}),
+        "effect (95% CI)": [format_effect(effect) for effect in found],
+        "adjusted p": effects["p_adjusted"],
+        "beyond noise": [beyond_noise(effect) for effect in found],
     })
+    tested = int(effects["p_adjusted"].notna().sum())
+    text = ("Ratios are level / baseline of paired runs (same other factors and seed; below 1 = faster); accuracy "
+            "effects are differences. Intervals are exact 95 % intervals of the median over pairs. \"Beyond noise\" "
+            f"judges the table's {tested} testable comparisons as one family: sign-test p-values with the "
+            "Benjamini-Hochberg correction (at most 5 % of the effects called beyond noise are expected to be false "
+            f"discoveries); a comparison with fewer than {stats.fewest_pairs()} pairs is too few to tell.")
     items = []
     for row in stats.interactions(runs, factors=factors, baselines=baselines).itertuples():
         ratios = ", ".join(f"×{ratio:.2f} with {row.across}={level}" for level, ratio in row.ratios.items())
         items.append(f"{row.factor} {row.level} vs {row.baseline}, train seconds: {ratios} "
                      f"(spread ×{row.spread:.2f}).")
-    text = ("Ratios are level / baseline of paired runs (same other factors and seed; below 1 = faster); "
-            "accuracy effects are differences. Largest two-factor interactions (how one factor's effect on "
-            "train seconds changes with another):") if items else "Ratios are level / baseline of paired runs."
+    if items:
+        text += " Largest two-factor interactions (how one factor's effect on train seconds changes with another):"
     return Section("Factor effects", text, items, shown)
 
 
@@ -287,29 +311,33 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
     baselines = baselines or {}
     cells = stats.cell_table(runs, factors=factors)
     effects = stats.effects_table(runs, factors=factors, baselines=baselines)
-    sections = [setup_section(runs, sweep_label, factors), measurement_section(runs, factors)]
-    if problems:
-        sections.append(Section("Skipped result files", "These were left out:", problems))
-    sections.append(Section("Verdicts on the article's claims", "", verdicts(runs, factors), optimizer_ranking(runs)))
+    article = verdicts(runs, factors)
+    effects_figure = figures.effect_bars(effects, figure_dir / "effects.png")
+    sections = [Section("Verdicts on the article's claims", article.note, article.sentences, optimizer_ranking(runs),
+                        effects_figure)]
     speed = speed_verdicts(runs, factors, baselines)
-    if speed:
+    if speed.sentences:
         sections.append(Section("Verdicts on the speed settings", "Each level against the baseline, paired by "
                                 "every other factor and the seed. The first epoch includes compilation (XLA, "
                                 "tracing), so its extra cost is shown apart, with the number of epochs after "
-                                "which the setting has saved more than it cost.", speed))
+                                f"which the setting has saved more than it cost. {speed.note}", speed.sentences))
     sections += tuning_sections(runs, factors, figure_dir)
+    sections.append(measurement_section(runs, factors))
+    if problems:
+        sections.append(Section("Skipped result files", "These were left out:", problems))
+    sections.append(setup_section(runs, sweep_label, factors))
     sections.append(effects_section(runs, effects, factors, baselines))
     sections += level_sections(runs, factors, baselines, figure_dir)
     plots = [
         ("Learning curves", figures.learning_curves(history, figure_dir / "learning_curves.png")),
         ("Accuracy against training time", figures.pareto(runs, stats.pareto_front(runs), figure_dir / "pareto.png")),
-        ("Effects with confidence intervals", figures.effect_bars(effects, figure_dir / "effects.png")),
         ("Time to target", figures.time_to_target_heatmap(cells, figure_dir / "time_to_target.png")),
     ]
     sections += [Section(title, figure=path) for title, path in plots if path is not None]
     sections.append(cost_section(runs, factors))
-    sections.append(Section("Per cell", "Median over repeats with its 95% bootstrap CI (low, high); empty CI: "
-                            "one repeat, no spread known. Times in seconds.", table=cells))
+    sections.append(Section("Per cell", "Median over repeats with its exact 95 % interval (low, high; order "
+                            f"statistics); empty: fewer than {stats.fewest_pairs()} repeats, too few to tell. Times "
+                            "in seconds.", table=cells))
     bad = runs[runs["status"] != "ok"].assign(_order=lambda d: d["status"].map(stats.STATUS_ORDER))
     if len(bad):
         bad = bad.sort_values(["_order", *factors, "seed"])
@@ -337,7 +365,10 @@ def render_markdown(title: str, sections: list[Section], out_dir: Path) -> str:
             parts.append("\n".join(f"- {item}" for item in section.items))
         if section.figure is not None:
             parts.append(f"![{section.title}]({section.figure.relative_to(out_dir).as_posix()})")
-        if section.table is not None:
+        if section.table is not None and section.folded:
+            parts.append(f"<details><summary>{html.escape(section.folded)}</summary>\n\n"
+                         f"{markdown_table(section.table)}\n\n</details>")
+        elif section.table is not None:
             parts.append(markdown_table(section.table))
     return "\n\n".join(parts) + "\n"
 
@@ -386,8 +417,11 @@ def render_html(title: str, sections: list[Section]) -> str:
             data = base64.b64encode(section.figure.read_bytes()).decode()
             body.append(f"<img alt='{html.escape(section.title)}' src='data:image/png;base64,{data}'>")
         if section.table is not None:
-            body.append(section.table.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.3g}",
-                                              classes="sortable", border=0))
+            table = section.table.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.3g}",
+                                          classes="sortable", border=0)
+            if section.folded:
+                table = f"<details><summary>{html.escape(section.folded)}</summary>{table}</details>"
+            body.append(table)
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
             f"<style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>{''.join(body)}"
             f"<script>{SORT_SCRIPT}</script></body></html>\n")
@@ -430,6 +464,7 @@ def render_report(results: list[Result], problems: list[str], label: str, name: 
     factors, baselines = factor_columns(results), factor_baselines(results)
     runs.to_csv(out_dir / "runs.csv", index=False)
     stats.cell_table(runs, factors=factors).to_csv(out_dir / "cells.csv", index=False)
+    stats.effects_table(runs, factors=factors, baselines=baselines).to_csv(out_dir / "effects.csv", index=False)
     sections = build_sections(runs, history_frame(results), label, problems, comet_mode.summary(results),
                               out_dir / "figures", factors, baselines)
     title = f"harness report: {name}"

@@ -1,43 +1,112 @@
-"""One sentence per claim of the article, from the measured effects and their confidence intervals.
+"""One sentence per claim of the article, from the measured effects and their intervals.
 
-Each function takes the runs table (one row per run; the columns ``harness.report.stats`` documents) and
-returns a sentence. Where an effect's 95% CI includes "no change", the sentence says the difference
-is not distinguishable from noise; with fewer than two pairs, that no spread is known.
+Each verdict function takes the runs table (one row per run; the columns ``harness.report.stats``
+documents) and returns a sentence. The comparisons that a group of verdicts states are judged as one
+family (``judge_as_family``, Holm's correction): a sentence calls an effect a direction only where it holds
+for the whole family at 5 %, says "not distinguishable from noise" where it does not, and "too few to
+tell" where the pairs are too few for any 95 % statement (``stats.fewest_pairs``).
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from harness.config.schema import FACTORS
-from harness.report.stats import OPTIMIZER_BASELINE, Effect, break_even_epochs, paired_effect, paired_values
+from harness.report.stats import (
+    OPTIMIZER_BASELINE,
+    Effect,
+    break_even_epochs,
+    example_seeds,
+    fewest_pairs,
+    judged,
+    paired_effect,
+    paired_values,
+)
+
+Measure = Callable[[str, object, object, str, str], Effect]
+"""Measures one comparison, ``(factor, level, baseline, metric, kind) -> Effect``, for a verdict."""
+Sentence = Callable[[Measure], str]
+"""A verdict waiting for its measurements: called once to learn its comparisons, once to be written."""
 
 
-def format_effect(effect: Effect, digits: int = 2) -> str:
-    """``×0.62 (95% CI ×0.55 to ×0.70, 12 pairs)`` or ``+0.012 (95% CI -0.004 to +0.020, 12 pairs)``."""
+@dataclass(frozen=True)
+class Judged:
+    """Verdict ``sentences`` whose ``comparisons`` (those with enough pairs to test) were judged as one
+    family with Holm's correction."""
+
+    sentences: list[str]
+    comparisons: int
+
+    @property
+    def note(self) -> str:
+        """How the family was judged, for the section's text."""
+        if self.comparisons == 0:
+            return (f"No comparison here has the {fewest_pairs()} pairs that a 95 % statement needs: every effect "
+                    f"is too few to tell (run more seeds, e.g. {example_seeds()}).")
+        needed = fewest_pairs(0.05 / self.comparisons)
+        return (f"Intervals are exact 95 % intervals of the median over pairs (order statistics); \"beyond "
+                f"noise\" is judged over the {self.comparisons} comparison{'s' if self.comparisons > 1 else ''} "
+                f"below as one family (sign test, Holm's correction, 5 % family-wise error), so a lone lucky "
+                f"comparison does not become a verdict; with {self.comparisons} comparisons, an effect needs at "
+                f"least {needed} pairs to be told from noise.")
+
+
+def judge_as_family(runs: pd.DataFrame, sentences: Sequence[Sentence], factors: Sequence[str] = FACTORS) -> Judged:
+    """Write ``sentences`` with every comparison they state judged together: each is called first to learn
+    which comparisons it makes (measured on ``runs``, paired by the other ``factors`` and the seed), then
+    again with those comparisons Holm-adjusted as one family."""
+    found: dict[tuple, Effect] = {}
+
+    def measure(*comparison) -> Effect:
+        if comparison not in found:
+            factor, level, baseline, metric, kind = comparison
+            found[comparison] = paired_effect(runs, factor, level, baseline, metric, kind, factors=factors)
+        return found[comparison]
+
+    for sentence in sentences:
+        sentence(measure)
+    family = dict(zip(found, judged(list(found.values()), "holm"), strict=True))
+    written = [sentence(lambda *comparison: family.get(comparison) or measure(*comparison)) for sentence in sentences]
+    return Judged(written, sum(not e.too_few for e in found.values()))
+
+
+def format_effect(effect: Effect, digits: int = 2, more_seeds: str = "") -> str:
+    """``×0.62 (95% CI ×0.55 to ×0.70, 12 pairs)``, ``+0.012 (95% CI -0.004 to +0.020, 12 pairs)``, or
+    ``×0.91 (3 pairs: too few to tell; run more seeds, e.g. seed=0,1,2,3,4,5)`` (``more_seeds``: the
+    override to suggest there, where a pair needs more than one seed)."""
     def show(value: float) -> str:
         return f"×{value:.{digits}f}" if effect.kind == "ratio" else f"{value:+.{digits + 1}f}"
 
     if effect.pairs == 0 or not math.isfinite(effect.estimate):
         return "not measured (no paired runs)"
-    if not math.isfinite(effect.low):
-        return f"{show(effect.estimate)} (1 pair: no spread is known)"
+    if effect.too_few:
+        plural = "s" if effect.pairs != 1 else ""
+        return f"{show(effect.estimate)} ({effect.pairs} pair{plural}: too few to tell; run more seeds, e.g. " \
+               f"{more_seeds or example_seeds()})"
     return f"{show(effect.estimate)} (95% CI {show(effect.low)} to {show(effect.high)}, {effect.pairs} pairs)"
 
 
 def noise_clause(effect: Effect) -> str:
-    """`` — not distinguishable from noise`` where the CI includes no change, else empty."""
-    if effect.pairs >= 2 and math.isfinite(effect.low) and not effect.distinguishable:
-        return ", not distinguishable from noise"
-    return ""
+    """``, not distinguishable from noise`` where the effect is not beyond noise (naming the correction
+    where the interval alone excludes no change but the family does not), else empty; nothing where the
+    pairs are too few (``format_effect`` says so)."""
+    if effect.too_few or effect.distinguishable or not math.isfinite(effect.estimate):
+        return ""
+    if effect.correction and (effect.low > effect.neutral or effect.high < effect.neutral):
+        return (f", not distinguishable from noise when judged with the other comparisons ({effect.correction}-"
+                f"adjusted p = {effect.p_adjusted:.2g})")
+    return ", not distinguishable from noise"
 
 
-def described(effect: Effect) -> str:
-    return format_effect(effect) + noise_clause(effect)
+def described(effect: Effect, more_seeds: str = "") -> str:
+    """The effect with its interval (``format_effect``) and whether it is told from noise (``noise_clause``)."""
+    return format_effect(effect, more_seeds=more_seeds) + noise_clause(effect)
 
 
 def _target(runs: pd.DataFrame) -> float:
@@ -61,8 +130,10 @@ def optimizer_ranking(runs: pd.DataFrame) -> pd.DataFrame:
         ["median_time_to_target_seconds", "optimizer"], ignore_index=True)
 
 
-def optimizer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> str:
+def optimizer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, measure: Measure | None = None) -> str:
     """The best optimizer by median time to target, where Adam ranks, and the best against Adam."""
+    if measure is None:  # judged alone: a family of its own comparisons
+        return judge_as_family(runs, [functools.partial(optimizer_verdict, runs, factors)], factors).sentences[0]
     ranking = optimizer_ranking(runs)
     if len(ranking) < 2:
         return "Optimizers: not compared (fewer than two optimizers have ok runs)."
@@ -81,18 +152,23 @@ def optimizer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> s
             " (it missed the target in most runs)"
         text += f"; Adam ranks {order.index(OPTIMIZER_BASELINE) + 1} of {len(order)}{never}"
         if best["optimizer"] != OPTIMIZER_BASELINE:
-            effect = paired_effect(runs, "optimizer", best["optimizer"], OPTIMIZER_BASELINE,
-                                   "time_to_target_seconds", "ratio", factors=factors)
+            # the best was picked after seeing every optimizer's runs: each one's comparison with Adam
+            # joins the family, so that the fastest of many is not a lucky draw called a verdict
+            others = {o: measure("optimizer", o, OPTIMIZER_BASELINE, "time_to_target_seconds", "ratio")
+                      for o in order if o != OPTIMIZER_BASELINE}
+            effect = others[best["optimizer"]]
             text += f"; {best['optimizer']}'s time to target relative to Adam: {described(effect)}"
     return text + "."
 
 
-def transfer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> str:
+def transfer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, measure: Measure | None = None) -> str:
     """Transfer learning's effect on time to target and on test accuracy (on against off), naming the
     ``model`` and ``dataset`` it was measured on and what pretraining cost (``pretraining_cost``) where
     ``runs`` has those columns (the runs table has)."""
-    time = paired_effect(runs, "transfer", "on", "off", "time_to_target_seconds", "ratio", factors=factors)
-    accuracy = paired_effect(runs, "transfer", "on", "off", "test_accuracy", "difference", factors=factors)
+    if measure is None:  # judged alone: a family of its own comparisons
+        return judge_as_family(runs, [functools.partial(transfer_verdict, runs, factors)], factors).sentences[0]
+    time = measure("transfer", "on", "off", "time_to_target_seconds", "ratio")
+    accuracy = measure("transfer", "on", "off", "test_accuracy", "difference")
     if time.pairs == 0 and accuracy.pairs == 0:
         return "Transfer learning: not measured (the sweep has no paired transfer on/off runs)."
     ok = runs[runs["status"] == "ok"]
@@ -123,10 +199,12 @@ def pretraining_cost(transferred: pd.DataFrame) -> str:
             f"{len(pretrained_here)} runs that used it: {share:.2f} s per run, not in their time to target.")
 
 
-def early_stopping_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> str:
+def early_stopping_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, measure: Measure | None = None) -> str:
     """Early stopping's effect on training time and on test accuracy (on against off)."""
-    time = paired_effect(runs, "early_stopping", "on", "off", "train_seconds", "ratio", factors=factors)
-    accuracy = paired_effect(runs, "early_stopping", "on", "off", "test_accuracy", "difference", factors=factors)
+    if measure is None:  # judged alone: a family of its own comparisons
+        return judge_as_family(runs, [functools.partial(early_stopping_verdict, runs, factors)], factors).sentences[0]
+    time = measure("early_stopping", "on", "off", "train_seconds", "ratio")
+    accuracy = measure("early_stopping", "on", "off", "test_accuracy", "difference")
     if time.pairs == 0:
         return "Early stopping: not measured (the sweep has no paired early stopping on/off runs)."
     saved = f"{(1 - time.estimate):.0%} of training time" if time.estimate <= 1 else "no training time"
@@ -134,65 +212,73 @@ def early_stopping_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS)
             f"its accuracy cost: test accuracy changes by {described(accuracy)}.")
 
 
-def device_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> str:
+def device_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, measure: Measure | None = None) -> str:
     """GPU against CPU on training time, or why it was not measured."""
+    if measure is None:  # judged alone: a family of its own comparisons
+        return judge_as_family(runs, [functools.partial(device_verdict, runs, factors)], factors).sentences[0]
     gpu = runs[runs["device"] == "gpu"]
     if not (gpu["status"] == "ok").any():
         reasons = sorted(set(gpu["reason"].dropna()))
         why = f"no GPU ({'; '.join(reasons)})" if reasons else "no GPU cells in this sweep"
         return f"GPU vs CPU: not measured: {why}."
-    time = paired_effect(runs, "device", "gpu", "cpu", "train_seconds", "ratio", factors=factors)
+    time = measure("device", "gpu", "cpu", "train_seconds", "ratio")
     if time.pairs == 0:
         return "GPU vs CPU: not measured (no GPU run has a CPU twin)."
     speedup = 1 / time.estimate if time.estimate > 0 else np.inf
     return f"GPU vs CPU: train seconds {described(time)}, a {speedup:.1f}x speed-up."
 
 
-def verdicts(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list[str]:
-    """The four verdicts, in the article's order: optimizer, transfer, early stopping, GPU. Effects pair
-    runs that agree on every other of ``factors`` (the sweep's, ``harness.cells``) and the seed, so a
-    verdict is computed within the levels of any other swept setting."""
-    return [verdict(runs, factors) for verdict in
-            (optimizer_verdict, transfer_verdict, early_stopping_verdict, device_verdict)]
+ARTICLE_VERDICTS = (optimizer_verdict, transfer_verdict, early_stopping_verdict, device_verdict)
+"""The article's claims, in its order."""
+
+
+def verdicts(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Judged:
+    """The four verdicts, in the article's order: optimizer, transfer, early stopping, GPU, judged as one
+    family. Effects pair runs that agree on every other of ``factors`` (the sweep's, ``harness.cells``)
+    and the seed, so a verdict is computed within the levels of any other swept setting."""
+    return judge_as_family(runs, [functools.partial(verdict, runs, factors) for verdict in ARTICLE_VERDICTS],
+                           factors)
 
 
 SPEED_FACTORS = ("jit_compile", "precision", "steps_per_execution", "backend")
 """Settings that change how fast the same training runs (issue #11): each swept one gets a verdict."""
 
 
-def speed_verdict(runs: pd.DataFrame, factor: str, level: object, baseline: object,
+def speed_verdict(runs: pd.DataFrame, factor: str, level: object, baseline: object, measure: Measure,
                   factors: Sequence[str] = FACTORS) -> str:
     """``level`` against ``baseline`` of a speed setting: steady epoch time, the first epoch's extra
     cost (compilation, shown apart), the break-even number of epochs, time to target and test accuracy."""
-    steady = paired_effect(runs, factor, level, baseline, "median_epoch_seconds", "ratio", factors=factors)
+    steady = measure(factor, level, baseline, "median_epoch_seconds", "ratio")
     if steady.pairs == 0:
         return f"{factor}={level} vs {baseline}: not measured (no paired ok runs)."
-    first = paired_effect(runs, factor, level, baseline, "first_epoch_seconds", "difference", factors=factors)
-    target = paired_effect(runs, factor, level, baseline, "time_to_target_seconds", "ratio", factors=factors)
-    accuracy = paired_effect(runs, factor, level, baseline, "test_accuracy", "difference", factors=factors)
+    first = measure(factor, level, baseline, "first_epoch_seconds", "difference")
+    target = measure(factor, level, baseline, "time_to_target_seconds", "ratio")
+    accuracy = measure(factor, level, baseline, "test_accuracy", "difference")
     epochs = paired_values(runs, factor, level, baseline, "median_epoch_seconds", factors)
     saving = float(np.median(epochs["baseline"] - epochs["level"]))
-    pays = break_even_epochs(first.estimate, saving) if steady.distinguishable or steady.pairs < 2 else None
-    if not (steady.distinguishable or steady.pairs < 2):
+    pays = break_even_epochs(first.estimate, saving)
+    guess = " (from the medians; too few pairs to tell)" if steady.too_few else ""
+    if not (steady.distinguishable or steady.too_few):
         payback = "no break-even: later epochs are not distinguishably faster"
     elif pays is None:
-        payback = "it never pays back: later epochs are slower"
+        payback = f"it never pays back: later epochs are slower{guess}"
     elif pays <= 1:
-        payback = "it costs nothing up front"
+        payback = f"it costs nothing up front{guess}"
     else:
-        payback = f"it has paid back its first epoch after {pays:.0f} epochs"
+        payback = f"it has paid back its first epoch after {pays:.0f} epochs{guess}"
     return (f"{factor}={level} vs {baseline}: steady epoch time {described(steady)}; extra seconds in the first "
             f"epoch (compilation): {described(first)}; {payback}; time to target {described(target)}; "
             f"test accuracy {described(accuracy)}.")
 
 
-def speed_verdicts(runs: pd.DataFrame, factors: Sequence[str], baselines: dict) -> list[str]:
+def speed_verdicts(runs: pd.DataFrame, factors: Sequence[str], baselines: dict) -> Judged:
     """A verdict per level of each swept speed setting against its baseline (``baselines``, recorded by
-    the sweep: the default where the sweep has it)."""
-    found = []
+    the sweep: the default where the sweep has it), all judged as one family."""
+    found: list[Sentence] = []
     for factor in (f for f in SPEED_FACTORS if f in factors and f in runs):
         levels = list(dict.fromkeys(runs[factor].dropna()))
         base = baselines.get(factor)
         base = base if base in levels else (levels[0] if levels else None)
-        found += [speed_verdict(runs, factor, level, base, factors) for level in levels if level != base]
-    return found
+        found += [functools.partial(speed_verdict, runs, factor, level, base, factors=factors)
+                  for level in levels if level != base]
+    return judge_as_family(runs, found, factors)
