@@ -145,7 +145,7 @@ def setup_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list
     if (parallel > 1).any():
         items.append(f"Warning: {int((parallel > 1).sum())} runs ran in parallel (up to {int(parallel.max())} at "
                      "once): their timings are not comparable to sequential ones.")
-    machines = ran.reindex(columns=["hostname", "cpu_model", "gpu_names"]).fillna("").drop_duplicates()
+    machines = ran.reindex(columns=["hostname", "cpu_model", "gpu_names"]).astype(object).fillna("").drop_duplicates()
     if len(machines) > 1:
         items.append(f"Warning: runs come from {len(machines)} different machines; compare timings within one.")
     if len(repeats) and repeats.max() == 1:
