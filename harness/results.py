@@ -79,6 +79,7 @@ class Result(TypedDict, total=False):
     data_seconds: float  # loading and decoding the data: never training time
     data_cache_hit: bool  # a folder's decoded images read from the cache (absent for other datasets)
     data_streamed: bool  # a folder's images read from disk batch by batch, inside the timed epochs
+    skipped_images: list[str]  # a folder's images that could not be read, left out (dataset.skip_unreadable)
 
 
 COLUMNS = (
@@ -88,7 +89,7 @@ COLUMNS = (
     "first_epoch_seconds", "median_epoch_seconds", "samples_per_second", "time_to_target_seconds",
     "epochs_to_target", "target_accuracy", "learning_rate", "best_val_accuracy", "test_accuracy", "test_loss",
     "pretrain_cache_hit", "pretrain_seconds", "pretrained_weights", "weights_sha256", "data_seconds",
-    "data_cache_hit", "data_streamed", "device_used",
+    "data_cache_hit", "data_streamed", "skipped_images", "device_used",
     "wall_seconds", "reused", "steps_per_epoch",
     "median_step_seconds", "started_at", "sweep_position",
 )
@@ -166,7 +167,8 @@ def placeholder_result(cfg: dict[str, Any], status: Status, reason: str, factors
 
 
 def write_json_atomic(path: Path, data: dict[str, Any] | Result) -> None:
-    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
+    """Write ``data`` to ``path`` so that readers see either the old file or the whole new one. An
+    ``OSError`` names ``path`` (a full disk fails inside ``write``, whose error names no file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -176,6 +178,11 @@ def write_json_atomic(path: Path, data: dict[str, Any] | Result) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as err:
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename is None:
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

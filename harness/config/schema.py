@@ -146,7 +146,9 @@ class DatasetConfig:
     of images per class; ``class_folders`` picks and orders them; ``image_size``: every image resized
     to it, or, when ``None``, to the size most of them have, at most 256 on its longer side; ``load``:
     ``memory`` holds its decoded images in memory, ``stream`` reads their batches from the decoded copy
-    on disk, ``auto`` streams only where they would take more than half the memory available); ``url``
+    on disk, ``auto`` streams only where they would take more than half the memory available;
+    ``skip_unreadable``: train without the images that cannot be read, listed in the result, instead of
+    refusing the folder with their names); ``url``
     (with its ``sha256``) that of a downloaded ``.npz``, fetched once into the cache. ``mnist``,
     ``fashion_mnist`` and ``cifar10`` are Keras' datasets, read from Keras' cache (downloaded there
     once); ``digits`` ships inside scikit-learn.
@@ -163,6 +165,7 @@ class DatasetConfig:
     image_size: int | None = None
     class_folders: list[str] = field(default_factory=list)
     load: str = "auto"
+    skip_unreadable: bool = False
     val_fraction: float = 0.2
     test_fraction: float = 0.2
     split_seed: int = 0
@@ -283,7 +286,7 @@ NON_SEMANTIC_KEYS = (
 KEYED_ONLY_OFF_DEFAULT = {
     "precision": "float32", "steps_per_execution": 1, "backend": "tensorflow",
     "dataset.limit": None, "dataset.image_size": None, "dataset.class_folders": [],
-    "dataset.load": "auto",
+    "dataset.load": "auto", "dataset.skip_unreadable": False,
     "transfer.fine_tune_layers": 0, "transfer.head_epochs": 5, "transfer.fine_tune_learning_rate": 1e-5,
     "model.pretrained_weights": "source_task",
 }

@@ -84,7 +84,8 @@ def _values(runs: pd.DataFrame, column: str, default: str = "") -> str:
 def data_loading_fact(runs: pd.DataFrame) -> str:
     """What loading and decoding the data cost the ok runs that measured it (``data_seconds``; never
     training time) and, for folders, how many read their decoded images from the cache
-    (``data_cache_hit``) and streamed them from disk (``data_streamed``); nothing where no run measured it
+    (``data_cache_hit``), which images were left out as unreadable (``skipped_images``) and how many
+    streamed them from disk (``data_streamed``); nothing where no run measured it
     (results from before it was recorded)."""
     ok = runs[runs["status"] == "ok"]
     seconds = pd.to_numeric(ok["data_seconds"], errors="coerce").dropna()
@@ -96,6 +97,10 @@ def data_loading_fact(runs: pd.DataFrame) -> str:
     if not hits.empty:
         text += (f"; {int(hits.astype(bool).sum())} of {len(hits)} folder runs read their images already "
                  "decoded from the cache")
+    skipped = sorted({name for names in ok.get("skipped_images", pd.Series(dtype=object)).dropna() for name in names})
+    if skipped:
+        text += (f"; {len(skipped)} unreadable image{'s' if len(skipped) != 1 else ''} left out "
+                 f"(dataset.skip_unreadable=true): {', '.join(skipped[:5])}{' and more' if len(skipped) > 5 else ''}")
     streamed = int(ok["data_streamed"].fillna(False).astype(bool).sum()) if "data_streamed" in ok else 0
     if streamed:
         text += (f"; {streamed} run{'s' if streamed != 1 else ''} streamed {'their' if streamed != 1 else 'its'} "

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from harness.results import write_json_atomic
+
 
 @dataclass(frozen=True)
 class Split:
@@ -293,12 +295,26 @@ def decoded_folder_key(paths: list[Path], image_size: int | None) -> str:
     return hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:16]
 
 
+class UnreadableImages(ValueError):
+    """Images of a folder that cannot be read or decoded, named in one line with the choice the user has."""
+
+    def __init__(self, unreadable: dict[str, str]) -> None:
+        self.unreadable = unreadable
+        named = "; ".join(f"{path} ({why})" for path, why in list(unreadable.items())[:3])
+        more = f" and {len(unreadable) - 3} more" if len(unreadable) > 3 else ""
+        count = f"{len(unreadable)} image{'s' if len(unreadable) != 1 else ''}"
+        super().__init__(f"dataset.path: {count} cannot be read: {named}{more}; fix or remove them, or set "
+                         "dataset.skip_unreadable=true to train without them")
+
+
 def decode_images(paths: list[Path], image_size: int | None, root: Path, out: Path | None = None,
-                  on_decoded: Callable[[int, int], None] | None = None) -> np.ndarray:
+                  on_decoded: Callable[[int, int], None] | None = None) -> tuple[np.ndarray, dict[str, str]]:
     """``paths`` decoded, turned upright (EXIF orientation), made RGB (grey and palette images too) and
     resized (bilinear) to ``image_size`` square, or, when ``None``, to ``common_size`` of their shown
     sizes (read from the headers); as uint8 (N, H, W, 3), in memory or, given ``out``, into that
-    ``.npy`` file (through a memory map: a folder larger than memory can be decoded).
+    ``.npy`` file (through a memory map: a folder larger than memory can be decoded). Also returns the
+    images that could not be read or decoded (a zero-byte file, a truncated JPEG): path -> why; their
+    rows are left black, for ``load_image_folder`` to refuse or leave out.
 
     One at a time into one array: memory peaks at the array (checked to fit, if in memory) plus one image,
     however big the photos are; JPEGs are decoded at a reduced scale (1/2 to 1/8, libjpeg's own) where
@@ -306,18 +322,22 @@ def decode_images(paths: list[Path], image_size: int | None, root: Path, out: Pa
     far it got, at most every ``DECODE_REPORT_S`` seconds (the sweep's live line shows it)."""
     from PIL import Image, ImageOps
 
+    unreadable: dict[str, str] = {}
     if image_size:
         size = (image_size, image_size)
     else:
         sizes = []
         for path in paths:
-            with opened_image(path) as image:
-                sizes.append(shown_size(image))
-        size = common_size(sizes)
+            try:
+                with opened_image(path) as image:
+                    sizes.append(shown_size(image))
+            except ValueError as err:
+                unreadable[str(path)] = str(err.__cause__ or err)
+        size = common_size(sizes) if sizes else (1, 1)
     shape = (len(paths), size[1], size[0], 3)
     if out is None:
         check_fits_in_memory(len(paths), size, root)
-        x = np.empty(shape, dtype="uint8")
+        x = np.zeros(shape, dtype="uint8")
     else:
         x = np.lib.format.open_memmap(out, mode="w+", dtype="uint8", shape=shape)
     reported = time.monotonic()
@@ -325,15 +345,20 @@ def decode_images(paths: list[Path], image_size: int | None, root: Path, out: Pa
         if on_decoded is not None and time.monotonic() - reported >= DECODE_REPORT_S:
             on_decoded(i, len(paths))
             reported = time.monotonic()
-        with opened_image(path) as image:
-            if image.format == "JPEG":  # before decoding: libjpeg then decodes at 1/2, 1/4 or 1/8 scale
-                turned = shown_size(image) != image.size
-                image.draft("RGB", size[::-1] if turned else size)
-            upright = ImageOps.exif_transpose(image).convert("RGB")
-            x[i] = np.asarray(upright if upright.size == size else upright.resize(size, Image.BILINEAR))
+        if str(path) in unreadable:
+            continue
+        try:
+            with opened_image(path) as image:
+                if image.format == "JPEG":  # before decoding: libjpeg then decodes at 1/2, 1/4 or 1/8 scale
+                    turned = shown_size(image) != image.size
+                    image.draft("RGB", size[::-1] if turned else size)
+                upright = ImageOps.exif_transpose(image).convert("RGB")
+                x[i] = np.asarray(upright if upright.size == size else upright.resize(size, Image.BILINEAR))
+        except ValueError as err:
+            unreadable[str(path)] = str(err.__cause__ or err)
     if out is not None:
         x.flush()
-    return x
+    return x, unreadable
 
 
 def _host() -> str:
@@ -353,6 +378,11 @@ def remove_abandoned_partials(cached: Path) -> None:
             pass
 
 
+def unreadable_record(cached: Path) -> Path:
+    """Where the images of the decoded copy ``cached`` that could not be read are listed (JSON)."""
+    return cached.with_suffix(".unreadable.json")
+
+
 def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None, facts: dict[str, Any] | None = None,
                       on_decoded: Callable[[int, int], None] | None = None) -> tuple[np.ndarray | DiskRows, np.ndarray]:
     """The images of every class folder (``folder_images``: a ``limit`` applies before any is decoded),
@@ -363,29 +393,56 @@ def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None, facts:
     makes a new key). From there, ``load`` decides: ``memory`` reads it into memory (one clear line if it
     does not fit), ``stream`` leaves it on disk (``DiskRows``, read batch by batch while training),
     ``auto`` streams only where it would take more than half the memory available. ``facts`` gets
-    ``data_cache_hit`` and ``data_streamed``. Without a ``cache_dir`` the images are decoded into memory.
-    ``on_decoded``: see ``decode_images``."""
+    ``data_cache_hit``, ``data_streamed`` and ``skipped_images``. Without a ``cache_dir`` the images are
+    decoded into memory. ``on_decoded``: see ``decode_images``.
+
+    Images that cannot be read are found once, while decoding, and listed beside the decoded copy, so
+    that later runs of a sweep refuse at once instead of decoding again: ``UnreadableImages`` names them,
+    unless ``skip_unreadable`` leaves them out (listed in ``facts``)."""
     paths, y = folder_images(cfg)
     root = Path(cfg["path"]).expanduser()
     if cache_dir is None:
-        return decode_images(paths, cfg["image_size"], root, on_decoded=on_decoded), y
+        x, unreadable = decode_images(paths, cfg["image_size"], root, on_decoded=on_decoded)
+        keep = _readable(paths, unreadable, cfg, facts)
+        return (x if keep is None else x[keep]), (y if keep is None else y[keep])
     cached = Path(cache_dir) / "folders" / f"{decoded_folder_key(paths, cfg['image_size'])}.npy"
     hit = cached.is_file()
     if not hit:
         cached.parent.mkdir(parents=True, exist_ok=True)
         remove_abandoned_partials(cached)
         partial = cached.with_name(f".{cached.stem}.{_host()}.{os.getpid()}.{time.time_ns()}.npy")  # then renamed
-        decode_images(paths, cfg["image_size"], root, out=partial, on_decoded=on_decoded)
+        _, unreadable = decode_images(paths, cfg["image_size"], root, out=partial, on_decoded=on_decoded)
+        if unreadable:  # before the copy appears: a run that finds the copy finds its list too
+            write_json_atomic(unreadable_record(cached), unreadable)
         partial.replace(cached)
+    if facts is not None:
+        facts["data_cache_hit"] = hit  # also in a result that fails below: it shows what was decoded, and when
+    record = unreadable_record(cached)
+    keep = _readable(paths, json.loads(record.read_text()) if record.is_file() else {}, cfg, facts)
     stored = np.load(cached, mmap_mode="r")
+    rows = np.arange(len(stored)) if keep is None else keep
     free = available_memory()
     stream = cfg["load"] == "stream" or (cfg["load"] == "auto" and free is not None and stored.nbytes > free / 2)
     if facts is not None:
-        facts.update(data_cache_hit=hit, data_streamed=stream)
+        facts["data_streamed"] = stream
+    y = y if keep is None else y[keep]
     if stream:
-        return DiskRows(stored, np.arange(len(stored))), y
-    check_fits_in_memory(len(stored), (stored.shape[2], stored.shape[1]), root)
-    return np.array(stored), y
+        return DiskRows(stored, rows), y
+    check_fits_in_memory(len(rows), (stored.shape[2], stored.shape[1]), root)
+    return (np.array(stored) if keep is None else np.asarray(stored[rows])), y
+
+
+def _readable(paths: list[Path], unreadable: dict[str, str], cfg: dict[str, Any],
+              facts: dict[str, Any] | None) -> np.ndarray | None:
+    """The indices of ``paths`` to train on (``None``: all), or ``UnreadableImages`` where some cannot be
+    read and ``skip_unreadable`` is off; skipped files go into ``facts["skipped_images"]``."""
+    if not unreadable:
+        return None
+    if not cfg.get("skip_unreadable"):
+        raise UnreadableImages(unreadable)
+    if facts is not None:
+        facts["skipped_images"] = sorted(unreadable)
+    return np.array([i for i, path in enumerate(paths) if str(path) not in unreadable], dtype=int)
 
 
 def limited_indices(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray | None:
