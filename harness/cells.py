@@ -136,12 +136,18 @@ def _shown(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _worded(value: Any) -> str:
+    """A value for a person: floats to 4 significant digits (a search draws ``1.252065381499947``; the
+    result keeps the exact value, and ``overrides`` gives it in full)."""
+    return f"{value:.4g}" if isinstance(value, float) else _shown(value)
+
+
 def describe(factors: dict[str, Any], seed: Any) -> str:
     """The cell in words, the same in progress lines, Comet and the report:
     ``adam transfer=off early_stopping=off cpu optimizer.learning_rate=0.01 seed=0``."""
     article = (f"{factors.get('optimizer')} transfer={factors.get('transfer')} "
                f"early_stopping={factors.get('early_stopping')} {factors.get('device')}")
-    extra = [f"{key}={_shown(value)}" for key, value in factors.items() if key not in FACTORS]
+    extra = [f"{key}={_worded(value)}" for key, value in factors.items() if key not in FACTORS]
     return " ".join([article, *extra, f"seed={seed}"])
 
 

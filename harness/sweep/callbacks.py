@@ -25,6 +25,7 @@ from harness.config.validate import ConfigError, validate
 from harness.results import collect_results
 from harness.sweep import comet_mode, progress, run_process
 from harness.sweep.cell import run_env
+from harness.sweep.faults import stop_when_disk_full, sweep_places
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 HARNESS_SWEEPER = "hydra_plugins.harness_sweeper.harness_sweeper.HarnessSweeper"
@@ -83,6 +84,10 @@ class SweepCallbacks(Callback):
     """Validate all cells before a multirun, write ``sweep.json``, and build the report after it."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with stop_when_disk_full(sweep_places(config)):
+            self._start(config)
+
+    def _start(self, config: DictConfig) -> None:
         jobs = sweep_job_overrides(config)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -96,7 +101,9 @@ class SweepCallbacks(Callback):
             prestart_run_server(config, configs)
         else:  # a search: its cells are drawn as it goes; check what the command line fixed
             check_cell(run_config(config, list(config.hydra.overrides.task)))
-        progress.start_sweep(sweep_dir, jobs, factors, baselines)
+        trials = config.hydra.sweeper.get("n_trials")  # a search (Optuna) knows how many cells it will draw
+        progress.start_sweep(sweep_dir, jobs, factors, baselines, name=str(config.sweep_name),
+                             total=int(trials) if isinstance(trials, int) else None)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         from harness.report.pages import render_report, sweep_label
@@ -107,7 +114,7 @@ class SweepCallbacks(Callback):
         try:
             if not results:
                 raise FileNotFoundError(f"no result.json files under {sweep_dir}")
-            name = str(config.sweep_name)
+            name = sweep_places(config).sweep_name
             index = render_report(results, problems, sweep_label(sweep_dir), name, Path(config.reports_dir) / name)
         except Exception as err:  # Hydra would only warn; the runs are safe, say how to retry the report
             print(progress.summary(results, problems))

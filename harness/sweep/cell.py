@@ -40,6 +40,7 @@ from harness.results import (
     write_json_atomic,
 )
 from harness.sweep import comet_mode, progress, run_process
+from harness.sweep.faults import SweepPlaces, stop_when_disk_full
 
 INTERRUPT_GRACE_S = 10.0
 LIVE_POLL_S = 1.0  # how often a waiting sweep looks at its run's progress file (a stat and a small read)
@@ -60,6 +61,8 @@ def run_cell(cfg: DictConfig) -> float | None:
     plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun:  # one identity for the whole sweep, as it was fixed when the sweep started
+        plain["sweep_name"] = progress.sweep_name(Path(hydra_cfg.sweep.dir)) or plain["sweep_name"]
     try:
         validate(plain)
         if not multirun and plain["device"]["name"] == "gpu" and not hardware.gpu_names():
@@ -83,8 +86,10 @@ def run_cell(cfg: DictConfig) -> float | None:
         print(f"{heading} …", end=" ", flush=True)
         live = progress.LiveLine(run_dir)  # a long run's epochs, after the heading
     started = time.perf_counter()
+    places = SweepPlaces(sweep_dir, results_dir, Path(to_absolute_path(plain["reports_dir"])), plain["sweep_name"])
     try:
-        result = obtain_result(plain, run_dir, sweep_dir, results_dir, parallel, job_num, cell, baselines, live)
+        with stop_when_disk_full(places, line_open=parallel == 1):
+            result = obtain_result(plain, run_dir, sweep_dir, results_dir, parallel, job_num, cell, baselines, live)
     except KeyboardInterrupt:
         print(f"\nharness: interrupted. Finished runs are kept in {results_dir}; run the same command again "
               "to resume (finished cells are reused, not retrained).", file=sys.stderr)

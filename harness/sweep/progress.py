@@ -22,13 +22,15 @@ _durations: list[float] = []  # seconds per finished cell in this process (the s
 
 
 def start_sweep(sweep_dir: Path, cells: list[list[str]] | None, factors: list[str] | None = None,
-                baselines: dict[str, Any] | None = None) -> None:
-    """Record the sweep's cells in the order they run (their overrides; ``None`` if the sweeper does not
-    say ahead), its factors and their baselines (``harness.cells``), so that each job can say where it
-    stands and what it varies, and the order is on record."""
+                baselines: dict[str, Any] | None = None, name: str | None = None, total: int | None = None) -> None:
+    """Record the sweep's ``name`` (its identity, fixed as it starts: every run of it records this one),
+    its cells in the order they run (their overrides; ``None`` if the sweeper does not say ahead; then
+    ``total``, where a search knows its number of trials), its factors and their baselines
+    (``harness.cells``), so that each job can say where it stands and what it varies, and the order is on
+    record."""
     _durations.clear()
-    record = {"total": len(cells) if cells is not None else None, "started": time.time(), "cells": cells,
-              "factors": factors or list(FACTORS), "factor_baselines": baselines or {}}
+    record = {"name": name, "total": len(cells) if cells is not None else total, "started": time.time(),
+              "cells": cells, "factors": factors or list(FACTORS), "factor_baselines": baselines or {}}
     (sweep_dir / SWEEP_FILE).write_text(json.dumps(record, indent=1))
 
 
@@ -44,6 +46,13 @@ def factors(sweep_dir: Path) -> tuple[list[str], dict[str, Any]]:
     alone where the sweep did not record them: a single run, or a sweeper that does not say ahead)."""
     record = _record(sweep_dir)
     return record.get("factors") or list(FACTORS), record.get("factor_baselines") or {}
+
+
+def sweep_name(sweep_dir: Path) -> str | None:
+    """The sweep's name as recorded when it started (``None``: not a multirun, or none recorded). Hydra
+    resolves ``${now:...}`` anew in each job where the folder does not fix it (``hydra.sweep.dir=DIR``),
+    so the jobs take the name from here."""
+    return _record(sweep_dir).get("name")
 
 
 def total(sweep_dir: Path) -> int | None:

@@ -61,6 +61,7 @@ class HarnessSweeper(Sweeper):
         super().__init__()
         self.max_batch_size, self.params, self.order, self.seed = max_batch_size, params, order, seed
         self.basic: Any = None
+        self.config: DictConfig | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
         from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -69,9 +70,13 @@ class HarnessSweeper(Sweeper):
         self.basic.split_arguments = lambda overrides, max_batch_size: ordered_batches(
             overrides, max_batch_size, self.order, self.seed)  # the one change to the basic sweeper
         self.basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)
+        self.config = config
 
     def sweep(self, arguments: list[str]) -> Any:
-        return self.basic.sweep(arguments)
+        from harness.sweep.faults import stop_when_disk_full, sweep_places
+
+        with stop_when_disk_full(sweep_places(self.config)):  # Hydra's own writes, too: one line, not a traceback
+            return self.basic.sweep(arguments)
 
 
 def register() -> None:
