@@ -64,6 +64,16 @@ def test_report_warns_about_drift_unstable_cells_and_tiny_steps():
     assert "Warning: this workload is too small to say anything about devices" in text and "1.0 ms" in text
     assert section.table is not None and len(section.table) == 2
 
+    # a small drift that is certain (no noise at all: its interval is tight) stays below the size that
+    # matters: the warning needs both halves, beyond noise *and* over 5 % (a check on the interval alone
+    # would warn here)
+    small = [[1 + 0.03 * (t - 300) / 600 for t in cell] for cell in starts]
+    certain = speed_drift(runs_table(small, starts))
+    assert certain.distinguishable and certain.change == pytest.approx(0.03, rel=0.1) and certain.high < 0.05
+    quiet = measurement_section(runs_table(small, starts))
+    assert not any("drifted" in item for item in quiet.items) and any(
+        item.startswith("Drift check: steady epoch times of identical cells changed by +3%") for item in quiet.items)
+
     calm = measurement_section(runs_table([[1.0, 1.01, 0.99, 1.0], [2.0, 2.02, 1.98, 2.0]],
                                           [[0, 1, 2, 3], [4, 5, 6, 7]]))
     assert not any(item.startswith("Warning") for item in calm.items), calm.items
