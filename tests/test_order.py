@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -39,7 +40,7 @@ def _blocks(order: list[list[str]]) -> list[list[list[str]]]:
 
 def _grouped(levels: list[str]) -> bool:
     """Whether each level's cells come together (as the first-swept factor's do in grid order)."""
-    changes = sum(a != b for a, b in zip(levels, levels[1:]))
+    changes = sum(a != b for a, b in itertools.pairwise(levels))
     return changes == len(set(levels)) - 1
 
 
@@ -91,10 +92,10 @@ def test_a_sweep_runs_and_records_its_cells_in_order(tmp_path, order):
     expected_grid = [["epochs=1", "tracking=disabled", f"device={d}", f"optimizer={o}", f"seed={s}", f"order={order}"]
                      for d in ("gpu", "cpu") for o in ("adam", "sgd") for s in (0, 1)]
     assert sorted(map(tuple, cells)) == sorted(map(tuple, expected_grid))  # every cell once
-    # observed: the order the cells really ran in, from each result's start time (GPU cells are skipped or
-    # ok, depending on the machine: both have a start time only when trained, so use the printed lines)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
-    ran = [(line.split()[4], line.split()[1], line.split()[5].removesuffix(" …")) for line in lines]  # device, opt, seed
+    # observed: the order the cells really ran in, as their lines were printed (device, optimizer, seed), and
+    # below, for the trained ones, by their start times (GPU cells are trained only where there is a GPU)
+    lines = [line.split() for line in done.stdout.splitlines() if line.startswith("[")]
+    ran = [(words[4], words[1], words[5]) for words in lines]
     assert ran == [(c[2].split("=")[1], c[3].split("=")[1], c[4]) for c in cells]  # as recorded
     seeds = [seed for _, _, seed in ran]
     assert (seeds == sorted(seeds)) == (order == "shuffled")  # shuffled: each seed's cells as one block

@@ -172,3 +172,54 @@ def test_a_result_reused_from_another_host_says_so(tmp_path):
     assert "reused from sweep" in done.stdout and "on host node-17" in done.stdout
     report = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
     assert "1 results were reused from earlier sweeps (resume), run on host(s) node-17" in report
+
+
+NOT_IN_THE_KEY = {"run_process": "fresh", "rerun": True, "tracking": {"name": "offline", "mode": "offline"},
+                  "order": "grid", "results_dir": "/elsewhere/results", "reports_dir": "/elsewhere/reports",
+                  "sweep_name": "another", "cache_dir": "/elsewhere/cache", "run_timeout_s": 7,
+                  "quiet_tensorflow": False, "optimized_metric": "test_accuracy"}
+"""Settings that change where and how a run is kept, shown or launched, never what it computes."""
+
+
+def _changed(value):
+    """Another value of the same kind."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 2 + 0.5
+    if isinstance(value, str):
+        return value + "_other"
+    if isinstance(value, list):
+        return [*value, 99]
+    return 1  # None
+
+
+def _leaves(tree, prefix=()):
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            yield from _leaves(value, (*prefix, key))
+        else:
+            yield (*prefix, key), value
+
+
+def test_the_run_key_holds_every_setting_that_changes_a_result_and_none_that_does_not():
+    import copy
+
+    from harness.results import run_key
+    from tests.conftest import compose_config
+
+    cfg = compose_config([])
+    here = run_key(cfg)
+    for key, value in NOT_IN_THE_KEY.items():
+        assert run_key({**cfg, key: value}) == here, f"{key} changed the run key"  # a resumed sweep reuses
+    semantic = [(path, value) for path, value in _leaves(cfg) if path[0] not in NOT_IN_THE_KEY]
+    assert len(semantic) > 60  # every optimizer, transfer, dataset, model... setting, and the top level's
+    for path, value in semantic:
+        other = copy.deepcopy(cfg)
+        node = other
+        for step in path[:-1]:
+            node = node[step]
+        node[path[-1]] = _changed(value)
+        assert run_key(other) != here, f"{'.'.join(path)}={_changed(value)!r} left the run key unchanged"
