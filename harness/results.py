@@ -62,6 +62,7 @@ class Result(TypedDict, total=False):
     time_to_target_seconds: float | None
     test_accuracy: float
     started_at: float  # Unix time the run process started
+    ended_at: float  # Unix time the run process wrote its result (its training is over)
     sweep_position: int | None  # the cell's place in the sweep's order
     environment: dict[str, Any]  # versions, hardware, threads, parallel runs
     reused: bool  # taken from the results store, not trained in this sweep

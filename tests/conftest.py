@@ -24,6 +24,14 @@ CONF = REPO / "conf"
 FAST = ["epochs=2", "tracking=disabled"]
 
 
+def gpu_cell_status() -> str:
+    """What a GPU cell of a sweep ends as on this machine: ``skipped`` where no GPU is visible (here, CI),
+    ``ok`` where one is (the suite also runs on GPU machines)."""
+    from harness.hardware import gpu_names
+
+    return "ok" if gpu_names() else "skipped"
+
+
 def compose_config(overrides: list[str]) -> dict[str, Any]:
     """The resolved run config that ``python -m harness <overrides>`` would train."""
     register_configs()

@@ -3,12 +3,19 @@ joblib. Parallel runs get cores // jobs threads each and say so in their results
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
 import pandas as pd
 
 from tests.conftest import FAST, results_under, run_harness
+
+
+def overlapping(results: list[dict]) -> bool:
+    """Whether some two runs' processes were alive at once: one started before the other wrote its result."""
+    spans = sorted((r["started_at"], r["ended_at"]) for r in results)
+    return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
 
 
 def test_submitit_local_runs_a_four_cell_sweep_two_at_a_time(tmp_path):
@@ -22,6 +29,7 @@ def test_submitit_local_runs_a_four_cell_sweep_two_at_a_time(tmp_path):
     cores = os.cpu_count() or 1
     assert all(r["environment"]["parallel_jobs"] == 2 for r in results)
     assert all(r["environment"]["threads"] == max(1, cores // 2) for r in results)
+    assert overlapping(results)  # observed, not only declared: runs of one batch were alive at the same time
     report = Path(done.stdout.splitlines()[-1].removeprefix("report: "))
     runs = pd.read_csv(report.with_name("runs.csv"))
     assert len(runs) == 4 and set(runs["parallel_jobs"]) == {2}
@@ -34,6 +42,7 @@ def test_joblib_launcher_preset_runs_cells_in_parallel(tmp_path):
     results = results_under(tmp_path / "multirun")
     assert [r["status"] for r in results] == ["ok", "ok"]
     assert {r["environment"]["parallel_jobs"] for r in results} == {2}
+    assert overlapping(results)
     lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
     assert len(lines) == 2 and all(" … ok " in line for line in lines)  # whole lines, not interleaved halves
 

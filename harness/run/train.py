@@ -316,6 +316,7 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
             from harness.run import comet
 
             comet.log_outcome(experiment, result)
+        result["ended_at"] = time.time()  # with started_at: when this run's process was busy (parallel runs overlap)
         if result["status"] == "ok" and spec.get("results_dir"):
             store_result(Path(spec["results_dir"]), result)  # first: once result.json exists, it is kept
         write_json_atomic(run_dir / RESULT_FILE, result)
