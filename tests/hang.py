@@ -49,3 +49,13 @@ class RecordModules(keras.callbacks.Callback):
     def on_train_end(self, logs: dict | None = None) -> None:
         with open(os.environ["HARNESS_MODULES_FILE"], "w") as out:
             json.dump(sorted(name for name in ("tensorflow", "jax", "torch") if name in sys.modules), out)
+
+
+class RecordJit(keras.callbacks.Callback):
+    """Appends, as training begins, whether the model that ``fit`` trains compiles with XLA (Keras' own
+    ``model.jit_compile``, which its trainer builds the train function from) to ``$HARNESS_JIT_FILE``, one
+    JSON line per run: the setting as the backend got it, not as the harness echoes it."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        with open(os.environ["HARNESS_JIT_FILE"], "a") as out:
+            out.write(json.dumps({"jit_compile": bool(self.model.jit_compile)}) + "\n")

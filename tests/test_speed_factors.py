@@ -80,10 +80,17 @@ def test_the_new_settings_at_their_defaults_keep_earlier_run_keys():
 
 
 def test_xla_trains_for_real_and_is_recorded(tmp_path):
-    done = run_harness([*FAST, "jit_compile=true"], cwd=tmp_path)
+    seen = tmp_path / "jit.jsonl"
+    env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_JIT_FILE=str(seen))
+    done = run_harness(["-m", *FAST, "jit_compile=false,true", "callbacks=[tests.hang:RecordJit]"], cwd=tmp_path,
+                       env=env)
     assert done.returncode == 0, done.stderr
-    (run,) = results_under(tmp_path / "outputs")
-    assert run["status"] == "ok" and run["environment"]["jit_compile"] is True
+    runs = results_under(tmp_path / "multirun")
+    assert sorted(run["environment"]["jit_compile"] for run in runs) == [False, True]
+    assert all(run["status"] == "ok" for run in runs)
+    # observed inside fit: the model Keras trained compiled with XLA in one run and without in the other
+    observed = [json.loads(line)["jit_compile"] for line in seen.read_text().splitlines()]
+    assert sorted(observed) == [False, True]
 
 
 def test_torch_backend_trains_where_torch_is_installed(tmp_path):
