@@ -93,14 +93,59 @@ def test_imagenet_weights_offline_and_not_cached_fail_at_once_with_one_line(tmp_
     assert not list(tmp_path.rglob("result.json"))
 
 
+class WeightSnapshots:
+    """A Keras callback (``callbacks=[tests.test_backbones:WeightSnapshots]``, in an in-process run) that
+    keeps, as each ``fit`` begins and ends, every weight of the model (by path; BatchNorm's moving statistics
+    too) and the optimizer's learning rate, in ``WeightSnapshots.taken``: what the stages really trained."""
+
+    taken: list[dict] = []
+
+    def __new__(cls):
+        import keras
+
+        class Snapshots(keras.callbacks.Callback):
+            def snapshot(self, when: str) -> None:
+                WeightSnapshots.taken.append({
+                    "when": when, "learning_rate": float(np.asarray(self.model.optimizer.learning_rate)),
+                    "weights": {w.path: np.array(w) for w in self.model.weights}})
+
+            def on_train_begin(self, logs=None):
+                self.snapshot("begin")
+
+            def on_train_end(self, logs=None):
+                self.snapshot("end")
+
+        return Snapshots()
+
+
 def test_fine_tuning_trains_the_head_then_the_top_layers_with_batchnorm_kept_frozen(tmp_path):
     weights = save_application_weights("mobilenet_v2", tmp_path / "mobilenet.weights.h5", alpha=0.35)
     write_image_folder(tmp_path / "images")
+    WeightSnapshots.taken.clear()
     result = run_in_process(tmp_path, [*SMALL, "epochs=3", "model=mobilenet_v2", "model.alpha=0.35", "transfer=on",
                                        f"transfer.weights={weights}", "transfer.fine_tune_layers=4",
                                        "transfer.head_epochs=1", "dataset=folder",
-                                       f"dataset.path={tmp_path / 'images'}"])
+                                       f"dataset.path={tmp_path / 'images'}",
+                                       "callbacks=[tests.test_backbones:WeightSnapshots]"])
     assert result["status"] == "ok", result["reason"]
+    # observed: weights before and after each stage (head: 1 epoch, then fine-tuning: 2)
+    head_begin, head_end, tune_begin, tune_end = WeightSnapshots.taken
+    assert [s["when"] for s in WeightSnapshots.taken] == ["begin", "end", "begin", "end"]
+
+    def moved(before: dict, after: dict) -> set[str]:
+        return {path for path, value in before["weights"].items() if not np.array_equal(value, after["weights"][path])}
+
+    head_moved, tune_moved = moved(head_begin, head_end), moved(tune_begin, tune_end)
+    layer = {path: path.split("/")[0] for path in head_begin["weights"]}  # Keras' paths: layer/weight
+    backbone = {path for path, name in layer.items() if not name.startswith("head")}
+    assert len(backbone) > 200 and head_moved == set(layer) - backbone  # the head trains, the backbone is frozen
+    top = {path for path in backbone if layer[path] in ("block_16_project", "Conv_1")}
+    assert top and top <= tune_moved  # the top layers really train in the second stage...
+    assert not (tune_moved & backbone) - top  # ...and nothing else of the backbone does
+    batchnorm = {path for path in backbone if "bn" in layer[path].lower()}
+    assert batchnorm and not batchnorm & tune_moved  # gamma, beta and moving statistics unchanged
+    assert head_begin["learning_rate"] == pytest.approx(0.001)  # Adam's
+    assert tune_begin["learning_rate"] == pytest.approx(1e-5)  # transfer.fine_tune_learning_rate, as the stage used
     assert [e["stage"] for e in result["history"]] == ["head", "fine_tune", "fine_tune"]
     assert result["transfer_mode"] == "fine-tuned"
     # MobileNetV2's top 4 layers with weights: block_16_project, its BN, Conv_1, its BN; the BNs stay frozen
