@@ -59,3 +59,21 @@ class RecordJit(keras.callbacks.Callback):
     def on_train_begin(self, logs: dict | None = None) -> None:
         with open(os.environ["HARNESS_JIT_FILE"], "a") as out:
             out.write(json.dumps({"jit_compile": bool(self.model.jit_compile)}) + "\n")
+
+
+class CountBatches(keras.callbacks.Callback):
+    """Appends the number of training batches of each epoch of the run to ``$HARNESS_BATCHES_FILE``, one
+    JSON line per run: how much data the run's epochs really went through."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.batches: list[int] = []
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self.batches.append(0)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self.batches[-1] += 1
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        with open(os.environ["HARNESS_BATCHES_FILE"], "a") as out:
+            out.write(json.dumps(self.batches) + "\n")

@@ -6,6 +6,7 @@ download would have left there."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import pickle
 import re
@@ -17,7 +18,7 @@ import pytest
 from harness.config.validate import ConfigError, validate
 from harness.keras_cache import KERAS_DATASETS, dataset_files
 from harness.run.data import load_image_folder, load_tasks
-from tests.conftest import compose_config, harness_env, results_under, run_harness, write_image_folder
+from tests.conftest import REPO, compose_config, harness_env, results_under, run_harness, write_image_folder
 
 RNG = np.random.default_rng(0)
 
@@ -260,9 +261,15 @@ def test_streamed_batches_cover_every_example_once_per_epoch_shuffled_anew_and_s
 
 def test_a_streamed_folder_trains_in_a_real_sweep_beside_the_same_folder_in_memory(tmp_path):
     images = write_image_folder(tmp_path / "images")
+    batches = tmp_path / "batches.jsonl"
+    env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_BATCHES_FILE=str(batches))
     done = run_harness(["-m", "dataset=folder", f"dataset.path={images}", "dataset.load=memory,stream", "epochs=2",
-                        "tracking=disabled", "batch_size=8"], cwd=tmp_path)
+                        "tracking=disabled", "batch_size=8", "callbacks=[tests.hang:CountBatches]"], cwd=tmp_path,
+                       env=env)
     assert done.returncode == 0, done.stderr
+    # observed in the real runs: each epoch goes through the 21 training examples once, in 3 batches of 8
+    # (8 + 8 + 5), streamed or in memory alike
+    assert [json.loads(line) for line in batches.read_text().splitlines()] == [[3, 3], [3, 3]]
     runs = {run["config"]["dataset"]["load"]: run for run in results_under(tmp_path / "multirun")}
     assert runs["stream"]["status"] == "ok" and runs["memory"]["status"] == "ok", done.stdout
     assert (runs["stream"]["data_streamed"], runs["memory"]["data_streamed"]) == (True, False)
