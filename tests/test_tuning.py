@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -131,3 +132,7 @@ def test_an_optuna_search_of_three_trials_runs_for_real(tmp_path):
     assert best["best_value"] == min(times.values())  # it optimised what the runs returned
     report = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
     assert "## By optimizer.lr_scale" in report
+    lines = [line for line in done.stdout.splitlines() if line.startswith("[")]
+    assert [line.split("]")[0] for line in lines] == ["[1/3", "[2/3", "[3/3"]  # n_trials is known: no [1/?]
+    shown = [re.search(r"optimizer\.lr_scale=(\S+)", line).group(1) for line in lines]
+    assert all(len(value.replace(".", "").lstrip("0")) <= 4 for value in shown), shown  # 4 significant digits

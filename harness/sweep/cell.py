@@ -77,7 +77,7 @@ def run_cell(cfg: DictConfig) -> float | None:
     job_num = hydra_cfg.job.num if multirun else None
     parallel = parallel_jobs(hydra_cfg.launcher, hydra_cfg.sweeper, progress.total(sweep_dir)) if multirun else 1
     factors, baselines = progress.factors(sweep_dir) if multirun else (list(FACTORS), {})
-    if multirun and progress.total(sweep_dir) is None:  # a search (Optuna): the sweep could not list its cells
+    if multirun and progress.is_search(sweep_dir):  # a search (Optuna): the sweep could not list its cells
         factors = searched_factors((hydra_cfg.sweeper.get("params") or {}).keys())
     cell = cell_factors(plain, factors)
     heading = (progress.position(sweep_dir, job_num) if job_num is not None else "") + describe(cell, plain["seed"])

@@ -55,6 +55,12 @@ def sweep_name(sweep_dir: Path) -> str | None:
     return _record(sweep_dir).get("name")
 
 
+def is_search(sweep_dir: Path) -> bool:
+    """Whether the sweep draws its cells as it goes (a search sweeper: Optuna), so none were listed ahead."""
+    record = _record(sweep_dir)
+    return not record or record.get("cells") is None
+
+
 def total(sweep_dir: Path) -> int | None:
     """How many cells the sweep has (``None`` if unknown)."""
     return _record(sweep_dir).get("total")
@@ -74,6 +80,16 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def test_summary(result: dict[str, Any]) -> str:
+    """``, test acc 0.970``, or for a model without accuracy its first other test metric
+    (``, test mae 44.56``), else its test loss."""
+    if result.get("test_accuracy") is not None:
+        return f", test acc {result['test_accuracy']:.3f}"
+    metrics = result.get("test_metrics") or {"loss": result.get("test_loss")}
+    name = next((key for key in metrics if key != "loss"), "loss")
+    return f", test {name} {metrics[name]:.4g}" if metrics.get(name) is not None else ""
+
+
 def outcome(result: dict[str, Any], elapsed: float, sweep_dir: Path, job_num: int | None) -> str:
     """How a run ended: ``ok 4.1 s, test acc 0.97, ETA 2 min`` (ETA only inside a sweep)."""
     status = result["status"]
@@ -84,7 +100,7 @@ def outcome(result: dict[str, Any], elapsed: float, sweep_dir: Path, job_num: in
         if host and host != platform.node():  # same hardware (it is in the run key), another host
             text += f" on host {host}"
     if status == "ok":
-        text += f", test acc {result['test_accuracy']:.3f}"
+        text += test_summary(result)
         if result.get("early_stopped"):
             text += f", stopped early after {result['epochs_run']} epochs"
     else:
