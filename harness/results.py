@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
 from harness.cells import cell_factors
 from harness.config.schema import FACTORS, KEYED_ONLY_OFF_DEFAULT, NON_SEMANTIC_KEYS
 from harness.hardware import machine_fingerprint, software_versions
+from harness.user_code import code_hashes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +52,12 @@ class Result(TypedDict, total=False):
     dataset: str
     model: str
     target_accuracy: float
+    target_metric: str  # what time to target watches: val_accuracy, or the user's target.metric (val_mae, ...)
+    target_value: float  # the value of target_metric that counts as reached
+    target_mode: str  # max: reached at target_value or above; min: at or below
+    best_target_metric: float  # the best epoch value of target_metric
+    test_metrics: dict[str, float]  # every metric on the test split, the loss included
+    user_code: dict[str, str]  # the user's _target_ functions -> SHA-256 of their module files (part of the run key)
     config: dict[str, Any]  # the resolved run config
     status: Status
     reason: str | None  # why it is not ok (None when ok)
@@ -88,7 +95,8 @@ COLUMNS = (
     "trainable_params", "frozen_params", "status", "reason", "epochs_run",
     "early_stopped", "stopped_epoch", "train_seconds", "fit_seconds", "validation_seconds",
     "first_epoch_seconds", "median_epoch_seconds", "samples_per_second", "time_to_target_seconds",
-    "epochs_to_target", "target_accuracy", "learning_rate", "best_val_accuracy", "test_accuracy", "test_loss",
+    "epochs_to_target", "target_accuracy", "target_metric", "target_value", "learning_rate", "best_val_accuracy",
+    "test_accuracy", "test_loss",
     "pretrain_cache_hit", "pretrain_seconds", "pretrained_weights", "weights_sha256", "data_seconds",
     "data_cache_hit", "data_streamed", "skipped_images", "device_used",
     "wall_seconds", "reused", "steps_per_epoch",
@@ -105,8 +113,9 @@ ENVIRONMENT_COLUMNS = (
 
 def history_frame(results: list[Result]) -> pd.DataFrame:
     """One row per epoch of every ok run: ``run_key``, the factors, ``seed``, ``epoch``,
-    ``elapsed_train_seconds`` (training seconds so far, the x axis of learning curves) and the epoch's
-    ``val_accuracy``."""
+    ``elapsed_train_seconds`` (training seconds so far, the x axis of learning curves), the epoch's
+    ``val_accuracy``, and its value of the run's target metric (``target_metric``, e.g. ``val_mae`` for a
+    regression; ``val_accuracy`` by default) as ``target_metric_value``."""
     import pandas as pd
 
     rows = []
@@ -114,18 +123,22 @@ def history_frame(results: list[Result]) -> pd.DataFrame:
         if result.get("status") != "ok":
             continue
         identity = {"run_key": result["run_key"], **{f: result.get(f) for f in FACTORS}, "seed": result.get("seed")}
+        metric = result.get("target_metric") or "val_accuracy"
         elapsed = 0.0
         for epoch, record in enumerate(result.get("history") or [], start=1):
             elapsed += record.get("train_seconds", 0.0)
             rows.append({**identity, "epoch": epoch, "elapsed_train_seconds": elapsed,
-                         "val_accuracy": record.get("val_accuracy")})
-    return pd.DataFrame(rows, columns=["run_key", *FACTORS, "seed", "epoch", "elapsed_train_seconds", "val_accuracy"])
+                         "val_accuracy": record.get("val_accuracy"), "target_metric": metric,
+                         "target_metric_value": record.get(metric)})
+    return pd.DataFrame(rows, columns=["run_key", *FACTORS, "seed", "epoch", "elapsed_train_seconds", "val_accuracy",
+                                       "target_metric", "target_metric_value"])
 
 
 def run_key(cfg: dict[str, Any]) -> str:
     """A short, stable hash of what determines a run's result: its config minus non-semantic keys, the
-    versions of harness, Keras and TensorFlow, and the machine (CPU model and count, GPUs): a result
-    from other software or from another machine is not reused as this one's."""
+    contents of the user's own modules that ``_target_`` names (``user_code.code_hashes``), the versions
+    of harness, Keras and TensorFlow, and the machine (CPU model and count, GPUs): a result from other
+    code, other software or another machine is not reused as this one's."""
     semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS}
     for dotted, default in KEYED_ONLY_OFF_DEFAULT.items():
         *group, key = dotted.split(".")
@@ -134,6 +147,13 @@ def run_key(cfg: dict[str, Any]) -> str:
                 del semantic[key]
         elif isinstance(sub := semantic.get(group[0]), dict) and key in sub and sub[key] == default:
             semantic[group[0]] = {k: v for k, v in sub.items() if k != key}  # a copy: the caller's stays
+    target = semantic.get("target")
+    if isinstance(target, dict) and target["metric"] == "val_accuracy" and target["mode"] in ("auto", "max"):
+        semantic["target_accuracy"] = target["value"]  # time to an accuracy: keyed as before `target` existed
+        del semantic["target"]
+    code = code_hashes(cfg)
+    if code:  # the user's own model or data: editing their module retrains
+        semantic["code"] = code
     semantic["software"] = software_versions()
     semantic["machine"] = machine_fingerprint()
     blob = json.dumps(semantic, sort_keys=True, separators=(",", ":"), default=str)
@@ -153,7 +173,10 @@ def base_record(cfg: dict[str, Any], factors: dict[str, Any] | None = None,
         "seed": cfg["seed"],
         "dataset": cfg["dataset"]["name"],
         "model": cfg["model"]["name"],
-        "target_accuracy": cfg["target_accuracy"],
+        "target_accuracy": cfg["target"]["value"] if cfg["target"]["metric"] == "val_accuracy" else None,
+        "target_metric": cfg["target"]["metric"],
+        "target_value": cfg["target"]["value"],
+        **({"user_code": code} if (code := code_hashes(cfg)) else {}),
         "config": cfg,
     }
 

@@ -32,7 +32,8 @@ CASES = [
      "transfer.weights=imagenet needs a keras.applications model; valid: model=vgg16, resnet50, mobilenet_v2, "
      "efficientnet_b0"),
     (["transfer=on", "transfer.weights=/no/weights.h5"], "transfer.weights=/no/weights.h5 is invalid; valid:"),
-    (["model=resnet"], "model=resnet is unknown; valid: efficientnet_b0, mobilenet_v2, resnet50, small_cnn, vgg16"),
+    (["model=resnet"], "model=resnet is unknown; valid: custom, efficientnet_b0, mobilenet_v2, resnet50, small_cnn, "
+     "vgg16"),
     (["model=vgg16", "model.image_size=16"], "model.image_size=16 is invalid: keras.applications backbones need >= 32"),
     (["model=resnet50", "model.pooling=mean"], "model.pooling=mean is unknown; valid: avg, max, flatten"),
     (["transfer=on", "transfer.fine_tune_layers=-1"], "transfer.fine_tune_layers=-1 is invalid"),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import II, MISSING
 
 # --- optimizer -------------------------------------------------------------------------------------
 
@@ -214,6 +214,48 @@ class MobileNetV2Config(ApplicationConfig):
 
 
 @dataclass
+class CustomModelConfig:
+    """Your own model (``model=custom``): the function ``_target_`` (``package.module.function``) returns an
+    uncompiled ``keras.Model``; it gets ``input_shape``, ``num_classes`` and ``pretrained`` where its
+    signature has them, and every setting added with ``+model.NAME=VALUE`` as a keyword. With transfer on,
+    its layer ``frozen_layer`` is frozen (``harness.run.custom``); its pretrained weights are its own
+    (``pretrained_weights``: ``own``, what ``transfer.weights`` follows)."""
+
+    name: str = MISSING
+    _target_: str | None = None
+    frozen_layer: str = "feature_extractor"
+    pretrained_weights: str = "own"
+
+
+@dataclass
+class CustomDatasetConfig:
+    """Your own data (``dataset=custom``): the function ``_target_`` returns ``(x, y)`` arrays, split here
+    as every dataset is (``val_fraction``, ``test_fraction``, ``split_seed``; ``limit``, ``train_size``),
+    or a mapping with ``train``, ``val`` (and ``test``) used as given (``harness.run.custom``). Settings
+    added with ``+dataset.NAME=VALUE`` are its keywords."""
+
+    name: str = MISSING
+    _target_: str | None = None
+    limit: int | None = None
+    train_size: int | None = None
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    split_seed: int = 0
+
+
+@dataclass
+class TargetConfig:
+    """What "time to target" means: the training seconds until the epoch ``metric`` (a validation metric
+    the model reports: ``val_accuracy``, ``val_loss``, ``val_mae``, ...) first reaches ``value``; ``mode``
+    ``max`` (at least ``value``), ``min`` (at most), or ``auto``: ``min`` for losses and errors, else ``max``.
+    ``value`` follows ``target_accuracy`` unless set."""
+
+    metric: str = "val_accuracy"
+    value: float = II("target_accuracy")
+    mode: str = "auto"
+
+
+@dataclass
 class TrackingConfig:
     """Comet experiment tracking. ``mode``: ``auto`` (online when an API key is configured, else
     offline), ``online``, ``offline`` or ``disabled``. The API key is never a config value: Comet reads
@@ -246,6 +288,9 @@ class Config:
     batch_size: int = 32
     seed: int = 0
     target_accuracy: float = 0.9
+    target: TargetConfig = field(default_factory=TargetConfig)
+    loss: str = "sparse_categorical_crossentropy"
+    metrics: list[str] = field(default_factory=lambda: ["accuracy"])
     jit_compile: bool = False
     precision: str = "float32"
     steps_per_execution: int = 1
@@ -269,8 +314,9 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "transfer": {"transfer": TransferConfig},
     "early_stopping": {"early_stopping": EarlyStoppingConfig},
     "device": {"device": DeviceConfig},
-    "dataset": {"dataset": DatasetConfig},
-    "model": {"small_cnn": SmallCNNConfig, "application": ApplicationConfig, "mobilenet_v2": MobileNetV2Config},
+    "dataset": {"dataset": DatasetConfig, "custom": CustomDatasetConfig},
+    "model": {"small_cnn": SmallCNNConfig, "application": ApplicationConfig, "mobilenet_v2": MobileNetV2Config,
+              "custom": CustomModelConfig},
     "tracking": {"tracking": TrackingConfig},
 }
 
@@ -289,10 +335,25 @@ KEYED_ONLY_OFF_DEFAULT = {
     "dataset.load": "auto", "dataset.skip_unreadable": False,
     "transfer.fine_tune_layers": 0, "transfer.head_epochs": 5, "transfer.fine_tune_learning_rate": 1e-5,
     "model.pretrained_weights": "source_task",
+    "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
 }
 """Settings added after results were stored (dotted: inside a group): part of a run's key only where
 they differ from these defaults, so that the results stored before they existed keep their keys (and
 are reused)."""
+
+TARGET_MODES = ("auto", "max", "min")
+"""How ``target.value`` is reached (``TargetConfig``)."""
+MINIMISED = ("loss", "mae", "mse", "rmse", "mape", "msle", "error", "crossentropy", "hinge", "divergence")
+"""Metric names that end like these are minimised: ``target.mode=auto`` means ``min`` for them."""
+
+
+def target_mode(metric: str, mode: str = "auto") -> str:
+    """``max`` or ``min``: ``mode`` unless ``auto``, then by the metric's name (``MINIMISED``)."""
+    if mode != "auto":
+        return mode
+    name = metric.lower().removeprefix("val_")
+    return "min" if any(name.endswith(ending) for ending in MINIMISED) else "max"
+
 
 DATASET_LOADS = ("auto", "memory", "stream")
 """How a ``folder`` dataset's decoded images reach training (``dataset.load``; see ``DatasetConfig``)."""

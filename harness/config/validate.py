@@ -11,9 +11,9 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
-from harness import keras_cache
+from harness import keras_cache, user_code
 from harness.config.files import CONF_DIR
-from harness.config.schema import BACKENDS, DATASET_LOADS, PRECISIONS
+from harness.config.schema import BACKENDS, DATASET_LOADS, PRECISIONS, TARGET_MODES
 from harness.sweep.order import ORDERS
 from harness.sweep.run_process import MODES as RUN_PROCESS_MODES
 
@@ -193,12 +193,18 @@ def validate(cfg: dict[str, Any]) -> None:
         _check(cfg[key] >= 1, f"{key}={cfg[key]} is invalid: it must be an integer >= 1")
     t = cfg["target_accuracy"]
     _check(0 < t <= 1, f"target_accuracy={t} is invalid: it must be in (0, 1], e.g. 0.9")
+    reported = reported_metrics(cfg["metrics"])
+    target = cfg["target"]
+    _check(target["metric"] in reported, f"target.metric={target['metric']} is not a metric the model reports; valid: "
+           f"{', '.join(reported)} (metrics={list(cfg['metrics'])})")
+    _check(target["mode"] in TARGET_MODES, f"target.mode={target['mode']} is unknown; valid: {', '.join(TARGET_MODES)}")
     _check(cfg["threads"] >= 0, f"threads={cfg['threads']} is invalid: 0 (TensorFlow's default) or more")
 
     es = cfg["early_stopping"]
     _check(es["patience"] >= 0, f"early_stopping.patience={es['patience']} is invalid: it must be >= 0")
-    monitors = ", ".join(MONITORS)
-    _check(es["monitor"] in MONITORS, f"early_stopping.monitor={es['monitor']} is unknown; valid: {monitors}")
+    monitors = list(dict.fromkeys([*MONITORS, *reported]))
+    _check(es["monitor"] in monitors,
+           f"early_stopping.monitor={es['monitor']} is unknown; valid: {', '.join(monitors)}")
     _check(es["mode"] in MODES, f"early_stopping.mode={es['mode']} is unknown; valid: {', '.join(MODES)}")
     _check(es["start_from_epoch"] >= 0, f"early_stopping.start_from_epoch={es['start_from_epoch']} must be >= 0")
 
@@ -226,6 +232,25 @@ def validate(cfg: dict[str, Any]) -> None:
         check_callback_path(path)
 
 
+def reported_metrics(metrics: list[str]) -> list[str]:
+    """What a model compiled with ``metrics`` reports per epoch: the loss and each metric, on the
+    validation split (``val_``) and on the training batches."""
+    names = ["loss", *(str(m) for m in metrics)]
+    return [f"val_{name}" for name in names] + names
+
+
+def check_user_code(group: dict[str, Any], setting: str) -> None:
+    """``model=custom`` / ``dataset=custom``: a ``_target_`` is given, and its module and function exist
+    (read, not imported: ``harness.user_code``)."""
+    target = group.get("_target_")
+    _check(bool(target), f"{setting}=custom needs {setting}._target_=package.module.function (your function; e.g. "
+           f"{setting}._target_=mylab.{'models.mlp' if setting == 'model' else 'data.load'})")
+    try:
+        user_code.check(str(target), f"{setting}._target_")
+    except user_code.UserCodeError as err:
+        raise ConfigError(str(err)) from None
+
+
 def check_callback_path(path: str) -> None:
     """Raise ``ConfigError`` unless ``path`` reads ``package.module:Class`` and the module can be found
     (found, not imported: a callback module may import Keras, which this process never does)."""
@@ -240,7 +265,10 @@ def check_callback_path(path: str) -> None:
 
 
 def check_model(model: dict[str, Any]) -> None:
-    """The head's and the backbone's settings."""
+    """The head's and the backbone's settings, or the user's own model function."""
+    if model["name"] == "custom":
+        check_user_code(model, "model")
+        return
     units = model["dense_units"]
     _check(units >= 0, f"model.dense_units={units} is invalid: 0 (no hidden layer) or more")
     _check(0 <= model["dropout"] < 1, f"model.dropout={model['dropout']} is invalid: it must be in [0, 1)")
@@ -265,7 +293,7 @@ def check_transfer(cfg: dict[str, Any]) -> None:
     downloadable (checked here, in a second, rather than failing every cell), a readable weights file,
     or source classes to pretrain on."""
     tr, model = cfg["transfer"], cfg["model"]
-    if not tr["enabled"]:
+    if not tr["enabled"] or model["name"] == "custom":  # a custom model gives its own pretrained part
         return
     _check(tr["pretrain_epochs"] >= 1, f"transfer.pretrain_epochs={tr['pretrain_epochs']} must be >= 1")
     _check(tr["fine_tune_layers"] >= 0, f"transfer.fine_tune_layers={tr['fine_tune_layers']} is invalid: 0 (frozen) "
@@ -293,9 +321,12 @@ def check_transfer(cfg: dict[str, Any]) -> None:
         _check(not weights.endswith((".h5", ".hdf5")) or _is_hdf5(weights),
                f"transfer.weights={weights} is not an HDF5 weights file (expected what model.save_weights writes)")
     else:
-        _check(len(cfg["dataset"]["source_classes"]) >= 2,
-               "transfer=on needs dataset.source_classes (at least 2 classes to pretrain on), got "
-               f"{list(cfg['dataset']['source_classes'])}")
+        source = list(cfg["dataset"].get("source_classes", []))
+        _check(cfg["dataset"]["name"] != "custom", "transfer=on with dataset=custom and a built-in model needs "
+               "transfer.weights=imagenet or a weights file (your data has no source classes to pretrain on), or "
+               "model=custom with its own pretrained part")
+        _check(len(source) >= 2, "transfer=on needs dataset.source_classes (at least 2 classes to pretrain on), got "
+               f"{source}")
 
 
 def _is_hdf5(path: str) -> bool:
@@ -305,7 +336,12 @@ def _is_hdf5(path: str) -> bool:
 
 
 def check_dataset(ds: dict[str, Any]) -> None:
-    """The dataset's settings, and that its files are there (or, for Keras' datasets, can be fetched)."""
+    """The dataset's settings, and that its files are there (or, for Keras' datasets, can be fetched), or
+    the user's own data function."""
+    if ds["name"] == "custom":
+        check_user_code(ds, "dataset")
+        check_split(ds)
+        return
     _check(ds["name"] != "npz" or bool(ds["path"] or ds["url"]),
            "dataset=npz needs dataset.path=<a .npz file with arrays x and y> (or dataset.url=<where to download it>)")
     _check(ds["name"] != "folder" or bool(ds["path"]),
@@ -318,15 +354,9 @@ def check_dataset(ds: dict[str, Any]) -> None:
         check_image_folder(ds)
     elif ds["path"] is not None:
         _check(Path(ds["path"]).is_file(), f"dataset.path={ds['path']!r} does not exist (expected an .npz file)")
-    for key in ("val_fraction", "test_fraction"):
-        _check(0 < ds[key] < 1, f"dataset.{key}={ds[key]} is invalid: it must be in (0, 1)")
-    _check(
-        ds["val_fraction"] + ds["test_fraction"] < 1,
-        "dataset.val_fraction + dataset.test_fraction must leave data to train on (sum < 1)",
-    )
-    for key in ("train_size", "limit", "image_size"):
-        if ds[key] is not None:
-            _check(ds[key] >= 1, f"dataset.{key}={ds[key]} is invalid: >= 1 or null")
+    check_split(ds)
+    if ds["image_size"] is not None:
+        _check(ds["image_size"] >= 1, f"dataset.image_size={ds['image_size']} is invalid: >= 1 or null")
     overlap = set(ds["source_classes"]) & set(ds["target_classes"])
     _check(not overlap, f"dataset: classes {sorted(overlap)} are both source and target classes")
     if ds["name"] in keras_cache.KERAS_DATASETS:
@@ -336,6 +366,19 @@ def check_dataset(ds: dict[str, Any]) -> None:
                f"dataset={ds['name']}: {missing[0] if missing else ''} is not in Keras' cache "
                f"({keras_cache.keras_home() / 'datasets'}) and cannot be downloaded here (no network); put Keras' "
                f"files there (from {url}) or set KERAS_HOME to a folder that has them")
+
+
+def check_split(ds: dict[str, Any]) -> None:
+    """How a dataset is split and capped: fractions that leave data to train on, sizes >= 1."""
+    for key in ("val_fraction", "test_fraction"):
+        _check(0 < ds[key] < 1, f"dataset.{key}={ds[key]} is invalid: it must be in (0, 1)")
+    _check(
+        ds["val_fraction"] + ds["test_fraction"] < 1,
+        "dataset.val_fraction + dataset.test_fraction must leave data to train on (sum < 1)",
+    )
+    for key in ("train_size", "limit"):
+        if ds[key] is not None:
+            _check(ds[key] >= 1, f"dataset.{key}={ds[key]} is invalid: >= 1 or null")
 
 
 def check_image_folder(ds: dict[str, Any]) -> None:

@@ -26,22 +26,28 @@ def _save(figure: plt.Figure, path: Path) -> Path:
 
 
 def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
-    """Validation accuracy against training seconds, one line per optimizer (one per run, or the median
+    """Validation accuracy (or, without it, the runs' target metric) against training seconds, one line per
+    optimizer (one per run, or the median
     curve of each optimizer when there are many runs), faceted by transfer (columns) and early
     stopping (rows). Needs ``history_frame`` columns."""
     if history.empty:
         return None
+    column, label = "val_accuracy", "validation accuracy"
+    if history["val_accuracy"].isna().all():  # a model without accuracy (a regression): its target metric
+        if "target_metric_value" not in history or history["target_metric_value"].isna().all():
+            return None
+        column, label = "target_metric_value", str(history["target_metric"].dropna().iloc[0])
     sns.set_theme(style="whitegrid")
     many = history["run_key"].nunique() > MAX_CURVES
     if many:  # the median over runs at each epoch, drawn at the median elapsed time
         history = (history.groupby(["optimizer", "transfer", "early_stopping", "epoch"], as_index=False)
-                   [["elapsed_train_seconds", "val_accuracy"]].median().assign(run_key=lambda d: d["optimizer"]))
-    grid = sns.relplot(data=history, x="elapsed_train_seconds", y="val_accuracy", hue="optimizer", units="run_key",
+                   [["elapsed_train_seconds", column]].median().assign(run_key=lambda d: d["optimizer"]))
+    grid = sns.relplot(data=history, x="elapsed_train_seconds", y=column, hue="optimizer", units="run_key",
                        estimator=None, kind="line", col="transfer", row="early_stopping", height=3.2, aspect=1.3,
                        linewidth=1, alpha=0.8, facet_kws={"margin_titles": True})
-    grid.set_axis_labels("training time (s)", "validation accuracy")
-    grid.figure.suptitle("Validation accuracy over training time" + (" (median per optimizer)" if many else ""),
-                         y=1.02)
+    grid.set_axis_labels("training time (s)", label)
+    grid.figure.suptitle(f"{label[0].upper()}{label[1:]} over training time" + (" (median per optimizer)" if many
+                                                                                else ""), y=1.02)
     return _save(grid.figure, path)
 
 

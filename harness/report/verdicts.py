@@ -110,8 +110,22 @@ def described(effect: Effect, more_seeds: str = "") -> str:
 
 
 def _target(runs: pd.DataFrame) -> float:
-    values = runs["target_accuracy"].dropna()
+    given = runs["target_value"].dropna() if "target_value" in runs else pd.Series(dtype=float)
+    values = given if len(given) else runs["target_accuracy"].dropna()
     return float(values.median()) if len(values) else float("nan")
+
+
+def target_phrase(runs: pd.DataFrame) -> str:
+    """What the runs' time to target means: ``0.9 validation accuracy``, or the user's target metric with
+    its direction, ``val_mae <= 60`` (``target_metric``, ``target_value``; results from before these
+    existed timed validation accuracy)."""
+    metrics = runs["target_metric"].dropna().unique() if "target_metric" in runs else []
+    metric = str(metrics[0]) if len(metrics) else "val_accuracy"
+    if metric == "val_accuracy":
+        return f"{_target(runs):g} validation accuracy"
+    from harness.config.schema import target_mode
+
+    return f"{metric} {'<=' if target_mode(metric) == 'min' else '>='} {_target(runs):g}"
 
 
 def optimizer_ranking(runs: pd.DataFrame) -> pd.DataFrame:
@@ -137,12 +151,11 @@ def optimizer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, meas
     ranking = optimizer_ranking(runs)
     if len(ranking) < 2:
         return "Optimizers: not compared (fewer than two optimizers have ok runs)."
-    target = _target(runs)
+    target = target_phrase(runs)
     best = ranking.iloc[0]
     if not math.isfinite(best["median_time_to_target_seconds"]):
-        return (f"Optimizers: none reached the target validation accuracy of {target:g} in most of its runs; "
-                "no ranking by time to target.")
-    text = (f"Fastest optimizer to {target:g} validation accuracy: {best['optimizer']} (median "
+        return (f"Optimizers: none reached the target ({target}) in most of its runs; no ranking by time to target.")
+    text = (f"Fastest optimizer to {target}: {best['optimizer']} (median "
             f"{best['median_time_to_target_seconds']:.2f} s of training; reached in {best['reached']} of "
             f"{best['runs']} runs)")
     order = ranking["optimizer"].tolist()

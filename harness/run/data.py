@@ -71,12 +71,16 @@ def take(x: np.ndarray | DiskRows, which: np.ndarray) -> np.ndarray | DiskRows:
 
 @dataclass(frozen=True)
 class Task:
-    """A classification task: its splits and the original labels its classes stand for."""
+    """A task: its splits and the original labels its classes stand for (none: a regression). A user's
+    already-split data may come as datasets of batches (``Split.y`` is then ``None``): its input shape and
+    training examples are then given (``given_shape``, ``given_examples``, counted from the data)."""
 
     train: Split
     val: Split
     test: Split
     classes: tuple[int, ...]
+    given_shape: tuple[int, ...] | None = None
+    given_examples: int | None = None
 
     @property
     def num_classes(self) -> int:
@@ -84,12 +88,16 @@ class Task:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return tuple(self.train.x.shape[1:])
+        return self.given_shape if self.given_shape is not None else tuple(self.train.x.shape[1:])
+
+    @property
+    def train_examples(self) -> int:
+        return self.given_examples if self.given_examples is not None else len(self.train.y)
 
     @property
     def pixel_max(self) -> float:
-        """The value of a white pixel: 255 for 8-bit images, 1 for float ones."""
-        return 255.0 if self.train.x.dtype == np.uint8 else 1.0
+        """The value of a white pixel: 255 for 8-bit images, 1 for float ones (and for data of batches)."""
+        return 255.0 if getattr(self.train.x, "dtype", None) == np.uint8 else 1.0
 
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray]:
@@ -545,7 +553,11 @@ def load_tasks(cfg: dict[str, Any], cache_dir: Path, facts: dict[str, Any] | Non
     """The target task every run trains on (``train_size`` caps its training examples) and the source
     task the transfer feature extractor is pretrained on (``source_classes``, all their examples;
     ``None`` without source classes). The data is read once for both; ``facts``, ``on_decoded``: see
-    ``load_arrays``."""
+    ``load_arrays``. ``dataset=custom``: the user's function's data (``harness.run.custom``)."""
+    if cfg["name"] == "custom":  # the user's own data (harness.run.custom): no source classes
+        from harness.run.custom import load_task
+
+        return load_task(cfg), None
     x, y = load_arrays(cfg, cache_dir, facts, on_decoded)
     target = make_task(x, y, target_classes(cfg, y), cfg, cfg["train_size"])
     source = make_task(x, y, list(cfg["source_classes"]), cfg, None) if cfg["source_classes"] else None

@@ -51,7 +51,10 @@ class DiskBatches(keras.utils.PyDataset):
 
 def inputs(split: Split, batch_size: int, seed: int | None = None) -> dict[str, Any]:
     """``fit``/``evaluate`` keyword arguments for ``split``: its arrays and ``batch_size``, or, streamed,
-    its ``DiskBatches`` (shuffled each epoch with a ``seed``)."""
+    its ``DiskBatches`` (shuffled each epoch with a ``seed``), or the user's own dataset of batches as given
+    (a ``tf.data.Dataset`` or ``keras.utils.PyDataset``: ``y`` is ``None``)."""
+    if split.y is None:
+        return {"x": split.x}
     if isinstance(split.x, DiskRows):
         return {"x": DiskBatches(split, batch_size, seed)}
     return {"x": split.x, "y": split.y, "batch_size": batch_size}

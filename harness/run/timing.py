@@ -14,8 +14,9 @@
 - A *step* is one batch: ``median_step_seconds`` is the median epoch's training seconds divided by
   the steps per epoch (``ceil(train examples / batch size)``); under a few milliseconds the framework's
   overhead, not the model's compute, is what gets timed.
-- *Time to target* is the training seconds up to and including the first epoch whose
-  ``val_accuracy`` reaches the target; ``None`` if no epoch does.
+- *Time to target* is the training seconds up to and including the first epoch whose target metric
+  (``target.metric``, ``val_accuracy`` by default) reaches ``target.value`` (at least it for accuracies,
+  at most it for losses and errors); ``None`` if no epoch does.
 """
 
 from __future__ import annotations
@@ -60,11 +61,13 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def summarize_epochs(history: list[dict[str, Any]], target: float, train_examples: int,
-                     steps_per_epoch: int | None = None) -> dict[str, Any]:
+                     steps_per_epoch: int | None = None, metric: str = "val_accuracy",
+                     mode: str = "max") -> dict[str, Any]:
     """Timing figures of a run from its per-epoch ``history``.
 
-    ``history``: one dict per epoch with ``train_seconds``, ``val_seconds`` and ``val_accuracy``.
-    ``target``: the validation accuracy that defines time to target. ``train_examples``: examples per
+    ``history``: one dict per epoch with ``train_seconds``, ``val_seconds`` and the target's ``metric``.
+    ``target``: the value of ``metric`` that defines time to target, reached at ``target`` or above
+    (``mode="max"``: accuracies) or at or below (``"min"``: losses, errors). ``train_examples``: examples per
     epoch, for throughput; ``steps_per_epoch``: batches per epoch, for the step time. Returns
     ``train_seconds``, ``validation_seconds``, ``first_epoch_seconds``,
     ``median_epoch_seconds`` (of epochs after the first; ``None`` with one epoch),
@@ -78,8 +81,8 @@ def summarize_epochs(history: list[dict[str, Any]], target: float, train_example
     to_target_seconds, to_target_epochs, elapsed = None, None, 0.0
     for number, epoch in enumerate(history, start=1):
         elapsed += epoch["train_seconds"]
-        accuracy = epoch.get("val_accuracy")
-        if accuracy is not None and accuracy >= target:
+        value = epoch.get(metric)
+        if value is not None and (value >= target if mode == "max" else value <= target):
             to_target_seconds, to_target_epochs = elapsed, number
             break
     return {

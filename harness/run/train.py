@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import hardware
+from harness.config.schema import target_mode
 from harness.results import (
     PROGRESS_FILE,
     RESULT_FILE,
@@ -165,6 +166,16 @@ def build_model(cfg: dict[str, Any], task: Any, source: Any, cache_dir: Path, re
     from harness.run import backbones, models, optimizers
 
     transfer = cfg["transfer"]
+    if cfg["model"]["name"] == "custom":  # the user's own function (harness.run.custom); transfer: its pretrained part
+        from harness.run import custom
+
+        models.seed_everything(cfg["seed"])
+        model = custom.build_model(cfg["model"], task, pretrained=transfer["enabled"])
+        extractor = model.get_layer(cfg["model"]["frozen_layer"]) if transfer["enabled"] else model
+        result["learning_rate"] = optimizers.effective_learning_rate(cfg["optimizer"])
+        model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), **compile_options(cfg))
+        result.update(backbone=cfg["model"]["_target_"], **backbones.parameter_counts(model))
+        return model, extractor
     if transfer["enabled"]:
         from_source_task = transfer["weights"] == "source_task"
         extractor, info = models.pretrained_extractor(cfg, source if from_source_task else task, cache_dir)
@@ -183,7 +194,7 @@ def build_model(cfg: dict[str, Any], task: Any, source: Any, cache_dir: Path, re
 
 def compile_options(cfg: dict[str, Any]) -> dict[str, Any]:
     """What every ``compile`` of the run gets besides its optimizer (both fine-tuning stages alike)."""
-    return {"loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"], "jit_compile": cfg["jit_compile"],
+    return {"loss": cfg["loss"], "metrics": list(cfg["metrics"]), "jit_compile": cfg["jit_compile"],
             "steps_per_execution": cfg["steps_per_execution"]}
 
 
@@ -193,7 +204,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     ``timing.PhaseClock``; ``run_dir``: where to write the progress file (``None``: nowhere)."""
     import keras
 
-    from harness.run import backbones, data, optimizers, streaming, timing
+    from harness.run import backbones, custom, data, optimizers, streaming, timing
 
     write_progress(run_dir, "data", cfg["epochs"])
 
@@ -205,7 +216,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     write_progress(run_dir, "model", cfg["epochs"])
     result["data_seconds"] = result["phase_seconds"]["data"]  # loading and decoding: never training time
     keras.config.set_dtype_policy(cfg["precision"])  # before any layer is built; the output stays float32
-    result["train_examples"] = len(task.train.y)
+    result["train_examples"] = task.train_examples
     result["image_shape"] = list(task.input_shape)
     model, extractor = build_model(cfg, task, source, cache_dir, result)
     transfer = cfg["transfer"]
@@ -242,19 +253,28 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
                for i in range(len(timer.epochs))]
     result["history"] = history
     result["epochs_run"] = len(history)
-    steps_per_epoch = math.ceil(len(task.train.y) / cfg["batch_size"])
+    steps_per_epoch = custom.steps_per_epoch(task, cfg["batch_size"])
     result["steps_per_epoch"] = steps_per_epoch
-    result.update(timing.summarize_epochs(history, cfg["target_accuracy"], len(task.train.y), steps_per_epoch))
+    target = cfg["target"]
+    result.update(target_metric=target["metric"], target_value=target["value"],
+                  target_mode=target_mode(target["metric"], target["mode"]))
+    result.update(timing.summarize_epochs(history, target["value"], task.train_examples, steps_per_epoch,
+                                          metric=target["metric"], mode=result["target_mode"]))
     val_accuracies = [epoch["val_accuracy"] for epoch in history if "val_accuracy" in epoch]
     result["best_val_accuracy"] = max(val_accuracies) if val_accuracies else None
+    reached = [epoch[target["metric"]] for epoch in history if target["metric"] in epoch]
+    if reached:  # the best value of the target's metric, whichever way it improves
+        result["best_target_metric"] = (max if result["target_mode"] == "max" else min)(reached)
     result["early_stopped"] = bool(stopper is not None and stopper.stopped_epoch > 0)
     result["stopped_epoch"] = stopper.stopped_epoch + 1 if result["early_stopped"] else None
     if any(not math.isfinite(epoch.get("loss", 0.0)) for epoch in history):  # TerminateOnNaN stopped it
         result.update(status="failed", reason="nan loss")
         return
-    test_loss, test_accuracy = model.evaluate(**streaming.inputs(task.test, cfg["batch_size"]), verbose=0)
+    tested = model.evaluate(**streaming.inputs(task.test, cfg["batch_size"]), verbose=0, return_dict=True)
     clock.lap("evaluate")
-    result.update(status="ok", reason=None, test_loss=float(test_loss), test_accuracy=float(test_accuracy))
+    result.update(status="ok", reason=None, test_loss=float(tested["loss"]),
+                  test_accuracy=float(tested["accuracy"]) if "accuracy" in tested else None,
+                  test_metrics={name: float(value) for name, value in tested.items()})
 
 
 def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:

@@ -1,0 +1,185 @@
+"""Your own model, data, loss and target (#22): a user's package outside the repository, on PYTHONPATH and
+not installed, named by ``_target_``; real Keras training in real multiruns; the shipped presets too."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import compose_config, harness_env, results_under, run_harness
+
+MODELS = '''
+import keras
+
+
+def mlp(input_shape, num_classes, units=32, pretrained=False, weights=None):
+    base = keras.Sequential([keras.Input(shape=input_shape), keras.layers.Dense(units, activation="relu")],
+                            name="feature_extractor")
+    if pretrained:
+        base.load_weights(weights)
+    inputs = keras.Input(shape=input_shape)
+    features = base(inputs, training=False) if pretrained else base(inputs)
+    outputs = keras.layers.Dense(num_classes, activation="softmax")(features)
+    return keras.Model(inputs, outputs)
+
+
+def not_a_model(input_shape, num_classes):
+    return "a string"
+'''
+
+DATA = '''
+from sklearn.datasets import load_wine
+
+
+def load():
+    x, y = load_wine(return_X_y=True)
+    return ((x - x.mean(axis=0)) / x.std(axis=0)).astype("float32"), y
+'''
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Path:
+    """A folder outside the repository holding the user's package ``mylab`` (models and data)."""
+    root = tmp_path_factory.mktemp("user")
+    (root / "mylab").mkdir()
+    (root / "mylab" / "__init__.py").write_text("")
+    (root / "mylab" / "models.py").write_text(MODELS)
+    (root / "mylab" / "data.py").write_text(DATA)
+    return root
+
+
+def users_env(root: Path) -> dict[str, str]:
+    return harness_env(root, PYTHONPATH=str(root))
+
+
+MINE = ["model=custom", "model._target_=mylab.models.mlp", "dataset=custom", "dataset._target_=mylab.data.load",
+        "tracking=disabled", "epochs=15", "target_accuracy=0.8"]
+
+
+def test_your_own_model_and_data_sweep_like_the_built_in_ones_and_your_code_is_in_the_run_key(lab):
+    command = ["-m", *MINE, "optimizer=adam,sgd", "early_stopping=on,off"]
+    done = run_harness(command, cwd=lab, env=users_env(lab))
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = results_under(lab / "multirun")
+    assert len(runs) == 4 and all(r["status"] == "ok" for r in runs), [r["reason"] for r in runs]
+    assert {r["backbone"] for r in runs} == {"mylab.models.mlp"} and runs[0]["train_examples"] == 106  # 60 % of 178
+    assert set(runs[0]["user_code"]) == {"mylab.models.mlp", "mylab.data.load"}
+    page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    assert "- Fastest optimizer to 0.8 validation accuracy: " in page and "- Early stopping (on vs off) " in page
+
+    again = run_harness(command, cwd=lab, env=users_env(lab))
+    assert again.stdout.count("reused from sweep") == 4, again.stdout  # nothing changed: nothing retrained
+    models = lab / "mylab" / "models.py"
+    models.write_text(models.read_text() + "\n# an edit\n")
+    one_cell = ["-m", *MINE, "optimizer=adam", "early_stopping=off"]  # reused above; after the edit, trained
+    edited = run_harness(one_cell, cwd=lab, env=users_env(lab))
+    assert edited.returncode == 0 and "reused" not in edited.stdout and " ok " in edited.stdout, edited.stdout
+
+
+def test_bad_user_code_is_one_line_before_training_or_the_runs_reason(lab):
+    for target, said in (("nowhere.models.mlp", "model._target_=nowhere.models.mlp: no module 'nowhere.models' on "
+                                                "the Python path"),
+                         ("mylab.models.cnn", "model._target_=mylab.models.cnn: "),
+                         ("mlp", "model._target_=mlp is not a function's import path")):
+        done = run_harness([*MINE, f"model._target_={target}"], cwd=lab, env=users_env(lab))
+        assert done.returncode == 2, done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith("harness: error: ") and said in line, line
+    assert line.startswith("harness: error: model._target_=mlp")
+    assert "defines no 'cnn'; valid: mlp, not_a_model" in _missing_function_line(lab)
+    done = run_harness([*MINE, "model._target_=mylab.models.not_a_model"], cwd=lab, env=users_env(lab))
+    assert done.returncode == 1
+    (result,) = results_under(lab / "outputs")
+    assert result["reason"] == "TypeError: model._target_=mylab.models.not_a_model returned str, not a keras.Model"
+
+
+def _missing_function_line(lab: Path) -> str:
+    """What the harness says of a function the user's module does not define (read, not imported)."""
+    from harness.config.validate import ConfigError, validate
+
+    cfg = compose_config([*MINE, "model._target_=mylab.models.cnn"])
+    import sys
+
+    sys.path.insert(0, str(lab))
+    try:
+        validate(cfg)
+    except ConfigError as err:
+        return str(err)
+    finally:
+        sys.path.remove(str(lab))
+    return ""
+
+
+def test_transfer_on_your_own_model_freezes_its_pretrained_part(lab, tmp_path, monkeypatch):
+    import keras
+
+    from tests.test_backbones import WeightSnapshots
+    from tests.test_train import run_in_process
+
+    monkeypatch.syspath_prepend(str(lab))
+    base = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(32, activation="relu")],
+                            name="feature_extractor")
+    weights = tmp_path / "base.weights.h5"
+    base.save_weights(weights)
+    WeightSnapshots.taken.clear()
+    result = run_in_process(tmp_path, [*MINE, "transfer=on", f"+model.weights={weights}", "epochs=2",
+                                       "callbacks=[tests.test_backbones:WeightSnapshots]"])
+    assert result["status"] == "ok", result["reason"]
+    begin, end = WeightSnapshots.taken
+    moved = {path for path, value in begin["weights"].items() if not np.array_equal(value, end["weights"][path])}
+    saved = [np.array(w) for w in base.weights]  # what the user's function loaded, found by value in the model
+    pretrained = {path for path, value in begin["weights"].items()
+                  if any(value.shape == s.shape and np.array_equal(value, s) for s in saved)}
+    assert len(pretrained) == 2  # the base's kernel and bias, loaded from the file
+    assert moved and not moved & pretrained  # the head trains; the pretrained base does not
+    assert result["frozen_params"] == 13 * 32 + 32 and result["trainable_params"] == 32 * 3 + 3
+
+
+def test_already_split_data_as_tf_data_and_pydataset_train_through_a_real_sweep(lab):
+    (lab / "mylab" / "split.py").write_text(textwrap.dedent('''
+        from harness.examples.tabular import wine_pydataset, wine_tf_data  # noqa: F401  (the shipped examples)
+    '''))
+    done = run_harness(["-m", *MINE, "dataset._target_=mylab.split.wine_tf_data,mylab.split.wine_pydataset",
+                        "epochs=3"], cwd=lab, env=users_env(lab))
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = {r["config"]["dataset"]["_target_"].rsplit(".", 1)[1]: r for r in results_under(lab / "multirun")
+            if r["config"]["dataset"]["_target_"].startswith("mylab.split")}
+    assert sorted(runs) == ["wine_pydataset", "wine_tf_data"]
+    for run in runs.values():
+        assert run["status"] == "ok", run["reason"]
+        assert run["train_examples"] == 106 and run["steps_per_epoch"] == 4  # sizes from the data: 106 in 32s
+        assert run["epochs_run"] == 3 and 0 <= run["test_accuracy"] <= 1
+
+
+def test_the_shipped_regression_preset_times_val_mae_and_says_so(tmp_path):
+    done = run_harness(["-m", "experiment=tabular_regression", "optimizer=adam,rmsprop", "seed=0", "epochs=15",
+                        "tracking=disabled"], cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = results_under(tmp_path / "multirun")
+    assert len(runs) == 2 and all(r["status"] == "ok" for r in runs)
+    for run in runs:
+        assert (run["target_metric"], run["target_mode"], run["target_value"]) == ("val_mae", "min", 0.65)
+        assert run["test_accuracy"] is None and set(run["test_metrics"]) == {"loss", "mae"}
+        reached = [e for e in run["history"] if e["val_mae"] <= 0.65]
+        assert (run["time_to_target_seconds"] is None) == (not reached)
+    assert " test mae " in done.stdout
+    page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    assert "Fastest optimizer to val_mae <= 0.65" in page or "none reached the target (val_mae <= 0.65)" in page
+    assert "Val_mae over training time" in page or (Path(done.stdout.splitlines()[-1].removeprefix("report: "))
+                                                   .parent / "figures" / "learning_curves.png").is_file()
+
+
+def test_the_default_target_keeps_the_run_keys_of_results_stored_before_it_existed():
+    from harness.results import run_key
+
+    cfg = compose_config([])
+    before = {k: v for k, v in cfg.items() if k not in ("target", "loss", "metrics")}
+    assert run_key(cfg) == run_key(before)  # stored results are reused
+    assert run_key(compose_config(["target.metric=val_loss"])) != run_key(cfg)
+    assert run_key(compose_config(["target.value=0.8"])) == run_key(compose_config(["target_accuracy=0.8"]))
+    assert json.dumps(compose_config(["target_accuracy=0.8"])["target"]) == \
+        '{"metric": "val_accuracy", "value": 0.8, "mode": "auto"}'
