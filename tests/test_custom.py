@@ -61,21 +61,25 @@ MINE = ["model=custom", "model._target_=mylab.models.mlp", "dataset=custom", "da
 
 
 def test_your_own_model_and_data_sweep_like_the_built_in_ones_and_your_code_is_in_the_run_key(lab):
-    command = ["-m", *MINE, "optimizer=adam,sgd", "early_stopping=on,off"]
+    # in a sweep folder of the user's choosing (#24: one name for the whole sweep, whatever its folder)
+    command = ["-m", *MINE, "optimizer=adam,sgd", "early_stopping=on,off", f"hydra.sweep.dir={lab / 'mine'}"]
     done = run_harness(command, cwd=lab, env=users_env(lab))
     assert done.returncode == 0, done.stdout + done.stderr
-    runs = results_under(lab / "multirun")
+    runs = results_under(lab / "mine")
+    recorded = json.loads((lab / "mine" / "sweep.json").read_text())["name"]
+    assert {r["sweep_name"] for r in runs} == {recorded}  # Hydra would resolve ${now:...} anew in each job
+    assert done.stdout.splitlines()[-1] == f"report: {(lab / 'reports' / recorded / 'index.html').resolve()}"
     assert len(runs) == 4 and all(r["status"] == "ok" for r in runs), [r["reason"] for r in runs]
     assert {r["backbone"] for r in runs} == {"mylab.models.mlp"} and runs[0]["train_examples"] == 106  # 60 % of 178
     assert set(runs[0]["user_code"]) == {"mylab.models.mlp", "mylab.data.load"}
     page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
     assert "- Fastest optimizer to 0.8 validation accuracy: " in page and "- Early stopping (on vs off) " in page
 
-    again = run_harness(command, cwd=lab, env=users_env(lab))
-    assert again.stdout.count("reused from sweep") == 4, again.stdout  # nothing changed: nothing retrained
+    again = run_harness([*command[:-1], f"hydra.sweep.dir={lab / 'again'}"], cwd=lab, env=users_env(lab))
+    assert again.stdout.count(f"reused from sweep {recorded}") == 4, again.stdout  # unchanged: nothing retrained
     models = lab / "mylab" / "models.py"
     models.write_text(models.read_text() + "\n# an edit\n")
-    one_cell = ["-m", *MINE, "optimizer=adam", "early_stopping=off"]  # reused above; after the edit, trained
+    one_cell = ["-m", *MINE, "optimizer=adam", "early_stopping=off", f"hydra.sweep.dir={lab / 'edited'}"]
     edited = run_harness(one_cell, cwd=lab, env=users_env(lab))
     assert edited.returncode == 0 and "reused" not in edited.stdout and " ok " in edited.stdout, edited.stdout
 
