@@ -19,7 +19,14 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
-from harness.config.schema import FACTORS, NON_SEMANTIC_KEYS
+FACTORS = ("optimizer", "transfer", "early_stopping", "device")
+"""The config groups (``harness.config.schema``) that make up the grid; their option ``name`` labels each run."""
+
+NON_SEMANTIC_KEYS = (
+    "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow", "rerun",
+    "order", "optimized_metric", "run_process",
+)
+"""Settings that do not change what a run computes: left out of its run key, and never factors."""
 
 NOT_FACTORS = ("seed", *NON_SEMANTIC_KEYS, "experiment", "hparams_search")
 """Never factors: the repeat index, what does not change what a run computes, and preset choices."""

@@ -11,8 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.cells import baselines, describe, overrides, sorted_levels, swept_factors
-from harness.config.schema import FACTORS
+from harness.cells import FACTORS, baselines, describe, overrides, sorted_levels, swept_factors
 from tests.conftest import compose_config, results_under, run_harness
 
 

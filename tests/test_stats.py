@@ -325,7 +325,7 @@ def test_break_even_epochs_exact_answers():
 def test_speed_verdict_gives_the_compilation_cost_apart_and_the_break_even_epochs():
     import pandas as pd
 
-    from harness.config.schema import FACTORS
+    from harness.cells import FACTORS
     from harness.report.verdicts import speed_verdicts
 
     rows = []

@@ -16,6 +16,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING
 
+from harness.cells import FACTORS, NON_SEMANTIC_KEYS  # noqa: F401  (the schema's users read them here too)
+
 # --- optimizer -------------------------------------------------------------------------------------
 
 
@@ -320,14 +322,6 @@ SCHEMAS: dict[str, dict[str, type]] = {
     "tracking": {"tracking": TrackingConfig},
 }
 
-FACTORS = ("optimizer", "transfer", "early_stopping", "device")
-"""The config groups that make up the grid; their option ``name`` labels each run."""
-
-NON_SEMANTIC_KEYS = (
-    "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow", "rerun",
-    "order", "optimized_metric", "run_process",
-)
-"""Settings that do not change what a run computes: left out of its run key, and never factors."""
 
 KEYED_ONLY_OFF_DEFAULT = {
     "precision": "float32", "steps_per_execution": 1, "backend": "tensorflow",
@@ -354,6 +348,12 @@ def target_mode(metric: str, mode: str = "auto") -> str:
     name = metric.lower().removeprefix("val_")
     return "min" if any(name.endswith(ending) for ending in MINIMISED) else "max"
 
+
+ORDERS = ("shuffled", "grid")
+"""The orders a sweep's cells can run in (``order``; ``harness.sweep.order``)."""
+
+RUN_PROCESS_MODES = ("fork", "fresh")
+"""How each run's process starts (``run_process``; ``harness.sweep.run_process``)."""
 
 DATASET_LOADS = ("auto", "memory", "stream")
 """How a ``folder`` dataset's decoded images reach training (``dataset.load``; see ``DatasetConfig``)."""

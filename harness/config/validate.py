@@ -13,9 +13,14 @@ from typing import Any
 
 from harness import keras_cache, user_code
 from harness.config.files import CONF_DIR
-from harness.config.schema import BACKENDS, DATASET_LOADS, PRECISIONS, TARGET_MODES
-from harness.sweep.order import ORDERS
-from harness.sweep.run_process import MODES as RUN_PROCESS_MODES
+from harness.config.schema import (
+    BACKENDS,
+    DATASET_LOADS,
+    ORDERS,
+    PRECISIONS,
+    RUN_PROCESS_MODES,
+    TARGET_MODES,
+)
 
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 MODES = ("auto", "min", "max")
@@ -384,7 +389,7 @@ def check_split(ds: dict[str, Any]) -> None:
 def check_image_folder(ds: dict[str, Any]) -> None:
     """A ``folder`` dataset: the folder exists, has at least two class folders, each with images (the
     images themselves are read in the run, which names any file it cannot decode)."""
-    from harness.run.data import IMAGE_SUFFIXES, class_folders, image_files
+    from harness.config.folders import IMAGE_SUFFIXES, class_folders, image_files
 
     root = Path(ds["path"]).expanduser()
     _check(root.is_dir(), f"dataset.path={ds['path']} is not a folder (expected one sub-folder of images per class)")

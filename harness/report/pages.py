@@ -22,20 +22,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.cells import overrides, sorted_levels
-from harness.config.schema import FACTORS
+from harness.cells import FACTORS, overrides, sorted_levels
 from harness.report import figures, stability, stats, tuning
 from harness.report.verdicts import format_effect, optimizer_ranking, speed_verdicts, verdicts
 from harness.results import (
     Result,
     collect_results,
+    comet_summary,
     factor_baselines,
     factor_columns,
     history_frame,
     one_per_cell,
     results_frame,
 )
-from harness.sweep import comet_mode
 
 DRIFT_WARNING = 0.05
 """Warn about drift when the fitted change over the sweep exceeds this and its CI excludes no change."""
@@ -470,7 +469,7 @@ def render_report(results: list[Result], problems: list[str], label: str, name: 
     runs.to_csv(out_dir / "runs.csv", index=False)
     stats.cell_table(runs, factors=factors).to_csv(out_dir / "cells.csv", index=False)
     stats.effects_table(runs, factors=factors, baselines=baselines).to_csv(out_dir / "effects.csv", index=False)
-    sections = build_sections(runs, history_frame(results), label, problems, comet_mode.summary(results),
+    sections = build_sections(runs, history_frame(results), label, problems, comet_summary(results),
                               out_dir / "figures", factors, baselines)
     title = f"harness report: {name}"
     (out_dir / "report.md").write_text(render_markdown(title, sections, out_dir))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.config.schema import FACTORS
+from harness.cells import FACTORS
 
 STEADY = "median_epoch_seconds"
 CV_WARNING = 0.10

@@ -27,8 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from harness.cells import sorted_levels
-from harness.config.schema import FACTORS
+from harness.cells import FACTORS, sorted_levels
 
 SUMMARY_METRICS = ("train_seconds", "time_to_target_seconds", "test_accuracy")
 DEFAULT_RESAMPLES = 2000

@@ -28,8 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from harness.cells import sorted_levels
-from harness.config.schema import FACTORS
+from harness.cells import FACTORS, sorted_levels
 from harness.report.stats import (
     OPTIMIZER_BASELINE,
     Effect,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.config.schema import FACTORS
+from harness.cells import FACTORS
 from harness.report.stats import (
     OPTIMIZER_BASELINE,
     Effect,

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from harness.config.folders import IMAGE_SUFFIXES, class_folders, image_files  # noqa: F401
 from harness.results import write_json_atomic
 
 
@@ -177,23 +178,6 @@ def load_keras_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
         return x, np.concatenate(labels)
     batches = [_cifar_batch(path) for path in files]
     return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches])
-
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-
-
-def class_folders(cfg: dict[str, Any]) -> list[Path]:
-    """The class folders of a ``folder`` dataset: ``class_folders`` in that order, or every sub-folder
-    of ``path`` (hidden ones left out) in name order. Checked in the Hydra process too."""
-    root = Path(cfg["path"]).expanduser()
-    if cfg["class_folders"]:
-        return [root / name for name in cfg["class_folders"]]
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-
-
-def image_files(folder: Path) -> list[Path]:
-    """The images of one class folder (by suffix, in name order; other files are ignored)."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 FOLDER_MAX_SIDE = 256

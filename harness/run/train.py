@@ -283,7 +283,7 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
     ``on_result`` is called once ``result.json`` is written, before the Comet experiment ends (Comet's
     offline ``end()`` waits about a second, nearly without CPU): a run server tells the sweep then, so
     that the next run need not wait for it. The archive's path is in the result; whether it was written
-    is checked at the end of the sweep (``harness.sweep.comet_mode.summary``).
+    is checked at the end of the sweep (``harness.results.comet_summary``).
     """
     spec = json.loads((run_dir / SPEC_FILE).read_text())
     cfg = spec["config"]

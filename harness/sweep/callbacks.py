@@ -19,13 +19,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from harness import cells, hardware
-from harness.cells import swept_factors
-from harness.config.schema import FACTORS
+from harness.cells import FACTORS, swept_factors
 from harness.config.validate import ConfigError, validate
-from harness.results import collect_results
-from harness.sweep import comet_mode, progress, run_process
+from harness.results import collect_results, comet_summary
+from harness.sweep import progress, run_process
 from harness.sweep.cell import run_env
 from harness.sweep.faults import stop_when_disk_full, sweep_places
+from harness.sweep.order import ordered_batches
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 HARNESS_SWEEPER = "hydra_plugins.harness_sweeper.harness_sweeper.HarnessSweeper"
@@ -34,8 +34,6 @@ HARNESS_SWEEPER = "hydra_plugins.harness_sweeper.harness_sweeper.HarnessSweeper"
 def sweep_job_overrides(config: DictConfig) -> list[list[str]] | None:
     """The override list of every job the sweeper will launch, in the order it launches them (for the
     harness sweeper and Hydra's basic one; ``None`` for other sweepers, whose jobs are not known ahead)."""
-    from hydra_plugins.harness_sweeper.harness_sweeper import ordered_batches
-
     sweeper = config.hydra.sweeper
     target = sweeper.get("_target_")
     if target not in (BASIC_SWEEPER, HARNESS_SWEEPER):
@@ -122,7 +120,7 @@ class SweepCallbacks(Callback):
                   f"rebuild it with `python -m harness.report {sweep_dir}`", file=sys.stderr)
             raise SystemExit(1) from None
         print(progress.summary(results, problems))
-        comet = comet_mode.summary(results)
+        comet = comet_summary(results)
         if comet:
             print(comet)
         print(f"report: {index.resolve()}")

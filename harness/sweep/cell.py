@@ -24,14 +24,14 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from harness import hardware
-from harness.cells import cell_factors, describe, searched_factors
-from harness.config.schema import FACTORS
+from harness.cells import FACTORS, cell_factors, describe, searched_factors
 from harness.config.validate import ConfigError, validate
 from harness.results import (
     RESULT_FILE,
     SPEC_FILE,
     Result,
     Status,
+    comet_summary,
     load_stored,
     placeholder_result,
     read_result,
@@ -102,7 +102,7 @@ def run_cell(cfg: DictConfig) -> float | None:
     print(outcome if live is not None and not live.printed_plain else f"{heading} … {outcome}", flush=True)
     if not multirun:
         run_process.finish_runs()  # its Comet experiment ends off the critical path: wait for its archive
-        comet = comet_mode.summary([result])
+        comet = comet_summary([result])
         if comet:
             print(comet)
         print(f"result: {run_dir / RESULT_FILE}")

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-ORDERS = ("shuffled", "grid")
+from harness.config.schema import ORDERS
+
+if TYPE_CHECKING:
+    from hydra.core.override_parser.types import Override
 
 
 def _seed_of(cell: Sequence[str]) -> str:
@@ -43,3 +47,15 @@ def cell_order(cells: Sequence[Sequence[str]], order: str = "shuffled", seed: in
         rng.shuffle(block)
         ordered += block
     return ordered
+
+
+def ordered_batches(overrides: list[Override], max_batch_size: int | None, order: str,
+                    seed: int) -> list[list[list[str]]]:
+    """The basic sweeper's cartesian product of ``overrides``, put in ``order`` and cut into batches of
+    ``max_batch_size`` cells (one batch when ``None``)."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    grid = [cell for batch in BasicSweeper.split_arguments(overrides, None) for cell in batch]
+    cells = cell_order(grid, order, seed)
+    size = max_batch_size if max_batch_size and max_batch_size > 0 else max(1, len(cells))
+    return [cells[i:i + size] for i in range(0, len(cells), size)]

@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from harness.config.schema import FACTORS
+from harness.cells import FACTORS
 from harness.results import PROGRESS_FILE
 
 SWEEP_FILE = "sweep.json"

@@ -29,7 +29,6 @@ STARTUP_KEYS = ("CUDA_VISIBLE_DEVICES", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL",
 """Environment variables read when the backend (or comet_ml) is imported: a server serves only runs that
 agree on all of them."""
 
-MODES = ("fork", "fresh")
 
 
 def fork_available() -> bool:

@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from hydra.core.override_parser.types import Override
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
-from harness.sweep.order import cell_order
+from harness.sweep.order import ordered_batches
 
 
 @dataclass
@@ -34,18 +33,6 @@ class HarnessSweeperConf:
 
 
 ConfigStore.instance().store(group="hydra/sweeper", name="harness", node=HarnessSweeperConf, provider="harness")
-
-
-def ordered_batches(overrides: list[Override], max_batch_size: int | None, order: str,
-                    seed: int) -> list[list[list[str]]]:
-    """The basic sweeper's cartesian product of ``overrides``, put in ``order`` and cut into batches of
-    ``max_batch_size`` cells (one batch when ``None``)."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-
-    grid = [cell for batch in BasicSweeper.split_arguments(overrides, None) for cell in batch]
-    cells = cell_order(grid, order, seed)
-    size = max_batch_size if max_batch_size and max_batch_size > 0 else max(1, len(cells))
-    return [cells[i:i + size] for i in range(0, len(cells), size)]
 
 
 class HarnessSweeper(Sweeper):

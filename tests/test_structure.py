@@ -1,0 +1,54 @@
+"""The parts import the way the data flows (#21): config -> sweep -> run -> result files -> report. Each part
+is imported in a clean interpreter and what it pulled in is checked, so that an import against the flow
+(the report reaching into the sweep, the statistics into Hydra) fails here, not in a reviewer's head."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+NEVER = {
+    # part: prefixes of modules it must not import
+    "harness.config.schema": ("harness.sweep", "harness.run", "harness.report", "tensorflow", "keras"),
+    "harness.config.validate": ("harness.sweep", "harness.run", "harness.report", "tensorflow", "keras"),
+    "harness.results": ("harness.sweep", "harness.run", "harness.report", "tensorflow", "keras"),
+    "harness.report.pages": ("harness.sweep", "harness.run", "tensorflow", "keras"),
+    "harness.report.compare": ("harness.sweep", "harness.run", "tensorflow", "keras"),
+    "harness.report.stats": ("hydra", "omegaconf", "harness.config", "harness.sweep", "harness.run"),
+    "harness.report.stability": ("hydra", "omegaconf", "harness.config", "harness.sweep", "harness.run"),
+    "harness.sweep.callbacks": ("hydra_plugins", "harness.run", "tensorflow", "keras"),
+    "harness.sweep.cell": ("hydra_plugins", "harness.run", "tensorflow", "keras"),
+    "harness.__main__": ("harness.run", "tensorflow", "keras", "comet_ml"),
+}
+
+
+@pytest.fixture(scope="module")
+def imported() -> dict[str, list[str]]:
+    """For each part, the modules a fresh interpreter holds after importing it (all started at once)."""
+    script = "import importlib, json, sys; importlib.import_module(sys.argv[1]); print(json.dumps(sorted(sys.modules)))"
+    started = {part: subprocess.Popen([sys.executable, "-c", script, part], cwd=REPO, stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True) for part in NEVER}
+    found = {}
+    for part, process in started.items():
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+        found[part] = json.loads(out.strip().splitlines()[-1])
+    return found
+
+
+@pytest.mark.parametrize("part", sorted(NEVER))
+def test_each_part_imports_only_what_comes_before_it_in_the_flow(imported, part):
+    against = sorted(m for m in imported[part] if m.startswith(NEVER[part]) and m != part)
+    assert not against, f"{part} imports against the flow: {against}"
+
+
+def test_the_sweeper_plugin_is_a_thin_class_over_the_core():
+    plugin = (REPO / "hydra_plugins" / "harness_sweeper" / "harness_sweeper.py").read_text()
+    core = (REPO / "harness" / "sweep" / "order.py").read_text()
+    assert "from harness.sweep.order import ordered_batches" in plugin and "def ordered_batches(" in core
+    assert "hydra_plugins" not in core
