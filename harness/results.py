@@ -88,6 +88,87 @@ class Result(TypedDict, total=False):
     data_cache_hit: bool  # a folder's decoded images read from the cache (absent for other datasets)
     data_streamed: bool  # a folder's images read from disk batch by batch, inside the timed epochs
     skipped_images: list[str]  # a folder's images that could not be read, left out (dataset.skip_unreadable)
+    # what the run measured (``harness.run.timing``) and how it ended
+    fit_seconds: float  # the whole fit call(s), validation and fine-tuning's recompilation included
+    validation_seconds: float  # the validation passes
+    first_epoch_seconds: float | None  # includes tracing / compilation
+    samples_per_second: float | None  # training examples per steady epoch second
+    epochs_to_target: int | None
+    steps_per_epoch: int | None  # training batches per epoch
+    train_examples: int
+    learning_rate: float  # the rate the optimizer trained with (learning_rate x lr_scale)
+    best_val_accuracy: float | None
+    test_loss: float
+    early_stopped: bool
+    stopped_epoch: int | None  # the epoch EarlyStopping stopped after (1-based), if it did
+    device_used: str | None  # cpu, or gpu:<the backend's device>
+    phase_seconds: dict[str, float]  # start-up, imports, backend, Comet, data, model, fit, evaluate
+    wall_seconds: float  # from launch to the result, seen from the sweep
+    run_process: str  # fork or fresh
+    fine_tuned_layers: list[str]  # the extractor's layers fine-tuning unfroze
+    fine_tune_params: int  # trainable parameters in the fine-tuning stage
+    pretrain_cache_hit: bool | None  # the source-task pretraining reused from the cache (None: not pretrained here)
+    pretrain_seconds: float  # what the pretraining it used cost (paid once)
+    pretrain_source_val_accuracy: float
+    pretrain_key: str
+
+
+class RunSpec(TypedDict, total=False):
+    """``run_spec.json``: what the sweep asks of one run process (``harness.sweep.cell.run_spec`` writes it,
+    ``harness.run.train.run`` reads it): the second contract, between launching and running."""
+
+    config: dict[str, Any]  # the resolved run config
+    factors: dict[str, Any]  # the cell's factors in its sweep (``harness.cells``)
+    factor_baselines: dict[str, Any]
+    results_dir: str | None  # the results store an ok result goes to first (None: none)
+    sweep_position: int | None  # the cell's place in the sweep's order
+    cache_dir: str  # pretrained weights and decoded folders
+    tracking: dict[str, Any]  # Comet's mode as the sweep decided it (``harness.sweep.comet_mode.resolve``)
+    threads: int  # backend threads (0: its default)
+    parallel_jobs: int  # runs sharing this machine at once
+    launched_at: float  # Unix time the sweep launched the run: its start-up is measured from here
+
+
+REQUIRED = ("run_key", "sweep_name", "optimizer", "transfer", "early_stopping", "device", "seed", "dataset", "model",
+            "config", "status", "reason", "epochs_run")
+"""Keys every result has, whatever happened to its run (``placeholder_result``)."""
+REQUIRED_WHEN_OK = ("history", "train_seconds", "time_to_target_seconds", "test_loss", "started_at", "environment")
+"""Keys every ``ok`` result has besides: what the report's verdicts are made of."""
+
+
+def _fits(value: Any, annotation: Any) -> bool:
+    """Whether a JSON value fits a ``Result`` annotation (ints count as floats, as JSON has one number)."""
+    import types
+    import typing
+
+    origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return True
+    if origin is typing.Literal:
+        return value in typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, option) for option in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, origin or annotation)
+
+
+def result_problems(record: dict[str, Any]) -> list[str]:
+    """What is wrong with ``record`` as a ``Result``: keys the contract does not know, required keys it
+    lacks (``REQUIRED``, and ``REQUIRED_WHEN_OK`` for an ok run), values of the wrong type. Empty: valid."""
+    import typing
+
+    hints = typing.get_type_hints(Result)
+    problems = [f"unknown key {key!r}" for key in record if key not in hints]
+    required = REQUIRED + (REQUIRED_WHEN_OK if record.get("status") == "ok" else ())
+    problems += [f"missing required key {key!r}" for key in required if key not in record]
+    problems += [f"{key}={record[key]!r} is not {hints[key]}" for key in record
+                 if key in hints and not _fits(record[key], hints[key])]
+    return problems
 
 
 COLUMNS = (
@@ -213,10 +294,14 @@ def write_json_atomic(path: Path, data: dict[str, Any] | Result) -> None:
 
 
 def read_result(path: Path) -> Result:
-    """Read one result file; raises ``ValueError`` if it is not a result."""
+    """Read one result file; raises ``ValueError`` if it is not a result: no valid ``status``, or a
+    required key missing (``REQUIRED``), so that a reader fails loudly instead of showing an empty column."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or data.get("status") not in STATUSES:
         raise ValueError(f"{path}: not a result (no valid 'status')")
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        raise ValueError(f"{path}: not a result (missing {', '.join(missing)})")
     return data
 
 

@@ -79,18 +79,22 @@ def test_ctrl_c_stops_promptly_and_marks_the_run_interrupted(tmp_path):
 
 
 def test_report_tolerates_corrupt_and_partial_result_files(tmp_path):
-    good = {"status": "ok", "run_key": "k1", "sweep_name": "s", "optimizer": "adam", "transfer": "off",
-            "early_stopping": "off", "device": "cpu", "seed": 0, "train_seconds": 1.5, "test_accuracy": 0.9}
+    from harness.report.synthetic import synthetic_results
+
+    good = synthetic_results(1)[0]
     (tmp_path / "0").mkdir()
     (tmp_path / "0" / "result.json").write_text(json.dumps(good))
     (tmp_path / "1").mkdir()
     (tmp_path / "1" / "result.json").write_text(json.dumps(good)[:40])  # a half-written file
     (tmp_path / "2").mkdir()
     (tmp_path / "2" / "result.json").write_text(json.dumps({"no": "status"}))
+    (tmp_path / "3").mkdir()  # a result without its run key: said, not shown as an empty row
+    (tmp_path / "3" / "result.json").write_text(json.dumps({k: v for k, v in good.items() if k != "run_key"}))
     index = write_report(tmp_path, tmp_path / "report")
     assert len(pd.read_csv(index.with_name("runs.csv"))) == 1
     markdown = index.with_name("report.md").read_text()
     assert "Skipped result files" in markdown and "1/result.json" in markdown and "2/result.json" in markdown
+    assert "3/result.json: unreadable result" in markdown and "(missing run_key)" in markdown
 
 
 def test_two_sweeps_started_in_the_same_second_get_different_folders():

@@ -40,6 +40,7 @@ def synthetic_results(n_runs: int, epochs: int = 10, seed: int = 0) -> list[dict
             "epochs_to_target": reached[0] + 1 if reached else None, "target_accuracy": 0.9,
             "best_val_accuracy": max(h["val_accuracy"] for h in history),
             "test_accuracy": float(accuracies[run_epochs - 1] + rng.normal(0, 0.005)),
+            "test_loss": float(1 - accuracies[run_epochs - 1]),
             "history": history, "config": {"device": {"price_per_hour": 0.35 if device == "gpu" else None}},
             "environment": {"cpu_model": "synthetic CPU", "cpu_count": 2, "gpu_names": ["synthetic GPU"],
                             "hostname": "synthetic", "backend": "tensorflow", "keras": "3", "python": "3.11",

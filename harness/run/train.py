@@ -27,6 +27,7 @@ from harness.results import (
     RESULT_FILE,
     SPEC_FILE,
     Result,
+    RunSpec,
     placeholder_result,
     store_result,
     write_json_atomic,
@@ -285,7 +286,7 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
     that the next run need not wait for it. The archive's path is in the result; whether it was written
     is checked at the end of the sweep (``harness.results.comet_summary``).
     """
-    spec = json.loads((run_dir / SPEC_FILE).read_text())
+    spec: RunSpec = json.loads((run_dir / SPEC_FILE).read_text())
     cfg = spec["config"]
     result = placeholder_result(cfg, "failed", "run did not finish", spec.get("factors"), spec.get("factor_baselines"),
                                 started_at=time.time(), sweep_position=spec.get("sweep_position"))

@@ -30,6 +30,7 @@ from harness.results import (
     RESULT_FILE,
     SPEC_FILE,
     Result,
+    RunSpec,
     Status,
     comet_summary,
     load_stored,
@@ -183,9 +184,10 @@ def parallel_jobs(launcher: Any, sweeper: Any, total: int | None) -> int:
 
 def run_spec(cfg: dict[str, Any], sweep_dir: Path, parallel: int = 1, results_dir: Path | None = None,
              sweep_position: int | None = None, factors: dict[str, Any] | None = None,
-             baselines: dict[str, Any] | None = None) -> dict[str, Any]:
-    """What the run process is asked to do (``run_spec.json``): the config plus what the sweep decided
-    for it: the pretrained-weights cache, Comet's mode, threads, how many runs share the machine, the
+             baselines: dict[str, Any] | None = None) -> RunSpec:
+    """What the run process is asked to do (``run_spec.json``, ``harness.results.RunSpec``): the config
+    plus what the sweep decided for it: the pretrained-weights cache, Comet's mode, threads, how many runs
+    share the machine, the
     results store to put an ``ok`` result in (``None``: none), the cell's place in the sweep's order and
     its ``factors`` and ``factor_baselines`` (``harness.cells``; the article's four factors by default)."""
     return {
@@ -299,7 +301,7 @@ def exit_reason(code: int) -> str:
     return f"run process exited with code {code} (see train.log)"
 
 
-def _ensure_result(path: Path, spec: dict[str, Any], status: Status, reason: str | None) -> Result:
+def _ensure_result(path: Path, spec: RunSpec, status: Status, reason: str | None) -> Result:
     """The run's own result if it wrote a valid one, else a ``status`` result with ``reason``."""
     try:
         return read_result(path)
