@@ -78,13 +78,21 @@ def host_environment() -> dict[str, object]:
     }
 
 
-def software_versions() -> dict[str, str | None]:
-    """Versions of the packages that shape results, read from package metadata (nothing is imported)."""
+BACKEND_PACKAGES = {"tensorflow": {}, "jax": {"jax": ("jax",), "jaxlib": ("jaxlib",)}, "torch": {"torch": ("torch",)}}
+"""Beyond harness, Keras and TensorFlow (always recorded, as before backends could be chosen): the packages
+of each Keras backend whose versions shape a run's timings."""
+
+
+def software_versions(backend: str = "tensorflow") -> dict[str, str | None]:
+    """Versions of the packages that shape results, read from package metadata (nothing is imported):
+    harness, Keras and TensorFlow, and the packages of ``backend`` (``BACKEND_PACKAGES``: JAX and jaxlib,
+    or PyTorch), so that upgrading JAX makes a ``backend=jax`` result another one."""
     from importlib.metadata import PackageNotFoundError, version
 
     found: dict[str, str | None] = {}
-    for name, candidates in {"harness": ("harness",), "keras": ("keras",),
-                             "tensorflow": ("tensorflow", "tensorflow-cpu")}.items():
+    packages = {"harness": ("harness",), "keras": ("keras",), "tensorflow": ("tensorflow", "tensorflow-cpu"),
+                **BACKEND_PACKAGES.get(backend, {})}
+    for name, candidates in packages.items():
         found[name] = None
         for candidate in candidates:
             try:

@@ -30,6 +30,11 @@ PROGRESS_FILE = "progress.json"
 val_accuracy, epoch_seconds, at; ``harness.run.train.write_progress``): what the sweep shows while a
 long run works. Replaced whole each time; never read by the report."""
 
+TIMING_VERSION = 1
+"""The version of the timing rules (``harness.run.timing``, the README's timing methodology): bump it with
+any change to what a timing means, and stored results timed by the old rules are no longer reused (from 2
+on it is part of every run key; at 1 it leaves the keys of results stored before it existed alone)."""
+
 Status = Literal["ok", "failed", "skipped", "interrupted"]
 STATUSES: tuple[str, ...] = get_args(Status)
 
@@ -218,7 +223,8 @@ def history_frame(results: list[Result]) -> pd.DataFrame:
 def run_key(cfg: dict[str, Any]) -> str:
     """A short, stable hash of what determines a run's result: its config minus non-semantic keys, the
     contents of the user's own modules that ``_target_`` names (``user_code.code_hashes``), the versions
-    of harness, Keras and TensorFlow, and the machine (CPU model and count, GPUs): a result from other
+    of harness, Keras, TensorFlow and the run's backend (``hardware.software_versions``), the timing
+    rules' version (``TIMING_VERSION``), and the machine (CPU model and count, GPUs): a result from other
     code, other software or another machine is not reused as this one's."""
     semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS}
     for dotted, default in KEYED_ONLY_OFF_DEFAULT.items():
@@ -235,7 +241,9 @@ def run_key(cfg: dict[str, Any]) -> str:
     code = code_hashes(cfg)
     if code:  # the user's own model or data: editing their module retrains
         semantic["code"] = code
-    semantic["software"] = software_versions()
+    semantic["software"] = software_versions(str(cfg.get("backend", "tensorflow")))
+    if TIMING_VERSION > 1:  # from the first change of the timing rules on: results timed by older rules retrain
+        semantic["timing_version"] = TIMING_VERSION
     semantic["machine"] = machine_fingerprint()
     blob = json.dumps(semantic, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

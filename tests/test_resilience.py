@@ -233,3 +233,22 @@ def test_the_run_key_holds_every_setting_that_changes_a_result_and_none_that_doe
             node = node[step]
         node[path[-1]] = _changed(value)
         assert run_key(other) != here, f"{'.'.join(path)}={_changed(value)!r} left the run key unchanged"
+
+
+def test_upgrading_a_backend_or_the_timing_rules_makes_its_results_retrain(monkeypatch):
+    import importlib.metadata
+
+    from harness import results
+    from harness.results import run_key
+    from tests.conftest import compose_config
+
+    jax, tensorflow = compose_config(["backend=jax"]), compose_config([])
+    before = run_key(jax), run_key(tensorflow)
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version",
+                        lambda name: "99.0" if name in ("jax", "jaxlib") else real(name))  # JAX upgraded
+    assert run_key(jax) != before[0]  # a backend=jax rerun retrains, instead of reusing the old JAX's timings
+    assert run_key(tensorflow) == before[1]  # TensorFlow runs are not JAX's business
+    monkeypatch.undo()
+    monkeypatch.setattr(results, "TIMING_VERSION", 2)  # the timing rules changed
+    assert run_key(tensorflow) != before[1] and run_key(jax) != before[0]

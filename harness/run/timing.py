@@ -17,6 +17,9 @@
 - *Time to target* is the training seconds up to and including the first epoch whose target metric
   (``target.metric``, ``val_accuracy`` by default) reaches ``target.value`` (at least it for accuracies,
   at most it for losses and errors); ``None`` if no epoch does.
+
+Changing what any of these means? Bump ``harness.results.TIMING_VERSION``: results timed by the old
+rules are then not reused as if they were timed by the new ones.
 """
 
 from __future__ import annotations
