@@ -52,3 +52,33 @@ def test_the_sweeper_plugin_is_a_thin_class_over_the_core():
     core = (REPO / "harness" / "sweep" / "order.py").read_text()
     assert "from harness.sweep.order import ordered_batches" in plugin and "def ordered_batches(" in core
     assert "hydra_plugins" not in core
+
+
+def test_each_default_is_read_from_the_schema_not_written_again():
+    # KEYED_ONLY_OFF_DEFAULT is derived from the dataclasses: the defaults a run composes with are its values
+    from harness.config.schema import KEYED_ONLY_OFF_DEFAULT
+    from tests.conftest import compose_config
+
+    composed = compose_config([])
+    for dotted, default in KEYED_ONLY_OFF_DEFAULT.items():
+        *group, name = dotted.split(".")
+        assert (composed[group[0]] if group else composed)[name] == default, dotted
+
+
+def test_the_run_servers_start_up_keys_are_every_variable_a_run_gets_before_its_backend(monkeypatch):
+    # STARTUP_KEYS (what a run server is keyed by) must cover every variable run_env sets or removes, or a
+    # server started for one kind of run would serve another with the wrong backend set-up.
+    import os
+
+    from harness.sweep.cell import run_env
+    from harness.sweep.run_process import STARTUP_KEYS
+    from tests.conftest import compose_config
+
+    monkeypatch.setenv("COMET_API_KEY", "not-a-real-key")
+    touched = set()
+    for overrides, threads in ((["device=cpu"], 0), (["device=gpu", "quiet_tensorflow=false"], 0),
+                               (["backend=jax"], 2), (["backend=torch", "device=gpu"], 0)):
+        env = run_env(compose_config(overrides), online=False, threads=threads)
+        touched |= {key for key in set(env) | set(os.environ) if env.get(key) != os.environ.get(key)}
+    assert touched - {"COMET_API_KEY"} <= set(STARTUP_KEYS), touched - set(STARTUP_KEYS)  # the key: per run
+    assert set(STARTUP_KEYS) <= touched | {"TF_CPP_MIN_LOG_LEVEL"}  # none listed that nothing sets

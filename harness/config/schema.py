@@ -10,7 +10,8 @@ Each YAML option in ``conf/<group>/`` starts from its schema with
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING as MISSING_FIELD
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -323,17 +324,32 @@ SCHEMAS: dict[str, dict[str, type]] = {
 }
 
 
-KEYED_ONLY_OFF_DEFAULT = {
-    "precision": "float32", "steps_per_execution": 1, "backend": "tensorflow",
-    "dataset.limit": None, "dataset.image_size": None, "dataset.class_folders": [],
-    "dataset.load": "auto", "dataset.skip_unreadable": False,
-    "transfer.fine_tune_layers": 0, "transfer.head_epochs": 5, "transfer.fine_tune_learning_rate": 1e-5,
-    "model.pretrained_weights": "source_task",
-    "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"],
+KEYED_ONLY_OFF_DEFAULT_SETTINGS = {
+    "": ("precision", "steps_per_execution", "backend", "loss", "metrics"),
+    "dataset": ("limit", "image_size", "class_folders", "load", "skip_unreadable"),
+    "transfer": ("fine_tune_layers", "head_epochs", "fine_tune_learning_rate"),
+    "model": ("pretrained_weights",),
 }
-"""Settings added after results were stored (dotted: inside a group): part of a run's key only where
-they differ from these defaults, so that the results stored before they existed keep their keys (and
-are reused)."""
+"""Settings added after results were stored, by group (``""``: the top level): part of a run's key only
+where they differ from their defaults, so that the results stored before they existed keep their keys
+(and are reused)."""
+_DEFAULT_OWNERS = {"": Config, "dataset": DatasetConfig, "transfer": TransferConfig, "model": ModelConfig}
+"""Whose default each group's settings have (the model's: the base every model derives from)."""
+_RESOLVED = {"backend": "tensorflow"}
+"""Defaults that are interpolations in the schema, as they resolve where nothing overrides them."""
+
+
+def _default(owner: type, name: str) -> Any:
+    found = next(f for f in fields(owner) if f.name == name)
+    return found.default_factory() if found.default is MISSING_FIELD else found.default
+
+
+KEYED_ONLY_OFF_DEFAULT: dict[str, Any] = {
+    (f"{group}.{name}" if group else name): _RESOLVED.get(name, _default(_DEFAULT_OWNERS[group], name))
+    for group, names in KEYED_ONLY_OFF_DEFAULT_SETTINGS.items() for name in names
+}
+"""``setting -> default`` of ``KEYED_ONLY_OFF_DEFAULT_SETTINGS``, read from the dataclasses above (every
+default is written once, there)."""
 
 TARGET_MODES = ("auto", "max", "min")
 """How ``target.value`` is reached (``TargetConfig``)."""

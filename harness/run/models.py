@@ -111,7 +111,7 @@ def pretrain_key(cfg: dict[str, Any]) -> str:
         "dataset": dataset, "model": model, "transfer": transfer, "batch_size": cfg["batch_size"],
         "keras": keras.__version__, "backend": keras.backend.backend(),
     }
-    if cfg["precision"] != "float32":  # only then: pretrained weights cached before this setting keep their key
+    if cfg["precision"] != KEYED_ONLY_OFF_DEFAULT["precision"]:  # only then: weights cached before it keep their key
         basis["precision"] = cfg["precision"]
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
