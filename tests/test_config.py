@@ -7,7 +7,7 @@ import re
 import pytest
 
 from harness.config.validate import validate
-from tests.conftest import CONF, compose_config, results_under, run_harness
+from tests.conftest import CONF, compose_config, gpu_cell_status, results_under, run_harness
 
 GROUP_OPTIONS = {
     group: sorted(p.stem for p in (CONF / group).glob("*.yaml"))
@@ -155,9 +155,11 @@ def test_a_setting_of_every_swept_backbone_works_although_the_default_model_lack
         "-m", "model=vgg16,resnet50", "++model.image_size=32,48", "++model.pooling=max", "epochs=2", "seed=0,1"]
     unswept = ["-m", "model=vgg16", "model.image_size=32", "seed=0,1"]  # the first composition has vgg16
     assert scaffold_swept_settings(unswept, experiments) == unswept
-    # for real: the GPU cells are skipped (no GPU here), after Hydra has composed every one of them
+    # for real: the GPU cells are skipped (no GPU here), after Hydra has composed every one of them; where a
+    # GPU is visible they train (small), and a CPU-only TensorFlow fails them: the cells are the point here
     done = run_harness(["-m", "model=vgg16,resnet50", "model.image_size=32,48", "device=gpu", "tracking=disabled",
-                        "epochs=1", "dataset.train_size=16"], cwd=tmp_path)  # small, should a GPU be there
-    assert done.returncode == 0, done.stderr
+                        "epochs=1", "dataset.train_size=16"], cwd=tmp_path)
+    assert done.returncode == 0 or gpu_cell_status() == "ok", done.stderr
+    assert "harness: error" not in done.stderr, done.stderr
     cells = {(r["config"]["model"]["name"], r["config"]["model"]["image_size"]) for r in results_under(tmp_path)}
     assert cells == {("vgg16", 32), ("vgg16", 48), ("resnet50", 32), ("resnet50", 48)}
