@@ -17,7 +17,7 @@ from pathlib import Path
 
 from tests.conftest import REPO, harness_env
 
-SOURCES = ("harness", "hydra_plugins", "conf", "experiments", "pyproject.toml", "README.md")
+SOURCES = ("harness", "hydra_plugins", "conf", "experiments", "examples", "pyproject.toml", "README.md")
 
 
 def build_wheel(tmp_path: Path) -> Path:
@@ -56,6 +56,9 @@ def test_a_wheel_installed_outside_the_repository_runs_a_sweep(tmp_path):
                            text=True, timeout=1800)
     assert shown.returncode == 0, shown.stderr
     assert "seed_grid" in shown.stdout and "optimizer" in shown.stdout
+    examples = subprocess.run([str(python), "-c", "import harness.examples.tabular as t; print(t.__file__)"],
+                              cwd=work, env=env, capture_output=True, text=True)
+    assert examples.stdout.startswith(site), examples.stderr  # experiment=tabular's functions ship in the wheel
 
     done = subprocess.run([str(python), "-m", "harness", "-m", "epochs=1", "tracking=disabled"], cwd=work, env=env,
                           capture_output=True, text=True, timeout=1800)

@@ -471,8 +471,12 @@ def render_report(results: list[Result], problems: list[str], label: str, name: 
     stats.effects_table(runs, factors=factors, baselines=baselines).to_csv(out_dir / "effects.csv", index=False)
     sections = build_sections(runs, history_frame(results), label, problems, comet_summary(results),
                               out_dir / "figures", factors, baselines)
-    title = f"harness report: {name}"
-    (out_dir / "report.md").write_text(render_markdown(title, sections, out_dir))
+    return write_pages(f"harness report: {name}", sections, out_dir)
+
+
+def write_pages(title: str, sections: list[Section], out_dir: Path, markdown_name: str = "report.md") -> Path:
+    """The ``sections`` as ``markdown_name`` and a self-contained ``index.html`` in ``out_dir``; returns the latter."""
+    (out_dir / markdown_name).write_text(render_markdown(title, sections, out_dir))
     index = out_dir / "index.html"
     index.write_text(render_html(title, sections))
     return index

@@ -1,0 +1,134 @@
+"""Did it get faster? Two sweeps compared (#23): known answers on synthetic result files (a slowdown of
+×1.3 caught, no change found in noise), one-line errors, and two real sweeps with one setting changed."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.report import compare
+from harness.report.synthetic import synthetic_results
+from harness.results import write_json_atomic
+from tests.conftest import FAST, results_under, run_harness
+
+
+def write_sweep(folder: Path, results: list[dict]) -> Path:
+    for i, result in enumerate(results):
+        write_json_atomic(folder / str(i) / "result.json", result)
+    return folder
+
+
+def slowed(results: list[dict], factor: float) -> list[dict]:
+    """The same runs, every epoch ``factor`` times as long (as after a regression), on a newer Keras."""
+    changed = copy.deepcopy(results)
+    for result in changed:
+        for key in ("median_epoch_seconds", "train_seconds", "first_epoch_seconds"):
+            result[key] *= factor
+        result["environment"]["keras"] = "3.99"
+    return changed
+
+
+def run_compare(tmp_path: Path, before: Path, after: Path, *more: str, capsys) -> tuple[int, str, str]:
+    code = compare.main([str(before), str(after), "--out", str(tmp_path / "out"), *more])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_a_slowdown_is_caught_named_and_fails_the_gate(tmp_path, capsys):
+    before = write_sweep(tmp_path / "before", synthetic_results(96, seed=0))
+    after = write_sweep(tmp_path / "after", slowed(synthetic_results(96, seed=0), 1.3))
+    code, out, err = run_compare(tmp_path, before, after, "--fail-if-slower", "5%", capsys=capsys)
+    assert code == 1, out + err
+    assert "changed: keras 3 -> 3.99" in out
+    assert "overall steady epoch time: ×1.30 (95% CI ×1.30 to ×1.30, 96 pairs), slower beyond noise" in out
+    assert "slower beyond noise by more than 5% in steady epoch time: overall ×1.30" in err
+    table = pd.read_csv(tmp_path / "out" / "comparison.csv")
+    assert list(table["scope"][:4]) == ["overall"] * 4 and table["metric"][0] == "median_epoch_seconds"
+    assert (tmp_path / "out" / "figures" / "cells.png").is_file() and (tmp_path / "out" / "index.html").is_file()
+    # ×1.04 is slower, and beyond noise here (no noise at all), but within a 5 % gate
+    mild = write_sweep(tmp_path / "mild", slowed(synthetic_results(96, seed=0), 1.04))
+    assert run_compare(tmp_path, before, mild, "--fail-if-slower", "5%", capsys=capsys)[0] == 0
+
+
+def test_two_sweeps_of_noise_compare_as_unchanged():
+    # Known answer: nothing changed but the noise (another seed of the synthetic timings, 10 % lognormal).
+    # Over 30 such comparisons the overall steady epoch time is called changed at most in a few.
+    called = 0
+    for seed in range(30):
+        before = compare.Side("before", *_frames(synthetic_results(96, seed=seed)))
+        after = compare.Side("after", *_frames(synthetic_results(96, seed=100 + seed)))
+        matching = compare.match(before, after)
+        assert matching.changed == {}
+        pairs, alone = compare.paired_runs(before, after, matching)
+        assert len(pairs) == 96 and alone == []
+        table = compare.comparison_table(pairs)
+        cells = table[table["scope"] == "cell"]
+        assert not cells["distinguishable"].any()  # 2 seeds per cell: too few to tell, never a verdict
+        overall = table[(table["scope"] == "overall") & (table["metric"] == "median_epoch_seconds")].iloc[0]
+        called += bool(overall["distinguishable"])
+        assert compare.slower_beyond(table, 0.05).empty
+    assert called <= 3
+
+
+def _frames(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    from harness.results import factor_columns, results_frame
+
+    factors = factor_columns(results)
+    return results_frame(results), pd.DataFrame([{**{f: r.get(f) for f in factors}, "seed": r["seed"]}
+                                                 for r in results]), factors
+
+
+@pytest.mark.parametrize(("make_after", "said"), [
+    (lambda rs: [], "no ok results to compare"),
+    (lambda rs: [{**r, "seed": r["seed"] + 10} for r in rs], "no cell and seed is in both sweeps"),
+    (lambda rs: [{**r, "config": {**r["config"], "target": {"metric": "val_accuracy", "value": 0.8}}} for r in rs],
+     "the sweeps measure different things: target.value is 0.9 before and 0.8 after"),
+])
+def test_what_cannot_be_compared_is_one_line(tmp_path, capsys, make_after, said):
+    results = [{**r, "config": {**r["config"], "target": {"metric": "val_accuracy", "value": 0.9}}}
+               for r in synthetic_results(48)]
+    before = write_sweep(tmp_path / "before", results)
+    after = write_sweep(tmp_path / "after", make_after(results))
+    (tmp_path / "after").mkdir(exist_ok=True)
+    code, out, err = run_compare(tmp_path, before, after, capsys=capsys)
+    assert code == 2 and out == ""
+    (line,) = err.strip().splitlines()
+    assert line.startswith("harness.compare: error: ") and said in line, line
+
+
+def test_two_real_sweeps_with_one_setting_changed(tmp_path, capsys):
+    grid = ["-m", *FAST, "optimizer=adam,sgd", "seed=0,1,2"]
+    before = run_harness([*grid, f"hydra.sweep.dir={tmp_path / 'before'}"], cwd=tmp_path)
+    after = run_harness([*grid, "steps_per_execution=4", f"hydra.sweep.dir={tmp_path / 'after'}"], cwd=tmp_path)
+    assert before.returncode == after.returncode == 0, before.stderr + after.stderr
+    assert len(results_under(tmp_path / "after")) == 6 and "reused" not in after.stdout  # another run key: trained
+    runs_csv = Path(before.stdout.splitlines()[-1].removeprefix("report: ")).with_name("runs.csv")
+    code, out, err = run_compare(tmp_path, tmp_path / "before", tmp_path / "after", capsys=capsys)
+    assert code == 0, err
+    assert "changed: steps_per_execution 1 -> 4" in out  # the one difference, named
+    assert "overall steady epoch time: ×" in out and "6 pairs" in out  # 2 cells x 3 seeds, with an interval
+    table = pd.read_csv(tmp_path / "out" / "comparison.csv")
+    cells = table[table["scope"] == "cell"]
+    assert sorted(set(cells["cell"])) == ["optimizer=adam", "optimizer=sgd"]
+    assert set(cells.loc[cells["metric"] == "median_epoch_seconds", "pairs"]) == {3}  # 3 seeds per cell
+    # the same results: the test accuracy is unchanged by steps per execution (it computes the same thing)
+    overall = table[table["scope"] == "overall"].set_index("metric")
+    assert overall.loc["test_accuracy", "estimate"] == 0.0
+    assert np.isfinite(overall.loc["median_epoch_seconds", "low"])
+    # the same runs swept in one sweep (every cell reused from the two above): its own effect of the setting
+    # on train seconds is the comparison's overall one, interval, pairs and verdict alike
+    both = run_harness([*grid, "steps_per_execution=1,4"], cwd=tmp_path)
+    assert both.returncode == 0 and both.stdout.count("reused from sweep") == 12, both.stdout
+    effects = pd.read_csv(Path(both.stdout.splitlines()[-1].removeprefix("report: ")).with_name("effects.csv"))
+    inside = effects[(effects["factor"] == "steps_per_execution") & (effects["metric"] == "train_seconds")].iloc[0]
+    across = overall.loc["train_seconds"]
+    assert (inside["estimate"], inside["low"], inside["high"], inside["pairs"]) == pytest.approx(
+        (across["estimate"], across["low"], across["high"], across["pairs"]))
+    assert inside["p_value"] == pytest.approx(across["p_value"])
+    # a report's runs.csv serves as a side too: the same 6 pairs (it records the factors, not every setting)
+    assert compare.main([str(runs_csv), str(tmp_path / "after"), "--out", str(tmp_path / "csv")]) == 0
+    assert "6 pairs" in capsys.readouterr().out
