@@ -116,7 +116,8 @@ class TransferConfig:
 
 @dataclass
 class EarlyStoppingConfig:
-    """Arguments of ``keras.callbacks.EarlyStopping``, used when ``enabled``."""
+    """Arguments of ``keras.callbacks.EarlyStopping``, used when ``enabled``; ``monitor=target`` follows the
+    metric that defines time to target (``target.metric``: ``val_mae`` for a regression, say)."""
 
     name: str = MISSING
     enabled: bool = False

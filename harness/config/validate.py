@@ -207,7 +207,7 @@ def validate(cfg: dict[str, Any]) -> None:
 
     es = cfg["early_stopping"]
     _check(es["patience"] >= 0, f"early_stopping.patience={es['patience']} is invalid: it must be >= 0")
-    monitors = list(dict.fromkeys([*MONITORS, *reported]))
+    monitors = list(dict.fromkeys([*MONITORS, *reported, "target"]))  # target: follow target.metric
     _check(es["monitor"] in monitors,
            f"early_stopping.monitor={es['monitor']} is unknown; valid: {', '.join(monitors)}")
     _check(es["mode"] in MODES, f"early_stopping.mode={es['mode']} is unknown; valid: {', '.join(MODES)}")

@@ -151,6 +151,10 @@ def fit_callbacks(cfg: dict[str, Any], experiment: Any, run_dir: Path | None = N
     stopper = None
     if cfg["early_stopping"]["enabled"]:
         settings = {k: v for k, v in cfg["early_stopping"].items() if k not in ("name", "enabled")}
+        if settings["monitor"] == "target":  # follow the metric that defines time to target, its way
+            settings["monitor"] = cfg["target"]["metric"]
+            if settings["mode"] == "auto":
+                settings["mode"] = target_mode(cfg["target"]["metric"], cfg["target"]["mode"])
         stopper = keras.callbacks.EarlyStopping(**settings)
         callbacks.append(stopper)
     if experiment is not None:
