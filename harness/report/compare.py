@@ -265,10 +265,11 @@ def summary_lines(before: Side, after: Side, matching: Matching, table: pd.DataF
     lines.append(f"cells beyond noise (Benjamini-Hochberg over {int(cells['p_adjusted'].notna().sum())} testable "
                  f"comparisons): {len(beyond)}")
     lines += [f"  {row['cell']}: {names[row['metric']]} {_shown(row)}" for _, row in beyond.head(10).iterrows()]
-    few = cells[cells["pairs"] < stats.fewest_pairs()]["cell"].nunique()
+    gated = cells[cells["metric"] == GATED]
+    few = gated[gated["pairs"] < stats.fewest_pairs()]["cell"].nunique()
     if few:
-        lines.append(f"{few} cells have fewer than {stats.fewest_pairs()} seeds on both sides: too few to tell per "
-                     f"cell (the overall effects pool them; run more seeds, e.g. {stats.example_seeds()})")
+        lines.append(f"{few} of {len(gated)} cells have fewer than {stats.fewest_pairs()} seeds on both sides: too few "
+                     f"to tell per cell (the overall effects pool them; run more seeds, e.g. {stats.example_seeds()})")
     return lines + [f"note: {note}" for note in [*matching.notes, *notes]]
 
 
