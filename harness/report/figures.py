@@ -69,15 +69,19 @@ def pareto(runs: pd.DataFrame, front: pd.Series, path: Path) -> Path | None:
     return _save(figure, path)
 
 
-def effect_bars(effects: pd.DataFrame, path: Path) -> Path | None:
+def effect_bars(effects: pd.DataFrame, path: Path,
+                title: str = "Factor effects, paired by the other factors and seed (exact 95 % interval of the median)",
+                ratio_of: str = "level / baseline") -> Path | None:
     """Each factor's ratio of train seconds and of time to target (level / baseline) with 95% CIs;
-    1 = no change. Needs ``stats.effects_table`` columns."""
+    1 = no change. Needs ``stats.effects_table`` columns, or a ``comparison`` column naming each row
+    (then ``ratio_of`` says what the ratio is, and ``title`` what the figure shows)."""
     ratios = effects[(effects["kind"] == "ratio") & effects["estimate"].notna()].copy()
     if ratios.empty:
         return None
     sns.set_theme(style="whitegrid")
-    ratios["comparison"] = (ratios["factor"] + ": " + ratios["level"].astype(str) + " vs "
-                            + ratios["baseline"].astype(str))
+    if "comparison" not in ratios:
+        ratios["comparison"] = (ratios["factor"] + ": " + ratios["level"].astype(str) + " vs "
+                                + ratios["baseline"].astype(str))
     metrics = list(dict.fromkeys(ratios["metric"]))
     figure, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 0.45 * ratios["comparison"].nunique()
                                                                     + 1.8), squeeze=False, sharey=True)
@@ -90,9 +94,8 @@ def effect_bars(effects: pd.DataFrame, path: Path) -> Path | None:
         ax.barh(y, part["estimate"], xerr=[low, high], color=sns.color_palette()[0], alpha=0.8, capsize=3)
         ax.axvline(1.0, color="black", linewidth=1)
         ax.set_yticks(y, order)
-        ax.set(xlabel=f"{metric.replace('_', ' ')} ratio (level / baseline; <1 is faster)",
-               title=metric.replace("_", " "))
-    figure.suptitle("Factor effects, paired by the other factors and seed (exact 95 % interval of the median)", y=1.02)
+        ax.set(xlabel=f"{metric.replace('_', ' ')} ratio ({ratio_of}; <1 is faster)", title=metric.replace("_", " "))
+    figure.suptitle(title, y=1.02)
     return _save(figure, path)
 
 
