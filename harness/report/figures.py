@@ -46,16 +46,17 @@ def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
                        estimator=None, kind="line", col="transfer", row="early_stopping", height=3.2, aspect=1.3,
                        linewidth=1, alpha=0.8, facet_kws={"margin_titles": True})
     grid.set_axis_labels("training time (s)", label)
-    grid.figure.suptitle(f"{label[0].upper()}{label[1:]} over training time" + (" (median per optimizer)" if many
-                                                                                else ""), y=1.02)
+    shown = "Validation accuracy" if column == "val_accuracy" else label  # a metric keeps its own name
+    grid.figure.suptitle(f"{shown} over training time" + (" (median per optimizer)" if many else ""), y=1.02)
     return _save(grid.figure, path)
 
 
 def pareto(runs: pd.DataFrame, front: pd.Series, path: Path) -> Path | None:
-    """Test accuracy against train seconds for every ok run, the Pareto front drawn as a step line.
+    """Test accuracy against train seconds for every ok run that has one (none: a model without accuracy,
+    such as a regression, gets no figure), the Pareto front drawn as a step line.
     Needs ``status``, ``train_seconds``, ``test_accuracy``, ``optimizer``, ``transfer``; ``front`` is
     ``stats.pareto_front(runs)``."""
-    ok = runs[(runs["status"] == "ok") & runs["train_seconds"].notna()]
+    ok = runs[(runs["status"] == "ok") & runs["train_seconds"].notna() & runs["test_accuracy"].notna()]
     if ok.empty:
         return None
     sns.set_theme(style="whitegrid")
