@@ -72,7 +72,7 @@ class Result(TypedDict, total=False):
     median_epoch_seconds: float | None
     median_step_seconds: float | None
     time_to_target_seconds: float | None
-    test_accuracy: float
+    test_accuracy: float | None  # None: a model without accuracy (a regression: see test_metrics)
     started_at: float  # Unix time the run process started
     ended_at: float  # Unix time the run process wrote its result (its training is over)
     sweep_position: int | None  # the cell's place in the sweep's order

@@ -131,7 +131,8 @@ def _split(part: Any, what: str) -> Split:
     if isinstance(part, tuple | list) and len(part) == 2:
         x, y = (np.asarray(a) for a in part)
         return Split(x.astype("float32") if x.dtype == np.float64 else x, y)
-    if hasattr(part, "element_spec") or hasattr(part, "__getitem__") and hasattr(part, "__len__"):
+    is_batches = hasattr(part, "element_spec") or (hasattr(part, "__getitem__") and hasattr(part, "__len__"))
+    if is_batches and not isinstance(part, np.ndarray | str | bytes):  # a tf.data.Dataset or a PyDataset
         return Split(part, None)
     raise TypeError(f"{what} is {type(part).__name__}; valid: (x, y) arrays, a tf.data.Dataset or a "
                     "keras.utils.PyDataset")
