@@ -56,7 +56,7 @@ class Result(TypedDict, total=False):
     seed: int
     dataset: str
     model: str
-    target_accuracy: float
+    target_accuracy: float | None  # the target when it is a validation accuracy (else None: see target_metric)
     target_metric: str  # what time to target watches: val_accuracy, or the user's target.metric (val_mae, ...)
     target_value: float  # the value of target_metric that counts as reached
     target_mode: str  # max: reached at target_value or above; min: at or below

@@ -160,6 +160,8 @@ def test_already_split_data_as_tf_data_and_pydataset_train_through_a_real_sweep(
 
 
 def test_the_shipped_regression_preset_times_val_mae_and_says_so(tmp_path):
+    from harness.results import result_problems
+
     done = run_harness(["-m", "experiment=tabular_regression", "optimizer=adam,rmsprop", "seed=0", "epochs=12",
                         "early_stopping=on", "early_stopping.monitor=target", "tracking=disabled"], cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -169,6 +171,7 @@ def test_the_shipped_regression_preset_times_val_mae_and_says_so(tmp_path):
         assert (run["target_metric"], run["target_mode"], run["target_value"]) == ("val_mae", "min", 0.65)
         assert run["test_accuracy"] is None and set(run["test_metrics"]) == {"loss", "mae"}
         assert run["config"]["early_stopping"]["monitor"] == "target"
+        assert result_problems(run) == []  # a regression's result keeps the one contract too
         reached = [e for e in run["history"] if e["val_mae"] <= 0.65]
         assert (run["time_to_target_seconds"] is None) == (not reached)
     logs = " ".join(path.read_text() for path in tmp_path.glob("multirun/*/*/train.log"))
