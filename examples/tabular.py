@@ -3,7 +3,7 @@
 Shipped with the harness (importable as ``harness.examples.tabular``) so that its presets run anywhere:
 
     python -m harness -m experiment=tabular                 # a wine classifier, optimizers x early stopping
-    python -m harness -m experiment=tabular_regression      # diabetes progression, time to val_mae <= 0.65 (in std. deviations)
+    python -m harness -m experiment=tabular_regression      # diabetes, time to val_mae <= 0.65 (in std. devs)
 
 Copy this file into your own package (say ``mylab/``) and point the config at it:
 
