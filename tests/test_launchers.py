@@ -60,4 +60,5 @@ def test_parallel_jobs_reads_each_launcher():
     assert parallel_jobs({"_target_": joblib, "n_jobs": -1}, {}, 48) == cores
     assert parallel_jobs({"_target_": local}, {"max_batch_size": 2}, 48) == 2
     assert parallel_jobs({"_target_": local}, {"max_batch_size": None}, 4) == 4
+    assert parallel_jobs({"_target_": local}, {"n_jobs": 2}, 8) == 2  # an Optuna search of 8 trials, 2 at a time
     assert parallel_jobs({"_target_": slurm}, {"max_batch_size": None}, 48) == 1

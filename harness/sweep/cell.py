@@ -177,7 +177,7 @@ def parallel_jobs(launcher: Any, sweeper: Any, total: int | None) -> int:
         n_jobs = launcher.get("n_jobs") or 1
         return max(1, n_jobs if n_jobs > 0 else cores + 1 + n_jobs)
     if "LocalLauncher" in target and "submitit" in target:
-        batch = sweeper.get("max_batch_size") or total or 1
+        batch = sweeper.get("max_batch_size") or sweeper.get("n_jobs") or total or 1  # n_jobs: a search's batch
         return max(1, min(batch, total or batch))
     return 1
 
