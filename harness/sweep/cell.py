@@ -168,7 +168,8 @@ def parallel_jobs(launcher: Any, sweeper: Any, total: int | None) -> int:
     """How many cells the Hydra launcher runs at once on this machine (1: Hydra's basic launcher).
 
     joblib: ``n_jobs`` (negative counts back from the number of cores, as joblib does);
-    submitit's local executor: a whole sweeper batch (``hydra.sweeper.max_batch_size``) at once.
+    submitit's local executor: a whole sweeper batch (``hydra.sweeper.max_batch_size``, or a search
+    sweeper's ``n_jobs``) at once.
     A Slurm job has its own allocation, so it counts as 1.
     """
     target = str(launcher.get("_target_", ""))

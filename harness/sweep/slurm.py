@@ -147,7 +147,9 @@ def compose_cells(hydra_context: Any, config: DictConfig, job_overrides: Sequenc
         with open_dict(job_cfg.hydra.job):
             job_cfg.hydra.job.num = num
         folder = Path(str(job_cfg.hydra.sweep.dir)) / str(job_cfg.hydra.sweep.subdir)
-        cells.append(Cell(list(overrides), num, job_cfg, without_hydra(job_cfg), folder))
+        plain = without_hydra(job_cfg)
+        plain["sweep_name"] = progress.sweep_name(folder.parent) or plain["sweep_name"]  # the sweep's one name
+        cells.append(Cell(list(overrides), num, job_cfg, plain, folder))
     return cells
 
 
