@@ -308,13 +308,15 @@ def level_sections(runs: pd.DataFrame, factors: Sequence[str], baselines: dict, 
 
 def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, problems: list[str],
                    comet: str | None, figure_dir: Path, factors: Sequence[str] = FACTORS,
-                   baselines: dict | None = None) -> list[Section]:
+                   baselines: dict | None = None, *, cells: pd.DataFrame | None = None,
+                   effects: pd.DataFrame | None = None) -> list[Section]:
     """The report's content, independent of its format; figures are written into ``figure_dir``.
     ``factors``: the runs table's factor columns (``results.factor_columns``); ``baselines``: the
-    baseline level of each beyond the article's four."""
+    baseline level of each beyond the article's four; ``cells``, ``effects``: ``stats.cell_table`` and
+    ``stats.effects_table`` of ``runs`` where the caller has them already (computed here otherwise)."""
     baselines = baselines or {}
-    cells = stats.cell_table(runs, factors=factors)
-    effects = stats.effects_table(runs, factors=factors, baselines=baselines)
+    cells = stats.cell_table(runs, factors=factors) if cells is None else cells
+    effects = stats.effects_table(runs, factors=factors, baselines=baselines) if effects is None else effects
     article = verdicts(runs, factors)
     effects_figure = figures.effect_bars(effects, figure_dir / "effects.png")
     sections = [Section("Verdicts on the article's claims", article.note, article.sentences, optimizer_ranking(runs),
@@ -467,10 +469,12 @@ def render_report(results: list[Result], problems: list[str], label: str, name: 
     runs = results_frame(results)
     factors, baselines = factor_columns(results), factor_baselines(results)
     runs.to_csv(out_dir / "runs.csv", index=False)
-    stats.cell_table(runs, factors=factors).to_csv(out_dir / "cells.csv", index=False)
-    stats.effects_table(runs, factors=factors, baselines=baselines).to_csv(out_dir / "effects.csv", index=False)
+    cells = stats.cell_table(runs, factors=factors)
+    effects = stats.effects_table(runs, factors=factors, baselines=baselines)
+    cells.to_csv(out_dir / "cells.csv", index=False)
+    effects.to_csv(out_dir / "effects.csv", index=False)
     sections = build_sections(runs, history_frame(results), label, problems, comet_summary(results),
-                              out_dir / "figures", factors, baselines)
+                              out_dir / "figures", factors, baselines, cells=cells, effects=effects)
     return write_pages(f"harness report: {name}", sections, out_dir)
 
 
