@@ -20,22 +20,18 @@ results store, both on the filesystem the cluster shares.
 
 from __future__ import annotations
 
-import math
 import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf
 
-from harness.cells import cell_factors, describe
-from harness.results import RESULT_FILE, Result, placeholder_result, read_result, write_json_atomic
-from harness.sweep import progress
-from harness.sweep.callbacks import without_hydra
+from harness.results import RESULT_FILE, Result, read_result, write_json_atomic
+from harness.sweep.jobs import Job, compose_jobs, job_line, job_return, record
 
 POLL_S = 1.0  # how often the submitting process looks for finished jobs (a result file check: cheap)
 QUEUE_REFRESH_S = 30  # the longest gap between two squeue calls (submitit's own default for sacct is 600)
@@ -127,63 +123,7 @@ def queue_watcher() -> Any:
     return QueueWatcher(delay_s=QUEUE_REFRESH_S)
 
 
-@dataclass
-class Cell:
-    """One cell of the batch: its overrides, its number in the sweep, its run config and its folder."""
-
-    overrides: list[str]
-    num: int
-    config: DictConfig  # the composed job config, Hydra's part included (for its JobReturn)
-    plain: dict[str, Any]  # the resolved run config, as the run sees it
-    folder: Path
-
-
-def compose_cells(hydra_context: Any, config: DictConfig, job_overrides: Sequence[Sequence[str]],
-                  initial_job_idx: int) -> list[Cell]:
-    """Compose every job of the batch, as each Slurm job will, to learn its device and its folder."""
-    cells = []
-    for num, overrides in enumerate(job_overrides, start=initial_job_idx):
-        job_cfg = hydra_context.config_loader.load_sweep_config(config, list(overrides))
-        with open_dict(job_cfg.hydra.job):
-            job_cfg.hydra.job.num = num
-        folder = Path(str(job_cfg.hydra.sweep.dir)) / str(job_cfg.hydra.sweep.subdir)
-        plain = without_hydra(job_cfg)
-        plain["sweep_name"] = progress.sweep_name(folder.parent) or plain["sweep_name"]  # the sweep's one name
-        cells.append(Cell(list(overrides), num, job_cfg, plain, folder))
-    return cells
-
-
-def job_return(cell: Cell, result: Result) -> Any:
-    """A completed Hydra ``JobReturn`` for a cell recorded here rather than by its job (skipped, or a job
-    that ended without a result): the sweep goes on, and a search sweeper sees NaN, a failed trial."""
-    from hydra.core.utils import JobReturn, JobStatus
-
-    from harness.sweep.cell import objective
-
-    value = objective(result, cell.plain.get("optimized_metric"))
-    return JobReturn(overrides=cell.overrides, cfg=cell.config, hydra_cfg=cell.config, working_dir=str(cell.folder),
-                     task_name=str(cell.config.hydra.job.name), status=JobStatus.COMPLETED,
-                     _return_value=math.nan if value is None and result["status"] != "ok" else value)
-
-
-def record(cell: Cell, status: str, reason: str, sweep_dir: Path) -> Result:
-    """Write the ``result.json`` of a cell that its job did not write."""
-    factors, baselines = progress.factors(sweep_dir)
-    result = placeholder_result(cell.plain, status, reason, cell_factors(cell.plain, factors), baselines)  # type: ignore[arg-type]
-    cell.folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(cell.folder / RESULT_FILE, result)
-    return result
-
-
-def cell_line(cell: Cell, result: Result, sweep_dir: Path, job: str) -> str:
-    """``[2/4] adam, cpu, seed 0 … ok 6.1 s, test acc 0.95 · Slurm job 12_1 on node7``."""
-    factors, _ = progress.factors(sweep_dir)
-    heading = progress.position(sweep_dir, cell.num) + describe(cell_factors(cell.plain, factors), cell.plain["seed"])
-    outcome = progress.outcome(result, float(result.get("wall_seconds") or 0.0), sweep_dir, None)
-    return f"{heading} … {outcome} · {job}"
-
-
-def submit(slurm_launcher: Any, cells: list[Cell], gpus: int) -> list[Any]:
+def submit(slurm_launcher: Any, cells: list[Job], gpus: int) -> list[Any]:
     """Submit ``cells`` as one Slurm job array asking for ``gpus`` GPUs per job; the submitit jobs."""
     import submitit
     from hydra.core.singleton import Singleton
@@ -220,7 +160,7 @@ def slurm_end(job: Any) -> str | None:
         time.sleep(POLL_S)
 
 
-def finished(cell: Cell, job: Any, sweep_dir: Path) -> tuple[Any, Result]:
+def finished(cell: Job, job: Any, sweep_dir: Path) -> tuple[Any, Result]:
     """The ``JobReturn`` and result of a job that has ended. A job that ended without a result (cancelled,
     killed, out of time) or whose code raised is recorded ``failed`` with Slurm's state or the error; a run
     that failed because Slurm cut its job short (its run process then dies of SIGTERM) says so too."""
@@ -253,7 +193,7 @@ def launch_cells(slurm_launcher: Any, job_overrides: Sequence[Sequence[str]], in
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if not accounting_works():
         SlurmJob.watcher = queue_watcher()  # this process only: it alone polls the jobs
-    cells = compose_cells(slurm_launcher.hydra_context, config, job_overrides, initial_job_idx)
+    cells = compose_jobs(slurm_launcher.hydra_context, config, job_overrides, initial_job_idx)
     gpu_cells = [cell for cell in cells if cell.plain["device"]["name"] == "gpu"]
     has_gpus = bool(gpu_cells) and cluster_has_gpus(params.get("partition"))
     returns: dict[int, Any] = {}
@@ -261,7 +201,7 @@ def launch_cells(slurm_launcher: Any, job_overrides: Sequence[Sequence[str]], in
         where = f"partition {params['partition']}" if params.get("partition") else "this Slurm cluster"
         result = record(cell, "skipped", f"no GPU on {where}: sinfo lists no gpu GRES", sweep_dir)
         returns[cell.num] = job_return(cell, result)
-        print(cell_line(cell, result, sweep_dir, "not submitted"), flush=True)
+        print(job_line(cell, result, sweep_dir, "not submitted"), flush=True)
 
     earlier = still_queued(params.get("name"))
     if earlier:  # e.g. the jobs of a submitting process that was killed: Slurm keeps running them
@@ -299,7 +239,7 @@ def launch_cells(slurm_launcher: Any, job_overrides: Sequence[Sequence[str]], in
                 returns[num], result = finished(by_num[num], job, sweep_dir)
                 node = job.watcher.get_info(job.job_id, mode="cache").get("NodeList") or \
                     (result.get("environment") or {}).get("hostname") or "?"
-                print(cell_line(by_num[num], result, sweep_dir, f"Slurm job {job.job_id} on {node}"), flush=True)
+                print(job_line(by_num[num], result, sweep_dir, f"Slurm job {job.job_id} on {node}"), flush=True)
         if len(returns) < len(cells):
             time.sleep(POLL_S)
     return [returns[cell.num] for cell in cells]

@@ -1,0 +1,80 @@
+"""The jobs of a batch, as a launcher that submits them itself sees them (the Slurm and Ray engines,
+``harness.sweep.slurm`` and ``harness.sweep.ray``): each job composed as it will run, the results the
+launcher records for a job that did not write its own (skipped, or ended without one), and its line.
+
+A *job* here is one launch of a cell (``harness.cells`` says what a cell is: one combination of the
+sweep's factors, seed included); ``harness.sweep.cell`` is what the job runs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, open_dict
+
+from harness.cells import cell_factors, describe
+from harness.results import RESULT_FILE, Result, placeholder_result, write_json_atomic
+from harness.sweep import progress
+from harness.sweep.callbacks import without_hydra
+
+
+@dataclass
+class Job:
+    """One job of the batch (one launch of a cell): its overrides, its number in the sweep, its run config and
+    its folder."""
+
+    overrides: list[str]
+    num: int
+    config: DictConfig  # the composed job config, Hydra's part included (for its JobReturn)
+    plain: dict[str, Any]  # the resolved run config, as the run sees it
+    folder: Path
+
+
+def compose_jobs(hydra_context: Any, config: DictConfig, job_overrides: Sequence[Sequence[str]],
+                  initial_job_idx: int) -> list[Job]:
+    """Compose every job of the batch, as each job will compose itself where it runs, to learn its device and its
+    folder."""
+    jobs = []
+    for num, overrides in enumerate(job_overrides, start=initial_job_idx):
+        job_cfg = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+        with open_dict(job_cfg.hydra.job):
+            job_cfg.hydra.job.num = num
+        folder = Path(str(job_cfg.hydra.sweep.dir)) / str(job_cfg.hydra.sweep.subdir)
+        plain = without_hydra(job_cfg)
+        plain["sweep_name"] = progress.sweep_name(folder.parent) or plain["sweep_name"]  # the sweep's one name
+        jobs.append(Job(list(overrides), num, job_cfg, plain, folder))
+    return jobs
+
+
+def job_return(job: Job, result: Result) -> Any:
+    """A completed Hydra ``JobReturn`` for a job recorded here rather than by itself (skipped, or a job
+    that ended without a result): the sweep goes on, and a search sweeper sees NaN, a failed trial."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from harness.sweep.cell import objective
+
+    value = objective(result, job.plain.get("optimized_metric"))
+    return JobReturn(overrides=job.overrides, cfg=job.config, hydra_cfg=job.config, working_dir=str(job.folder),
+                     task_name=str(job.config.hydra.job.name), status=JobStatus.COMPLETED,
+                     _return_value=math.nan if value is None and result["status"] != "ok" else value)
+
+
+def record(job: Job, status: str, reason: str, sweep_dir: Path) -> Result:
+    """Write the ``result.json`` of a job that did not write its own."""
+    factors, baselines = progress.factors(sweep_dir)
+    result = placeholder_result(job.plain, status, reason, cell_factors(job.plain, factors), baselines)  # type: ignore[arg-type]
+    job.folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(job.folder / RESULT_FILE, result)
+    return result
+
+
+def job_line(job: Job, result: Result, sweep_dir: Path, where: str) -> str:
+    """``[2/4] adam, cpu, seed 0 … ok 6.1 s, test acc 0.95 · Slurm job 12_1 on node7``."""
+    factors, _ = progress.factors(sweep_dir)
+    heading = progress.position(sweep_dir, job.num) + describe(cell_factors(job.plain, factors), job.plain["seed"])
+    outcome = progress.outcome(result, float(result.get("wall_seconds") or 0.0), sweep_dir, None)
+    return f"{heading} … {outcome} · {where}"
