@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from harness.results import RESULT_FILE, SPEC_FILE, write_json_atomic
-from harness.sweep.cell import run_spec
+from harness.sweep.cell import Launch, run_spec
 from tests.conftest import compose_config
 
 
@@ -18,7 +18,7 @@ def run_in_process(tmp_path: Path, overrides: list[str]) -> dict:
 
     cfg = compose_config(["tracking=disabled", f"cache_dir={tmp_path / 'cache'}", *overrides])
     run_dir = tmp_path / "run"
-    write_json_atomic(run_dir / SPEC_FILE, run_spec(cfg, run_dir))
+    write_json_atomic(run_dir / SPEC_FILE, run_spec(cfg, Launch(run_dir)))
     train.run(run_dir)
     return json.loads((run_dir / RESULT_FILE).read_text())
 

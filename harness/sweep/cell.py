@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -88,9 +89,10 @@ def run_cell(cfg: DictConfig) -> float | None:
         live = progress.LiveLine(run_dir)  # a long run's epochs, after the heading
     started = time.perf_counter()
     places = SweepPlaces(sweep_dir, results_dir, Path(to_absolute_path(plain["reports_dir"])), plain["sweep_name"])
+    launch = Launch(sweep_dir, results_dir, parallel, job_num, cell, baselines)
     try:
         with stop_when_disk_full(places, line_open=parallel == 1):
-            result = obtain_result(plain, run_dir, sweep_dir, results_dir, parallel, job_num, cell, baselines, live)
+            result = obtain_result(plain, run_dir, launch, live)
     except KeyboardInterrupt:
         print(f"\nharness: interrupted. Finished runs are kept in {results_dir}; run the same command again "
               "to resume (finished cells are reused, not retrained).", file=sys.stderr)
@@ -124,18 +126,38 @@ def objective(result: Result, metric: str | None) -> float | None:
     return math.inf if value is None else float(value)
 
 
-def obtain_result(
-    cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, results_dir: Path, parallel: int = 1,
-    sweep_position: int | None = None, factors: dict[str, Any] | None = None,
-    baselines: dict[str, Any] | None = None, live: progress.LiveLine | None = None,
-) -> Result:
+@dataclass(frozen=True)
+class Launch:
+    """How the sweep launches one run of a cell: what the run belongs to and what it shares.
+
+    Args:
+        sweep_dir: the sweep's folder (a single run's own folder outside a multirun).
+        results_dir: the results store an ``ok`` result goes into (``None``: none).
+        parallel: how many runs share this machine at once (the result's ``parallel_jobs``).
+        sweep_position: the job's number in the sweep's order (``None``: a single run).
+        factors: the sweep's view of the cell (``harness.cells``; ``None``: the article's four factors).
+        baselines: the baselines of the factors beyond the article's four.
+    """
+
+    sweep_dir: Path
+    results_dir: Path | None = None
+    parallel: int = 1
+    sweep_position: int | None = None
+    factors: dict[str, Any] | None = None
+    baselines: dict[str, Any] | None = None
+
+
+def obtain_result(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: progress.LiveLine | None = None) -> Result:
     """The cell's result: reused from the results store if it finished ``ok`` before (unless
     ``rerun=true``), else skipped (a GPU cell without a GPU) or trained now. Writes it to the run's
     folder; an ``ok`` result is in the store before its ``result.json`` appears (the run process puts
-    it there), so no kill can lose a finished run. ``factors``/``baselines``: this sweep's view of the
-    cell (``harness.cells``), also given to a reused result, whose earlier sweep may have varied other
-    settings. ``live``: where a trained run shows its epochs while it trains."""
-    factors, baselines = factors or cell_factors(cfg), baselines or {}
+    it there), so no kill can lose a finished run. ``launch.factors``/``baselines`` (this sweep's view of
+    the cell) are also given to a reused result, whose earlier sweep may have varied other settings.
+    ``live``: where a trained run shows its epochs while it trains."""
+    factors, baselines = launch.factors or cell_factors(cfg), launch.baselines or {}
+    launch = replace(launch, factors=factors, baselines=baselines)
+    results_dir = launch.results_dir
+    assert results_dir is not None, "a cell's result is obtained with a results store"
     earlier = None if cfg["rerun"] else load_stored(results_dir, run_key(cfg))
     if earlier is not None:
         result = {**earlier, "factors": factors, "factor_baselines": baselines, "reused": True,
@@ -147,7 +169,7 @@ def obtain_result(
         result = placeholder_result(cfg, "skipped", reason, factors, baselines)
         write_json_atomic(run_dir / RESULT_FILE, result)
         return result
-    result = launch_run(cfg, run_dir, sweep_dir, parallel, results_dir, sweep_position, factors, baselines, live)
+    result = launch_run(cfg, run_dir, launch, live)
     if result["status"] == "ok":
         store_result(results_dir, result)  # again, now with the wall time seen from here
     return result
@@ -183,24 +205,22 @@ def parallel_jobs(launcher: Any, sweeper: Any, total: int | None) -> int:
     return 1
 
 
-def run_spec(cfg: dict[str, Any], sweep_dir: Path, parallel: int = 1, results_dir: Path | None = None,
-             sweep_position: int | None = None, factors: dict[str, Any] | None = None,
-             baselines: dict[str, Any] | None = None) -> RunSpec:
+def run_spec(cfg: dict[str, Any], launch: Launch) -> RunSpec:
     """What the run process is asked to do (``run_spec.json``, ``harness.results.RunSpec``): the config
-    plus what the sweep decided for it: the pretrained-weights cache, Comet's mode, threads, how many runs
-    share the machine, the
-    results store to put an ``ok`` result in (``None``: none), the cell's place in the sweep's order and
-    its ``factors`` and ``factor_baselines`` (``harness.cells``; the article's four factors by default)."""
+    plus what the sweep decided for it (``launch``): the pretrained-weights cache, Comet's mode, threads,
+    how many runs share the machine, the results store to put an ``ok`` result in (``None``: none), the
+    cell's place in the sweep's order and its ``factors`` and ``factor_baselines`` (``harness.cells``; the
+    article's four factors by default)."""
     return {
-        "factors": factors or cell_factors(cfg),
-        "factor_baselines": baselines or {},
-        "results_dir": str(results_dir) if results_dir is not None else None,
-        "sweep_position": sweep_position,
+        "factors": launch.factors or cell_factors(cfg),
+        "factor_baselines": launch.baselines or {},
+        "results_dir": str(launch.results_dir) if launch.results_dir is not None else None,
+        "sweep_position": launch.sweep_position,
         "config": cfg,
         "cache_dir": str(Path(cfg["cache_dir"]).expanduser() if cfg["cache_dir"] else default_cache_dir()),
-        "tracking": comet_mode.resolve(cfg["tracking"], sweep_dir),
-        "threads": cfg["threads"] or default_threads(parallel),
-        "parallel_jobs": parallel,
+        "tracking": comet_mode.resolve(cfg["tracking"], launch.sweep_dir),
+        "threads": cfg["threads"] or default_threads(launch.parallel),
+        "parallel_jobs": launch.parallel,
     }
 
 
@@ -235,20 +255,17 @@ def run_env(cfg: dict[str, Any], online: bool, threads: int = 0) -> dict[str, st
     return env
 
 
-def launch_run(cfg: dict[str, Any], run_dir: Path, sweep_dir: Path, parallel: int = 1,
-               results_dir: Path | None = None, sweep_position: int | None = None,
-               factors: dict[str, Any] | None = None, baselines: dict[str, Any] | None = None,
-               live: progress.LiveLine | None = None) -> Result:
+def launch_run(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: progress.LiveLine | None = None) -> Result:
     """Train ``cfg`` in a fresh process; return its result, recorded as ``failed`` if it crashed.
     ``live`` (optional) is updated while the run trains.
 
-    With ``parallel`` runs at once and ``threads=0``, each run gets ``cores // parallel`` threads so
-    that parallel runs don't oversubscribe the cores (``run_spec``).
+    With ``launch.parallel`` runs at once and ``threads=0``, each run gets ``cores // parallel`` threads
+    so that parallel runs don't oversubscribe the cores (``run_spec``).
     """
     run_dir.mkdir(parents=True, exist_ok=True)
     result_path = run_dir / RESULT_FILE
     result_path.unlink(missing_ok=True)
-    spec = run_spec(cfg, sweep_dir, parallel, results_dir, sweep_position, factors, baselines)
+    spec = run_spec(cfg, launch)
     spec["launched_at"] = time.time()  # the run measures its start-up (process and imports, or fork) from here
     write_json_atomic(run_dir / SPEC_FILE, spec)
 
