@@ -15,12 +15,14 @@ from harness.config.presets import register_experiments
 from harness.config.schema import register_configs
 from harness.config.validate import ConfigError, check_arguments, scaffold_swept_settings
 from harness.sweep.cell import run_cell
+from hydra_plugins.harness_ray import harness_ray
 from hydra_plugins.harness_slurm import harness_slurm
 from hydra_plugins.harness_sweeper import harness_sweeper
 
 register_configs()
 harness_sweeper.register()
 harness_slurm.register()
+harness_ray.register()
 EXPERIMENTS = register_experiments()
 
 

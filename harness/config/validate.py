@@ -161,7 +161,8 @@ PLUGINS = {("hparams_search", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", 
            ("hydra/launcher", "submitit_local"): ("hydra_plugins.hydra_submitit_launcher",
                                                   "pip install -e '.[launchers]'"),
            ("hydra/launcher", "parallel"): ("hydra_plugins.hydra_joblib_launcher", "pip install -e '.[launchers]'"),
-           ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "pip install -e '.[launchers]'")}
+           ("hydra/launcher", "slurm"): ("hydra_plugins.hydra_submitit_launcher", "pip install -e '.[launchers]'"),
+           ("hydra/launcher", "ray"): ("ray", "pip install -e '.[ray]'")}
 """Choices that need an optional Hydra plugin: the module it provides and how to install it."""
 
 

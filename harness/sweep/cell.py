@@ -78,6 +78,7 @@ def run_cell(cfg: DictConfig) -> float | None:
     results_dir = Path(to_absolute_path(plain["results_dir"]))
     job_num = hydra_cfg.job.num if multirun else None
     parallel = parallel_jobs(hydra_cfg.launcher, hydra_cfg.sweeper, progress.total(sweep_dir)) if multirun else 1
+    cpus = hydra_cfg.launcher.get("cpus_per_run") if multirun else None  # a launcher's allocation (Ray)
     factors, baselines = progress.factors(sweep_dir) if multirun else (list(FACTORS), {})
     if multirun and progress.is_search(sweep_dir):  # a search (Optuna): the sweep could not list its cells
         factors = searched_factors((hydra_cfg.sweeper.get("params") or {}).keys())
@@ -89,7 +90,7 @@ def run_cell(cfg: DictConfig) -> float | None:
         live = progress.LiveLine(run_dir)  # a long run's epochs, after the heading
     started = time.perf_counter()
     places = SweepPlaces(sweep_dir, results_dir, Path(to_absolute_path(plain["reports_dir"])), plain["sweep_name"])
-    launch = Launch(sweep_dir, results_dir, parallel, job_num, cell, baselines)
+    launch = Launch(sweep_dir, results_dir, parallel, job_num, cell, baselines, cpus)
     try:
         with stop_when_disk_full(places, line_open=parallel == 1):
             result = obtain_result(plain, run_dir, launch, live)
@@ -137,6 +138,8 @@ class Launch:
         sweep_position: the job's number in the sweep's order (``None``: a single run).
         factors: the sweep's view of the cell (``harness.cells``; ``None``: the article's four factors).
         baselines: the baselines of the factors beyond the article's four.
+        cpus: the CPUs a launcher allocated to the run (Ray's; Slurm's come as ``SLURM_CPUS_PER_TASK``):
+            its threads with ``threads=0``. ``None``: none allocated.
     """
 
     sweep_dir: Path
@@ -145,6 +148,7 @@ class Launch:
     sweep_position: int | None = None
     factors: dict[str, Any] | None = None
     baselines: dict[str, Any] | None = None
+    cpus: int | None = None
 
 
 def obtain_result(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: progress.LiveLine | None = None) -> Result:
@@ -192,8 +196,11 @@ def parallel_jobs(launcher: Any, sweeper: Any, total: int | None) -> int:
     joblib: ``n_jobs`` (negative counts back from the number of cores, as joblib does);
     submitit's local executor: a whole sweeper batch (``hydra.sweeper.max_batch_size``, or a search
     sweeper's ``n_jobs``) at once.
-    A Slurm job has its own allocation, so it counts as 1.
+    A Slurm job has its own allocation, so it counts as 1. A launcher that places runs on nodes itself
+    (Ray: ``harness.sweep.ray``) says how many runs the node holds at once in ``runs_at_once``.
     """
+    if launcher.get("runs_at_once"):
+        return int(launcher.get("runs_at_once"))
     target = str(launcher.get("_target_", ""))
     cores = os.cpu_count() or 1
     if "JoblibLauncher" in target:
@@ -219,16 +226,18 @@ def run_spec(cfg: dict[str, Any], launch: Launch) -> RunSpec:
         "config": cfg,
         "cache_dir": str(Path(cfg["cache_dir"]).expanduser() if cfg["cache_dir"] else default_cache_dir()),
         "tracking": comet_mode.resolve(cfg["tracking"], launch.sweep_dir),
-        "threads": cfg["threads"] or default_threads(launch.parallel),
+        "threads": cfg["threads"] or default_threads(launch.parallel, launch.cpus),
         "parallel_jobs": launch.parallel,
     }
 
 
-def default_threads(parallel: int) -> int:
-    """Threads for a run with ``threads=0``: a Slurm job's own allocation (``SLURM_CPUS_PER_TASK``: the
-    node may have many more cores than the job was given); ``cores // parallel`` where runs share this
-    machine; else 0, the backend's default."""
+def default_threads(parallel: int, cpus: int | None = None) -> int:
+    """Threads for a run with ``threads=0``: the CPUs a launcher allocated to it (``cpus``: Ray's), or a Slurm
+    job's own allocation (``SLURM_CPUS_PER_TASK``): the node may have many more cores than the run was
+    given; ``cores // parallel`` where runs share this machine; else 0, the backend's default."""
     allocated = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if cpus:
+        return cpus
     if allocated.isdigit() and int(allocated) > 0:
         return int(allocated)
     return max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0

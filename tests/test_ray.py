@@ -1,0 +1,183 @@
+"""``hydra/launcher=ray`` on a real local Ray (started by the sweep, as a user's first try would): resources
+per cell, parallelism recorded as it is, one whole line per cell, and faults (a killed worker, Ctrl-C)
+that lose no finished run."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import FAST, gpu_cell_status, harness_env, results_under, run_harness, wait_for
+from tests.test_launchers import overlapping
+
+pytest.importorskip("ray", reason="pip install -e '.[ray]'")
+
+RAY = ["hydra/launcher=ray"]
+CELL_LINE = re.compile(r"^\[\d/\d\] \S+ transfer=off early_stopping=off (cpu|gpu) seed=0 … (ok|skipped|failed).* · "
+                       r"(Ray node \S+|Ray|not submitted)$")
+
+
+def report_of(done: subprocess.CompletedProcess) -> Path:
+    return Path(done.stdout.splitlines()[-1].removeprefix("report: "))
+
+
+def submitted(done: subprocess.CompletedProcess) -> tuple[int, int]:
+    """The CPUs per cell and the runs at once per node that the sweep said it asked Ray for (Ray counts a
+    node's CPUs itself, from cgroup limits where there are some, so the test reads them rather than guess)."""
+    said = re.search(r"(\d+) CPUs? per cell: at most (\d+) runs? at once per node", done.stdout)
+    assert said, done.stdout
+    return int(said[1]), int(said[2])
+
+
+@pytest.fixture(scope="module")
+def default_sweep(tmp_path_factory):
+    """The issue's command: CPU and GPU cells, Ray's defaults (a whole node per cell)."""
+    cwd = tmp_path_factory.mktemp("ray_default")
+    done = run_harness(["-m", *FAST, *RAY, "optimizer=adam,sgd", "device=cpu,gpu"], cwd=cwd)
+    return done, results_under(cwd / "multirun")
+
+
+def test_cpu_cells_train_and_gpu_cells_are_skipped_where_no_node_has_a_gpu(default_sweep):
+    done, results = default_sweep
+    assert done.returncode == 0, done.stderr
+    by_device = {(r["optimizer"], r["device"]): r for r in results}
+    assert sorted(by_device) == [("adam", "cpu"), ("adam", "gpu"), ("sgd", "cpu"), ("sgd", "gpu")]
+    assert all(by_device[cell]["status"] == "ok" for cell in by_device if cell[1] == "cpu")
+    gpu = [by_device[cell] for cell in by_device if cell[1] == "gpu"]
+    assert all(r["status"] == gpu_cell_status() for r in gpu)
+    if gpu_cell_status() == "skipped":
+        assert all(r["reason"] == "no GPU in a local Ray: no Ray node offers a GPU resource" for r in gpu)
+
+
+def test_one_whole_line_per_cell_and_no_ray_chatter(default_sweep):
+    done, _ = default_sweep
+    lines = done.stdout.splitlines()
+    cell_lines = [line for line in lines if line.startswith("[")]
+    assert len(cell_lines) == 4 and all(CELL_LINE.match(line) for line in cell_lines), cell_lines
+    assert sum(" · Ray node " in line for line in cell_lines) == 2 + (gpu_cell_status() == "ok") * 2
+    assert lines[-2].startswith("4 runs: ") and lines[-1].startswith("report: ")
+    # nothing else: no "Started a local Ray instance", no token warning, no "(run_job_on_ray pid=...)" prefixes
+    assert [line for line in lines if line not in cell_lines][:-2] == [
+        next(line for line in lines if line.startswith("submitted "))], done.stdout
+    assert "Token authentication" not in done.stderr and "pid=" not in done.stdout + done.stderr
+
+
+def test_a_whole_node_per_cell_runs_one_at_a_time_and_records_so(default_sweep):
+    done, results = default_sweep
+    trained = [r for r in results if r["status"] == "ok"]
+    cpus, at_once = submitted(done)
+    assert at_once == 1 and {r["environment"]["parallel_jobs"] for r in trained} == {1}
+    assert {r["environment"]["threads"] for r in trained} == {cpus}  # the whole node's CPUs, as Ray gave them
+    assert not overlapping(trained)  # observed, not only declared
+    assert "ran in parallel" not in report_of(done).with_name("report.md").read_text()
+
+
+def test_cells_sharing_a_node_record_it_and_the_report_warns(tmp_path):
+    done = run_harness(["-m", *FAST, *RAY, "optimizer=adam,sgd", "hydra.launcher.cpus_per_cell=1"], cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    results = results_under(tmp_path / "multirun")
+    assert [r["status"] for r in results] == ["ok", "ok"]
+    cpus, at_once = submitted(done)
+    assert cpus == 1 and {r["environment"]["parallel_jobs"] for r in results} == {at_once}
+    assert {r["environment"]["threads"] for r in results} == {1}
+    if at_once == 2:  # a node with 2 CPUs or more
+        assert overlapping(results)
+        assert "Warning: 2 runs ran in parallel (up to 2 at once)" in report_of(done).with_name("report.md").read_text()
+    runs = pd.read_csv(report_of(done).with_name("runs.csv"))
+    assert sorted(runs["parallel_jobs"]) == sorted(r["environment"]["parallel_jobs"] for r in results)
+
+
+def test_more_cpus_per_cell_than_any_node_has_is_one_line_before_training(tmp_path):
+    done = run_harness(["-m", *FAST, *RAY, "optimizer=adam,sgd", "hydra.launcher.cpus_per_cell=4096"], cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "harness: error: hydra.launcher.cpus_per_cell=4096 is invalid: no Ray node has that many CPUs; valid: 1 to ")
+    assert not (tmp_path / "results").exists()
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes below ``pid`` (a local Ray's raylet and workers are the sweep's children and grandchildren)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def task_worker(sweep_pid: int) -> int | None:
+    """The Ray worker of the sweep that is running a cell's task (Ray names it after the task)."""
+    for pid in descendants(sweep_pid):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"ray::run_job_on_ray"):
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def start_sweep(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=cwd, env=harness_env(cwd),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stored(cwd: Path) -> int:
+    return len(list((cwd / "results").glob("*.json")))
+
+
+def test_a_killed_worker_is_recorded_failed_and_a_rerun_retrains_only_that_cell(tmp_path):
+    args = ["-m", "tracking=disabled", "epochs=20", *RAY, "optimizer=adam,sgd,rmsprop"]
+    sweep = start_sweep(args, tmp_path)
+
+    def training() -> bool:  # a cell trains (its run wrote progress, no result yet) after one finished
+        return stored(tmp_path) == 1 and any(not (p.parent / "result.json").exists()
+                                             for p in (tmp_path / "multirun").rglob("progress.json"))
+    wait_for(lambda: training() and task_worker(sweep.pid) is not None)
+    os.kill(task_worker(sweep.pid), signal.SIGKILL)
+    out, err = sweep.communicate(timeout=1800)
+    assert sweep.returncode == 1, out + err  # the sweep finished, but not every cell did
+    results = results_under(tmp_path / "multirun")
+    assert sorted(r["status"] for r in results) == ["failed", "ok", "ok"]
+    killed = next(r for r in results if r["status"] == "failed")
+    assert killed["reason"].startswith("Ray: WorkerCrashedError: The worker died unexpectedly"), killed["reason"]
+    assert "3 runs: 1 failed, 2 ok" in out
+
+    again = run_harness(args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    lines = [line for line in again.stdout.splitlines() if line.startswith("[")]
+    assert sum("reused from sweep" in line for line in lines) == 2
+    retrained = next(line for line in lines if f" {killed['optimizer']} " in line)
+    assert retrained.split(" … ")[1].startswith("ok ") and "reused" not in retrained
+
+
+def test_ctrl_c_keeps_finished_cells_and_a_rerun_trains_only_the_rest(tmp_path):
+    args = ["-m", *FAST, *RAY, "optimizer=adam,sgd"]
+    sweep = start_sweep(args, tmp_path)
+    wait_for(lambda: stored(tmp_path) == 1)
+    sweep.send_signal(signal.SIGINT)
+    out, err = sweep.communicate(timeout=1800)
+    assert sweep.returncode == 130
+    assert f"Finished runs are kept in {tmp_path / 'results'}" in err
+    assert stored(tmp_path) == 1
+
+    again = run_harness(args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    lines = [line for line in again.stdout.splitlines() if line.startswith("[")]
+    assert sorted(" … ok, reused from sweep" in line for line in lines) == [False, True]
+    assert stored(tmp_path) == 2
