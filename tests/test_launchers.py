@@ -62,3 +62,5 @@ def test_parallel_jobs_reads_each_launcher():
     assert parallel_jobs({"_target_": local}, {"max_batch_size": None}, 4) == 4
     assert parallel_jobs({"_target_": local}, {"n_jobs": 2}, 8) == 2  # an Optuna search of 8 trials, 2 at a time
     assert parallel_jobs({"_target_": slurm}, {"max_batch_size": None}, 48) == 1
+    ray = "hydra_plugins.harness_ray.harness_ray.HarnessRayLauncher"  # its task writes what the node holds
+    assert parallel_jobs({"_target_": ray, "runs_at_once": 3, "cpus_per_run": 2}, {}, 48) == 3

@@ -181,3 +181,20 @@ def test_ctrl_c_keeps_finished_cells_and_a_rerun_trains_only_the_rest(tmp_path):
     lines = [line for line in again.stdout.splitlines() if line.startswith("[")]
     assert sorted(" … ok, reused from sweep" in line for line in lines) == [False, True]
     assert stored(tmp_path) == 2
+
+
+def test_cells_ask_for_a_whole_node_by_default_and_runs_at_once_follow_the_requests():
+    from harness.sweep.ray import cell_cpus, runs_at_once
+
+    head_without_cpus, small, big = {"CPU": 0.0}, {"CPU": 8.0, "GPU": 2.0}, {"CPU": 32.0}
+    assert cell_cpus(None, [head_without_cpus, small, big]) == 8  # the smallest node that has CPUs: fits anywhere
+    assert cell_cpus(4, [small, big]) == 4 and cell_cpus(32, [small, big]) == 32
+    for bad in (0, 33):
+        with pytest.raises(ValueError, match=f"cpus_per_cell={bad} is invalid: .* valid: 1 to 32, or null"):
+            cell_cpus(bad, [small, big])
+    with pytest.raises(ValueError, match="offers no CPUs"):
+        cell_cpus(None, [head_without_cpus])
+    assert runs_at_once(big, 8, 0, 48) == 4 and runs_at_once(small, 8, 0, 48) == 1
+    assert runs_at_once(big, 1, 0, 3) == 3  # at most the runs there are
+    assert runs_at_once(small, 2, 1, 48) == 2  # two GPUs: two GPU runs, though the CPUs would hold four
+    assert runs_at_once(small, 3, 0, 48) == 2  # 8 // 3

@@ -23,7 +23,8 @@ NEVER = {
     "harness.report.stability": ("hydra", "omegaconf", "harness.config", "harness.sweep", "harness.run"),
     "harness.sweep.callbacks": ("hydra_plugins", "harness.run", "tensorflow", "keras"),
     "harness.sweep.cell": ("hydra_plugins", "harness.run", "tensorflow", "keras"),
-    "harness.__main__": ("harness.run", "tensorflow", "keras", "comet_ml"),
+    "harness.__main__": ("harness.run", "tensorflow", "keras", "comet_ml", "ray"),  # Ray only where it launches
+    "harness.sweep.ray": ("hydra_plugins", "harness.run", "tensorflow", "keras", "ray"),  # ray: in its functions
 }
 
 
@@ -82,3 +83,18 @@ def test_the_run_servers_start_up_keys_are_every_variable_a_run_gets_before_its_
         touched |= {key for key in set(env) | set(os.environ) if env.get(key) != os.environ.get(key)}
     assert touched - {"COMET_API_KEY"} <= set(STARTUP_KEYS), touched - set(STARTUP_KEYS)  # the key: per run
     assert set(STARTUP_KEYS) <= touched | {"TF_CPP_MIN_LOG_LEVEL"}  # none listed that nothing sets
+
+
+def test_no_function_takes_more_than_five_positional_parameters():
+    """A sixth positional argument is easy to pass in the wrong place: past five, parameters are keyword-only
+    or carried by a small dataclass (as ``harness.sweep.cell.Launch`` carries a run's place in its sweep)."""
+    import ast
+
+    too_many = []
+    for path in sorted((REPO / "harness").rglob("*.py")) + sorted((REPO / "hydra_plugins").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                positional = [a.arg for a in node.args.posonlyargs + node.args.args if a.arg not in ("self", "cls")]
+                if len(positional) > 5:
+                    too_many.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}({', '.join(positional)})")
+    assert not too_many, "\n".join(too_many)

@@ -39,6 +39,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.results import RESULT_FILE, Result, read_result
+from harness.sweep import run_process
 from harness.sweep.jobs import Job, compose_jobs, job_line, job_return, record
 
 POLL_S = 1.0  # how long the launching process waits for a task before it looks again (so Ctrl-C is seen)
@@ -142,6 +143,7 @@ def run_job_on_ray(hydra_context: Any, sweep_config: DictConfig, task_function: 
         return TaskOutcome(None, platform.node(), exit_.code, stderr.getvalue())
     finally:
         sys.stderr.write(stderr.getvalue())  # into the worker's log too
+        run_process.finish_runs()  # the worker outlives its task: the run's Comet archive is there before the summary
     return TaskOutcome(returned, platform.node())
 
 
