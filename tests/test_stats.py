@@ -81,29 +81,29 @@ def test_paired_effect_pairs_by_other_factors_and_seed():
         run("rmsprop", "on", train_seconds=9.0),  # no twin: not paired
         run("nag", "on", status="failed"), run("nag", "off", train_seconds=1.0),  # failed: not paired
     )
-    effect = stats.paired_effect(runs, "transfer", "on", "off", "train_seconds", "ratio")
+    effect = stats.paired_effect(runs, "transfer", "on", "off", metric="train_seconds", kind="ratio")
     assert (effect.estimate, effect.pairs) == (0.75, 2)
     assert effect.too_few and math.isnan(effect.low) and math.isnan(effect.p_value)
     assert not effect.distinguishable  # two pairs cannot tell anything from noise
-    difference = stats.paired_effect(runs, "transfer", "on", "off", "train_seconds", "difference")
+    difference = stats.paired_effect(runs, "transfer", "on", "off", metric="train_seconds", kind="difference")
     assert difference.estimate == -1.0
 
 
 def test_paired_effect_drops_pairs_that_never_reached_the_target():
     runs = table(run("adam", "on", time_to_target_seconds=1.0), run("adam", "off", time_to_target_seconds=None),
                  run("sgd", "on", time_to_target_seconds=1.0), run("sgd", "off", time_to_target_seconds=4.0))
-    effect = stats.paired_effect(runs, "transfer", "on", "off", "time_to_target_seconds", "ratio")
+    effect = stats.paired_effect(runs, "transfer", "on", "off", metric="time_to_target_seconds", kind="ratio")
     assert (effect.estimate, effect.pairs) == (0.25, 1)
 
 
 def test_distinguishable_when_every_one_of_six_pairs_agrees_and_not_with_one_against():
     runs = table(*[run("adam", level, seed=s, train_seconds=t) for s in range(6)
                    for level, t in (("on", 1.0 + s / 10), ("off", 2.0 + s / 10))])
-    effect = stats.paired_effect(runs, "transfer", "on", "off", "train_seconds", "ratio")
+    effect = stats.paired_effect(runs, "transfer", "on", "off", metric="train_seconds", kind="ratio")
     assert effect.pairs == 6 and effect.p_value == pytest.approx(2 / 64) and effect.distinguishable
     assert (effect.low, effect.high) == (pytest.approx(1.0 / 2.0), pytest.approx(1.5 / 2.5))  # x(1), x(6)
     runs.loc[(runs["seed"] == 0) & (runs["transfer"] == "on"), "train_seconds"] = 3.0  # one pair the other way
-    assert not stats.paired_effect(runs, "transfer", "on", "off", "train_seconds", "ratio").distinguishable
+    assert not stats.paired_effect(runs, "transfer", "on", "off", metric="train_seconds", kind="ratio").distinguishable
 
 
 def test_a_family_judges_what_a_lone_comparison_would_call_beyond_noise():

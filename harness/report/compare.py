@@ -184,7 +184,7 @@ def _effect(pairs: pd.DataFrame, metric: str, kind: str, cell: str) -> stats.Eff
     a, b = pairs[f"{metric}_before"].to_numpy(float), pairs[f"{metric}_after"].to_numpy(float)
     keep = np.isfinite(a) & np.isfinite(b) & ((a > 0) if kind == "ratio" else True)
     values = b[keep] / a[keep] if kind == "ratio" else b[keep] - a[keep]
-    return stats.effect_of(values, kind, "cell", cell, "before", metric)
+    return stats.effect_of(values, kind, factor="cell", level=cell, baseline="before", metric=metric)
 
 
 def comparison_table(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -273,7 +273,7 @@ def summary_lines(before: Side, after: Side, matching: Matching, table: pd.DataF
     return lines + [f"note: {note}" for note in [*matching.notes, *notes]]
 
 
-def write_comparison(out: Path, before: Side, after: Side, matching: Matching, table: pd.DataFrame,
+def write_comparison(out: Path, before: Side, after: Side, matching: Matching, *, table: pd.DataFrame,
                      lines: list[str]) -> Path:
     """``comparison.csv``, ``comparison.md`` and ``index.html`` (one figure: per-cell ratios with their
     intervals) in ``out``; returns ``index.html``."""
@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     table = comparison_table(pairs)
     lines = summary_lines(before, after, matching, table, alone)
     out = args.out or Path("reports") / f"compare_{Path(before.label).name}_vs_{Path(after.label).name}"
-    index = write_comparison(out, before, after, matching, table, lines)
+    index = write_comparison(out, before, after, matching, table=table, lines=lines)
     print("\n".join(lines))
     print(f"comparison: {index.resolve()}")
     if threshold is not None:

@@ -306,9 +306,9 @@ def level_sections(runs: pd.DataFrame, factors: Sequence[str], baselines: dict, 
     return sections
 
 
-def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, problems: list[str],
+def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, problems: list[str], *,
                    comet: str | None, figure_dir: Path, factors: Sequence[str] = FACTORS,
-                   baselines: dict | None = None, *, cells: pd.DataFrame | None = None,
+                   baselines: dict | None = None, cells: pd.DataFrame | None = None,
                    effects: pd.DataFrame | None = None) -> list[Section]:
     """The report's content, independent of its format; figures are written into ``figure_dir``.
     ``factors``: the runs table's factor columns (``results.factor_columns``); ``baselines``: the
@@ -473,8 +473,9 @@ def render_report(results: list[Result], problems: list[str], label: str, name: 
     effects = stats.effects_table(runs, factors=factors, baselines=baselines)
     cells.to_csv(out_dir / "cells.csv", index=False)
     effects.to_csv(out_dir / "effects.csv", index=False)
-    sections = build_sections(runs, history_frame(results), label, problems, comet_summary(results),
-                              out_dir / "figures", factors, baselines, cells=cells, effects=effects)
+    sections = build_sections(runs, history_frame(results), label, problems, comet=comet_summary(results),
+                              figure_dir=out_dir / "figures", factors=factors, baselines=baselines, cells=cells,
+                              effects=effects)
     return write_pages(f"harness report: {name}", sections, out_dir)
 
 

@@ -164,7 +164,7 @@ def cell_table(runs: pd.DataFrame, metrics: tuple[str, ...] = SUMMARY_METRICS,
     return pd.DataFrame(rows, columns=columns)
 
 
-def paired_values(runs: pd.DataFrame, factor: str, level: object, baseline: object, metric: str,
+def paired_values(runs: pd.DataFrame, factor: str, level: object, baseline: object, metric: str, *,
                   factors: Sequence[str] = FACTORS) -> pd.DataFrame:
     """The ok runs at ``level`` and at ``baseline`` of ``factor``, paired by every other factor and the
     seed. Returns columns ``level`` and ``baseline`` (the metric's values), one row per pair; pairs
@@ -232,7 +232,7 @@ def _values(pairs: pd.DataFrame, kind: str) -> np.ndarray:
     raise ValueError(f"kind={kind!r}; valid: ratio, difference")
 
 
-def effect_of(values: np.ndarray | Sequence[float], kind: str, factor: str = "", level: object = None,
+def effect_of(values: np.ndarray | Sequence[float], kind: str, *, factor: str = "", level: object = None,
               baseline: object = None, metric: str = "") -> Effect:
     """The ``Effect`` of paired ``values`` (1-D: one ratio or difference per pair, NaNs dropped): their
     median, its exact interval and the sign test against no change (1 for ``ratio``, 0 for
@@ -244,13 +244,13 @@ def effect_of(values: np.ndarray | Sequence[float], kind: str, factor: str = "",
     return Effect(factor, level, baseline, metric, kind, estimate, low, high, len(data), p_value)
 
 
-def paired_effect(runs: pd.DataFrame, factor: str, level: object, baseline: object, metric: str, kind: str,
+def paired_effect(runs: pd.DataFrame, factor: str, level: object, baseline: object, *, metric: str, kind: str,
                   factors: Sequence[str] = FACTORS) -> Effect:
     """Median, exact interval and sign test over pairs of ``level/baseline`` (``kind="ratio"``) or
     ``level - baseline`` (``kind="difference"``) of ``metric`` (``effect_of``), judged alone. Needs what
     ``paired_values`` needs."""
-    values = _values(paired_values(runs, factor, level, baseline, metric, factors), kind)
-    return effect_of(values, kind, factor, level, baseline, metric)
+    values = _values(paired_values(runs, factor, level, baseline, metric, factors=factors), kind)
+    return effect_of(values, kind, factor=factor, level=level, baseline=baseline, metric=metric)
 
 
 def judged(effects: Sequence[Effect], correction: str) -> list[Effect]:
@@ -299,7 +299,7 @@ def effects_table(runs: pd.DataFrame, factors: Sequence[str] = FACTORS,
     of exploratory comparisons; ``distinguishable`` is "beyond noise" after it). ``baselines``: the
     baseline level of each factor beyond the article's four (``factor_levels``). Needs the ``factors``
     columns, ``seed``, ``status`` and ``SUMMARY_METRICS``. Columns: ``EFFECT_COLUMNS``."""
-    found = [paired_effect(runs, factor, level, baseline, metric, kind, factors=factors)
+    found = [paired_effect(runs, factor, level, baseline, metric=metric, kind=kind, factors=factors)
              for factor in factors for level, baseline in factor_levels(runs, factor, (baselines or {}).get(factor))
              for metric, kind in EFFECT_METRICS]
     rows = [{**dataclasses.asdict(e), "distinguishable": e.distinguishable} for e in judged(found, correction)]
@@ -327,7 +327,7 @@ def interactions(runs: pd.DataFrame, metric: str = "train_seconds", top: int = 3
         for level, baseline in factor_levels(runs, factor, (baselines or {}).get(factor)):
             ratios = {}
             for b_level, subset in runs.groupby(across):
-                effect = paired_effect(subset, factor, level, baseline, metric, "ratio", factors=factors)
+                effect = paired_effect(subset, factor, level, baseline, metric=metric, kind="ratio", factors=factors)
                 if effect.pairs and np.isfinite(effect.estimate) and effect.estimate > 0:
                     ratios[str(b_level)] = effect.estimate
             if len(ratios) >= 2:

@@ -126,7 +126,7 @@ def robustness(runs: pd.DataFrame, factor: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["optimizer", "levels", "levels_reached", "tuning_seconds"])
 
 
-def tuned_ratios(runs: pd.DataFrame, factor: str, choice: pd.DataFrame, seeds: Sequence,
+def tuned_ratios(runs: pd.DataFrame, factor: str, choice: pd.DataFrame, seeds: Sequence, *,
                  factors: Sequence[str] = FACTORS, baseline: str = OPTIMIZER_BASELINE) -> dict[str, Effect]:
     """Each other optimizer's time to target relative to ``baseline``'s, each at its chosen level, paired by
     seed and every other factor (``stats.paired_effect``; pairs where either missed the target are
@@ -135,7 +135,8 @@ def tuned_ratios(runs: pd.DataFrame, factor: str, choice: pd.DataFrame, seeds: S
     measured = at_chosen_levels(runs, factor, choice, seeds)
     others = [f for f in factors if f != factor]
     names = [o for o in sorted(set(measured["optimizer"])) if o != baseline]
-    effects = [paired_effect(measured, "optimizer", o, baseline, "time_to_target_seconds", "ratio", factors=others)
+    effects = [paired_effect(measured, "optimizer", o, baseline, metric="time_to_target_seconds", kind="ratio",
+                             factors=others)
                for o in names]
     return dict(zip(names, judged(effects, "holm"), strict=True))
 
@@ -180,7 +181,7 @@ def tuning_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> tupl
         text += (f"{winner['optimizer']} is fastest ({factor}={winner['level']}, median "
                  f"{winner['median_time_to_target_seconds']:.2f} s to the target)")
         if winner["optimizer"] != OPTIMIZER_BASELINE and OPTIMIZER_BASELINE in set(measured["optimizer"]):
-            family = tuned_ratios(runs, factor, choice, evaluation, factors)
+            family = tuned_ratios(runs, factor, choice, evaluation, factors=factors)
             effect = family[winner["optimizer"]]
             # only the held-out half of the seeds measures: twice the pairs in seeds
             text += f", relative to Adam at its best: {described(effect, example_seeds(2 * fewest_pairs()))}"

@@ -66,7 +66,7 @@ def judge_as_family(runs: pd.DataFrame, sentences: Sequence[Sentence], factors: 
     def measure(*comparison) -> Effect:
         if comparison not in found:
             factor, level, baseline, metric, kind = comparison
-            found[comparison] = paired_effect(runs, factor, level, baseline, metric, kind, factors=factors)
+            found[comparison] = paired_effect(runs, factor, level, baseline, metric=metric, kind=kind, factors=factors)
         return found[comparison]
 
     for sentence in sentences:
@@ -257,7 +257,7 @@ SPEED_FACTORS = ("jit_compile", "precision", "steps_per_execution", "backend")
 """Settings that change how fast the same training runs (issue #11): each swept one gets a verdict."""
 
 
-def speed_verdict(runs: pd.DataFrame, factor: str, level: object, baseline: object, measure: Measure,
+def speed_verdict(runs: pd.DataFrame, factor: str, level: object, baseline: object, measure: Measure, *,
                   factors: Sequence[str] = FACTORS) -> str:
     """``level`` against ``baseline`` of a speed setting: steady epoch time, the first epoch's extra
     cost (compilation, shown apart), the break-even number of epochs, time to target and test accuracy."""
@@ -267,7 +267,7 @@ def speed_verdict(runs: pd.DataFrame, factor: str, level: object, baseline: obje
     first = measure(factor, level, baseline, "first_epoch_seconds", "difference")
     target = measure(factor, level, baseline, "time_to_target_seconds", "ratio")
     accuracy = measure(factor, level, baseline, "test_accuracy", "difference")
-    epochs = paired_values(runs, factor, level, baseline, "median_epoch_seconds", factors)
+    epochs = paired_values(runs, factor, level, baseline, "median_epoch_seconds", factors=factors)
     saving = float(np.median(epochs["baseline"] - epochs["level"]))
     pays = break_even_epochs(first.estimate, saving)
     guess = " (from the medians; too few pairs to tell)" if steady.too_few else ""

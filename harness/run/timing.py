@@ -63,7 +63,7 @@ class EpochTimer(keras.callbacks.Callback):
         )
 
 
-def summarize_epochs(history: list[dict[str, Any]], target: float, train_examples: int,
+def summarize_epochs(history: list[dict[str, Any]], target: float, train_examples: int, *,
                      steps_per_epoch: int | None = None, metric: str = "val_accuracy",
                      mode: str = "max") -> dict[str, Any]:
     """Timing figures of a run from its per-epoch ``history``.

@@ -203,7 +203,7 @@ def compile_options(cfg: dict[str, Any]) -> dict[str, Any]:
             "steps_per_execution": cfg["steps_per_execution"]}
 
 
-def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result, clock: Any,
+def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result, clock: Any, *,
           run_dir: Path | None = None) -> None:
     """Train and evaluate the run ``cfg``, filling ``result`` as facts become known; ``clock``: the run's
     ``timing.PhaseClock``; ``run_dir``: where to write the progress file (``None``: nowhere)."""
@@ -263,8 +263,9 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     target = cfg["target"]
     result.update(target_metric=target["metric"], target_value=target["value"],
                   target_mode=target_mode(target["metric"], target["mode"]))
-    result.update(timing.summarize_epochs(history, target["value"], task.train_examples, steps_per_epoch,
-                                          metric=target["metric"], mode=result["target_mode"]))
+    result.update(timing.summarize_epochs(history, target["value"], task.train_examples,
+                                          steps_per_epoch=steps_per_epoch, metric=target["metric"],
+                                          mode=result["target_mode"]))
     val_accuracies = [epoch["val_accuracy"] for epoch in history if "val_accuracy" in epoch]
     result["best_val_accuracy"] = max(val_accuracies) if val_accuracies else None
     reached = [epoch[target["metric"]] for epoch in history if target["metric"] in epoch]
@@ -329,7 +330,7 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
 
             experiment = comet.begin_experiment(spec["tracking"], result)
             clock.lap("comet_start")
-        train(cfg, Path(spec["cache_dir"]), experiment, result, clock, run_dir)
+        train(cfg, Path(spec["cache_dir"]), experiment, result, clock, run_dir=run_dir)
     except KeyboardInterrupt:
         result.update(status="interrupted", reason="interrupted by the user (Ctrl-C)")
     except Exception as err:  # any failure is this run's, recorded, never the sweep's

@@ -100,7 +100,7 @@ class SweepCallbacks(Callback):
         else:  # a search: its cells are drawn as it goes; check what the command line fixed
             check_cell(run_config(config, list(config.hydra.overrides.task)))
         trials = config.hydra.sweeper.get("n_trials")  # a search (Optuna) knows how many cells it will draw
-        progress.start_sweep(sweep_dir, jobs, factors, baselines, name=str(config.sweep_name),
+        progress.start_sweep(sweep_dir, jobs, factors=factors, baselines=baselines, name=str(config.sweep_name),
                              total=int(trials) if isinstance(trials, int) else None)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

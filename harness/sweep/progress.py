@@ -21,7 +21,7 @@ SWEEP_FILE = "sweep.json"
 _durations: list[float] = []  # seconds per finished cell in this process (the sequential launcher)
 
 
-def start_sweep(sweep_dir: Path, cells: list[list[str]] | None, factors: list[str] | None = None,
+def start_sweep(sweep_dir: Path, cells: list[list[str]] | None, *, factors: list[str] | None = None,
                 baselines: dict[str, Any] | None = None, name: str | None = None, total: int | None = None) -> None:
     """Record the sweep's ``name`` (its identity, fixed as it starts: every run of it records this one),
     its cells in the order they run (their overrides; ``None`` if the sweeper does not say ahead; then
