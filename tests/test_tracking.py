@@ -86,6 +86,9 @@ def test_each_run_leaves_an_archive_with_its_curves_params_tags_and_status(offli
     assert seen["metrics"]["val_accuracy"] == pytest.approx([e["val_accuracy"] for e in ok["history"]])
     assert len(seen["metrics"]["val_accuracy"]) == 3
     assert metric_steps(archive, "val_accuracy") == [(1, 1), (2, 2), (3, 3)]
+    for logged, recorded in (("epoch_seconds", "epoch_seconds"), ("epoch_train_seconds", "train_seconds"),
+                             ("epoch_val_seconds", "val_seconds")):  # the epoch timer's seconds, passed in logs
+        assert seen["metrics"][logged] == pytest.approx([e[recorded] for e in ok["history"]]), logged
     assert seen["metrics"]["test_accuracy"] == pytest.approx([ok["test_accuracy"]])
     assert seen["params"]["optimizer.name"] == "adam"
     assert seen["params"]["optimizer.beta_1"] == "0.9"

@@ -151,20 +151,23 @@ def end_experiment(experiment: comet_ml.CometExperiment, result: dict[str, Any])
         _comet_failed(result, err, "to finish")
 
 
-class CometEpochLogger(keras.callbacks.Callback):
-    """Logs each epoch's metrics (loss, accuracy, val_loss, val_accuracy, seconds) with step = epoch.
+EPOCH_TIME_NAMES = {"val_seconds": "epoch_val_seconds", "train_seconds": "epoch_train_seconds"}
+"""The epoch timer's ``logs`` entries under their names in Comet (``epoch_seconds`` keeps its own)."""
 
-    ``timer`` is the run's ``harness.run.timing.EpochTimer``; it must come before this callback in the
-    list given to ``fit``, so that the epoch's seconds are known when this callback logs them.
+
+class CometEpochLogger(keras.callbacks.Callback):
+    """Logs each epoch's ``logs`` (loss, accuracy, val_loss, val_accuracy, and the seconds that the epoch
+    timer, earlier in the list, put there) with step = epoch; the seconds as ``epoch_seconds``,
+    ``epoch_train_seconds`` and ``epoch_val_seconds``.
+
+    Args:
+        experiment: the run's Comet experiment.
     """
 
-    def __init__(self, experiment: comet_ml.CometExperiment, timer: Any) -> None:
+    def __init__(self, experiment: comet_ml.CometExperiment) -> None:
         super().__init__()
         self.experiment = experiment
-        self.timer = timer
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        metrics = {k: float(v) for k, v in (logs or {}).items()}
-        if self.timer.epochs:  # epoch_seconds, epoch_train_seconds, epoch_val_seconds
-            metrics.update({k if k.startswith("epoch") else f"epoch_{k}": v for k, v in self.timer.epochs[-1].items()})
+        metrics = {EPOCH_TIME_NAMES.get(k, k): float(v) for k, v in (logs or {}).items()}
         self.experiment.log_metrics(metrics, step=epoch + 1, epoch=epoch + 1)

@@ -30,13 +30,17 @@ from typing import Any
 
 import keras
 
+EPOCH_TIMES = ("epoch_seconds", "val_seconds", "train_seconds")
+"""What ``EpochTimer`` adds to each epoch's ``logs``."""
+
 
 class EpochTimer(keras.callbacks.Callback):
     """Records, per epoch, its wall seconds, validation seconds and training seconds.
 
-    After ``fit``, ``timer.epochs`` holds one dict per finished epoch with keys ``epoch_seconds``,
-    ``val_seconds`` and ``train_seconds``. Pass it to ``fit`` only (``evaluate`` would count as
-    validation).
+    It writes them into the epoch's ``logs`` (``EPOCH_TIMES``), as Keras' own callbacks pass values on
+    (``ReduceLROnPlateau`` writes ``logs["learning_rate"]``), so that the callbacks after it (the progress
+    file, the Comet logger) read them there; after ``fit``, ``timer.epochs`` holds them too, one dict per
+    finished epoch. Pass it to ``fit`` only (``evaluate`` would count as validation), first in the list.
     """
 
     def __init__(self) -> None:
@@ -58,9 +62,10 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         total = time.perf_counter() - self._epoch_start
-        self.epochs.append(
-            {"epoch_seconds": total, "val_seconds": self._val_seconds, "train_seconds": total - self._val_seconds}
-        )
+        times = dict(zip(EPOCH_TIMES, (total, self._val_seconds, total - self._val_seconds), strict=True))
+        self.epochs.append(times)
+        if logs is not None:
+            logs.update(times)
 
 
 def summarize_epochs(history: list[dict[str, Any]], target: float, train_examples: int, *,

@@ -118,17 +118,22 @@ def write_progress(run_dir: Path | None, phase: str, epochs: int, **state: Any) 
                                                     "at": time.time()})
 
 
-def progress_writer(run_dir: Path | None, epochs: int, timer: Any, stages: list[str]) -> Any:
-    """Writes the progress file as training starts and after each epoch. Runs before the epoch timer
-    starts its clock and after it has stopped it, so it costs no training time."""
+def progress_writer(run_dir: Path | None, epochs: int, stages: list[str]) -> Any:
+    """Writes the progress file as each ``fit`` starts (the epochs done so far: fine-tuning's ``fit``
+    starts where the head's ended) and after each epoch (its seconds from ``logs``, where the epoch timer
+    put them). Runs before the epoch timer starts its clock and after it has stopped it, so it costs no
+    training time."""
     import keras
 
+    done = [0]  # epochs ended so far, across this run's fits
+
     def begin(logs: dict | None = None) -> None:
-        write_progress(run_dir, "training", epochs, epoch=len(timer.epochs), stage=stages[-1] if stages else None)
+        write_progress(run_dir, "training", epochs, epoch=done[0], stage=stages[-1] if stages else None)
 
     def write(epoch: int, logs: dict) -> None:
+        done[0] = epoch + 1
         write_progress(run_dir, "training", epochs, epoch=epoch + 1, stage=stages[-1] if stages else None,
-                       val_accuracy=logs.get("val_accuracy"), epoch_seconds=timer.epochs[-1]["epoch_seconds"])
+                       val_accuracy=logs.get("val_accuracy"), epoch_seconds=logs.get("epoch_seconds"))
 
     return keras.callbacks.LambdaCallback(on_train_begin=begin, on_epoch_end=write)
 
@@ -146,7 +151,7 @@ def fit_callbacks(cfg: dict[str, Any], experiment: Any, run_dir: Path | None = N
     timer = timing.EpochTimer()
     nan_guard = keras.callbacks.TerminateOnNaN()
     callbacks = [timer, nan_guard, epoch_printer(cfg["epochs"]),
-                 progress_writer(run_dir, cfg["epochs"], timer, stages if stages is not None else []),
+                 progress_writer(run_dir, cfg["epochs"], stages if stages is not None else []),
                  *user_callbacks(cfg["callbacks"])]
     stopper = None
     if cfg["early_stopping"]["enabled"]:
@@ -160,7 +165,7 @@ def fit_callbacks(cfg: dict[str, Any], experiment: Any, run_dir: Path | None = N
     if experiment is not None:
         from harness.run.comet import CometEpochLogger
 
-        callbacks.append(CometEpochLogger(experiment, timer))
+        callbacks.append(CometEpochLogger(experiment))
     return callbacks, timer, stopper
 
 
