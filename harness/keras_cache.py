@@ -65,14 +65,17 @@ def keras_home() -> Path:
     return home
 
 
-def imagenet_weights_url(model: str, alpha: float = 1.0, image_size: int = 224) -> str:
+def imagenet_weights_url(model: str, alpha: float | None = None, image_size: int = 224) -> str:
     """The URL of the headless ImageNet weights Keras loads for ``model`` (MobileNetV2's depend on its
-    width ``alpha`` and the input size)."""
+    width ``alpha``, which its config always sets, and the input size; other models have no width)."""
+    template = APPLICATIONS[model].weights_url
+    if "{alpha}" in template and alpha is None:
+        raise ValueError(f"the ImageNet weights of {model} depend on its width: give its alpha")
     rows = image_size if image_size in MOBILENET_V2_SIZES else 224
-    return APPLICATIONS[model].weights_url.format(alpha=float(alpha), rows=rows)
+    return template.format(alpha=float(alpha) if alpha is not None else None, rows=rows)
 
 
-def imagenet_weights_file(model: str, alpha: float = 1.0, image_size: int = 224) -> Path:
+def imagenet_weights_file(model: str, alpha: float | None = None, image_size: int = 224) -> Path:
     """Where Keras caches those weights: ``<keras_home>/models/<file name>``."""
     return keras_home() / "models" / Path(urlsplit(imagenet_weights_url(model, alpha, image_size)).path).name
 

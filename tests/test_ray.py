@@ -4,6 +4,7 @@ that lose no finished run."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -145,9 +146,15 @@ def test_a_killed_worker_is_recorded_failed_and_a_rerun_retrains_only_that_cell(
     args = ["-m", "tracking=disabled", "epochs=20", *RAY, "optimizer=adam,sgd,rmsprop"]
     sweep = start_sweep(args, tmp_path)
 
-    def training() -> bool:  # a cell trains (its run wrote progress, no result yet) after one finished
-        return stored(tmp_path) == 1 and any(not (p.parent / "result.json").exists()
-                                             for p in (tmp_path / "multirun").rglob("progress.json"))
+    def training() -> bool:  # after one cell finished, another is well before its end (10 of 20 epochs to go)
+        for path in (tmp_path / "multirun").rglob("progress.json"):
+            try:
+                state = json.loads(path.read_text())
+            except ValueError:  # being replaced
+                continue
+            if state["phase"] == "training" and state["epoch"] <= 10 and not (path.parent / "result.json").exists():
+                return stored(tmp_path) == 1
+        return False
     wait_for(lambda: training() and task_worker(sweep.pid) is not None)
     os.kill(task_worker(sweep.pid), signal.SIGKILL)
     out, err = sweep.communicate(timeout=1800)

@@ -98,3 +98,64 @@ def test_no_function_takes_more_than_five_positional_parameters():
                 if len(positional) > 5:
                     too_many.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}({', '.join(positional)})")
     assert not too_many, "\n".join(too_many)
+
+
+def test_no_function_runs_past_about_fifty_lines():
+    """A function a reader cannot see whole is split by what its parts do (the run's ``train`` into loading,
+    fitting and recording; ``run_cell`` into checking, placing and launching)."""
+    import ast
+
+    longest = 55
+    too_long = []
+    for path in sorted((REPO / "harness").rglob("*.py")) + sorted((REPO / "hydra_plugins").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > longest:
+                    too_long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}: {lines} lines")
+    assert not too_long, "\n".join(too_long)
+
+
+NOT_THE_SETTING = {("report/stability.py", "seed"), ("report/synthetic.py", "seed"), ("sweep/order.py", "seed")}
+"""Parameters named like a setting that are not it: a bootstrap's seed, made-up data's seed, the shuffle's seed
+(the harness sweeper's own, ``hydra.sweeper.seed``)."""
+
+
+def test_no_setting_has_its_default_written_again_outside_the_schema():
+    """Each setting's default lives in its dataclass in ``harness/config/schema.py``. A fallback that repeats
+    it (``cfg.get("lr_scale", 1.0)``, ``def f(metric="val_accuracy")``) would silently disagree with the
+    schema the day the default changes, so none is allowed anywhere else in ``harness/``."""
+    import ast
+    import dataclasses
+
+    from harness.config import schema
+
+    defaults: dict[str, set[str]] = {}
+    for value in vars(schema).values():
+        if isinstance(value, type) and dataclasses.is_dataclass(value):
+            for field in dataclasses.fields(value):
+                if field.default not in (dataclasses.MISSING, None, "???") and not str(field.default).startswith("${"):
+                    defaults.setdefault(field.name, set()).add(repr(field.default))
+    assert {"lr_scale", "alpha", "threads", "order", "metric"} <= set(defaults)  # the scan sees the schema
+
+    def repeated(name: str, node: ast.expr | None) -> bool:
+        return isinstance(node, ast.Constant) and repr(node.value) in defaults.get(name, ())
+
+    written_again = []
+    for path in sorted((REPO / "harness").rglob("*.py")):
+        where = str(path.relative_to(REPO / "harness"))
+        if where == "config/schema.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get" \
+                    and len(node.args) == 2 and isinstance(node.args[0], ast.Constant) \
+                    and repeated(str(node.args[0].value), node.args[1]):
+                written_again.append(f"{where}:{node.lineno} .get({node.args[0].value!r}, {node.args[1].value!r})")
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                args = node.args.posonlyargs + node.args.args
+                pairs = [*zip(args[len(args) - len(node.args.defaults):], node.args.defaults, strict=True),
+                         *zip(node.args.kwonlyargs, node.args.kw_defaults, strict=True)]
+                written_again += [f"{where}:{node.lineno} {node.name}({arg.arg}={default.value!r})"
+                                  for arg, default in pairs
+                                  if repeated(arg.arg, default) and (where, arg.arg) not in NOT_THE_SETTING]
+    assert not written_again, "\n".join(written_again)

@@ -6,6 +6,8 @@ import pytest
 
 from harness.run.timing import summarize_epochs
 
+VAL_ACCURACY = {"metric": "val_accuracy", "mode": "max"}  # the default target's metric, as the run passes it
+
 
 def epoch(train: float, val: float, acc: float) -> dict:
     return {"train_seconds": train, "val_seconds": val, "val_accuracy": acc}
@@ -13,7 +15,7 @@ def epoch(train: float, val: float, acc: float) -> dict:
 
 def test_time_to_target_counts_training_seconds_up_to_the_first_epoch_reaching_it():
     history = [epoch(2.0, 0.5, 0.5), epoch(1.0, 0.5, 0.8), epoch(1.0, 0.5, 0.95), epoch(3.0, 0.5, 0.99)]
-    summary = summarize_epochs(history, target=0.9, train_examples=100)
+    summary = summarize_epochs(history, target=0.9, train_examples=100, **VAL_ACCURACY)
     assert summary["time_to_target_seconds"] == 4.0
     assert summary["epochs_to_target"] == 3
     assert summary["train_seconds"] == 7.0
@@ -24,12 +26,13 @@ def test_time_to_target_counts_training_seconds_up_to_the_first_epoch_reaching_i
 
 
 def test_target_never_reached_is_none():
-    summary = summarize_epochs([epoch(1.0, 0.0, 0.1), epoch(1.0, 0.0, 0.2)], target=0.9, train_examples=10)
+    summary = summarize_epochs([epoch(1.0, 0.0, 0.1), epoch(1.0, 0.0, 0.2)], target=0.9, train_examples=10,
+                               **VAL_ACCURACY)
     assert summary["time_to_target_seconds"] is None and summary["epochs_to_target"] is None
 
 
 def test_target_reached_exactly_counts():
-    summary = summarize_epochs([epoch(1.5, 0.0, 0.9)], target=0.9, train_examples=30)
+    summary = summarize_epochs([epoch(1.5, 0.0, 0.9)], target=0.9, train_examples=30, **VAL_ACCURACY)
     assert summary["time_to_target_seconds"] == 1.5
     assert summary["median_epoch_seconds"] is None
     assert summary["samples_per_second"] == pytest.approx(20.0)

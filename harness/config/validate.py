@@ -180,9 +180,8 @@ def check_plugins(arguments: list[str]) -> None:
                 _check(found, f"{override.key_or_group}={value} needs a Hydra plugin that is not installed: {install}")
 
 
-def validate(cfg: dict[str, Any]) -> None:
-    """Raise ``ConfigError`` for the first invalid value in ``cfg`` (a resolved run config)."""
-    opt = cfg["optimizer"]
+def check_optimizer(opt: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` for an invalid value of the ``optimizer`` config."""
     lr = opt["learning_rate"]
     _check(lr > 0, f"optimizer.learning_rate={lr} is invalid: it must be > 0 (e.g. 0.001)")
     _check(opt["lr_scale"] > 0, f"optimizer.lr_scale={opt['lr_scale']} is invalid: it must be > 0 (e.g. 0.3)")
@@ -195,6 +194,10 @@ def validate(cfg: dict[str, Any]) -> None:
     if "epsilon" in opt:
         _check(opt["epsilon"] > 0, f"optimizer.epsilon={opt['epsilon']} is invalid: it must be > 0")
 
+
+def validate(cfg: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` for the first invalid value in ``cfg`` (a resolved run config)."""
+    check_optimizer(cfg["optimizer"])
     for key in ("epochs", "batch_size"):
         _check(cfg[key] >= 1, f"{key}={cfg[key]} is invalid: it must be an integer >= 1")
     t = cfg["target_accuracy"]
@@ -289,7 +292,7 @@ def check_model(model: dict[str, Any]) -> None:
 def imagenet_source(model: dict[str, Any]) -> tuple[Path, str]:
     """Where Keras caches the ImageNet weights of application ``model``, and where it downloads them from."""
     size = model["image_size"] or keras_cache.APPLICATIONS[model["name"]].native_size
-    alpha = model.get("alpha", 1.0)
+    alpha = model.get("alpha")  # the width of the models that have one (MobileNetV2); None for the others
     return (keras_cache.imagenet_weights_file(model["name"], alpha, size),
             keras_cache.imagenet_weights_url(model["name"], alpha, size))
 
@@ -314,7 +317,7 @@ def check_transfer(cfg: dict[str, Any]) -> None:
     if weights == "imagenet":
         _check(model["name"] in keras_cache.APPLICATIONS,
                f"transfer.weights=imagenet needs a keras.applications model; valid: model={applications}")
-        alpha = model.get("alpha", 1.0)
+        alpha = model.get("alpha")
         _check(model["name"] != "mobilenet_v2" or alpha in MOBILENET_V2_IMAGENET_ALPHAS,
                f"model.alpha={alpha} has no ImageNet weights; valid: "
                f"{', '.join(map(str, MOBILENET_V2_IMAGENET_ALPHAS))}")

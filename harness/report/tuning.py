@@ -145,11 +145,37 @@ def levels_text(levels: Sequence) -> str:
     return ", ".join(str(v) for v in sorted_levels(levels))
 
 
+def default_rates_sentence(ok: pd.DataFrame, factor: str, levels: list) -> list[str]:
+    """The ranking at default learning rates (``lr_scale`` 1), where the grid scales them and includes 1."""
+    from harness.report.verdicts import optimizer_ranking
+
+    if factor != "optimizer.lr_scale" or 1.0 not in [float(v) for v in levels]:
+        return []
+    ranking = optimizer_ranking(ok[ok[factor].astype(float) == 1.0])
+    order = ranking["optimizer"].tolist()
+    adam = f" (Adam ranks {order.index(OPTIMIZER_BASELINE) + 1} of {len(order)})" if OPTIMIZER_BASELINE in order else ""
+    best = ranking.iloc[0]
+    fastest = best["optimizer"] if math.isfinite(best["median_time_to_target_seconds"]) else "none reaches it"
+    return [f"At default learning rates (lr_scale 1): fastest to the target: {fastest}{adam}."]
+
+
+def edge_sentences(choice: pd.DataFrame, factor: str, levels: list) -> list[str]:
+    """A warning per edge of the grid (of more than two levels) that some optimizer chose: its best may
+    lie beyond it."""
+    edges: dict = {}
+    for row in choice.itertuples():
+        if len(levels) > 2 and row.level in (levels[0], levels[-1]):
+            edges.setdefault(row.level, []).append(row.optimizer)
+    return [f"At the edge of the grid: {', '.join(names)} chose {factor}={edge}, the "
+            f"{'largest' if edge == levels[-1] else 'smallest'} value tried; the best may lie beyond it, so extend "
+            "the grid that way before trusting this ranking." for edge, names in edges.items()]
+
+
 def tuning_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> tuple[list[str], pd.DataFrame | None]:
     """The fair optimizer verdict as sentences, and its table (per optimizer: chosen level, held-out
     time to target with CI, levels reaching the target, tuning seconds), or ``([], None)`` when the
     sweep has no learning-rate grid over two or more optimizers."""
-    from harness.report.verdicts import described, optimizer_ranking
+    from harness.report.verdicts import described
 
     factor = tuning_factor(factors, runs)
     if factor is None:
@@ -160,15 +186,7 @@ def tuning_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> tupl
     choice = select_levels(runs, factor, selection)
     measured = tuned_times(runs, factor, choice, evaluation)
     grid = robustness(runs, factor)
-    sentences = []
-    if factor == "optimizer.lr_scale" and 1.0 in [float(v) for v in levels]:
-        ranking = optimizer_ranking(ok[ok[factor].astype(float) == 1.0])
-        order = ranking["optimizer"].tolist()
-        adam = (f" (Adam ranks {order.index(OPTIMIZER_BASELINE) + 1} of {len(order)})"
-                if OPTIMIZER_BASELINE in order else "")
-        best = ranking.iloc[0]
-        fastest = best["optimizer"] if math.isfinite(best["median_time_to_target_seconds"]) else "none reaches it"
-        sentences.append(f"At default learning rates (lr_scale 1): fastest to the target: {fastest}{adam}.")
+    sentences = default_rates_sentence(ok, factor, levels)
     held_out = evaluation != selection
     how = (f"chosen on seeds {levels_text(selection)}, measured on held-out seeds {levels_text(evaluation)}"
            if held_out else "chosen and measured on the same single seed: biased towards lucky draws; "
@@ -190,14 +208,7 @@ def tuning_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> tupl
                         "correction)"
         text += "."
     sentences.append(text)
-    edges = {}
-    for row in choice.itertuples():
-        if len(levels) > 2 and row.level in (levels[0], levels[-1]):
-            edges.setdefault(row.level, []).append(row.optimizer)
-    for edge, names in edges.items():
-        side = "largest" if edge == levels[-1] else "smallest"
-        sentences.append(f"At the edge of the grid: {', '.join(names)} chose {factor}={edge}, the {side} value "
-                         "tried; the best may lie beyond it, so extend the grid that way before trusting this ranking.")
+    sentences += edge_sentences(choice, factor, levels)
     sentences.append("Robustness, levels of the grid where most runs reach the target: " + ", ".join(
         f"{row.optimizer} {row.levels_reached}/{row.levels}" for row in grid.itertuples()) + ".")
     table = measured.merge(grid, on="optimizer").rename(columns={

@@ -100,5 +100,5 @@ def resolve_weights(cfg: dict[str, Any], weights: str) -> str:
     difference; the run records the file's SHA-256 instead), else stays ``imagenet`` (Keras downloads)."""
     if weights != "imagenet":
         return weights
-    cached = keras_cache.imagenet_weights_file(cfg["name"], cfg.get("alpha", 1.0), image_size(cfg))
+    cached = keras_cache.imagenet_weights_file(cfg["name"], cfg.get("alpha"), image_size(cfg))
     return str(cached) if cached.is_file() else weights

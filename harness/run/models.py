@@ -130,7 +130,7 @@ def pretrained_extractor(cfg: dict[str, Any], source: Task, cache_dir: Path) -> 
         given = resolve_weights(cfg["model"], weights)
         extractor = build_feature_extractor(source.input_shape, cfg["model"], given, source.pixel_max)
         if given == "imagenet":  # downloaded just now into Keras' cache
-            given = str(keras_cache.imagenet_weights_file(cfg["model"]["name"], cfg["model"].get("alpha", 1.0),
+            given = str(keras_cache.imagenet_weights_file(cfg["model"]["name"], cfg["model"].get("alpha"),
                                                           image_size(cfg["model"])))
         return extractor, {"pretrain_cache_hit": None, "pretrain_seconds": 0.0, "pretrained_weights": weights,
                            "weights_file": given, "weights_sha256": sha256_of(given) if Path(given).is_file() else None}

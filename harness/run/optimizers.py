@@ -12,7 +12,7 @@ LABEL_KEYS = ("name", "keras_class", "lr_scale")
 
 def effective_learning_rate(cfg: dict[str, Any]) -> float:
     """The learning rate the optimizer gets: ``learning_rate`` times ``lr_scale``."""
-    return cfg["learning_rate"] * cfg.get("lr_scale", 1.0)
+    return cfg["learning_rate"] * cfg["lr_scale"]
 
 
 def build_optimizer(cfg: dict[str, Any]) -> keras.optimizers.Optimizer:

@@ -69,8 +69,7 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def summarize_epochs(history: list[dict[str, Any]], target: float, train_examples: int, *,
-                     steps_per_epoch: int | None = None, metric: str = "val_accuracy",
-                     mode: str = "max") -> dict[str, Any]:
+                     steps_per_epoch: int | None = None, metric: str, mode: str) -> dict[str, Any]:
     """Timing figures of a run from its per-epoch ``history``.
 
     ``history``: one dict per epoch with ``train_seconds``, ``val_seconds`` and the target's ``metric``.

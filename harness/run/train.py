@@ -214,7 +214,28 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     ``timing.PhaseClock``; ``run_dir``: where to write the progress file (``None``: nowhere)."""
     import keras
 
-    from harness.run import backbones, custom, data, optimizers, streaming, timing
+    from harness.run import streaming
+
+    task, source = load_task(cfg, cache_dir, result, clock, run_dir)
+    keras.config.set_dtype_policy(cfg["precision"])  # before any layer is built; the output stays float32
+    model, extractor = build_model(cfg, task, source, cache_dir, result)
+    history, stopper = fit_stages(cfg, model, extractor, task, result, experiment=experiment, clock=clock,
+                                  run_dir=run_dir)
+    record_history(cfg, task, history, stopper, result)
+    if any(not math.isfinite(epoch.get("loss", 0.0)) for epoch in history):  # TerminateOnNaN stopped it
+        result.update(status="failed", reason="nan loss")
+        return
+    tested = model.evaluate(**streaming.inputs(task.test, cfg["batch_size"]), verbose=0, return_dict=True)
+    clock.lap("evaluate")
+    result.update(status="ok", reason=None, test_loss=float(tested["loss"]),
+                  test_accuracy=float(tested["accuracy"]) if "accuracy" in tested else None,
+                  test_metrics={name: float(value) for name, value in tested.items()})
+
+
+def load_task(cfg: dict[str, Any], cache_dir: Path, result: Result, clock: Any, run_dir: Path | None) -> Any:
+    """The run's data (``data.load_tasks``: the task and, for ``source_task`` weights, the source task),
+    its loading timed as ``data_seconds`` (never training time) and its progress shown."""
+    from harness.run import data
 
     write_progress(run_dir, "data", cfg["epochs"])
 
@@ -225,10 +246,19 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     clock.lap("data")
     write_progress(run_dir, "model", cfg["epochs"])
     result["data_seconds"] = result["phase_seconds"]["data"]  # loading and decoding: never training time
-    keras.config.set_dtype_policy(cfg["precision"])  # before any layer is built; the output stays float32
     result["train_examples"] = task.train_examples
     result["image_shape"] = list(task.input_shape)
-    model, extractor = build_model(cfg, task, source, cache_dir, result)
+    return task, source
+
+
+def fit_stages(cfg: dict[str, Any], model: Any, extractor: Any, task: Any, result: Result, *, experiment: Any,
+               clock: Any, run_dir: Path | None) -> tuple[list[dict[str, Any]], Any]:
+    """Fit ``model``: the head (transfer) or the whole model, then, for fine-tuning, the top of the
+    ``extractor`` too. Both stages are training time (``fit_seconds``), and so is the recompilation between
+    them; a head stage stopped by a NaN loss is not fine-tuned. Returns the per-epoch history (metrics,
+    the epoch timer's seconds, the stage) and the early stopper (``None`` if off)."""
+    from harness.run import backbones, optimizers, streaming
+
     transfer = cfg["transfer"]
     fine_tune = transfer["enabled"] and transfer["fine_tune_layers"] > 0 and transfer["head_epochs"] < cfg["epochs"]
     result["transfer_mode"] = ("fine-tuned" if fine_tune else "frozen") if transfer["enabled"] else "from scratch"
@@ -240,11 +270,8 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
                    "validation_data": streaming.validation_data(task.val, cfg["batch_size"]),
                    "callbacks": callbacks, "verbose": 0}
     started = time.perf_counter()
-    head_epochs = transfer["head_epochs"] if fine_tune else cfg["epochs"]
-    metrics = model.fit(epochs=head_epochs, **fit_options).history
+    metrics = model.fit(epochs=transfer["head_epochs"] if fine_tune else cfg["epochs"], **fit_options).history
     stages = [stage_names[0]] * len(timer.epochs)
-    # Fine-tuning: both stages are training time, and so is the recompilation between them; a head stage
-    # stopped by a NaN loss is not fine-tuned.
     if fine_tune and all(math.isfinite(loss) for loss in metrics.get("loss", [])):
         stage_names.append("fine_tune")
         result["fine_tuned_layers"] = backbones.unfreeze_top(extractor, transfer["fine_tune_layers"])
@@ -258,9 +285,17 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
         stages += ["fine_tune"] * (len(timer.epochs) - done)
     result["fit_seconds"] = time.perf_counter() - started
     clock.lap("fit")
-
     history = [{**{k: float(v[i]) for k, v in metrics.items()}, **timer.epochs[i], "stage": stages[i]}
                for i in range(len(timer.epochs))]
+    return history, stopper
+
+
+def record_history(cfg: dict[str, Any], task: Any, history: list[dict[str, Any]], stopper: Any,
+                   result: Result) -> None:
+    """Put the fit's per-epoch ``history`` in ``result`` with what it says: the timing figures and time to
+    target (``timing.summarize_epochs``), the best values, whether and when early stopping ended it."""
+    from harness.run import custom, timing
+
     result["history"] = history
     result["epochs_run"] = len(history)
     steps_per_epoch = custom.steps_per_epoch(task, cfg["batch_size"])
@@ -278,14 +313,6 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
         result["best_target_metric"] = (max if result["target_mode"] == "max" else min)(reached)
     result["early_stopped"] = bool(stopper is not None and stopper.stopped_epoch > 0)
     result["stopped_epoch"] = stopper.stopped_epoch + 1 if result["early_stopped"] else None
-    if any(not math.isfinite(epoch.get("loss", 0.0)) for epoch in history):  # TerminateOnNaN stopped it
-        result.update(status="failed", reason="nan loss")
-        return
-    tested = model.evaluate(**streaming.inputs(task.test, cfg["batch_size"]), verbose=0, return_dict=True)
-    clock.lap("evaluate")
-    result.update(status="ok", reason=None, test_loss=float(tested["loss"]),
-                  test_accuracy=float(tested["accuracy"]) if "accuracy" in tested else None,
-                  test_metrics={name: float(value) for name, value in tested.items()})
 
 
 def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
@@ -306,29 +333,16 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
         phases["startup"] = max(0.0, result["started_at"] - spec["launched_at"])
     try:
         importing = time.perf_counter()
-        import keras
+        import keras  # noqa: F401  (timed: the imports a fresh process pays, ~0 when forked)
 
         from harness.run.timing import PhaseClock
 
         phases["imports"] = time.perf_counter() - importing  # ~5 s in a fresh process; ~0 when forked
         clock = PhaseClock(phases)
-
         applied = configure_backend(spec["threads"])
         result["environment"] = {**environment(cfg, spec), "threads_applied": applied}
-        gpus = backend_gpus()
-        if cfg["device"]["name"] == "gpu":
-            result["environment"].update(gpus=list(hardware.gpu_details()), backend_devices=gpus)
-            if not gpus:  # the work would silently run on the CPU: never a GPU result
-                seen = hardware.gpu_names()
-                backend = keras.backend.backend()
-                if seen:
-                    result.update(status="failed", device_used=None, reason=f"nvidia-smi sees {seen[0]} but the "
-                                  f"{backend} backend sees no GPU (a CPU-only build of {backend}?)")
-                else:
-                    result.update(status="skipped", reason=f"no GPU visible to the {backend} backend",
-                                  device_used=None)
-                return result
-        result["device_used"] = f"gpu:{gpus[0]}" if cfg["device"]["name"] == "gpu" else "cpu"
+        if not use_device(cfg, result):
+            return result
         clock.lap("backend")
         if spec["tracking"]["mode"] != "disabled":
             from harness.run import comet
@@ -343,19 +357,49 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
         result.update(status="failed", reason=f"{type(err).__name__}: {message}"[:500])
     finally:
-        if experiment is not None:
-            from harness.run import comet
-
-            comet.log_outcome(experiment, result)
-        result["ended_at"] = time.time()  # with started_at: when this run's process was busy (parallel runs overlap)
-        if result["status"] == "ok" and spec.get("results_dir"):
-            store_result(Path(spec["results_dir"]), result)  # first: once result.json exists, it is kept
-        write_json_atomic(run_dir / RESULT_FILE, result)
-        if on_result is not None:
-            on_result()
-        if experiment is not None:
-            comet.end_experiment(experiment, result)
+        keep_result(run_dir, spec, result, experiment, on_result)
     return result
+
+
+def use_device(cfg: dict[str, Any], result: Result) -> bool:
+    """Record the device the run trains on (``device_used``). A GPU cell whose backend sees no GPU would
+    silently train on the CPU, never a GPU result: it is ``skipped`` (no GPU at all) or ``failed`` (a GPU
+    that the backend cannot use), and ``False`` says the run ends there."""
+    import keras
+
+    gpus = backend_gpus()
+    if cfg["device"]["name"] == "gpu":
+        result["environment"].update(gpus=list(hardware.gpu_details()), backend_devices=gpus)
+        if not gpus:
+            seen = hardware.gpu_names()
+            backend = keras.backend.backend()
+            if seen:
+                result.update(status="failed", device_used=None, reason=f"nvidia-smi sees {seen[0]} but the "
+                              f"{backend} backend sees no GPU (a CPU-only build of {backend}?)")
+            else:
+                result.update(status="skipped", reason=f"no GPU visible to the {backend} backend", device_used=None)
+            return False
+    result["device_used"] = f"gpu:{gpus[0]}" if cfg["device"]["name"] == "gpu" else "cpu"
+    return True
+
+
+def keep_result(run_dir: Path, spec: RunSpec, result: Result, experiment: Any,
+                on_result: Callable[[], Any] | None) -> None:
+    """However the run ended: its outcome logged to Comet, an ``ok`` result put in the results store first
+    (once ``result.json`` exists, it is kept), ``result.json`` written, the caller told (``on_result``),
+    and only then the Comet experiment ended (its offline ``end()`` waits)."""
+    if experiment is not None:
+        from harness.run import comet
+
+        comet.log_outcome(experiment, result)
+    result["ended_at"] = time.time()  # with started_at: when this run's process was busy (parallel runs overlap)
+    if result["status"] == "ok" and spec.get("results_dir"):
+        store_result(Path(spec["results_dir"]), result)
+    write_json_atomic(run_dir / RESULT_FILE, result)
+    if on_result is not None:
+        on_result()
+    if experiment is not None:
+        comet.end_experiment(experiment, result)
 
 
 def exit_code(result: Result) -> int:

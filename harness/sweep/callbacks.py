@@ -74,7 +74,7 @@ def prestart_run_server(config: DictConfig, configs: list[dict[str, Any]]) -> No
         return
     for plain in configs:
         if plain["device"]["name"] == "cpu" or hardware.gpu_names():
-            run_process.prestart(plain["run_process"], run_env(plain, online=False))
+            run_process.prestart(plain["run_process"], run_env(plain, online=False, threads=plain["threads"]))
             return
 
 

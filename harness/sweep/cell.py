@@ -60,37 +60,21 @@ def run_cell(cfg: DictConfig) -> float | None:
     Exits 2 on invalid input (before any training), 130 on Ctrl-C, and, for a single run, 1 if the run
     failed. In a multirun a failed cell is recorded and the sweep goes on.
     """
-    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    if multirun:  # one identity for the whole sweep, as it was fixed when the sweep started
-        plain["sweep_name"] = progress.sweep_name(Path(hydra_cfg.sweep.dir)) or plain["sweep_name"]
-    try:
-        validate(plain)
-        if not multirun and plain["device"]["name"] == "gpu" and not hardware.gpu_names():
-            raise ConfigError("device=gpu but no GPU is visible here (nvidia-smi finds none); valid: device=cpu")
-    except ConfigError as err:
-        print(f"harness: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-
+    plain = checked_config(cfg, hydra_cfg, multirun)
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    sweep_dir = Path(hydra_cfg.sweep.dir) if multirun else run_dir
-    results_dir = Path(to_absolute_path(plain["results_dir"]))
-    job_num = hydra_cfg.job.num if multirun else None
-    parallel = parallel_jobs(hydra_cfg.launcher, hydra_cfg.sweeper, progress.total(sweep_dir)) if multirun else 1
-    cpus = hydra_cfg.launcher.get("cpus_per_run") if multirun else None  # a launcher's allocation (Ray)
-    factors, baselines = progress.factors(sweep_dir) if multirun else (list(FACTORS), {})
-    if multirun and progress.is_search(sweep_dir):  # a search (Optuna): the sweep could not list its cells
-        factors = searched_factors((hydra_cfg.sweeper.get("params") or {}).keys())
-    cell = cell_factors(plain, factors)
-    heading = (progress.position(sweep_dir, job_num) if job_num is not None else "") + describe(cell, plain["seed"])
+    launch = sweep_launch(plain, hydra_cfg, multirun)
+    job_num, parallel, results_dir = launch.sweep_position, launch.parallel, launch.results_dir
+    heading = (progress.position(launch.sweep_dir, job_num) if job_num is not None else "") + \
+        describe(launch.factors or {}, plain["seed"])
     live = None
     if parallel == 1:  # in parallel, lines would interleave: each run prints one whole line when it ends
         print(f"{heading} …", end=" ", flush=True)
         live = progress.LiveLine(run_dir)  # a long run's epochs, after the heading
     started = time.perf_counter()
-    places = SweepPlaces(sweep_dir, results_dir, Path(to_absolute_path(plain["reports_dir"])), plain["sweep_name"])
-    launch = Launch(sweep_dir, results_dir, parallel, job_num, cell, baselines, cpus)
+    places = SweepPlaces(launch.sweep_dir, results_dir, Path(to_absolute_path(plain["reports_dir"])),  # type: ignore[arg-type]
+                         plain["sweep_name"])
     try:
         with stop_when_disk_full(places, line_open=parallel == 1):
             result = obtain_result(plain, run_dir, launch, live)
@@ -100,19 +84,57 @@ def run_cell(cfg: DictConfig) -> float | None:
         raise SystemExit(130) from None
     if parallel > 1:  # this launcher's worker processes, not the sweep's, hold the run servers: let the run
         run_process.finish_runs()  # end its Comet experiment before the sweep's summary can look for it
-    outcome = progress.outcome(result, time.perf_counter() - started, sweep_dir, job_num if parallel == 1 else None)
+    outcome = progress.outcome(result, time.perf_counter() - started, launch.sweep_dir,
+                               job_num if parallel == 1 else None)
     if live is not None:
         live.close()
     print(outcome if live is not None and not live.printed_plain else f"{heading} … {outcome}", flush=True)
     if not multirun:
-        run_process.finish_runs()  # its Comet experiment ends off the critical path: wait for its archive
-        comet = comet_summary([result])
-        if comet:
-            print(comet)
-        print(f"result: {run_dir / RESULT_FILE}")
-        if result["status"] == "failed":
-            raise SystemExit(1)
+        finish_single_run(result, run_dir)
     return objective(result, plain["optimized_metric"])
+
+
+def checked_config(cfg: DictConfig, hydra_cfg: Any, multirun: bool) -> dict[str, Any]:
+    """The resolved run config of ``cfg``, with the sweep's one name; exits 2 with one line if a value is
+    invalid (``validate``), or if a single ``device=gpu`` run has no GPU to run on."""
+    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    if multirun:  # one identity for the whole sweep, as it was fixed when the sweep started
+        plain["sweep_name"] = progress.sweep_name(Path(hydra_cfg.sweep.dir)) or plain["sweep_name"]
+    try:
+        validate(plain)
+        if not multirun and plain["device"]["name"] == "gpu" and not hardware.gpu_names():
+            raise ConfigError("device=gpu but no GPU is visible here (nvidia-smi finds none); valid: device=cpu")
+    except ConfigError as err:
+        print(f"harness: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return plain
+
+
+def sweep_launch(plain: dict[str, Any], hydra_cfg: Any, multirun: bool) -> Launch:
+    """How this job's run is launched: its sweep, results store, parallelism (``parallel_jobs``), the CPUs a
+    launcher allocated to it, its place in the sweep and the sweep's view of its factors."""
+    results_dir = Path(to_absolute_path(plain["results_dir"]))
+    if not multirun:
+        run_dir = Path(hydra_cfg.runtime.output_dir)
+        return Launch(run_dir, results_dir, 1, None, cell_factors(plain, list(FACTORS)), {})
+    sweep_dir = Path(hydra_cfg.sweep.dir)
+    parallel = parallel_jobs(hydra_cfg.launcher, hydra_cfg.sweeper, progress.total(sweep_dir))
+    factors, baselines = progress.factors(sweep_dir)
+    if progress.is_search(sweep_dir):  # a search (Optuna): the sweep could not list its cells
+        factors = searched_factors((hydra_cfg.sweeper.get("params") or {}).keys())
+    return Launch(sweep_dir, results_dir, parallel, hydra_cfg.job.num, cell_factors(plain, factors), baselines,
+                  hydra_cfg.launcher.get("cpus_per_run"))  # cpus: a launcher's allocation (Ray)
+
+
+def finish_single_run(result: Result, run_dir: Path) -> None:
+    """After a single run (not a multirun): its Comet summary and result file named; exit 1 if it failed."""
+    run_process.finish_runs()  # its Comet experiment ends off the critical path: wait for its archive
+    comet = comet_summary([result])
+    if comet:
+        print(comet)
+    print(f"result: {run_dir / RESULT_FILE}")
+    if result["status"] == "failed":
+        raise SystemExit(1)
 
 
 def objective(result: Result, metric: str | None) -> float | None:
@@ -243,7 +265,7 @@ def default_threads(parallel: int, cpus: int | None = None) -> int:
     return max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0
 
 
-def run_env(cfg: dict[str, Any], online: bool, threads: int = 0) -> dict[str, str]:
+def run_env(cfg: dict[str, Any], online: bool, threads: int) -> dict[str, str]:
     """The environment of the run of ``cfg``: this process's, with the backend chosen, the device fixed
     and logs quietened before the backend starts, JAX's threads (``threads`` > 0: set at import, unlike
     TensorFlow's and PyTorch's, which the run sets itself), Comet's auto-logging and error reports off,

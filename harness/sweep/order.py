@@ -26,7 +26,7 @@ def _seed_of(cell: Sequence[str]) -> str:
     return next((override.split("=", 1)[1] for override in cell if override.split("=", 1)[0] == "seed"), "")
 
 
-def cell_order(cells: Sequence[Sequence[str]], order: str = "shuffled", seed: int = 0) -> list[list[str]]:
+def cell_order(cells: Sequence[Sequence[str]], order: str, seed: int = 0) -> list[list[str]]:
     """``cells`` (each a list of ``key=value`` overrides, in Hydra's grid order) in the order they run.
 
     ``order``: ``grid`` (unchanged) or ``shuffled`` (blocks of equal ``seed=``, in their grid order;

@@ -202,13 +202,11 @@ def cancel(refs: Any) -> None:
 def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
     """Run a batch of cells as Ray tasks; return their ``JobReturn``s in the batch's order."""
     import ray
-    from hydra.core.singleton import Singleton
 
     config = launcher.config
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    ray_conf = OmegaConf.to_container(launcher.ray, resolve=True) if not isinstance(launcher.ray, dict) \
-        else launcher.ray
+    ray_conf = launcher.ray if isinstance(launcher.ray, dict) else OmegaConf.to_container(launcher.ray, resolve=True)
     where = start_ray(ray_conf.get("init") or {})
     nodes = node_resources()
     try:
@@ -217,26 +215,10 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
         print(f"harness: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     jobs = compose_jobs(launcher.hydra_context, config, job_overrides, initial_job_idx)
-    has_gpus = any(node.get("GPU", 0) >= 1 for node in nodes)
-    returns: dict[int, Any] = {}
-    for job in jobs:
-        if job.plain["device"]["name"] == "gpu" and not has_gpus:
-            result = record(job, "skipped", f"no GPU in {where}: no Ray node offers a GPU resource", sweep_dir)
-            returns[job.num] = job_return(job, result)
-            print(job_line(job, result, sweep_dir, "not submitted"), flush=True)
-
-    to_run = [job for job in jobs if job.num not in returns]
-    task = ray.remote(run_job_on_ray)
-    remote = {"max_retries": 0, **(ray_conf.get("remote") or {})}
-    pending: dict[Any, Job] = {}
-    for job in to_run:
-        gpus = launcher.gpus_per_cell if job.plain["device"]["name"] == "gpu" else 0
-        options = {**remote, "num_cpus": cpus, "num_gpus": gpus}
-        ref = task.options(**options).remote(launcher.hydra_context, job.config, launcher.task_function,
-                                             Singleton.get_state(), len(to_run))
-        pending[ref] = job
+    returns = skip_gpu_jobs(jobs, nodes, where, sweep_dir)
+    pending = submit(launcher, [job for job in jobs if job.num not in returns], cpus, ray_conf.get("remote") or {})
     if pending:
-        most = max(runs_at_once(node, cpus, 0, len(to_run)) for node in nodes)
+        most = max(runs_at_once(node, cpus, 0, len(pending)) for node in nodes)
         print(f"submitted {counted(len(pending), 'cell')} to {where} ({counted(len(nodes), 'node')}, "
               f"{counted(cpus, 'CPU')} per cell: at most {counted(most, 'run')} at once per node)", flush=True)
     try:
@@ -256,3 +238,34 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
         cancel(pending)
         raise
     return [returns[job.num] for job in jobs]
+
+
+def skip_gpu_jobs(jobs: list[Job], nodes: list[dict[str, float]], where: str, sweep_dir: Path) -> dict[int, Any]:
+    """Record the GPU cells ``skipped`` where no node offers a GPU (Ray would queue them forever), each with
+    its line; their ``JobReturn``s by job number."""
+    if any(node.get("GPU", 0) >= 1 for node in nodes):
+        return {}
+    returns = {}
+    for job in jobs:
+        if job.plain["device"]["name"] == "gpu":
+            result = record(job, "skipped", f"no GPU in {where}: no Ray node offers a GPU resource", sweep_dir)
+            returns[job.num] = job_return(job, result)
+            print(job_line(job, result, sweep_dir, "not submitted"), flush=True)
+    return returns
+
+
+def submit(launcher: Any, jobs: list[Job], cpus: int, remote: dict[str, Any]) -> dict[Any, Job]:
+    """Submit each job as a Ray task asking for ``cpus`` CPUs (and ``gpus_per_cell`` GPUs for a GPU cell),
+    with the ``remote`` options (not retried unless they say so); the jobs by their task's reference."""
+    import ray
+    from hydra.core.singleton import Singleton
+
+    task = ray.remote(run_job_on_ray)
+    options = {"max_retries": 0, **remote, "num_cpus": cpus}
+    pending = {}
+    for job in jobs:
+        gpus = launcher.gpus_per_cell if job.plain["device"]["name"] == "gpu" else 0
+        ref = task.options(**options, num_gpus=gpus).remote(launcher.hydra_context, job.config,
+                                                             launcher.task_function, Singleton.get_state(), len(jobs))
+        pending[ref] = job
+    return pending

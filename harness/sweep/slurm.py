@@ -183,6 +183,18 @@ def finished(cell: Job, job: Any, sweep_dir: Path) -> tuple[Any, Result]:
     return returned, result
 
 
+def note_still_queued(job_name: str | None) -> None:
+    """Say so where jobs named ``job_name`` from an earlier submission are still queued or running (e.g. those
+    of a submitting process that was killed: Slurm keeps running them), and what that means for this one."""
+    earlier = still_queued(job_name)
+    if earlier:
+        shown = ", ".join(earlier[:5]) + (", ..." if len(earlier) > 5 else "")
+        print(f"note: {len(earlier)} Slurm job{'s' if len(earlier) != 1 else ''} named {job_name!r} from an "
+              f"earlier submission still queued or running ({shown}): cells they finish before this sweep reaches "
+              "them are reused, the others are trained twice; to avoid that, wait until "
+              f"`squeue --me -n {job_name}` is empty, or scancel them", flush=True)
+
+
 def launch_cells(slurm_launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
     """Run a batch of cells as Slurm jobs; return their ``JobReturn``s in the batch's order."""
     from submitit.core.utils import FailedJobError
@@ -202,14 +214,7 @@ def launch_cells(slurm_launcher: Any, job_overrides: Sequence[Sequence[str]], in
         result = record(cell, "skipped", f"no GPU on {where}: sinfo lists no gpu GRES", sweep_dir)
         returns[cell.num] = job_return(cell, result)
         print(job_line(cell, result, sweep_dir, "not submitted"), flush=True)
-
-    earlier = still_queued(params.get("name"))
-    if earlier:  # e.g. the jobs of a submitting process that was killed: Slurm keeps running them
-        shown = ", ".join(earlier[:5]) + (", ..." if len(earlier) > 5 else "")
-        print(f"note: {len(earlier)} Slurm job{'s' if len(earlier) != 1 else ''} named {params['name']!r} from an "
-              f"earlier submission still queued or running ({shown}): cells they finish before this sweep reaches "
-              "them are reused, the others are trained twice; to avoid that, wait until "
-              f"`squeue --me -n {params['name']}` is empty, or scancel them", flush=True)
+    note_still_queued(params.get("name"))
     jobs: dict[int, Any] = {}
     for gpus, group in ((0, [c for c in cells if c not in gpu_cells]), (params.get("gpus_per_node") or 1, gpu_cells)):
         if not group or (gpus and not has_gpus):
