@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import compose_config, harness_env, results_under, run_harness
+from tests.test_tracking import read_archive
 
 MODELS = '''
 import keras
@@ -79,9 +80,14 @@ def test_your_own_model_and_data_sweep_like_the_built_in_ones_and_your_code_is_i
     assert again.stdout.count(f"reused from sweep {recorded}") == 4, again.stdout  # unchanged: nothing retrained
     models = lab / "mylab" / "models.py"
     models.write_text(models.read_text() + "\n# an edit\n")
-    one_cell = ["-m", *MINE, "optimizer=adam", "early_stopping=off", f"hydra.sweep.dir={lab / 'edited'}"]
+    tracked = [setting for setting in MINE if setting != "tracking=disabled"] + ["tracking=offline"]
+    one_cell = ["-m", *tracked, "optimizer=adam", "early_stopping=off", f"hydra.sweep.dir={lab / 'edited'}"]
     edited = run_harness(one_cell, cwd=lab, env=users_env(lab))
     assert edited.returncode == 0 and "reused" not in edited.stdout and " ok " in edited.stdout, edited.stdout
+    result = results_under(lab / "edited")[0]
+    assert result["user_code"]["mylab.models.mlp"] != runs[0]["user_code"]["mylab.models.mlp"]  # the edit
+    others = read_archive(Path(result["comet"]["archive"]))["others"]  # Comet's own reader
+    assert {key: others[f"user_code.{key}"] for key in result["user_code"]} == result["user_code"]
 
 
 def test_bad_user_code_is_one_line_before_training_or_the_runs_reason(lab):

@@ -9,14 +9,14 @@ import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.conftest import FAST, gpu_cell_status, harness_env, results_under, run_harness, wait_for
+from tests.conftest import FAST, gpu_cell_status, results_under, run_harness, wait_for
 from tests.test_launchers import overlapping
+from tests.test_resilience import start_sweep  # SIGINT as a terminal's Ctrl-C, even where tests ignore it
 
 pytest.importorskip("ray", reason="pip install -e '.[ray]'")
 
@@ -133,17 +133,12 @@ def task_worker(sweep_pid: int) -> int | None:
     return None
 
 
-def start_sweep(args: list[str], cwd: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=cwd, env=harness_env(cwd),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def stored(cwd: Path) -> int:
     return len(list((cwd / "results").glob("*.json")))
 
 
 def test_a_killed_worker_is_recorded_failed_and_a_rerun_retrains_only_that_cell(tmp_path):
-    args = ["-m", "tracking=disabled", "epochs=20", *RAY, "optimizer=adam,sgd,rmsprop"]
+    args = ["tracking=disabled", "epochs=20", *RAY, "optimizer=adam,sgd,rmsprop"]
     sweep = start_sweep(args, tmp_path)
 
     def training() -> bool:  # after one cell finished, another is well before its end (10 of 20 epochs to go)
@@ -165,7 +160,7 @@ def test_a_killed_worker_is_recorded_failed_and_a_rerun_retrains_only_that_cell(
     assert killed["reason"].startswith("Ray: WorkerCrashedError: The worker died unexpectedly"), killed["reason"]
     assert "3 runs: 1 failed, 2 ok" in out
 
-    again = run_harness(args, cwd=tmp_path)
+    again = run_harness(["-m", *args], cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     lines = [line for line in again.stdout.splitlines() if line.startswith("[")]
     assert sum("reused from sweep" in line for line in lines) == 2
@@ -174,16 +169,16 @@ def test_a_killed_worker_is_recorded_failed_and_a_rerun_retrains_only_that_cell(
 
 
 def test_ctrl_c_keeps_finished_cells_and_a_rerun_trains_only_the_rest(tmp_path):
-    args = ["-m", *FAST, *RAY, "optimizer=adam,sgd"]
+    args = ["tracking=disabled", "epochs=20", *RAY, "optimizer=adam,sgd"]  # the second cell trains a while
     sweep = start_sweep(args, tmp_path)
     wait_for(lambda: stored(tmp_path) == 1)
-    sweep.send_signal(signal.SIGINT)
+    sweep.send_signal(signal.SIGINT)  # to the sweep alone: Ray's own processes are not in its terminal's group
     out, err = sweep.communicate(timeout=1800)
-    assert sweep.returncode == 130
+    assert sweep.returncode == 130, out + err
     assert f"Finished runs are kept in {tmp_path / 'results'}" in err
     assert stored(tmp_path) == 1
 
-    again = run_harness(args, cwd=tmp_path)
+    again = run_harness(["-m", *args], cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     lines = [line for line in again.stdout.splitlines() if line.startswith("[")]
     assert sorted(" … ok, reused from sweep" in line for line in lines) == [False, True]

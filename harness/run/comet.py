@@ -88,9 +88,11 @@ def experiment_location(experiment: comet_ml.CometExperiment, tracking: dict[str
 
 
 def log_start(experiment: comet_ml.CometExperiment, record: dict[str, Any]) -> None:
-    """Parameters (the flattened run config) and the run's identity."""
+    """Parameters (the flattened run config) and the run's identity: its run key, its sweep, and the SHA-256
+    of each of the user's own ``_target_`` modules (``user_code.<target>``), which the run key includes."""
     experiment.log_parameters(flatten(record["config"]))
-    experiment.log_others({"run_key": record["run_key"], "sweep_name": record["sweep_name"]})
+    code = {f"user_code.{target}": digest for target, digest in (record.get("user_code") or {}).items()}
+    experiment.log_others({"run_key": record["run_key"], "sweep_name": record["sweep_name"], **code})
 
 
 def log_end(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> None:

@@ -119,10 +119,10 @@ def sweep_launch(plain: dict[str, Any], hydra_cfg: Any, multirun: bool) -> Launc
         return Launch(run_dir, results_dir, 1, None, cell_factors(plain, list(FACTORS)), {})
     sweep_dir = Path(hydra_cfg.sweep.dir)
     parallel = parallel_jobs(hydra_cfg.launcher, hydra_cfg.sweeper, progress.total(sweep_dir))
-    factors, baselines = progress.factors(sweep_dir)
+    factor_names, baselines = progress.factors(sweep_dir)
     if progress.is_search(sweep_dir):  # a search (Optuna): the sweep could not list its cells
-        factors = searched_factors((hydra_cfg.sweeper.get("params") or {}).keys())
-    return Launch(sweep_dir, results_dir, parallel, hydra_cfg.job.num, cell_factors(plain, factors), baselines,
+        factor_names = searched_factors((hydra_cfg.sweeper.get("params") or {}).keys())
+    return Launch(sweep_dir, results_dir, parallel, hydra_cfg.job.num, cell_factors(plain, factor_names), baselines,
                   hydra_cfg.launcher.get("cpus_per_run"))  # cpus: a launcher's allocation (Ray)
 
 
