@@ -79,8 +79,7 @@ def run_cell(cfg: DictConfig) -> float | None:
         with stop_when_disk_full(places, line_open=parallel == 1):
             result = obtain_result(plain, run_dir, launch, live)
     except KeyboardInterrupt:
-        print(f"\nharness: interrupted. Finished runs are kept in {results_dir}; run the same command again "
-              "to resume (finished cells are reused, not retrained).", file=sys.stderr)
+        print(progress.interrupted(results_dir), file=sys.stderr)
         raise SystemExit(130) from None
     if parallel > 1:  # this launcher's worker processes, not the sweep's, hold the run servers: let the run
         run_process.finish_runs()  # end its Comet experiment before the sweep's summary can look for it

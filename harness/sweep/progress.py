@@ -190,6 +190,13 @@ class LiveLine:
             self.stream.flush()
 
 
+def interrupted(results_dir: Path | None) -> str:
+    """What Ctrl-C leaves the user with: the finished runs kept, and how to resume (one wording for every
+    launcher)."""
+    return (f"\nharness: interrupted. Finished runs are kept in {results_dir}; run the same command again to "
+            "resume (finished cells are reused, not retrained).")
+
+
 def summary(results: list[dict[str, Any]], problems: list[str]) -> str:
     """``48 runs: 24 ok, 24 skipped (no GPU visible: 24)``, from a sweep's results and unreadable files."""
     counts = Counter(r["status"] for r in results)

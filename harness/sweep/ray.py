@@ -39,7 +39,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.results import RESULT_FILE, Result, read_result
-from harness.sweep import run_process
+from harness.sweep import progress, run_process
 from harness.sweep.jobs import Job, compose_jobs, job_line, job_return, record
 
 POLL_S = 1.0  # how long the launching process waits for a task before it looks again (so Ctrl-C is seen)
@@ -231,8 +231,7 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
     except KeyboardInterrupt:
         cancel(pending)
         results_dir = Path(str(config.hydra.runtime.cwd)) / str(jobs[0].plain["results_dir"]) if jobs else None
-        print(f"\nharness: interrupted. Finished runs are kept in {results_dir}; run the same command again to "
-              "resume (finished cells are reused, not retrained).", file=sys.stderr)
+        print(progress.interrupted(results_dir), file=sys.stderr)
         raise SystemExit(130) from None
     except SystemExit:
         cancel(pending)
