@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 from harness.config.files import CONF_DIR
 from harness.config.presets import register_experiments
 from harness.config.schema import register_configs
-from harness.config.validate import ConfigError, check_arguments, scaffold_swept_settings
+from harness.config.validate import ConfigError, check_arguments, scaffold_settings
 from harness.sweep.cell import run_cell
 from hydra_plugins.harness_ray import harness_ray
 from hydra_plugins.harness_slurm import harness_slurm
@@ -37,5 +37,5 @@ if __name__ == "__main__":
     except ConfigError as err:
         print(f"harness: error: {err}", file=sys.stderr)
         sys.exit(2)
-    sys.argv[1:] = scaffold_swept_settings(sys.argv[1:], EXPERIMENTS)  # model=vgg16,resnet50 model.image_size=96
+    sys.argv[1:] = scaffold_settings(sys.argv[1:], EXPERIMENTS)  # model=vgg16,resnet50 model.image_size=96
     main()

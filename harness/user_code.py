@@ -19,6 +19,10 @@ from typing import Any
 TARGET = "_target_"
 CUSTOM_GROUPS = ("model", "dataset")
 """The config groups whose option ``custom`` takes the user's function."""
+HARNESS_SETTINGS = {"model": ("name", TARGET, "frozen_layer", "pretrained_weights"),
+                    "dataset": ("name", TARGET, "limit", "train_size", "val_fraction", "test_fraction", "split_seed")}
+"""The settings of ``model=custom`` and ``dataset=custom`` that the harness uses; every other key of the group
+is a keyword of the user's function (``+model.units=64``)."""
 
 
 class UserCodeError(ValueError):
@@ -50,14 +54,49 @@ def module_file(target: str, setting: str) -> tuple[Path, str]:
     return Path(spec.origin), name
 
 
+def keywords(group: str, settings: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a custom ``group`` (``model``/``dataset``) that are the user function's keywords."""
+    return {key: value for key, value in settings.items() if key not in HARNESS_SETTINGS[group]}
+
+
+def _tree(target: str, setting: str) -> tuple[Path, str, ast.Module]:
+    path, name = module_file(target, setting)
+    try:
+        return path, name, ast.parse(path.read_text(), filename=str(path))
+    except (OSError, SyntaxError, ValueError) as err:
+        raise UserCodeError(f"{setting}={target}: cannot read {path} ({type(err).__name__}: {err})") from None
+
+
+def parameters(target: str) -> tuple[str, ...] | None:
+    """The names ``target``'s function takes as keywords, read from its source; ``None`` where that cannot
+    be told without importing it (``**kwargs``, a class, a name imported or assigned) or it cannot be read."""
+    try:
+        _, name, tree = _tree(target, TARGET)
+    except UserCodeError:
+        return None
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == name:
+            if node.args.kwarg is not None:
+                return None
+            return tuple(a.arg for a in (*node.args.posonlyargs, *node.args.args, *node.args.kwonlyargs))
+    return None
+
+
+def refused_keyword(group: str, target: str, given: list[str], taken: tuple[str, ...] | None) -> str | None:
+    """The line saying that ``target``, which takes the keywords ``taken`` (``None``: any), takes no keyword
+    of ``given`` (``model.units is not a parameter of mylab.models.mlp; ...``), or ``None``."""
+    refused = [key for key in given if taken is not None and key not in taken]
+    if not refused:
+        return None
+    own = ", ".join(key for key in HARNESS_SETTINGS[group] if key != "name")
+    return (f"{group}.{refused[0]} is not a parameter of {target}; its parameters: {', '.join(taken or ()) or 'none'}"
+            f" (the harness's own {group} settings: {own})")
+
+
 def check(target: str, setting: str) -> None:
     """``UserCodeError`` (one line) unless ``target``'s module exists and defines ``target``'s function (or
     class, or other top-level name) at its top level; read, not imported."""
-    path, name = module_file(target, setting)
-    try:
-        tree = ast.parse(path.read_text(), filename=str(path))
-    except (OSError, SyntaxError, ValueError) as err:
-        raise UserCodeError(f"{setting}={target}: cannot read {path} ({type(err).__name__}: {err})") from None
+    path, name, tree = _tree(target, setting)
     defined = _top_level_names(tree)
     if name not in defined:
         functions = [node.name for node in tree.body

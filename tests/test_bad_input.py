@@ -54,6 +54,10 @@ CASES = [
     (["-m", "hparams_search=optuna", "optimized_metric=test_accuracy"], "optimized_metric=test_accuracy is invalid; "
      "valid: time_to_target_seconds, best_val_accuracy, train_seconds, median_epoch_seconds (never test accuracy"),
     (["callbacks=[nowhere.to.be.found:Callback]"], "callbacks: module 'nowhere.to.be.found' of "),
+    (["optimizer=adam,sgd"], "optimizer=adam,sgd sweeps several values but -m is missing: add -m to sweep"),
+    (["dataset=folder", "dataset.path=~/data/flowers3"], "dataset.path=~/data/flowers3: the shell does not expand ~ "
+     "inside key=value; write dataset.path=$HOME/data/flowers3 or quote it: 'dataset.path=\"~/data/flowers3\"'"),
+    (["epochs=[1"], "epochs=[1 is not a valid override (no viable alternative at input '[1'); valid: key=value"),
 ]
 
 

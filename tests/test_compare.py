@@ -82,6 +82,17 @@ def _frames(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
                                                  for r in results]), factors
 
 
+def test_the_gate_threshold_reads_percentages_and_refuses_a_bare_number_above_one(tmp_path, capsys):
+    assert compare.parse_threshold("5%") == pytest.approx(0.05) and compare.parse_threshold("0.05") == 0.05
+    assert compare.parse_threshold("1") == 1.0  # a fraction: 100 %
+    sweep = write_sweep(tmp_path / "before", synthetic_results(8))
+    for text, said in (("5", "--fail-if-slower 5 would mean 500% slower; write 5% for 5 percent"),
+                       ("fast", "--fail-if-slower fast is invalid; valid: a percentage such as 5% (or 0.05)")):
+        assert compare.main([str(sweep), str(sweep), "--fail-if-slower", text]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert said in line, line
+
+
 @pytest.mark.parametrize(("make_after", "said"), [
     (lambda rs: [], "no ok results to compare"),
     (lambda rs: [{**r, "seed": r["seed"] + 10} for r in rs], "no cell and seed is in both sweeps"),

@@ -146,15 +146,18 @@ def test_a_setting_of_every_swept_backbone_works_although_the_default_model_lack
     and would refuse ``model.image_size``; the harness sets it with ``++`` where every swept option has it."""
     from harness.config.presets import register_experiments
     from harness.config.schema import register_configs
-    from harness.config.validate import scaffold_swept_settings
+    from harness.config.validate import scaffold_settings
 
     register_configs()
     experiments = register_experiments()
     line = ["-m", "model=vgg16,resnet50", "model.image_size=32,48", "model.pooling=max", "epochs=2", "seed=0,1"]
-    assert scaffold_swept_settings(line, experiments) == [
+    assert scaffold_settings(line, experiments) == [
         "-m", "model=vgg16,resnet50", "++model.image_size=32,48", "++model.pooling=max", "epochs=2", "seed=0,1"]
     unswept = ["-m", "model=vgg16", "model.image_size=32", "seed=0,1"]  # the first composition has vgg16
-    assert scaffold_swept_settings(unswept, experiments) == unswept
+    assert scaffold_settings(unswept, experiments) == unswept
+    # a custom model's keys are its function's keywords, which Hydra's struct config would refuse unadded
+    custom = ["model=custom", "model._target_=mylab.models.mlp", "model.units=64", "+model.weights=w.h5"]
+    assert scaffold_settings(custom, experiments) == [*custom[:2], "++model.units=64", "+model.weights=w.h5"]
     # for real: the GPU cells are skipped (no GPU here), after Hydra has composed every one of them; where a
     # GPU is visible they train (small), and a CPU-only TensorFlow fails them: the cells are the point here
     done = run_harness(["-m", "model=vgg16,resnet50", "model.image_size=32,48", "device=gpu", "tracking=disabled",

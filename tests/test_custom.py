@@ -4,13 +4,16 @@ not installed, named by ``_target_``; real Keras training in real multiruns; the
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import compose_config, harness_env, results_under, run_harness
+from tests.conftest import REPO, compose_config, harness_env, results_under, run_harness
 from tests.test_tracking import read_archive
 
 MODELS = '''
@@ -61,33 +64,72 @@ MINE = ["model=custom", "model._target_=mylab.models.mlp", "dataset=custom", "da
         "tracking=disabled", "epochs=15", "target_accuracy=0.8"]
 
 
-def test_your_own_model_and_data_sweep_like_the_built_in_ones_and_your_code_is_in_the_run_key(lab):
-    # in a sweep folder of the user's choosing (#24: one name for the whole sweep, whatever its folder)
-    command = ["-m", *MINE, "optimizer=adam,sgd", "early_stopping=on,off", f"hydra.sweep.dir={lab / 'mine'}"]
-    done = run_harness(command, cwd=lab, env=users_env(lab))
+def readme_block(starting: str, fence: str = "```") -> str:
+    """The text of the README's code block that starts with ``starting``, as the README prints it."""
+    readme = (REPO / "README.md").read_text()
+    start = readme.index(starting)
+    return readme[start:readme.index(fence, start)]
+
+
+@pytest.fixture(scope="module")
+def readme_lab(tmp_path_factory) -> Path:
+    """The README's own ``mylab`` package, its code taken from the README as printed."""
+    root = tmp_path_factory.mktemp("readme")
+    (root / "mylab").mkdir()
+    (root / "mylab" / "__init__.py").write_text("")
+    models, data = readme_block("# mylab/models.py").split("# mylab/data.py")
+    (root / "mylab" / "models.py").write_text(models)
+    (root / "mylab" / "data.py").write_text(data)
+    return root
+
+
+def shell(command: str, cwd: Path) -> subprocess.CompletedProcess:
+    """``command`` as a user types it in bash, with this environment's ``python`` first on the PATH."""
+    env = harness_env(cwd, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
+
+
+def test_your_own_model_and_data_sweep_like_the_built_in_ones_and_your_code_is_in_the_run_key(readme_lab):
+    # the README's command, exactly as printed, on the README's code
+    command = readme_block("PYTHONPATH=. python -m harness -m model=custom").strip()
+    done = shell(command, readme_lab)
     assert done.returncode == 0, done.stdout + done.stderr
-    runs = results_under(lab / "mine")
-    recorded = json.loads((lab / "mine" / "sweep.json").read_text())["name"]
-    assert {r["sweep_name"] for r in runs} == {recorded}  # Hydra would resolve ${now:...} anew in each job
-    assert done.stdout.splitlines()[-1] == f"report: {(lab / 'reports' / recorded / 'index.html').resolve()}"
+    runs = results_under(readme_lab / "multirun")
     assert len(runs) == 4 and all(r["status"] == "ok" for r in runs), [r["reason"] for r in runs]
     assert {r["backbone"] for r in runs} == {"mylab.models.mlp"} and runs[0]["train_examples"] == 106  # 60 % of 178
+    assert {r["trainable_params"] for r in runs} == {13 * 64 + 64 + 64 * 3 + 3}  # +model.units=64 reached mlp
     assert set(runs[0]["user_code"]) == {"mylab.models.mlp", "mylab.data.load"}
     page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
-    assert "- Fastest optimizer to 0.8 validation accuracy: " in page and "- Early stopping (on vs off) " in page
+    assert "- Fastest optimizer to 0.9 validation accuracy: " in page and "- Early stopping (on vs off) " in page
 
-    again = run_harness([*command[:-1], f"hydra.sweep.dir={lab / 'again'}"], cwd=lab, env=users_env(lab))
+    recorded = runs[0]["sweep_name"]
+    again = shell(command, readme_lab)
     assert again.stdout.count(f"reused from sweep {recorded}") == 4, again.stdout  # unchanged: nothing retrained
-    models = lab / "mylab" / "models.py"
+    models = readme_lab / "mylab" / "models.py"
     models.write_text(models.read_text() + "\n# an edit\n")
-    tracked = [setting for setting in MINE if setting != "tracking=disabled"] + ["tracking=offline"]
-    one_cell = ["-m", *tracked, "optimizer=adam", "early_stopping=off", f"hydra.sweep.dir={lab / 'edited'}"]
-    edited = run_harness(one_cell, cwd=lab, env=users_env(lab))
+    # one cell, tracked, in a sweep folder of the user's choosing (#24: one name for the whole sweep)
+    one_cell = ["-m", "model=custom", "model._target_=mylab.models.mlp", "+model.units=64", "dataset=custom",
+                "dataset._target_=mylab.data.load", "optimizer=adam", "early_stopping=off", "tracking=offline",
+                f"hydra.sweep.dir={readme_lab / 'edited'}"]
+    edited = run_harness(one_cell, cwd=readme_lab, env=users_env(readme_lab))
     assert edited.returncode == 0 and "reused" not in edited.stdout and " ok " in edited.stdout, edited.stdout
-    result = results_under(lab / "edited")[0]
+    (result,) = results_under(readme_lab / "edited")
+    assert result["sweep_name"] == json.loads((readme_lab / "edited" / "sweep.json").read_text())["name"]
     assert result["user_code"]["mylab.models.mlp"] != runs[0]["user_code"]["mylab.models.mlp"]  # the edit
     others = read_archive(Path(result["comet"]["archive"]))["others"]  # Comet's own reader
     assert {key: others[f"user_code.{key}"] for key in result["user_code"]} == result["user_code"]
+
+
+def test_a_keyword_your_function_does_not_take_is_one_line_before_training(lab):
+    for setting, said in (("+model.unit=64", "model.unit is not a parameter of mylab.models.mlp; its parameters: "
+                                             "input_shape, num_classes, units, pretrained, weights (the harness's "
+                                             "own model settings: _target_, frozen_layer, pretrained_weights)"),
+                          ("dataset.scale=2", "dataset.scale is not a parameter of mylab.data.load; its parameters: "
+                                              "none")):
+        done = run_harness([*MINE, setting], cwd=lab, env=users_env(lab))
+        assert done.returncode == 2, done.stdout + done.stderr
+        (line,) = done.stderr.strip().splitlines()
+        assert line.startswith(f"harness: error: {said}"), line
 
 
 def test_bad_user_code_is_one_line_before_training_or_the_runs_reason(lab):
@@ -105,6 +147,18 @@ def test_bad_user_code_is_one_line_before_training_or_the_runs_reason(lab):
     assert done.returncode == 1
     (result,) = results_under(lab / "outputs")
     assert result["reason"] == "TypeError: model._target_=mylab.models.not_a_model returned str, not a keras.Model"
+
+
+def test_a_model_for_classes_on_a_regression_says_num_classes_is_none(lab, tmp_path, monkeypatch):
+    from tests.test_train import run_in_process
+
+    monkeypatch.syspath_prepend(str(lab))
+    result = run_in_process(tmp_path, [*MINE, "dataset._target_=harness.examples.tabular.diabetes", "loss=mse",
+                                       "metrics=[mae]", "target.metric=val_mae", "target.value=0.65", "epochs=1"])
+    assert result["status"] == "failed"
+    assert result["reason"].startswith("ValueError: model._target_=mylab.models.mlp failed with num_classes=None, "
+                                       "which a regression passes"), result["reason"]
+    assert "units" in result["reason"]  # what Keras said, after the harness's explanation
 
 
 def _missing_function_line(lab: Path) -> str:
@@ -147,6 +201,12 @@ def test_transfer_on_your_own_model_freezes_its_pretrained_part(lab, tmp_path, m
     assert len(pretrained) == 2  # the base's kernel and bias, loaded from the file
     assert moved and not moved & pretrained  # the head trains; the pretrained base does not
     assert result["frozen_params"] == 13 * 32 + 32 and result["trainable_params"] == 32 * 3 + 3
+    # the same through the real command line, where every setting is checked first
+    done = run_harness([*MINE, "transfer=on", f"+model.weights={weights}", "epochs=1"], cwd=tmp_path,
+                       env=users_env(lab))
+    assert done.returncode == 0, done.stdout + done.stderr
+    (cli,) = results_under(tmp_path / "outputs")
+    assert cli["status"] == "ok" and (cli["frozen_params"], cli["trainable_params"]) == (13 * 32 + 32, 32 * 3 + 3)
 
 
 def test_already_split_data_as_tf_data_and_pydataset_train_through_a_real_sweep(lab):

@@ -83,13 +83,18 @@ def check_group_choices(arguments: list[str], experiments: list[str]) -> None:
             _check(value in options, f"{override.key_or_group}={value} is unknown; valid: {', '.join(options)}")
 
 
-def scaffold_swept_settings(arguments: list[str], experiments: list[str]) -> list[str]:
-    """``arguments`` with ``group.key=value`` turned into ``++group.key=value`` where ``group`` is swept
-    (``model=vgg16,resnet50 model.image_size=96``) and ``key`` is not a setting of the option the sweep's
-    first composition picks (the group's default, ``small_cnn``). Hydra composes that primary config
-    from the defaults before it sweeps, and refuses such a key there (facebookresearch/hydra#283, #2888);
-    ``++`` sets the key in every swept option, which has it (``check_setting_names``, run first, made
-    sure), and adds it to the primary config, which no run uses. Everything else is left as it is."""
+def scaffold_settings(arguments: list[str], experiments: list[str]) -> list[str]:
+    """``arguments`` with ``group.key=value`` turned into ``++group.key=value`` where Hydra would refuse to
+    set a key that the group's composed option lacks:
+
+    - ``group`` is swept (``model=vgg16,resnet50 model.image_size=96``) and ``key`` is not a setting of the
+      option the sweep's first composition picks (the group's default, ``small_cnn``). Hydra composes that
+      primary config from the defaults before it sweeps, and refuses such a key there
+      (facebookresearch/hydra#283, #2888); ``++`` sets the key in every swept option, which has it
+      (``check_setting_names``, run first, made sure), and adds it to the primary config, which no run uses.
+    - the option is ``custom`` and ``key`` is a keyword of the user's function (``model.units=64``).
+
+    Everything else is left as it is."""
     from hydra import compose, initialize_config_dir
     from hydra.core.override_parser.types import OverrideType
 
@@ -97,14 +102,20 @@ def scaffold_swept_settings(arguments: list[str], experiments: list[str]) -> lis
     groups = group_options(experiments)
     swept = {o.key_or_group for o in parsed if o.key_or_group in groups and o.is_sweep_override()}
     settings = {o.input_line: o.key_or_group.split(".") for o in parsed if o.type == OverrideType.CHANGE}
-    settings = {line: path for line, path in settings.items() if len(path) == 2 and path[0] in swept}
+    settings = {line: path for line, path in settings.items() if len(path) == 2 and path[0] in groups}
     if not settings:
         return arguments
     fixed = [o.input_line for o in parsed if o.key_or_group in groups and not o.is_sweep_override()]
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         primary = compose("config", overrides=fixed)
-    absent = {line for line, (group, key) in settings.items() if key not in primary[group]}
+    absent = {line for line, (group, key) in settings.items() if key not in primary.get(group, {})
+              and (group in swept or _is_custom(primary, group))}
     return [f"++{argument}" if argument in absent else argument for argument in arguments]
+
+
+def _is_custom(cfg: Any, group: str) -> bool:
+    """Whether ``group`` of ``cfg`` is the user's own function (``model=custom``), whose keys are its keywords."""
+    return group in user_code.CUSTOM_GROUPS and cfg[group].get("name") == "custom"
 
 
 def _type_error(compose: Any, overrides: list[str], setting: str) -> str | None:
@@ -141,6 +152,8 @@ def check_setting_names(arguments: list[str], experiments: list[str]) -> None:
                 cfg = compose("config", overrides=picked)
                 node, where = (cfg[group], f"{group}={cfg[group].name}") if group else (cfg, "the config")
                 key = path[1] if group else path[0]
+                if group and key not in node and _is_custom(cfg, group):
+                    continue  # a keyword of the user's function: checked against its signature (check_user_code)
                 valid = ", ".join(k for k in node if k not in ("name", "keras_class", *groups))
                 _check(key in node, f"{'.'.join(path[:2])} is not a setting of {where}; valid: {valid}")
                 for value in _values(override):
@@ -148,10 +161,45 @@ def check_setting_names(arguments: list[str], experiments: list[str]) -> None:
                     _check(reason is None, f"{override.key_or_group}={value} is invalid: {reason}")
 
 
+def check_grammar(arguments: list[str]) -> None:
+    """Raise ``ConfigError`` if an override is not Hydra's ``key=value`` grammar (Hydra says so over several
+    lines, naming the parser's exception), with the fix where it is a common one: a ``~`` path, which the
+    shell does not expand after ``=``."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    parser = OverridesParser.create()
+    for argument in (a for a in arguments if not a.startswith("-") and "=" in a):
+        try:
+            parser.parse_overrides([argument])
+        except OverrideParseException as err:
+            key, _, value = argument.partition("=")
+            _check("~" not in value, f"{argument}: the shell does not expand ~ inside key=value; write "
+                   f"{key}=$HOME{value.removeprefix('~')} or quote it: '{key}=\"{value}\"'")
+            said = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"{argument} is not a valid override ({said}); valid: key=value, key=a,b to sweep "
+                              "with -m, +key=value to add, ~key to delete; quote values with spaces or "
+                              "special characters") from None
+
+
+def check_sweeps_have_multirun(arguments: list[str]) -> None:
+    """Raise ``ConfigError`` if an override sweeps (``optimizer=adam,sgd``) without ``-m``: Hydra then reads
+    the comma-separated values as one and says "Ambiguous value" over several lines."""
+    if "-m" in arguments or "--multirun" in arguments:
+        return
+    for override in _parse(arguments):
+        if override.is_sweep_override() and not override.key_or_group.startswith("hydra."):
+            raise ConfigError(f"{override.input_line} sweeps several values but -m is missing: add -m to sweep "
+                              f"(python -m harness -m {override.input_line} ...)")
+
+
 def check_arguments(arguments: list[str], experiments: list[str]) -> None:
     """Checks of the command line before Hydra composes anything: the configs are where they should be
-    (``harness.config.files``), every group option exists, every key too."""
+    (``harness.config.files``), the grammar holds, a sweep has ``-m``, every group option exists, every
+    key too."""
     _check(CONF_DIR.is_dir(), f"no configs at {CONF_DIR}: the installed package is incomplete; reinstall it")
+    check_grammar(arguments)
+    check_sweeps_have_multirun(arguments)
     check_group_choices(arguments, experiments)
     check_plugins(arguments)
     check_setting_names(arguments, experiments)
@@ -249,8 +297,8 @@ def reported_metrics(metrics: list[str]) -> list[str]:
 
 
 def check_user_code(group: dict[str, Any], setting: str) -> None:
-    """``model=custom`` / ``dataset=custom``: a ``_target_`` is given, and its module and function exist
-    (read, not imported: ``harness.user_code``)."""
+    """``model=custom`` / ``dataset=custom``: a ``_target_`` is given, its module and function exist, and
+    the function takes every keyword the group sets (read, not imported: ``harness.user_code``)."""
     target = group.get("_target_")
     _check(bool(target), f"{setting}=custom needs {setting}._target_=package.module.function (your function; e.g. "
            f"{setting}._target_=mylab.{'models.mlp' if setting == 'model' else 'data.load'})")
@@ -258,6 +306,9 @@ def check_user_code(group: dict[str, Any], setting: str) -> None:
         user_code.check(str(target), f"{setting}._target_")
     except user_code.UserCodeError as err:
         raise ConfigError(str(err)) from None
+    given = list(user_code.keywords(setting, group))
+    refused = user_code.refused_keyword(setting, str(target), given, user_code.parameters(str(target)))
+    _check(refused is None, str(refused))
 
 
 def check_callback_path(path: str) -> None:

@@ -220,11 +220,16 @@ def comparison_table(pairs: pd.DataFrame) -> pd.DataFrame:
 
 
 def parse_threshold(text: str) -> float:
-    """``5%`` or ``0.05`` -> 0.05; ``ValueError`` (one line) otherwise."""
+    """``5%`` or ``0.05`` -> 0.05; ``ValueError`` (one line) otherwise. A bare number above 1 is refused:
+    ``5`` would mean 500 % slower, which is almost never what was meant."""
+    percent = text.strip().endswith("%")
     try:
-        value = float(text.strip().removesuffix("%")) / (100 if text.strip().endswith("%") else 1)
+        value = float(text.strip().removesuffix("%")) / (100 if percent else 1)
     except ValueError:
         value = -1.0
+    if not percent and value > 1:
+        raise ValueError(f"--fail-if-slower {text} would mean {value:.0%} slower; write {text}% for {text} percent "
+                         "(a bare number is a fraction: 0.05 is 5%)")
     if not 0 <= value < 10:
         raise ValueError(f"--fail-if-slower {text} is invalid; valid: a percentage such as 5% (or 0.05)")
     return value

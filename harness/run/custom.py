@@ -8,7 +8,7 @@ returns an uncompiled ``keras.Model``, which the harness compiles with the optim
 transfer on, the layer named ``model.frozen_layer`` (``feature_extractor`` by default: the name the
 built-in models give their pretrained part) is frozen before compiling.
 
-A data function gets every ``dataset.*`` setting that is not the harness's own (``CUSTOM_DATASET_KEYS``)
+A data function gets every ``dataset.*`` setting that is not the harness's own (``user_code.HARNESS_SETTINGS``)
 as a keyword and returns either ``(x, y)`` arrays, which the harness splits as it splits every dataset
 (seeded by ``split_seed``; stratified for integer labels; ``limit`` and ``train_size`` apply), or a
 mapping with ``train``, ``val`` and optionally ``test``, each ``(x, y)``, a ``tf.data.Dataset`` or a
@@ -26,12 +26,7 @@ from typing import Any
 import numpy as np
 
 from harness.run.data import Split, Task, limit_examples, make_task
-from harness.user_code import TARGET
-
-CUSTOM_DATASET_KEYS = ("name", TARGET, "limit", "train_size", "val_fraction", "test_fraction", "split_seed")
-"""The settings of ``dataset=custom`` that the harness uses; any other is the data function's keyword."""
-CUSTOM_MODEL_KEYS = ("name", TARGET, "frozen_layer", "pretrained_weights")
-"""The settings of ``model=custom`` that the harness uses; any other is the model function's keyword."""
+from harness.user_code import TARGET, keywords, refused_keyword
 
 
 def _function(target: str) -> Any:
@@ -40,14 +35,22 @@ def _function(target: str) -> Any:
     return get_method(target)
 
 
-def _call(target: str, offered: dict[str, Any], settings: dict[str, Any]) -> Any:
-    """``target(**settings, **the offered arguments its signature accepts)``."""
+class KeywordError(TypeError):
+    """A ``model.*``/``dataset.*`` setting that the user's function does not take."""
+
+
+def _call(group: str, target: str, offered: dict[str, Any], settings: dict[str, Any]) -> Any:
+    """``target(**settings, **the offered arguments its signature accepts)``; ``TypeError`` naming the
+    function and its parameters where it takes no keyword of ``settings`` (``+model.units=64``)."""
     function = _function(target)
     try:
         parameters = inspect.signature(function).parameters
     except (TypeError, ValueError):
         parameters = {}
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+    refused = refused_keyword(group, target, list(settings), None if takes_any or not parameters else tuple(parameters))
+    if refused:
+        raise KeywordError(refused)
     given = {name: value for name, value in offered.items() if takes_any or name in parameters}
     return function(**settings, **given)
 
@@ -67,9 +70,19 @@ def build_model(cfg: dict[str, Any], task: Task, pretrained: bool) -> Any:
     if pretrained and not accepts(target, "pretrained"):
         raise ValueError(f"transfer=on with model._target_={target}: the function takes no 'pretrained' argument, "
                          "so it cannot give a pretrained model; add pretrained=False to its signature")
-    settings = {k: v for k, v in cfg.items() if k not in CUSTOM_MODEL_KEYS}
-    model = _call(target, {"input_shape": task.input_shape, "num_classes": task.num_classes or None,
-                           "pretrained": pretrained}, settings)
+    num_classes = task.num_classes or None
+    try:
+        model = _call("model", target, {"input_shape": task.input_shape, "num_classes": num_classes,
+                                        "pretrained": pretrained}, keywords("model", cfg))
+    except KeywordError:
+        raise
+    except (TypeError, ValueError) as err:
+        if num_classes is None and accepts(target, "num_classes"):
+            said = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ValueError(f"model._target_={target} failed with num_classes=None, which a regression passes (the "
+                             "targets are numbers, not integer classes): give it an output for that case, e.g. "
+                             f"Dense(1); it said: {said}") from err
+        raise
     if not isinstance(model, keras.Model):
         raise TypeError(f"model._target_={target} returned {type(model).__name__}, not a keras.Model")
     if pretrained:
@@ -84,7 +97,7 @@ def build_model(cfg: dict[str, Any], task: Task, pretrained: bool) -> Any:
 def load_task(cfg: dict[str, Any]) -> Task:
     """The user's data as the ``Task`` every run trains on (``limit`` and ``train_size`` apply to arrays)."""
     target = cfg[TARGET]
-    data = _call(target, {}, {k: v for k, v in cfg.items() if k not in CUSTOM_DATASET_KEYS})
+    data = _call("dataset", target, {}, keywords("dataset", cfg))
     if isinstance(data, Mapping):
         missing = [part for part in ("train", "val") if part not in data]
         if missing:
