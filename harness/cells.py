@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
+import shlex
 from collections.abc import Iterable
 from typing import Any
+
+from harness import user_code
 
 FACTORS = ("optimizer", "transfer", "early_stopping", "device")
 """The config groups (``harness.config.schema``) that make up the grid; their option ``name`` labels each run."""
@@ -156,6 +160,17 @@ def describe(factors: dict[str, Any], seed: Any) -> str:
                f"early_stopping={factors.get('early_stopping')} {factors.get('device')}")
     extra = [f"{key}={_worded(value)}" for key, value in factors.items() if key not in FACTORS]
     return " ".join([article, *extra, f"seed={seed}"])
+
+
+def rerun_command(cfg: dict[str, Any], task_overrides: Iterable[str]) -> str:
+    """The shell command that runs the cell ``cfg`` again, alone, as it ran: every override its job had
+    (the command line's fixed settings and the sweep's values), from the folder the sweep runs in, with
+    this ``PYTHONPATH`` where the user's own code (a ``_target_``, a callback) needs it:
+    ``cd DIR && python -m harness optimizer=adam ...``."""
+    pythonpath = os.environ.get("PYTHONPATH") if user_code.targets(cfg) or cfg.get("callbacks") else None
+    env = f"PYTHONPATH={shlex.quote(pythonpath)} " if pythonpath else ""
+    settings = " ".join(shlex.quote(override) for override in task_overrides)
+    return f"cd {shlex.quote(os.getcwd())} && {env}python -m harness {settings}".rstrip()
 
 
 def overrides(factors: dict[str, Any], seed: Any) -> list[str]:

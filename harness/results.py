@@ -26,6 +26,8 @@ if TYPE_CHECKING:
 RESULT_FILE = "result.json"
 SPEC_FILE = "run_spec.json"
 PROGRESS_FILE = "progress.json"
+LOG_FILE = "train.log"
+"""A run's output (stdout and stderr), beside its result."""
 """Written by the run between its phases and after every epoch (phase, epoch, epochs, stage,
 val_accuracy, epoch_seconds, at; ``harness.run.train.write_progress``): what the sweep shows while a
 long run works. Replaced whole each time; never read by the report."""
@@ -66,6 +68,8 @@ class Result(TypedDict, total=False):
     config: dict[str, Any]  # the resolved run config
     status: Status
     reason: str | None  # why it is not ok (None when ok)
+    rerun_command: str  # the shell command that runs this cell again, alone, as it ran (``harness.cells``)
+    log_file: str  # the run's train.log: its output, a failure's traceback included
     epochs_run: int
     history: list[dict[str, Any]]  # one dict per epoch: metrics, seconds and its ``stage`` (head, fine_tune, all)
     train_seconds: float
@@ -131,6 +135,7 @@ class RunSpec(TypedDict, total=False):
     tracking: dict[str, Any]  # Comet's mode as the sweep decided it (``harness.sweep.comet_mode.resolve``)
     threads: int  # backend threads (0: its default)
     parallel_jobs: int  # runs sharing this machine at once
+    rerun_command: str  # the shell command that runs this cell again (``harness.cells.rerun_command``)
     launched_at: float  # Unix time the sweep launched the run: its start-up is measured from here
 
 
@@ -178,7 +183,7 @@ def result_problems(record: dict[str, Any]) -> list[str]:
 
 COLUMNS = (
     "run_key", "sweep_name", *FACTORS, "seed", "dataset", "model", "transfer_mode", "image_size",
-    "trainable_params", "frozen_params", "status", "reason", "epochs_run",
+    "trainable_params", "frozen_params", "status", "reason", "rerun_command", "log_file", "epochs_run",
     "early_stopped", "stopped_epoch", "train_seconds", "fit_seconds", "validation_seconds",
     "first_epoch_seconds", "median_epoch_seconds", "samples_per_second", "time_to_target_seconds",
     "epochs_to_target", "target_accuracy", "target_metric", "target_value", "learning_rate", "best_val_accuracy",

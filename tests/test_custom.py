@@ -147,6 +147,14 @@ def test_bad_user_code_is_one_line_before_training_or_the_runs_reason(lab):
     assert done.returncode == 1
     (result,) = results_under(lab / "outputs")
     assert result["reason"] == "TypeError: model._target_=mylab.models.not_a_model returned str, not a keras.Model"
+    assert f"(its output and traceback: {result['log_file']})" in done.stdout
+    assert "Traceback" in Path(result["log_file"]).read_text()
+    # its re-run command, pasted into a shell elsewhere (no PYTHONPATH there), runs the same cell again
+    assert result["rerun_command"].startswith(f"cd {lab} && PYTHONPATH={lab} python -m harness model=custom ")
+    again = shell(result["rerun_command"], lab.parent)
+    assert again.returncode == 1, again.stdout + again.stderr
+    rerun = next(r for r in results_under(lab / "outputs") if r["log_file"] != result["log_file"])
+    assert (rerun["run_key"], rerun["reason"]) == (result["run_key"], result["reason"])
 
 
 def test_a_model_for_classes_on_a_regression_says_num_classes_is_none(lab, tmp_path, monkeypatch):

@@ -26,8 +26,11 @@ def test_sweep_prints_progress_and_the_report_path(sweep):
     cwd, done = sweep
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    ok = r"\[[1-4]/4\] (adam|rmsprop) transfer=off early_stopping=off cpu seed=0 … ok [\d.]+ s, test acc"
+    ok = (r"\[[1-4]/4\] (adam|rmsprop) transfer=off early_stopping=off cpu seed=0 … ok in [\d.]+ s "
+          r"\(training [\d.]+ s(, \+[\d.]+ s starting the run server)?\), test acc")
     assert sum(bool(re.match(ok, line)) for line in lines) == 2, done.stdout
+    startup = [i for i, line in enumerate(lines) if "starting the run server" in line]
+    assert startup in ([], [0]), done.stdout  # the server starts once: only the first run can wait for it
     gpu = r"\[[1-4]/4\] .* gpu seed=0 … " + gpu_cell_status()
     assert sum(bool(re.match(gpu, line)) for line in lines) == 2, done.stdout
     assert lines[-1].startswith("report: ")

@@ -262,7 +262,11 @@ def cost_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Sectio
 
 
 def rerun_command(row: pd.Series, factors: Sequence[str] = FACTORS) -> str:
-    """The command that re-runs one cell (``harness.cells.overrides``)."""
+    """The command that re-runs one cell as it ran (recorded by the sweep: ``harness.cells.rerun_command``);
+    for results written before it was recorded, the cell's factors and seed (``harness.cells.overrides``)."""
+    recorded = row.get("rerun_command")
+    if isinstance(recorded, str) and recorded:
+        return recorded
     return "python -m harness " + " ".join(overrides({f: row[f] for f in factors}, row["seed"]))
 
 
@@ -349,8 +353,13 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
         bad = bad.sort_values(["_order", *factors, "seed"])
         table = bad[[*factors, "seed", "status", "reason"]].assign(
             rerun=[rerun_command(row, factors) for _, row in bad.iterrows()])
-        sections.append(Section("Failed and skipped runs", "Failures first, with their reasons and how to re-run "
-                                "one; re-running the sweep command retries every failed cell.", table=table))
+        logs = [log if row["status"] == "failed" and isinstance(log := row.get("log_file"), str) else ""
+                for _, row in bad.iterrows()]
+        if any(logs):  # skipped runs ran nothing: no output to point at
+            table = table.assign(output=logs)
+        sections.append(Section("Failed and skipped runs", "Failures first, with their reasons, the file holding "
+                                "each failed run's output and traceback, and the command that re-runs it alone "
+                                "as it ran; re-running the sweep command retries every failed cell.", table=table))
     if comet:
         sections.append(Section("Comet", comet))
     order = runs["status"].map(stats.STATUS_ORDER)

@@ -30,6 +30,8 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from harness.results import LOG_FILE
+
 FINISHING_GRACE_S = 120.0  # how long a child may take to end its Comet experiment after the sweep is gone
 
 
@@ -53,7 +55,7 @@ def child(request: dict[str, Any], ready_fd: int) -> int:
     """In the forked child: become the run's process (its log, environment, folder) and do the run."""
     from harness.run import train
 
-    log = os.open(Path(request["run_dir"]) / "train.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    log = os.open(Path(request["run_dir"]) / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)

@@ -23,6 +23,7 @@ from typing import Any
 from harness import hardware
 from harness.config.schema import target_mode
 from harness.results import (
+    LOG_FILE,
     PROGRESS_FILE,
     RESULT_FILE,
     SPEC_FILE,
@@ -326,7 +327,8 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
     spec: RunSpec = json.loads((run_dir / SPEC_FILE).read_text())
     cfg = spec["config"]
     result = placeholder_result(cfg, "failed", "run did not finish", spec.get("factors"), spec.get("factor_baselines"),
-                                started_at=time.time(), sweep_position=spec.get("sweep_position"))
+                                started_at=time.time(), sweep_position=spec.get("sweep_position"),
+                                rerun_command=spec.get("rerun_command", ""), log_file=str(run_dir / LOG_FILE))
     experiment = None
     phases = result["phase_seconds"] = {}
     if spec.get("launched_at"):  # process start and imports (a fresh process) or the fork (a run server)

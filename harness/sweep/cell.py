@@ -25,9 +25,10 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from harness import hardware
-from harness.cells import FACTORS, cell_factors, describe, searched_factors
+from harness.cells import FACTORS, cell_factors, describe, rerun_command, searched_factors
 from harness.config.validate import ConfigError, validate
 from harness.results import (
+    LOG_FILE,
     RESULT_FILE,
     SPEC_FILE,
     Result,
@@ -83,8 +84,9 @@ def run_cell(cfg: DictConfig) -> float | None:
         raise SystemExit(130) from None
     if parallel > 1:  # this launcher's worker processes, not the sweep's, hold the run servers: let the run
         run_process.finish_runs()  # end its Comet experiment before the sweep's summary can look for it
-    outcome = progress.outcome(result, time.perf_counter() - started, launch.sweep_dir,
-                               job_num if parallel == 1 else None)
+    startup = run_process.take_startup_wait()
+    outcome = progress.outcome(result, time.perf_counter() - started - startup, launch.sweep_dir,
+                               job_num if parallel == 1 else None, startup_s=startup)
     if live is not None:
         live.close()
     print(outcome if live is not None and not live.printed_plain else f"{heading} … {outcome}", flush=True)
@@ -115,14 +117,16 @@ def sweep_launch(plain: dict[str, Any], hydra_cfg: Any, multirun: bool) -> Launc
     results_dir = Path(to_absolute_path(plain["results_dir"]))
     if not multirun:
         run_dir = Path(hydra_cfg.runtime.output_dir)
-        return Launch(run_dir, results_dir, 1, None, cell_factors(plain, list(FACTORS)), {})
+        return Launch(run_dir, results_dir, 1, None, cell_factors(plain, list(FACTORS)), {},
+                      rerun=rerun_command(plain, hydra_cfg.overrides.task))
     sweep_dir = Path(hydra_cfg.sweep.dir)
     parallel = parallel_jobs(hydra_cfg.launcher, hydra_cfg.sweeper, progress.total(sweep_dir))
     factor_names, baselines = progress.factors(sweep_dir)
     if progress.is_search(sweep_dir):  # a search (Optuna): the sweep could not list its cells
         factor_names = searched_factors((hydra_cfg.sweeper.get("params") or {}).keys())
     return Launch(sweep_dir, results_dir, parallel, hydra_cfg.job.num, cell_factors(plain, factor_names), baselines,
-                  hydra_cfg.launcher.get("cpus_per_run"))  # cpus: a launcher's allocation (Ray)
+                  hydra_cfg.launcher.get("cpus_per_run"),  # cpus: a launcher's allocation (Ray)
+                  rerun_command(plain, hydra_cfg.overrides.task))
 
 
 def finish_single_run(result: Result, run_dir: Path) -> None:
@@ -161,6 +165,7 @@ class Launch:
         baselines: the baselines of the factors beyond the article's four.
         cpus: the CPUs a launcher allocated to the run (Ray's; Slurm's come as ``SLURM_CPUS_PER_TASK``):
             its threads with ``threads=0``. ``None``: none allocated.
+        rerun: the shell command that runs the cell again, alone (``harness.cells.rerun_command``).
     """
 
     sweep_dir: Path
@@ -170,6 +175,7 @@ class Launch:
     factors: dict[str, Any] | None = None
     baselines: dict[str, Any] | None = None
     cpus: int | None = None
+    rerun: str = ""
 
 
 def obtain_result(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: progress.LiveLine | None = None) -> Result:
@@ -191,7 +197,7 @@ def obtain_result(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: prog
         return result
     reason = skip_reason(cfg)
     if reason:
-        result = placeholder_result(cfg, "skipped", reason, factors, baselines)
+        result = placeholder_result(cfg, "skipped", reason, factors, baselines, rerun_command=launch.rerun)
         write_json_atomic(run_dir / RESULT_FILE, result)
         return result
     result = launch_run(cfg, run_dir, launch, live)
@@ -249,6 +255,7 @@ def run_spec(cfg: dict[str, Any], launch: Launch) -> RunSpec:
         "tracking": comet_mode.resolve(cfg["tracking"], launch.sweep_dir),
         "threads": cfg["threads"] or default_threads(launch.parallel, launch.cpus),
         "parallel_jobs": launch.parallel,
+        "rerun_command": launch.rerun,
     }
 
 
@@ -355,6 +362,7 @@ def _ensure_result(path: Path, spec: RunSpec, status: Status, reason: str | None
         return read_result(path)
     except (OSError, ValueError):
         result = placeholder_result(spec["config"], status, reason or "run wrote no result", spec["factors"],
-                                    spec["factor_baselines"])
+                                    spec["factor_baselines"], rerun_command=spec.get("rerun_command", ""),
+                                    log_file=str(path.with_name(LOG_FILE)))
         write_json_atomic(path, result)
         return result

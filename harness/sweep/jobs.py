@@ -16,8 +16,8 @@ from typing import Any
 
 from omegaconf import DictConfig, open_dict
 
-from harness.cells import cell_factors, describe
-from harness.results import RESULT_FILE, Result, placeholder_result, write_json_atomic
+from harness.cells import cell_factors, describe, rerun_command
+from harness.results import LOG_FILE, RESULT_FILE, Result, placeholder_result, write_json_atomic
 from harness.sweep import progress
 from harness.sweep.callbacks import without_hydra
 
@@ -66,7 +66,9 @@ def job_return(job: Job, result: Result) -> Any:
 def record(job: Job, status: str, reason: str, sweep_dir: Path) -> Result:
     """Write the ``result.json`` of a job that did not write its own."""
     factors, baselines = progress.factors(sweep_dir)
-    result = placeholder_result(job.plain, status, reason, cell_factors(job.plain, factors), baselines)  # type: ignore[arg-type]
+    result = placeholder_result(job.plain, status, reason, cell_factors(job.plain, factors), baselines,  # type: ignore[arg-type]
+                                rerun_command=rerun_command(job.plain, job.overrides),
+                                log_file=str(job.folder / LOG_FILE))
     job.folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(job.folder / RESULT_FILE, result)
     return result

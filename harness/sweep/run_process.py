@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.results import LOG_FILE
+
 STARTUP_KEYS = ("CUDA_VISIBLE_DEVICES", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "COMET_DISABLE_AUTO_LOGGING",
                 "COMET_ERROR_TRACKING_ENABLE", "XLA_FLAGS", "JAX_PLATFORMS")
 """Environment variables read when the backend (or comet_ml) is imported: a server serves only runs that
@@ -46,7 +48,7 @@ class FreshRun:
     failure: str | None = None  # its exit status says how it ended
 
     def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
-        self.log = open(run_dir / "train.log", "w")  # noqa: SIM115  (closed in wait)
+        self.log = open(run_dir / LOG_FILE, "w")  # noqa: SIM115  (closed in wait)
         self.process = subprocess.Popen([sys.executable, "-m", "harness.run.train", str(run_dir)],
                                         stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.pid = self.process.pid
@@ -103,11 +105,14 @@ class RunServer:
         self.buffer = b""
         self.events: dict[int, dict[str, Any]] = {}  # pid -> what the server said of it
         self.started = False  # read lazily: a server started ahead imports while the sweep gets ready
+        self.startup_wait_s = 0.0  # how long a run waited for the server's imports (not yet reported)
 
     def _ensure_started(self) -> None:
         if not self.started:
+            waiting = time.monotonic()
             self._read_until(lambda message: "started" in message, None)
             self.started = True
+            self.startup_wait_s = time.monotonic() - waiting
 
     def _send(self, request: dict[str, Any]) -> None:
         try:
@@ -236,6 +241,15 @@ def finish_runs() -> None:
             server.drain()
         except RunServerError:
             pass
+
+
+def take_startup_wait() -> float:
+    """The seconds runs have waited for a run server to start since this was last asked: the start-up
+    that a sweep's first run would otherwise seem to take (the console shows it apart)."""
+    waited = sum(server.startup_wait_s for server in _servers.values())
+    for server in _servers.values():
+        server.startup_wait_s = 0.0
+    return waited
 
 
 @atexit.register
