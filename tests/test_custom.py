@@ -100,7 +100,8 @@ def test_your_own_model_and_data_sweep_like_the_built_in_ones_and_your_code_is_i
     assert {r["trainable_params"] for r in runs} == {13 * 64 + 64 + 64 * 3 + 3}  # +model.units=64 reached mlp
     assert set(runs[0]["user_code"]) == {"mylab.models.mlp", "mylab.data.load"}
     page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
-    assert "- Fastest optimizer to 0.9 validation accuracy: " in page and "- Early stopping (on vs off) " in page
+    assert "- Optimizers to 0.9 validation accuracy: none told apart from Adam yet" in page  # 1 seed: too few
+    assert "- Early stopping (on vs off) " in page
 
     recorded = runs[0]["sweep_name"]
     again = shell(command, readme_lab)
@@ -253,7 +254,8 @@ def test_the_shipped_regression_preset_times_val_mae_and_says_so(tmp_path):
     assert " test mae " in done.stdout
     report = Path(done.stdout.splitlines()[-1].removeprefix("report: "))
     page = report.with_name("report.md").read_text()
-    assert "Fastest optimizer to val_mae <= 0.65" in page or "none reached the target (val_mae <= 0.65)" in page
+    assert ("- Optimizers to val_mae <= 0.65: none told apart from Adam yet" in page  # 1 seed: too few to tell
+            or "none reached the target (val_mae <= 0.65)" in page)
     assert (report.parent / "figures" / "learning_curves.png").is_file()  # val_mae's curves: no accuracy here
 
 

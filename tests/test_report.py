@@ -51,7 +51,7 @@ def test_report_has_every_part(sweep_dir, tmp_path):
     assert effects["pairs"].min() >= 6 and effects["p_adjusted"].notna().all()
     verdict_section = markdown.split("## Verdicts on the article's claims")[1].split("##")[0]
     verdict_lines = [line for line in verdict_section.splitlines() if line.startswith("- ")]
-    assert [line[:20] for line in verdict_lines] == ["- Fastest optimizer ", "- Transfer learning ",
+    assert [line[:20] for line in verdict_lines] == ["- Optimizers to 0.9 ", "- Transfer learning ",
                                                      "- Early stopping (on", "- GPU vs CPU: train "]
     assert "Adam ranks" in verdict_lines[0] and "95% CI" in verdict_lines[1]
     assert "| failed | nan loss | 1 |" in markdown
@@ -80,12 +80,15 @@ def test_report_renders_in_headless_chromium_with_every_image(sweep_dir, tmp_pat
     dom = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--dump-dom", index.as_uri()],
+         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=10000", "--window-size=1280,900",
+         "--dump-dom", index.as_uri()],
         capture_output=True, text=True, timeout=900, check=True).stdout
     loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom)
     assert loaded, "the page's load handler did not run"
     assert loaded.group(1) == loaded.group(2) == "4"
     assert "Verdicts on the article" in dom and dom.count("<table") >= 6
+    width = re.search(r'data-page-width="(\d+)/(\d+)"', dom)
+    assert width and int(width.group(1)) <= int(width.group(2)), width  # no sideways scrolling at 1280 px
 
 
 EXAMPLES = sorted(path.parent for path in (Path(__file__).resolve().parent.parent / "reports" / "example")

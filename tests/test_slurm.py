@@ -38,9 +38,13 @@ def slurm_cluster():
     if installed.returncode != 0:
         pytest.skip(f"cannot install Slurm here: {installed.stderr.strip()}")
     started = subprocess.run([SCRIPT, "start"], capture_output=True, text=True)
-    assert started.returncode == 0, started.stderr  # installed and root: failing to start is a real failure
-    yield
-    subprocess.run([SCRIPT, "stop"], check=True)
+    try:  # a start that failed half-way (the node never turned idle) leaves daemons too: stop them either way
+        assert started.returncode == 0, started.stderr  # installed and root: failing to start is a real failure
+        yield
+    finally:
+        subprocess.run([SCRIPT, "stop"], check=True)
+        assert not subprocess.run(["pgrep", "-x", "slurmctld|slurmd"], capture_output=True).stdout, \
+            "Slurm's daemons outlived the tests"
 
 
 def newest_sweep(tmp_path: Path) -> Path:

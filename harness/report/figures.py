@@ -3,9 +3,11 @@ and returns its path, or ``None`` when the sweep holds nothing to draw. Axes car
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only, no display
 
@@ -85,19 +87,57 @@ def effect_bars(effects: pd.DataFrame, path: Path,
                                 + ratios["baseline"].astype(str))
     metrics = list(dict.fromkeys(ratios["metric"]))
     figure, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 0.45 * ratios["comparison"].nunique()
-                                                                    + 1.8), squeeze=False, sharey=True)
+                                                                    + 1.8), squeeze=False, sharey=True,
+                                layout="constrained")  # the main title above the panels' titles, not on them
     order = list(dict.fromkeys(ratios["comparison"]))
     for ax, metric in zip(axes[0], metrics, strict=True):
         part = ratios[ratios["metric"] == metric].set_index("comparison").reindex(order)
         y = np.arange(len(order))
         low = (part["estimate"] - part["low"]).clip(lower=0).fillna(0)
         high = (part["high"] - part["estimate"]).clip(lower=0).fillna(0)
-        ax.barh(y, part["estimate"], xerr=[low, high], color=sns.color_palette()[0], alpha=0.8, capsize=3)
+        # a ratio is a point on a log axis, centred on 1 (no change): a bar from 0 would draw ×0.9 as 90 % of ×1
+        ax.errorbar(part["estimate"], y, xerr=[low, high], fmt="o", color=sns.color_palette()[0], capsize=3)
         ax.axvline(1.0, color="black", linewidth=1)
+        ax.set_xscale("log")
+        left, right = _ratio_limits(part[["estimate", "low", "high"]].to_numpy(dtype=float))
+        ax.set_xlim(left, right)
+        ticks = _ratio_ticks(left, right)
+        ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([f"×{t:g}" for t in ticks]))
+        ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_yticks(y, order)
-        ax.set(xlabel=f"{metric.replace('_', ' ')} ratio ({ratio_of}; <1 is faster)", title=metric.replace("_", " "))
-    figure.suptitle(title, y=1.02)
+        ax.set_ylim(len(order) - 0.5, -0.5)  # the first comparison on top
+        ax.set(xlabel=f"ratio, {ratio_of} (<1: faster)", title=metric.replace("_", " "))
+    figure.suptitle(title)
     return _save(figure, path)
+
+
+RATIO_TICKS = (0.1, 0.2, 0.33, 0.5, 0.67, 0.8, 0.9, 1.0, 1.1, 1.25, 1.5, 2.0, 3.0, 5.0, 10.0)
+"""Where a ratio axis is labelled (those within its limits)."""
+
+
+def _ratio_ticks(left: float, right: float, most: int = 7) -> list[float]:
+    """``RATIO_TICKS`` within ``left``..``right``, 1 always, outward from 1 no closer than 1/``most`` of the
+    axis (log scale), so their labels never overlap."""
+    gap = (math.log(right) - math.log(left)) / most
+    ticks = [1.0]
+    below = sorted((t for t in RATIO_TICKS if left <= t < 1), reverse=True)
+    for side in (below, sorted(t for t in RATIO_TICKS if 1 < t <= right)):
+        last = 1.0
+        for tick in side:
+            if abs(math.log(tick) - math.log(last)) >= gap:
+                ticks.append(tick)
+                last = tick
+    return sorted(ticks)
+
+
+def _ratio_limits(values: np.ndarray) -> tuple[float, float]:
+    """x limits for ratios on a log axis: symmetric about 1, with room on both sides of every value, so the
+    line at 1 is never on the frame."""
+    finite = values[np.isfinite(values) & (values > 0)]
+    reach = float(np.abs(np.log(finite)).max()) if finite.size else 0.0
+    reach = max(reach * 1.15, math.log(1.25))
+    return math.exp(-reach), math.exp(reach)
 
 
 def time_to_target_heatmap(cells: pd.DataFrame, path: Path) -> Path | None:
@@ -114,7 +154,9 @@ def time_to_target_heatmap(cells: pd.DataFrame, path: Path) -> Path | None:
             setting=lambda d: "transfer " + d["transfer"] + "\nES " + d["early_stopping"])
         table = part.pivot_table(index="optimizer", columns="setting", values="time_to_target_seconds",
                                  aggfunc="median", dropna=False)
-        sns.heatmap(table, annot=True, fmt=".2f", cmap="viridis_r", ax=ax, cbar_kws={"label": "seconds"})
+        # colour from 0 s: 1.2 s against 1.5 s is a small difference and must look like one
+        sns.heatmap(table, annot=True, fmt=".2f", cmap="viridis_r", ax=ax, cbar_kws={"label": "seconds"},
+                    vmin=0, vmax=float(np.nanmax(table.to_numpy(dtype=float))))
         ax.set(title=f"Median time to target (s), {device}; blank: never reached", xlabel="", ylabel="optimizer")
     return _save(figure, path)
 

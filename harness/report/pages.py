@@ -153,8 +153,8 @@ def setup_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list
     if len(machines) > 1:
         items.append(f"Warning: runs come from {len(machines)} different machines; compare timings within one.")
     if len(repeats) and repeats.max() == 1:
-        items.append("One repeat per cell: a cell's spread is unknown (repeat with seed=0,1,2); effect CIs below "
-                     "are over pairs of cells across the other factors.")
+        items.append(f"One repeat per cell: a cell's spread is unknown (repeat with {stats.example_seeds()}); "
+                     "effects below compare pairs of cells that differ in one factor.")
     reused = runs.get("reused", pd.Series(False, index=runs.index)).fillna(False).astype(bool)
     if reused.sum():
         hosts = _values(runs[reused], "hostname", "?")
@@ -180,16 +180,17 @@ def measurement_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) ->
         more = f" and {len(shaky) - 5} more" if len(shaky) > 5 else ""
         items.append(f"Warning: the timings may be unstable: steady epoch time varies by more than "
                      f"{stability.CV_WARNING:.0%} between repeats (coefficient of variation) in {len(shaky)} of "
-                     f"{len(spread)} cells: {named}{more}. Use more repeats (seed=0,1,2,3,4) or a quieter machine.")
+                     f"{len(spread)} cells: {named}{more}. Use more repeats ({stats.example_seeds()}) or a "
+                     "quieter machine.")
     elif len(spread):
         items.append(f"Steady epoch time varies by at most {spread['cv'].max():.0%} between repeats of a cell "
                      f"(coefficient of variation; warning above {stability.CV_WARNING:.0%}).")
     else:
-        items.append("Spread between repeats: unknown (one repeat per cell; repeat with seed=0,1,2).")
+        items.append(f"Spread between repeats: unknown (one repeat per cell; repeat with {stats.example_seeds()}).")
     drift = stability.speed_drift(runs, cells=tuple(factors))
     if drift is None:
         items.append("Drift check: not possible (it needs at least 3 runs with start times in cells with repeats; "
-                     "repeat with seed=0,1,2).")
+                     f"repeat with {stats.example_seeds()}).")
     else:
         measured = (f"steady epoch times of identical cells changed by {drift.change:+.0%} (95% CI "
                     f"{drift.low:+.0%} to {drift.high:+.0%}) over the sweep's {drift.span_minutes:.0f} minutes "
@@ -258,7 +259,9 @@ def cost_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Sectio
             "(device.price_per_hour; the GPU default is $0.35/h, a cloud GPU at $300 for 850 hours).")
     if unpriced:
         text += f" No price set for: {', '.join(unpriced)} (e.g. device.price_per_hour=0.05)."
-    return Section("Cost to target", text, table=table if len(table) else None)
+    if table["price_per_hour"].isna().all():
+        return Section("Cost to target", text)  # no device has a price: a table of empty costs says nothing
+    return Section("Cost to target", text, table=table.dropna(axis="columns", how="all") if len(table) else None)
 
 
 def rerun_command(row: pd.Series, factors: Sequence[str] = FACTORS) -> str:
@@ -292,10 +295,12 @@ def tuning_sections(runs: pd.DataFrame, factors: Sequence[str], figure_dir: Path
 
 
 def level_sections(runs: pd.DataFrame, factors: Sequence[str], baselines: dict, figure_dir: Path) -> list[Section]:
-    """Per factor, medians at each level; for each swept setting beyond the article's four, also its
-    baseline and a figure of the metrics against its levels."""
+    """Per factor with two levels or more, medians at each level; for each swept setting beyond the
+    article's four, also its baseline and a figure of the metrics against its levels."""
     sections = []
     for number, factor in enumerate(factors):
+        if runs[factor].dropna().nunique() < 2:
+            continue  # one level: a fixed condition of the sweep, listed in its setup
         table = stats.factor_summary(runs, factor)
         text = "Medians over the ok runs at each level (not paired); times in seconds."
         figure = None
@@ -406,12 +411,15 @@ window.addEventListener('load', function () {
   var images = Array.from(document.images);
   var loaded = images.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
   document.body.setAttribute('data-images-loaded', loaded + '/' + images.length);
+  var page = document.documentElement;  // wider than the window: the page would scroll sideways
+  document.body.setAttribute('data-page-width', page.scrollWidth + '/' + page.clientWidth);
 });
 """
 STYLE = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
          "table{border-collapse:collapse;font-size:0.85em;margin:0.5em 0}td,th{padding:3px 8px;"
          "border-bottom:1px solid #ddd;text-align:left}th{background:#f4f4f4}img{max-width:100%}"
-         "li{margin:0.3em 0}code{background:#f4f4f4;padding:0 3px}")
+         "li{margin:0.3em 0}code{background:#f4f4f4;padding:0 3px}p,li,td{overflow-wrap:anywhere}"
+         ".wide{overflow-x:auto;max-width:100%}")  # a wide table scrolls in its box, never the page
 
 
 def _inline(text: str) -> str:
@@ -434,6 +442,7 @@ def render_html(title: str, sections: list[Section]) -> str:
         if section.table is not None:
             table = section.table.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.3g}",
                                           classes="sortable", border=0)
+            table = f"<div class='wide'>{table}</div>"
             if section.folded:
                 table = f"<details><summary>{html.escape(section.folded)}</summary>{table}</details>"
             body.append(table)
