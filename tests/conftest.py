@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import subprocess
@@ -22,6 +23,28 @@ from hydra_plugins.harness_sweeper import harness_sweeper
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
 FAST = ["epochs=2", "tracking=disabled"]
+
+
+SLOW_CALLS = ("run_harness(", "start_sweep(", "run_in_process(", "shell(", "subprocess.", "Popen(", ".fit(",
+              "train.run(")
+"""What makes a test slow: a real sweep or process (the CLI, a daemon, a browser) or real training."""
+
+
+def _does_real_work(function: Any) -> bool:
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+    return any(call in source for call in SLOW_CALLS)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark ``slow`` every test that, itself or through a fixture, starts a real sweep, process or training
+    (``SLOW_CALLS``), so that ``pytest -m "not slow"`` is the fast tier and no test can forget its mark."""
+    for item in items:
+        fixtures = [d.func for defs in item._fixtureinfo.name2fixturedefs.values() for d in defs]
+        if any(_does_real_work(f) for f in [getattr(item, "function", None), *fixtures] if f is not None):
+            item.add_marker(pytest.mark.slow)
 
 
 def gpu_cell_status() -> str:

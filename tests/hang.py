@@ -23,9 +23,17 @@ class HangForever(keras.callbacks.Callback):
 class HangOnce(keras.callbacks.Callback):
     """Hangs like ``HangForever`` in the first run that starts training, and in no later one: the first
     creates the file ``$HARNESS_HANG_ONCE_FILE`` (exclusively) and writes its Slurm job id there, if any,
-    so that a test knows which job to cancel; the runs after it find the file and train normally."""
+    so that a test knows which job to cancel; the runs after it find the file and train normally. With
+    ``$HARNESS_HANG_SKIP=N``, the first N runs train normally (each takes a ticket file beside it) and the
+    next one hangs."""
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        for ticket in range(int(os.environ.get("HARNESS_HANG_SKIP", "0"))):
+            try:
+                with open(f"{os.environ['HARNESS_HANG_ONCE_FILE']}.skip{ticket}", "x"):
+                    return
+            except FileExistsError:
+                continue
         try:
             with open(os.environ["HARNESS_HANG_ONCE_FILE"], "x") as claim:
                 claim.write(os.environ.get("SLURM_ARRAY_JOB_ID", "") + "_" + os.environ.get("SLURM_ARRAY_TASK_ID", ""))

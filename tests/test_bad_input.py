@@ -3,9 +3,11 @@ within seconds and before any training (no run folder gets a result)."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
-from tests.conftest import run_harness
+from tests.conftest import compose_config, run_harness
 
 CASES = [
     (["optimizer=adamw"], "optimizer=adamw is unknown; valid: adagrad, adam, momentum, nag, rmsprop, sgd"),
@@ -61,7 +63,45 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("args", "message"), CASES, ids=[" ".join(a) for a, _ in CASES])
+THROUGH_THE_CLI = {
+    ("optimizer=adamw",), ("-m", "optimizer=adam,adamw"), ("optimizer.learning_rate=-0.01",),
+    ("-m", "optimizer.learning_rate=0.1,-1"), ("device=gpu",), ("epochs=abc",), ("optimizer=adam,sgd",),
+    ("dataset=folder", "dataset.path=~/data/flowers3"), ("callbacks=[nowhere.to.be.found:Callback]",),
+    ("optimizer.lr=0.1",), ("dataset=folder",),
+}
+"""One case of each kind of check, and of each place it is made (the command line, a single run, a
+sweep's cells), through the real command line; the others run the same checks in this process."""
+
+
+def first_error(args: list[str]) -> str | None:
+    """What the command line's checks say of ``args``, in this process: ``check_arguments`` (as the entry
+    runs it), then ``validate`` on every cell the overrides sweep (as the sweep checks its cells)."""
+    from harness.config.presets import register_experiments
+    from harness.config.schema import register_configs
+    from harness.config.validate import ConfigError, _parse, _values, check_arguments, validate
+    from hydra_plugins.harness_sweeper import harness_sweeper
+
+    register_configs()  # as the entry does before its checks
+    harness_sweeper.register()
+    try:
+        check_arguments(args, register_experiments())
+        swept = [[f"{o.key_or_group}={v}" for v in _values(o)] or [o.input_line] for o in _parse(args)]
+        for cell in itertools.product(*swept):
+            validate(compose_config(list(cell)))
+    except ConfigError as err:
+        return str(err)
+    return None
+
+
+@pytest.mark.parametrize(("args", "message"), [c for c in CASES if tuple(c[0]) not in THROUGH_THE_CLI],
+                         ids=[" ".join(a) for a, _ in CASES if tuple(a) not in THROUGH_THE_CLI])
+def test_bad_input_is_named_with_what_is_valid(args, message):
+    said = first_error(args)
+    assert said is not None and message in said and "\n" not in said, said
+
+
+@pytest.mark.parametrize(("args", "message"), [c for c in CASES if tuple(c[0]) in THROUGH_THE_CLI],
+                         ids=[" ".join(a) for a, _ in CASES if tuple(a) in THROUGH_THE_CLI])
 def test_bad_input_is_one_clear_line_before_any_training(tmp_path, args, message):
     done = run_harness([*args, "tracking=disabled"], cwd=tmp_path)
     assert done.returncode == 2, done.stderr

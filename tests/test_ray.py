@@ -4,7 +4,6 @@ that lose no finished run."""
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -14,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import FAST, gpu_cell_status, results_under, run_harness, wait_for
+from tests.conftest import FAST, REPO, gpu_cell_status, harness_env, results_under, run_harness, wait_for
 from tests.test_launchers import overlapping
 from tests.test_resilience import start_sweep  # SIGINT as a terminal's Ctrl-C, even where tests ignore it
 
@@ -137,20 +136,22 @@ def stored(cwd: Path) -> int:
     return len(list((cwd / "results").glob("*.json")))
 
 
-def test_a_killed_worker_is_recorded_failed_and_a_rerun_retrains_only_that_cell(tmp_path):
-    args = ["tracking=disabled", "epochs=20", *RAY, "optimizer=adam,sgd,rmsprop"]
-    sweep = start_sweep(args, tmp_path)
+def hanging(tmp_path: Path, skip: int = 0) -> tuple[dict[str, str], Path]:
+    """An environment in which the sweep's runs train normally but one (``tests.hang.HangOnce``, after
+    ``skip`` that train), which hangs in training until the test acts: nothing depends on speed."""
+    hang_file = tmp_path / "hang-once"
+    return harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_HANG_ONCE_FILE=str(hang_file),
+                       HARNESS_HANG_SKIP=str(skip)), hang_file
 
-    def training() -> bool:  # after one cell finished, another is well before its end (10 of 20 epochs to go)
-        for path in (tmp_path / "multirun").rglob("progress.json"):
-            try:
-                state = json.loads(path.read_text())
-            except ValueError:  # being replaced
-                continue
-            if state["phase"] == "training" and state["epoch"] <= 10 and not (path.parent / "result.json").exists():
-                return stored(tmp_path) == 1
-        return False
-    wait_for(lambda: training() and task_worker(sweep.pid) is not None)
+
+HANG = ["callbacks=[tests.hang:HangOnce]"]
+
+
+def test_a_killed_worker_is_recorded_failed_and_a_rerun_retrains_only_that_cell(tmp_path):
+    args = [*FAST, *RAY, *HANG, "optimizer=adam,sgd,rmsprop"]
+    env, hang_file = hanging(tmp_path)
+    sweep = start_sweep(args, tmp_path, env)
+    wait_for(lambda: hang_file.exists() and task_worker(sweep.pid) is not None)  # a cell hangs in training
     os.kill(task_worker(sweep.pid), signal.SIGKILL)
     out, err = sweep.communicate(timeout=1800)
     assert sweep.returncode == 1, out + err  # the sweep finished, but not every cell did
@@ -160,7 +161,7 @@ def test_a_killed_worker_is_recorded_failed_and_a_rerun_retrains_only_that_cell(
     assert killed["reason"].startswith("Ray: WorkerCrashedError: The worker died unexpectedly"), killed["reason"]
     assert "3 runs: 1 failed, 2 ok" in out
 
-    again = run_harness(["-m", *args], cwd=tmp_path)
+    again = run_harness(["-m", *args], cwd=tmp_path, env=env)  # the hang is spent: the cell trains
     assert again.returncode == 0, again.stderr
     lines = [line for line in again.stdout.splitlines() if line.startswith("[")]
     assert sum("reused from sweep" in line for line in lines) == 2
@@ -169,16 +170,17 @@ def test_a_killed_worker_is_recorded_failed_and_a_rerun_retrains_only_that_cell(
 
 
 def test_ctrl_c_keeps_finished_cells_and_a_rerun_trains_only_the_rest(tmp_path):
-    args = ["tracking=disabled", "epochs=20", *RAY, "optimizer=adam,sgd"]  # the second cell trains a while
-    sweep = start_sweep(args, tmp_path)
-    wait_for(lambda: stored(tmp_path) == 1)
+    args = [*FAST, *RAY, *HANG, "optimizer=adam,sgd"]
+    env, hang_file = hanging(tmp_path, skip=1)  # the first cell finishes; the second hangs until Ctrl-C
+    sweep = start_sweep(args, tmp_path, env)
+    wait_for(lambda: stored(tmp_path) == 1 and hang_file.exists())
     sweep.send_signal(signal.SIGINT)  # to the sweep alone: Ray's own processes are not in its terminal's group
     out, err = sweep.communicate(timeout=1800)
     assert sweep.returncode == 130, out + err
     assert f"Finished runs are kept in {tmp_path / 'results'}" in err
     assert stored(tmp_path) == 1
 
-    again = run_harness(["-m", *args], cwd=tmp_path)
+    again = run_harness(["-m", *args], cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stderr
     lines = [line for line in again.stdout.splitlines() if line.startswith("[")]
     assert sorted(" … ok, reused from sweep" in line for line in lines) == [False, True]

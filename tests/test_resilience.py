@@ -15,9 +15,9 @@ from harness.report import write_report
 from tests.conftest import REPO, harness_env, results_under, run_harness, wait_for
 
 
-def start_sweep(args: list[str], cwd: Path) -> subprocess.Popen:
+def start_sweep(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     """A real sweep in its own process group (so the test can signal the whole group)."""
-    return subprocess.Popen([sys.executable, "-m", "harness", "-m", *args], cwd=cwd, env=harness_env(cwd),
+    return subprocess.Popen([sys.executable, "-m", "harness", "-m", *args], cwd=cwd, env=env or harness_env(cwd),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=default_sigint)
 

@@ -315,6 +315,23 @@ def level_sections(runs: pd.DataFrame, factors: Sequence[str], baselines: dict, 
     return sections
 
 
+def failure_sections(runs: pd.DataFrame, factors: Sequence[str]) -> list[Section]:
+    """The runs that are not ``ok``, failures first: reason, output file (failed runs) and re-run command."""
+    bad = runs[runs["status"] != "ok"].assign(_order=lambda d: d["status"].map(stats.STATUS_ORDER))
+    if not len(bad):
+        return []
+    bad = bad.sort_values(["_order", *factors, "seed"])
+    table = bad[[*factors, "seed", "status", "reason"]].assign(
+        rerun=[rerun_command(row, factors) for _, row in bad.iterrows()])
+    logs = [log if row["status"] == "failed" and isinstance(log := row.get("log_file"), str) else ""
+            for _, row in bad.iterrows()]
+    if any(logs):  # skipped runs ran nothing: no output to point at
+        table = table.assign(output=logs)
+    return [Section("Failed and skipped runs", "Failures first, with their reasons, the file holding each failed "
+                    "run's output and traceback, and the command that re-runs it alone as it ran; re-running the "
+                    "sweep command retries every failed cell.", table=table)]
+
+
 def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, problems: list[str], *,
                    comet: str | None, figure_dir: Path, factors: Sequence[str] = FACTORS,
                    baselines: dict | None = None, cells: pd.DataFrame | None = None,
@@ -353,18 +370,7 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
     sections.append(Section("Per cell", "Median over repeats with its exact 95 % interval (low, high; order "
                             f"statistics); empty: fewer than {stats.fewest_pairs()} repeats, too few to tell. Times "
                             "in seconds.", table=cells))
-    bad = runs[runs["status"] != "ok"].assign(_order=lambda d: d["status"].map(stats.STATUS_ORDER))
-    if len(bad):
-        bad = bad.sort_values(["_order", *factors, "seed"])
-        table = bad[[*factors, "seed", "status", "reason"]].assign(
-            rerun=[rerun_command(row, factors) for _, row in bad.iterrows()])
-        logs = [log if row["status"] == "failed" and isinstance(log := row.get("log_file"), str) else ""
-                for _, row in bad.iterrows()]
-        if any(logs):  # skipped runs ran nothing: no output to point at
-            table = table.assign(output=logs)
-        sections.append(Section("Failed and skipped runs", "Failures first, with their reasons, the file holding "
-                                "each failed run's output and traceback, and the command that re-runs it alone "
-                                "as it ran; re-running the sweep command retries every failed cell.", table=table))
+    sections += failure_sections(runs, factors)
     if comet:
         sections.append(Section("Comet", comet))
     order = runs["status"].map(stats.STATUS_ORDER)
