@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,28 @@ def test_kill_9_of_the_submitting_process_then_a_rerun_finishes_the_grid(slurm_c
     results = results_under(newest_sweep(tmp_path))
     assert sorted(r["optimizer"] for r in results) == ["adam", "sgd"]
     assert all(r["status"] == "ok" for r in results)
+
+
+def test_ctrl_c_cancels_the_sweeps_slurm_jobs_and_keeps_the_finished_run(slurm_cluster, tmp_path):
+    # As on every engine: Ctrl-C cancels what is queued or training and keeps what finished. One job trains
+    # and stores its result; the other hangs in training (tests.hang.HangOnce lets one run through).
+    from tests.test_resilience import start_sweep  # SIGINT as a terminal's Ctrl-C, even where tests ignore it
+
+    hang_file = tmp_path / "hang-once"
+    env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_HANG_ONCE_FILE=str(hang_file), HARNESS_HANG_SKIP="1")
+    args = [*FAST, "optimizer=adam,sgd", "callbacks=[tests.hang:HangOnce]", "hydra/launcher=slurm",
+            "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
+    sweep = start_sweep(args, tmp_path, env)
+    stored = lambda: len(list((tmp_path / "results").glob("*.json")))  # noqa: E731
+    wait_for(lambda: hang_file.exists() and hang_file.read_text()[-1:].isdigit() and stored() == 1)
+    sweep.send_signal(signal.SIGINT)
+    stdout, stderr = sweep.communicate(timeout=1800)
+    assert sweep.returncode == 130, stdout + stderr
+    assert f"Finished runs are kept in {tmp_path / 'results'}" in stderr
+    hung_job = hang_file.read_text().split("_")[0]
+    wait_for(lambda: subprocess.run(["squeue", "-h", "-j", hung_job], capture_output=True, text=True).stdout.strip()
+             == "")  # cancelled by the sweep: nothing of it left on the cluster
+    assert stored() == 1
 
 
 @pytest.mark.parametrize(("setting", "said"), [

@@ -9,10 +9,11 @@ sweep's factors, seed included); ``harness.sweep.cell`` is what the job runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from omegaconf import DictConfig, open_dict
 
@@ -20,6 +21,15 @@ from harness.cells import cell_factors, describe, rerun_command
 from harness.results import LOG_FILE, RESULT_FILE, Result, placeholder_result, write_json_atomic
 from harness.sweep import progress
 from harness.sweep.callbacks import without_hydra
+
+
+def stop_on_ctrl_c(config: DictConfig, jobs: list[Job], cancel: Callable[[], None]) -> NoReturn:
+    """What Ctrl-C does on an engine that runs cells elsewhere (Slurm, Ray), as on the local launchers:
+    ``cancel`` the cells still queued or training, say that finished runs are kept, exit 130."""
+    cancel()
+    results_dir = Path(str(config.hydra.runtime.cwd)) / str(jobs[0].plain["results_dir"]) if jobs else None
+    print(progress.interrupted(results_dir), file=sys.stderr)
+    raise SystemExit(130) from None
 
 
 @dataclass

@@ -39,8 +39,8 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from harness.results import RESULT_FILE, Result, read_result
-from harness.sweep import progress, run_process
-from harness.sweep.jobs import Job, compose_jobs, job_line, job_return, record
+from harness.sweep import run_process
+from harness.sweep.jobs import Job, compose_jobs, job_line, job_return, record, stop_on_ctrl_c
 
 POLL_S = 1.0  # how long the launching process waits for a task before it looks again (so Ctrl-C is seen)
 LOCAL_OBJECT_STORE_BYTES = 78_643_200  # Ray's minimum: tasks pass only configs; /dev/shm is small in containers
@@ -229,10 +229,7 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
                 returns[job.num], result, node = finished(job, ref, sweep_dir)
                 print(job_line(job, result, sweep_dir, f"Ray node {node}" if node else "Ray"), flush=True)
     except KeyboardInterrupt:
-        cancel(pending)
-        results_dir = Path(str(config.hydra.runtime.cwd)) / str(jobs[0].plain["results_dir"]) if jobs else None
-        print(progress.interrupted(results_dir), file=sys.stderr)
-        raise SystemExit(130) from None
+        stop_on_ctrl_c(config, jobs, lambda: cancel(pending))
     except SystemExit:
         cancel(pending)
         raise

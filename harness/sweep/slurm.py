@@ -31,7 +31,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from harness.results import RESULT_FILE, Result, read_result, write_json_atomic
-from harness.sweep.jobs import Job, compose_jobs, job_line, job_return, record
+from harness.sweep.jobs import Job, compose_jobs, job_line, job_return, record, stop_on_ctrl_c
 
 POLL_S = 1.0  # how often the submitting process looks for finished jobs (a result file check: cheap)
 QUEUE_REFRESH_S = 30  # the longest gap between two squeue calls (submitit's own default for sacct is 600)
@@ -230,6 +230,16 @@ def launch_cells(slurm_launcher: Any, job_overrides: Sequence[Sequence[str]], in
         print(f"submitted {len(jobs)} Slurm job{'s' if len(jobs) != 1 else ''} (array {', '.join(ids)}); "
               f"watch with `squeue -j {','.join(ids)}`", flush=True)
 
+    try:
+        watch(jobs, cells, returns, sweep_dir)
+    except KeyboardInterrupt:
+        stop_on_ctrl_c(config, cells, lambda: cancel(job for num, job in jobs.items() if num not in returns))
+    return [returns[cell.num] for cell in cells]
+
+
+def watch(jobs: dict[int, Any], cells: list[Job], returns: dict[int, Any], sweep_dir: Path) -> None:
+    """Poll the submitted ``jobs`` until every cell has its ``JobReturn`` in ``returns``, printing each
+    one's line as it ends; stop the sweep where Slurm will never start a job."""
     by_num = {cell.num: cell for cell in cells}
     next_queue_check = 0.0
     while len(returns) < len(cells):
@@ -247,4 +257,3 @@ def launch_cells(slurm_launcher: Any, job_overrides: Sequence[Sequence[str]], in
                 print(job_line(by_num[num], result, sweep_dir, f"Slurm job {job.job_id} on {node}"), flush=True)
         if len(returns) < len(cells):
             time.sleep(POLL_S)
-    return [returns[cell.num] for cell in cells]
