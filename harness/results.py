@@ -13,11 +13,12 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, get_args
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from harness.cells import FACTORS, NON_SEMANTIC_KEYS, cell_factors
 from harness.config.schema import KEYED_ONLY_OFF_DEFAULT
 from harness.hardware import machine_fingerprint, software_versions
+from harness.outcomes import STATUSES, Status
 from harness.user_code import code_hashes
 
 if TYPE_CHECKING:
@@ -37,8 +38,6 @@ TIMING_VERSION = 1
 any change to what a timing means, and stored results timed by the old rules are no longer reused (from 2
 on it is part of every run key; at 1 it leaves the keys of results stored before it existed alone)."""
 
-Status = Literal["ok", "failed", "skipped", "interrupted"]
-STATUSES: tuple[str, ...] = get_args(Status)
 
 
 class Result(TypedDict, total=False):

@@ -5,11 +5,13 @@
 setting that varies within a side; the settings that are constant on each side but differ between the
 sides (a config value, Keras' or TensorFlow's version, the machine) are what changed, named in the output.
 Per cell and metric: the ratio AFTER/BEFORE (steady epoch time, train seconds, time to target) or the
-difference (test accuracy) over the seeds both sides ran, with the report's exact intervals and sign tests
-(``harness.report.stats``): "too few to tell" below 6 seeds, the cells judged as one family
+difference (test accuracy) over the seeds both sides ran, with the report's exact intervals and tests
+(``harness.report.stats``; a time to target never reached is infinitely slow): "too few to tell" below 6
+seeds, the cells judged as one family
 (Benjamini-Hochberg), the overall effects (every pair of every cell) as another (Holm). Like asv's
 ``compare`` and pyperf's ``compare_to``, changes beyond noise come first, largest first; ``--fail-if-slower``
-exits 1 when the overall or a cell's steady epoch time is slower by more than the threshold, beyond noise.
+exits 1 when the overall or a cell's steady epoch time is slower by more than the threshold, beyond noise
+(slower beyond noise, with its whole 95 % interval above 1 + the threshold).
 
 Reads result files only: it never imports the training code.
 """
@@ -17,6 +19,7 @@ Reads result files only: it never imports the training code.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import sys
 from collections.abc import Sequence
@@ -155,14 +158,19 @@ def _cell_name(row: pd.Series, named: Sequence[str]) -> str:
     return " ".join(f"{key}={row[key]}" for key in named) or "(the one cell)"
 
 
+def _metric(runs: pd.DataFrame, metric: str) -> np.ndarray:
+    """A metric of ok runs; a time to target never reached is infinitely slow (``stats.TIME_TO_REACH``)."""
+    values = pd.to_numeric(runs.get(metric), errors="coerce").to_numpy(dtype=float)
+    return np.where(np.isnan(values), np.inf, values) if metric in stats.TIME_TO_REACH else values
+
+
 def paired_runs(before: Side, after: Side, matching: Matching) -> tuple[pd.DataFrame, list[str]]:
     """One row per (cell, seed) both sides ran: ``cell`` (in words) and, per metric, ``<metric>_before`` and
     ``<metric>_after``; and a line for the cells only one side has."""
     frames = []
     for side, name in ((before, "before"), (after, "after")):
         identity = side.config.reindex(columns=matching.identity).astype(str)
-        table = identity.assign(**{f"{m}_{name}": pd.to_numeric(side.runs.get(m), errors="coerce").to_numpy()
-                                   for m, _, _ in METRICS})
+        table = identity.assign(**{f"{m}_{name}": _metric(side.runs, m) for m, _, _ in METRICS})
         frames.append(table)
     pairs = frames[0].merge(frames[1], on=matching.identity, how="outer", indicator=True)
     lines = []
@@ -181,10 +189,11 @@ def paired_runs(before: Side, after: Side, matching: Matching) -> tuple[pd.DataF
 
 
 def _effect(pairs: pd.DataFrame, metric: str, kind: str, cell: str) -> stats.Effect:
-    a, b = pairs[f"{metric}_before"].to_numpy(float), pairs[f"{metric}_after"].to_numpy(float)
-    keep = np.isfinite(a) & np.isfinite(b) & ((a > 0) if kind == "ratio" else True)
-    values = b[keep] / a[keep] if kind == "ratio" else b[keep] - a[keep]
-    return stats.effect_of(values, kind, factor="cell", level=cell, baseline="before", metric=metric)
+    before, after = pairs[f"{metric}_before"].to_numpy(float), pairs[f"{metric}_after"].to_numpy(float)
+    both = ~(np.isnan(before) | np.isnan(after))
+    misses = (int(np.isinf(after[both]).sum()), int(np.isinf(before[both]).sum()))
+    return stats.effect_of(stats.change_values(after, before, kind), kind, factor=cell, level="after",
+                           baseline="before", metric=metric, misses=misses)
 
 
 def comparison_table(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -199,12 +208,11 @@ def comparison_table(pairs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for scope, effects, correction in (("overall", overall, "holm"), ("cell", cells, "bh")):
         for effect in stats.judged(effects, correction):
-            row = {"scope": scope, "cell": effect.level, "metric": effect.metric, "kind": effect.kind,
-                   "estimate": effect.estimate, "low": effect.low, "high": effect.high, "pairs": effect.pairs,
-                   "p_value": effect.p_value, "p_adjusted": effect.p_adjusted, "correction": effect.correction,
-                   "distinguishable": effect.distinguishable, "geomean": float("nan")}
+            measured = {k: v for k, v in dataclasses.asdict(effect).items() if k not in ("factor", "level", "baseline")}
+            row = {"scope": scope, "cell": effect.factor, **measured, "distinguishable": effect.distinguishable,
+                   "geomean": float("nan")}
             if scope == "overall" and effect.kind == "ratio":
-                per_cell = [e.estimate for e in cells if e.metric == effect.metric and e.estimate > 0]
+                per_cell = [e.estimate for e in cells if e.metric == effect.metric and 0 < e.estimate < np.inf]
                 row["geomean"] = float(np.exp(np.mean(np.log(per_cell)))) if per_cell else float("nan")
             rows.append(row)
     table = pd.DataFrame(rows)
@@ -236,14 +244,17 @@ def parse_threshold(text: str) -> float:
 
 
 def slower_beyond(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """The rows (overall or cells) of ``GATED`` that are slower by more than ``threshold`` beyond noise."""
+    """The rows (overall or cells) of ``GATED`` that are slower by more than ``threshold`` beyond noise:
+    slower beyond noise in their family, and the whole 95 % interval above ``1 + threshold`` (an estimate
+    above it whose interval reaches below it could be a smaller slowdown)."""
     gated = table[(table["metric"] == GATED) & table["distinguishable"]]
-    return gated[gated["estimate"] > 1 + threshold]
+    return gated[gated["low"] > 1 + threshold]
 
 
 def _shown(row: pd.Series) -> str:
-    effect = stats.Effect("cell", row["cell"], "before", row["metric"], row["kind"], row["estimate"], row["low"],
-                          row["high"], int(row["pairs"]), row["p_value"], row["p_adjusted"], row["correction"])
+    fields = {f.name for f in dataclasses.fields(stats.Effect)}
+    effect = stats.Effect(**{**{k: v for k, v in row.items() if k in fields}, "factor": row["cell"],
+                             "level": "after", "baseline": "before", "pairs": int(row["pairs"])})
     from harness.report.verdicts import described
 
     if effect.distinguishable:  # a direction, in words
@@ -289,13 +300,14 @@ def write_comparison(out: Path, before: Side, after: Side, matching: Matching, *
     table.to_csv(out / "comparison.csv", index=False)
     bars = table[table["scope"] == "cell"].rename(columns={"cell": "comparison"})
     figure = figures.effect_bars(bars, out / "figures" / "cells.png", ratio_of="after / before",
-                                 title="Per cell: AFTER / BEFORE over the seeds both ran (exact 95 % interval of the "
-                                 "median; none below 6 seeds)")
+                                 title="Per cell: AFTER / BEFORE over the seeds both ran (exact 95 % interval; "
+                                 "none below 6 seeds)")
     shown = table.assign(effect=[_shown(row) for _, row in table.iterrows()],
                          beyond_noise=table["distinguishable"].map({True: "yes", False: "no"}))
     sections = [
         Section("Answer", "Ratios are AFTER / BEFORE (below 1: faster after); accuracy is a difference. Intervals "
-                "are exact 95 % intervals of the median over paired runs (same cell and seed); the overall effects "
+                "are exact 95 % intervals over paired runs (same cell and seed; stats: Hodges-Lehmann ratio for times, "
+                "median difference for accuracy); the overall effects "
                 "are judged as one family (Holm), the cells as another (Benjamini-Hochberg).", lines, figure=figure),
         Section("Every comparison", "", table=shown[["scope", "cell", "metric", "effect", "p_adjusted",
                                                      "beyond_noise", "geomean"]]),

@@ -73,7 +73,7 @@ def pareto(runs: pd.DataFrame, front: pd.Series, path: Path) -> Path | None:
 
 
 def effect_bars(effects: pd.DataFrame, path: Path,
-                title: str = "Factor effects, paired by the other factors and seed (exact 95 % interval of the median)",
+                title: str = "Factor effects, paired by the other factors and seed (exact 95 % intervals)",
                 ratio_of: str = "level / baseline") -> Path | None:
     """Each factor's ratio of train seconds and of time to target (level / baseline) with 95% CIs;
     1 = no change. Needs ``stats.effects_table`` columns, or a ``comparison`` column naming each row
@@ -92,6 +92,8 @@ def effect_bars(effects: pd.DataFrame, path: Path,
     order = list(dict.fromkeys(ratios["comparison"]))
     for ax, metric in zip(axes[0], metrics, strict=True):
         part = ratios[ratios["metric"] == metric].set_index("comparison").reindex(order)
+        left, right = _ratio_limits(part[["estimate", "low", "high"]].to_numpy(dtype=float))
+        part = part.assign(**{c: part[c].clip(left, right) for c in ("estimate", "low", "high")})  # ×∞: at the edge
         y = np.arange(len(order))
         low = (part["estimate"] - part["low"]).clip(lower=0).fillna(0)
         high = (part["high"] - part["estimate"]).clip(lower=0).fillna(0)
@@ -99,7 +101,6 @@ def effect_bars(effects: pd.DataFrame, path: Path,
         ax.errorbar(part["estimate"], y, xerr=[low, high], fmt="o", color=sns.color_palette()[0], capsize=3)
         ax.axvline(1.0, color="black", linewidth=1)
         ax.set_xscale("log")
-        left, right = _ratio_limits(part[["estimate", "low", "high"]].to_numpy(dtype=float))
         ax.set_xlim(left, right)
         ticks = _ratio_ticks(left, right)
         ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(ticks))

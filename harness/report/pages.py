@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import base64
 import html
+import math
 import os
 import re
 import sys
@@ -232,18 +233,31 @@ def effects_section(runs: pd.DataFrame, effects: pd.DataFrame, factors: Sequence
         "beyond noise": [beyond_noise(effect) for effect in found],
     })
     tested = int(effects["p_adjusted"].notna().sum())
-    text = ("Ratios are level / baseline of paired runs (same other factors and seed; below 1 = faster); accuracy "
-            "effects are differences. Intervals are exact 95 % intervals of the median over pairs. \"Beyond noise\" "
-            f"judges the table's {tested} testable comparisons as one family: sign-test p-values with the "
-            "Benjamini-Hochberg correction (at most 5 % of the effects called beyond noise are expected to be false "
-            f"discoveries); a comparison with fewer than {stats.fewest_pairs()} pairs is too few to tell.")
+    text = ("Ratios are level / baseline of paired runs (same other factors and seed; below 1 = faster; a run that "
+            "missed the target is infinitely slow to it); accuracy effects are differences. Times: Hodges-Lehmann "
+            "ratio with its exact 95 % interval, signed-rank test on log ratios; accuracies: median difference with "
+            "its exact interval, sign test over the pairs that changed. \"Beyond noise\" judges the table's "
+            f"{tested} testable comparisons as one family with the Benjamini-Hochberg correction (at most 5 % of "
+            "the effects called beyond noise are expected to be false discoveries); the verdicts above judge their "
+            "fewer comparisons with Holm's stricter correction, so a comparison can be beyond noise here and not "
+            f"there. A comparison with fewer than {stats.fewest_pairs()} pairs is too few to tell.")
+    found_interactions = stats.interactions(runs, factors=factors, baselines=baselines, top=1000)
+    beyond = found_interactions[found_interactions["distinguishable"]].head(3)
     items = []
-    for row in stats.interactions(runs, factors=factors, baselines=baselines).itertuples():
+    for row in beyond.itertuples():
         ratios = ", ".join(f"×{ratio:.2f} with {row.across}={level}" for level, ratio in row.ratios.items())
         items.append(f"{row.factor} {row.level} vs {row.baseline}, train seconds: {ratios} "
-                     f"(spread ×{row.spread:.2f}).")
+                     f"(spread ×{row.spread:.2f}, Holm-adjusted p = {row.p_adjusted:.2g}).")
     if items:
-        text += " Largest two-factor interactions (how one factor's effect on train seconds changes with another):"
+        text += (" Two-factor interactions beyond noise (one factor's effect on train seconds changes with "
+                 "another; tested against pairs dealt to the other factor's levels at random, Holm's correction):")
+    elif len(found_interactions):
+        largest = found_interactions.iloc[0]
+        judged = (f"Holm-adjusted p = {largest['p_adjusted']:.2g}" if math.isfinite(largest["p_adjusted"])
+                  else "too few pairs per level to test")
+        text += (f" No two-factor interaction is beyond noise: the largest spread, ×{largest['spread']:.2f} "
+                 f"({largest['factor']}'s effect across {largest['across']}), is within what chance gives among "
+                 f"{len(found_interactions)} ({judged}).")
     return Section("Factor effects", text, items, shown)
 
 
@@ -345,7 +359,13 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
     effects = stats.effects_table(runs, factors=factors, baselines=baselines) if effects is None else effects
     article = verdicts(runs, factors)
     effects_figure = figures.effect_bars(effects, figure_dir / "effects.png")
-    sections = [Section("Verdicts on the article's claims", article.note, article.sentences, optimizer_ranking(runs),
+    note = article.note
+    if (grid := tuning.tuning_factor(factors, runs)) is not None:  # two answers to "which is fastest": say why
+        note += (f" The optimizer verdict pools every value of {grid} (each optimizer at every rate of the grid, "
+                 "paired by it): it answers \"which is fastest across these rates\"; \"Optimizers at their best "
+                 "learning rate\" below answers \"which is fastest when each gets its own best rate\", and the two "
+                 "can name different optimizers.")
+    sections = [Section("Verdicts on the article's claims", note, article.sentences, optimizer_ranking(runs),
                         effects_figure)]
     speed = speed_verdicts(runs, factors, baselines)
     if speed.sentences:

@@ -25,12 +25,14 @@ from harness.report.stats import (
     example_seeds,
     fewest_pairs,
     judged,
+    metric_values,
     paired_effect,
     paired_values,
 )
 
-Measure = Callable[[str, object, object, str, str], Effect]
-"""Measures one comparison, ``(factor, level, baseline, metric, kind) -> Effect``, for a verdict."""
+Measure = Callable[..., Effect]
+"""Measures one comparison, ``(factor, level, baseline, metric, kind[, where]) -> Effect``, for a verdict
+(``where``: ``stats.paired_values``' filter on the level's runs)."""
 Sentence = Callable[[Measure], str]
 """A verdict waiting for its measurements: called once to learn its comparisons, once to be written."""
 
@@ -50,9 +52,11 @@ class Judged:
             return (f"No comparison here has the {fewest_pairs()} pairs that a 95 % statement needs: every effect "
                     f"is too few to tell (run more seeds, e.g. {example_seeds()}).")
         needed = fewest_pairs(0.05 / self.comparisons)
-        return (f"Intervals are exact 95 % intervals of the median over pairs (order statistics); \"beyond "
-                f"noise\" is judged over the {self.comparisons} comparison{'s' if self.comparisons > 1 else ''} "
-                f"below as one family (sign test, Holm's correction, 5 % family-wise error), so a lone lucky "
+        return (f"Intervals are exact 95 % intervals: for times, of the Hodges-Lehmann ratio (signed-rank test on "
+                f"log ratios); for accuracies, of the median difference (sign test over the pairs that changed). "
+                f"\"Beyond noise\" is judged over the {self.comparisons} comparison"
+                f"{'s' if self.comparisons > 1 else ''} below as one family (Holm's correction, 5 % family-wise "
+                f"error), so a lone lucky "
                 f"comparison does not become a verdict; with {self.comparisons} comparisons, an effect needs at "
                 f"least {needed} pairs to be told from noise.")
 
@@ -65,8 +69,9 @@ def judge_as_family(runs: pd.DataFrame, sentences: Sequence[Sentence], factors: 
 
     def measure(*comparison) -> Effect:
         if comparison not in found:
-            factor, level, baseline, metric, kind = comparison
-            found[comparison] = paired_effect(runs, factor, level, baseline, metric=metric, kind=kind, factors=factors)
+            factor, level, baseline, metric, kind, *where = comparison
+            found[comparison] = paired_effect(runs, factor, level, baseline, metric=metric, kind=kind, factors=factors,
+                                              where=where[0] if where else None)
         return found[comparison]
 
     for sentence in sentences:
@@ -76,27 +81,43 @@ def judge_as_family(runs: pd.DataFrame, sentences: Sequence[Sentence], factors: 
     return Judged(written, sum(not e.too_few for e in found.values()))
 
 
-def format_effect(effect: Effect, digits: int = 2, more_seeds: str = "") -> str:
-    """``×0.62 (95% CI ×0.55 to ×0.70, 12 pairs)``, ``+0.012 (95% CI -0.004 to +0.020, 12 pairs)``, or
-    ``×0.91 (3 pairs: too few to tell; run more seeds, e.g. seed=0,1,2,3,4,5)`` (``more_seeds``: the
-    override to suggest there, where a pair needs more than one seed)."""
-    def show(value: float) -> str:
-        return f"×{value:.{digits}f}" if effect.kind == "ratio" else f"{value:+.{digits + 1}f}"
+def _counts(effect: Effect) -> str:
+    """``; 10 higher, 10 equal, 0 lower`` for a difference (what the sign test weighs); for a time to target,
+    how many pairs' runs missed it on each side (counted as infinitely slow)."""
+    if effect.kind == "difference":
+        return f"; {effect.above} higher, {effect.equal} equal, {effect.below} lower"
+    misses = [f"{count} at {level}" for count, level in ((effect.level_misses, effect.level),
+                                                           (effect.baseline_misses, effect.baseline)) if count]
+    return f"; missed the target (counted as never): {', '.join(misses)}" if misses else ""
 
-    if effect.pairs == 0 or not math.isfinite(effect.estimate):
+
+def format_effect(effect: Effect, digits: int = 2, more_seeds: str = "") -> str:
+    """``×0.62 (95% CI ×0.55 to ×0.70, 12 pairs)``, ``+0.012 (95% CI -0.004 to +0.020, 12 pairs; 7 higher,
+    3 equal, 2 lower)``, or ``×0.91 (3 pairs: too few to tell; run more seeds, e.g. seed=0,1,2,3,4,5)``
+    (``more_seeds``: the override to suggest there, where a pair needs more than one seed); misses of the
+    target named (``_counts``)."""
+    def show(value: float) -> str:
+        if effect.kind == "ratio":
+            return "×∞" if value == math.inf else f"×{value:.{digits}f}"
+        return f"{value:+.{digits + 1}f}"
+
+    if effect.pairs == 0 or math.isnan(effect.estimate):
         return "not measured (no paired runs)"
+    if effect.equal == effect.pairs and not effect.too_few:
+        return f"{show(effect.estimate)} (unchanged in all {effect.pairs} pairs)"
     if effect.too_few:
         plural = "s" if effect.pairs != 1 else ""
-        return f"{show(effect.estimate)} ({effect.pairs} pair{plural}: too few to tell; run more seeds, e.g. " \
-               f"{more_seeds or example_seeds()})"
-    return f"{show(effect.estimate)} (95% CI {show(effect.low)} to {show(effect.high)}, {effect.pairs} pairs)"
+        return f"{show(effect.estimate)} ({effect.pairs} pair{plural}: too few to tell{_counts(effect)}; run more " \
+               f"seeds, e.g. {more_seeds or example_seeds()})"
+    return (f"{show(effect.estimate)} (95% CI {show(effect.low)} to {show(effect.high)}, {effect.pairs} pairs"
+            f"{_counts(effect)})")
 
 
 def noise_clause(effect: Effect) -> str:
     """``, not distinguishable from noise`` where the effect is not beyond noise (naming the correction
     where the interval alone excludes no change but the family does not), else empty; nothing where the
     pairs are too few (``format_effect`` says so)."""
-    if effect.too_few or effect.distinguishable or not math.isfinite(effect.estimate):
+    if effect.too_few or effect.distinguishable or math.isnan(effect.estimate) or effect.equal == effect.pairs:
         return ""
     if effect.correction and (effect.low > effect.neutral or effect.high < effect.neutral):
         return (f", not distinguishable from noise when judged with the other comparisons ({effect.correction}-"
@@ -129,17 +150,16 @@ def target_phrase(runs: pd.DataFrame) -> str:
 
 
 def optimizer_ranking(runs: pd.DataFrame) -> pd.DataFrame:
-    """Optimizers ranked by median time to target over their ok runs, a run that never reached the
-    target counting as infinitely slow (so an optimizer that reaches it only in easy cells does not
-    look fast). Needs ``optimizer``, ``status``, ``time_to_target_seconds``. Returns columns
-    ``optimizer``, ``median_time_to_target_seconds`` (inf: most runs never reached it), ``reached``,
-    ``runs``, best first."""
-    ok = runs[runs["status"] == "ok"]
-    times = ok["time_to_target_seconds"].astype(float).fillna(np.inf)
-    grouped = times.groupby(ok["optimizer"])
+    """Optimizers ranked by median time to target over their runs judged on it (``stats.metric_values``:
+    the ok ones and the diverged), a run that never reached the target counting as infinitely slow (so an
+    optimizer that reaches it only in easy cells does not look fast). Needs ``optimizer``, ``status``,
+    ``reason``, ``time_to_target_seconds``. Returns columns ``optimizer``, ``median_time_to_target_seconds``
+    (inf: most runs never reached it), ``reached``, ``runs``, best first."""
+    times = metric_values(runs, "time_to_target_seconds")
+    optimizers = runs.loc[times.index, "optimizer"]
+    grouped = times.groupby(optimizers)
     table = pd.DataFrame({"median_time_to_target_seconds": grouped.median(),
-                          "reached": ok["time_to_target_seconds"].notna().groupby(ok["optimizer"]).sum(),
-                          "runs": grouped.size()})
+                          "reached": np.isfinite(times).groupby(optimizers).sum(), "runs": grouped.size()})
     return table.rename_axis("optimizer").reset_index().sort_values(
         ["median_time_to_target_seconds", "optimizer"], ignore_index=True)
 
@@ -220,16 +240,32 @@ def pretraining_cost(transferred: pd.DataFrame) -> str:
 
 
 def early_stopping_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, measure: Measure | None = None) -> str:
-    """Early stopping's effect on training time and on test accuracy (on against off)."""
+    """Early stopping (on against off) judged where it acted: how many runs it stopped, and its effect on
+    training time and test accuracy in those pairs; a run it never stopped trained exactly as without it,
+    so pooling those pairs would dilute the effect toward none. A saving is stated only beyond noise."""
     if measure is None:  # judged alone: a family of its own comparisons
         return judge_as_family(runs, [functools.partial(early_stopping_verdict, runs, factors)], factors).sentences[0]
-    time = measure("early_stopping", "on", "off", "train_seconds", "ratio")
-    accuracy = measure("early_stopping", "on", "off", "test_accuracy", "difference")
-    if time.pairs == 0:
+    every = measure("early_stopping", "on", "off", "train_seconds", "ratio")
+    if every.pairs == 0:
         return "Early stopping: not measured (the sweep has no paired early stopping on/off runs)."
-    saved = f"{(1 - time.estimate):.0%} of training time" if time.estimate <= 1 else "no training time"
-    return (f"Early stopping (on vs off) saves {saved}: train seconds {described(time)}; "
-            f"its accuracy cost: test accuracy changes by {described(accuracy)}.")
+    on = runs[(runs["status"] == "ok") & (runs["early_stopping"] == "on")]
+    if "early_stopped" not in runs or on["early_stopped"].isna().all():  # results that do not record it
+        accuracy = measure("early_stopping", "on", "off", "test_accuracy", "difference")
+        return (f"Early stopping (on vs off): train seconds {described(every)}; test accuracy changes by "
+                f"{described(accuracy)}.")
+    stopped = int((on["early_stopped"] == True).sum())  # noqa: E712  (a column of objects: True, False, None)
+    counted = f"Early stopping (on vs off) stopped {stopped} of {len(on)} runs early"
+    if stopped == 0:
+        return f"{counted}: it never acted in this sweep (more epochs, or a smaller patience, give it the chance)."
+    acted = ("early_stopped", True)
+    time = measure("early_stopping", "on", "off", "train_seconds", "ratio", acted)
+    accuracy = measure("early_stopping", "on", "off", "test_accuracy", "difference", acted)
+    if time.distinguishable and time.estimate < 1:
+        saved = f"it saved {1 - time.estimate:.0%} of training time there"
+    else:
+        saved = "no saving beyond noise"
+    return (f"{counted} (the others trained every epoch, as without it). Where it stopped: train seconds "
+            f"{described(time)}, {saved}; test accuracy changes by {described(accuracy)}.")
 
 
 def device_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, measure: Measure | None = None) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 from harness import hardware
 from harness.config.schema import target_mode
+from harness.outcomes import DIVERGED
 from harness.results import (
     LOG_FILE,
     PROGRESS_FILE,
@@ -224,7 +225,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
                                   run_dir=run_dir)
     record_history(cfg, task, history, stopper, result)
     if any(not math.isfinite(epoch.get("loss", 0.0)) for epoch in history):  # TerminateOnNaN stopped it
-        result.update(status="failed", reason="nan loss")
+        result.update(status="failed", reason=DIVERGED)
         return
     tested = model.evaluate(**streaming.inputs(task.test, cfg["batch_size"]), verbose=0, return_dict=True)
     clock.lap("evaluate")
