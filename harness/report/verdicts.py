@@ -58,7 +58,10 @@ class Judged:
                 f"{'s' if self.comparisons > 1 else ''} below as one family (Holm's correction, 5 % family-wise "
                 f"error), so a lone lucky "
                 f"comparison does not become a verdict; with {self.comparisons} comparisons, an effect needs at "
-                f"least {needed} pairs to be told from noise.")
+                f"least {needed} pairs to be told from noise. The unit is the pair: two runs alike in every other "
+                f"setting and the seed. A verdict is about the cells swept here (it says the factor changes the "
+                f"metric in them); where its effect differs between cells (see the interactions) the estimate "
+                f"is their mix, not a prediction for cells not swept.")
 
 
 def judge_as_family(runs: pd.DataFrame, sentences: Sequence[Sentence], factors: Sequence[str] = FACTORS) -> Judged:
