@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import gzip
 import inspect
+import io
+import itertools
 import json
 import os
+import pickle
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +24,9 @@ from omegaconf import OmegaConf
 
 from harness.config.presets import register_experiments
 from harness.config.schema import register_configs
+from harness.keras_cache import KERAS_DATASETS
+from harness.results import RESULT_FILE, SPEC_FILE, write_json_atomic
+from harness.sweep.cell import Launch, run_spec
 from hydra_plugins.harness_sweeper import harness_sweeper
 
 REPO = Path(__file__).resolve().parent.parent
@@ -87,6 +96,21 @@ def wait_for(condition, timeout: float = 900, poll_s: float = 0.2) -> None:
         time.sleep(poll_s)
 
 
+def overlapping(results: list[dict]) -> bool:
+    """Whether some two runs' processes were alive at once: one started before the other wrote its result."""
+    spans = sorted((r["started_at"], r["ended_at"]) for r in results)
+    return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
+
+
+def meeting(tmp_path: Path, runs: int) -> tuple[dict[str, str], list[str]]:
+    """The environment and overrides that hold each run of a sweep at the start of training until ``runs``
+    of them are there (``tests.hang.MeetAtStart``): runs that a launcher runs at once then overlap however
+    slow the machine is, so ``overlapping`` checks the launcher, not the machine's speed."""
+    env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_MEET_DIR=str(tmp_path / "meet"),
+                      HARNESS_MEET_COUNT=str(runs))
+    return env, ["callbacks=[tests.hang:MeetAtStart]"]
+
+
 def results_under(folder: Path) -> list[dict[str, Any]]:
     return [json.loads(p.read_text()) for p in sorted(folder.rglob("result.json"))]
 
@@ -143,3 +167,110 @@ def save_application_weights(name: str, path: Path, image_size: int = 32, **opti
         with h5py.File(path, "w") as file:
             legacy_h5_format.save_weights_to_hdf5_group(file, model)
     return path
+
+
+def start_sweep(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A real sweep in its own process group (so the test can signal the whole group)."""
+    return subprocess.Popen([sys.executable, "-m", "harness", "-m", *args], cwd=cwd, env=env or harness_env(cwd),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_sigint)
+
+
+
+def default_sigint() -> None:
+    """Give the sweep Ctrl-C's usual meaning even where the tests run with SIGINT ignored (a background job
+    of a non-interactive shell): Python turns SIGINT into KeyboardInterrupt only if it was not ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+
+RNG = np.random.default_rng(0)
+
+
+def fake_images(count: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    return RNG.integers(0, 256, (count, *shape), dtype=np.uint8), np.arange(count, dtype=np.uint8) % 10
+
+
+
+def write_keras_cache(home: Path, per_file: int = 60) -> None:
+    """MNIST's npz, Fashion-MNIST's gzipped IDX files and CIFAR-10's pickled batches, small."""
+    mnist, fashion, cifar = ([home / "datasets" / relative for relative, _ in KERAS_DATASETS[name]]
+                             for name in ("mnist", "fashion_mnist", "cifar10"))
+    for path in (*mnist, *fashion, *cifar):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    (x_train, y_train), (x_test, y_test) = fake_images(per_file, (28, 28)), fake_images(per_file, (28, 28))
+    np.savez(mnist[0], x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
+    for labels_path, images_path in (fashion[0:2], fashion[2:4]):
+        x, y = fake_images(per_file, (28, 28))
+        with gzip.open(labels_path, "wb") as file:
+            file.write(b"\0" * 8 + y.tobytes())
+        with gzip.open(images_path, "wb") as file:
+            file.write(b"\0" * 16 + x.tobytes())
+    for path in cifar:
+        x, y = fake_images(per_file, (3, 32, 32))  # CIFAR stores channels first, rows flattened
+        with open(path, "wb") as file:
+            pickle.dump({b"data": x.reshape(per_file, -1), b"labels": y.tolist()}, file)
+
+
+
+def run_in_process(tmp_path: Path, overrides: list[str]) -> dict:
+    from harness.run import train
+
+    cfg = compose_config(["tracking=disabled", f"cache_dir={tmp_path / 'cache'}", *overrides])
+    run_dir = tmp_path / "run"
+    write_json_atomic(run_dir / SPEC_FILE, run_spec(cfg, Launch(run_dir)))
+    train.run(run_dir)
+    return json.loads((run_dir / RESULT_FILE).read_text())
+
+
+
+COMET_CLI = [sys.executable, "-c", "import sys; from comet_ml.scripts.comet import main; sys.exit(main())"]
+
+
+def read_archive(archive: Path) -> dict:
+    """An offline archive as Comet's reader sees it: metrics (name -> values), params, others, tags."""
+    out = subprocess.run([*COMET_CLI, "offline", "--csv", str(archive)], capture_output=True, text=True, check=True)
+    metrics, params, others, data = {}, {}, {}, {}
+    pending_key = None
+    for row in csv.DictReader(io.StringIO(out.stdout)):
+        section, name, value = row["section"], row["name"], row["value"]
+        if row["level"] != "detail":  # Comet adds summary rows (maximum, minimum)
+            continue
+        if section == "metric":
+            metrics.setdefault(name, []).append(float(value))
+        elif section == "param":
+            params[name] = value
+        elif name == "key":
+            pending_key = value
+        elif name == "value" and pending_key is not None:
+            others[pending_key], pending_key = value, None
+        else:
+            data[name] = value
+    return {"metrics": metrics, "params": params, "others": others, "tags": data.get("tags", "")}
+
+
+
+class WeightSnapshots:
+    """A Keras callback (``callbacks=[tests.conftest:WeightSnapshots]``, in an in-process run) that
+    keeps, as each ``fit`` begins and ends, every weight of the model (by path; BatchNorm's moving statistics
+    too) and the optimizer's learning rate, in ``WeightSnapshots.taken``: what the stages really trained."""
+
+    taken: list[dict] = []
+
+    def __new__(cls):
+        import keras
+
+        class Snapshots(keras.callbacks.Callback):
+            def snapshot(self, when: str) -> None:
+                WeightSnapshots.taken.append({
+                    "when": when, "learning_rate": float(np.asarray(self.model.optimizer.learning_rate)),
+                    "weights": {w.path: np.array(w) for w in self.model.weights}})
+
+            def on_train_begin(self, logs=None):
+                self.snapshot("begin")
+
+            def on_train_end(self, logs=None):
+                self.snapshot("end")
+
+        return Snapshots()
+

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import keras
 
@@ -85,3 +86,19 @@ class CountBatches(keras.callbacks.Callback):
     def on_train_end(self, logs: dict | None = None) -> None:
         with open(os.environ["HARNESS_BATCHES_FILE"], "a") as out:
             out.write(json.dumps(self.batches) + "\n")
+
+
+class MeetAtStart(keras.callbacks.Callback):
+    """Holds each run at ``on_train_begin`` until ``$HARNESS_MEET_COUNT`` runs have arrived (each leaves a
+    file in the folder ``$HARNESS_MEET_DIR``): runs a launcher really runs at once are then certainly alive
+    together, however slow the machine, so a test of parallelism never depends on a timing window. Runs
+    that are not run at once would wait for ever: after ``$HARNESS_MEET_GIVE_UP_S`` (default 300) a run
+    goes on alone, and the test's check of overlap fails, as it should."""
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        folder = os.environ["HARNESS_MEET_DIR"]
+        os.makedirs(folder, exist_ok=True)
+        open(os.path.join(folder, str(os.getpid())), "w").close()
+        give_up = time.monotonic() + float(os.environ.get("HARNESS_MEET_GIVE_UP_S", "300"))
+        while len(os.listdir(folder)) < int(os.environ["HARNESS_MEET_COUNT"]) and time.monotonic() < give_up:
+            threading.Event().wait(0.05)

@@ -16,14 +16,15 @@ import pytest
 from harness.keras_cache import imagenet_weights_file
 from tests.conftest import (
     REPO,
+    WeightSnapshots,
     compose_config,
     harness_env,
     results_under,
     run_harness,
+    run_in_process,
     save_application_weights,
     write_image_folder,
 )
-from tests.test_train import run_in_process
 
 SMALL = ["epochs=2", "tracking=disabled", "model.image_size=32", "batch_size=8"]
 
@@ -93,31 +94,6 @@ def test_imagenet_weights_offline_and_not_cached_fail_at_once_with_one_line(tmp_
     assert not list(tmp_path.rglob("result.json"))
 
 
-class WeightSnapshots:
-    """A Keras callback (``callbacks=[tests.test_backbones:WeightSnapshots]``, in an in-process run) that
-    keeps, as each ``fit`` begins and ends, every weight of the model (by path; BatchNorm's moving statistics
-    too) and the optimizer's learning rate, in ``WeightSnapshots.taken``: what the stages really trained."""
-
-    taken: list[dict] = []
-
-    def __new__(cls):
-        import keras
-
-        class Snapshots(keras.callbacks.Callback):
-            def snapshot(self, when: str) -> None:
-                WeightSnapshots.taken.append({
-                    "when": when, "learning_rate": float(np.asarray(self.model.optimizer.learning_rate)),
-                    "weights": {w.path: np.array(w) for w in self.model.weights}})
-
-            def on_train_begin(self, logs=None):
-                self.snapshot("begin")
-
-            def on_train_end(self, logs=None):
-                self.snapshot("end")
-
-        return Snapshots()
-
-
 def test_fine_tuning_trains_the_head_then_the_top_layers_with_batchnorm_kept_frozen(tmp_path):
     weights = save_application_weights("mobilenet_v2", tmp_path / "mobilenet.weights.h5", alpha=0.35)
     write_image_folder(tmp_path / "images")
@@ -126,7 +102,7 @@ def test_fine_tuning_trains_the_head_then_the_top_layers_with_batchnorm_kept_fro
                                        f"transfer.weights={weights}", "transfer.fine_tune_layers=4",
                                        "transfer.head_epochs=1", "dataset=folder",
                                        f"dataset.path={tmp_path / 'images'}",
-                                       "callbacks=[tests.test_backbones:WeightSnapshots]"])
+                                       "callbacks=[tests.conftest:WeightSnapshots]"])
     assert result["status"] == "ok", result["reason"]
     # observed: weights before and after each stage (head: 1 epoch, then fine-tuning: 2)
     head_begin, head_end, tune_begin, tune_end = WeightSnapshots.taken

@@ -25,8 +25,7 @@ def test_groups_have_the_agreed_options():
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g, opts in GROUP_OPTIONS.items() for o in opts])
 def test_every_option_composes_and_validates(group, option, request, tmp_path, monkeypatch):
     from harness.keras_cache import KERAS_DATASETS
-    from tests.conftest import write_image_folder
-    from tests.test_datasets import write_keras_cache
+    from tests.conftest import write_image_folder, write_keras_cache
 
     extra = [f"dataset.path={request.getfixturevalue('digits_npz')}"] if option == "npz" else []
     if option == "folder":

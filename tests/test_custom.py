@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, compose_config, harness_env, results_under, run_harness
-from tests.test_tracking import read_archive
+from tests.conftest import REPO, compose_config, harness_env, read_archive, results_under, run_harness
 
 MODELS = '''
 import keras
@@ -159,7 +158,7 @@ def test_bad_user_code_is_one_line_before_training_or_the_runs_reason(lab):
 
 
 def test_a_model_for_classes_on_a_regression_says_num_classes_is_none(lab, tmp_path, monkeypatch):
-    from tests.test_train import run_in_process
+    from tests.conftest import run_in_process
 
     monkeypatch.syspath_prepend(str(lab))
     result = run_in_process(tmp_path, [*MINE, "dataset._target_=harness.examples.tabular.diabetes", "loss=mse",
@@ -190,8 +189,7 @@ def _missing_function_line(lab: Path) -> str:
 def test_transfer_on_your_own_model_freezes_its_pretrained_part(lab, tmp_path, monkeypatch):
     import keras
 
-    from tests.test_backbones import WeightSnapshots
-    from tests.test_train import run_in_process
+    from tests.conftest import WeightSnapshots, run_in_process
 
     monkeypatch.syspath_prepend(str(lab))
     base = keras.Sequential([keras.Input(shape=(13,)), keras.layers.Dense(32, activation="relu")],
@@ -200,7 +198,7 @@ def test_transfer_on_your_own_model_freezes_its_pretrained_part(lab, tmp_path, m
     base.save_weights(weights)
     WeightSnapshots.taken.clear()
     result = run_in_process(tmp_path, [*MINE, "transfer=on", f"+model.weights={weights}", "epochs=2",
-                                       "callbacks=[tests.test_backbones:WeightSnapshots]"])
+                                       "callbacks=[tests.conftest:WeightSnapshots]"])
     assert result["status"] == "ok", result["reason"]
     begin, end = WeightSnapshots.taken
     moved = {path for path, value in begin["weights"].items() if not np.array_equal(value, end["weights"][path])}

@@ -5,10 +5,8 @@ download would have left there."""
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
-import pickle
 import re
 from pathlib import Path
 
@@ -16,35 +14,17 @@ import numpy as np
 import pytest
 
 from harness.config.validate import ConfigError, validate
-from harness.keras_cache import KERAS_DATASETS, dataset_files
+from harness.keras_cache import dataset_files
 from harness.run.data import load_image_folder, load_tasks
-from tests.conftest import REPO, compose_config, harness_env, results_under, run_harness, write_image_folder
-
-RNG = np.random.default_rng(0)
-
-
-def fake_images(count: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    return RNG.integers(0, 256, (count, *shape), dtype=np.uint8), np.arange(count, dtype=np.uint8) % 10
-
-
-def write_keras_cache(home: Path, per_file: int = 60) -> None:
-    """MNIST's npz, Fashion-MNIST's gzipped IDX files and CIFAR-10's pickled batches, small."""
-    mnist, fashion, cifar = ([home / "datasets" / relative for relative, _ in KERAS_DATASETS[name]]
-                             for name in ("mnist", "fashion_mnist", "cifar10"))
-    for path in (*mnist, *fashion, *cifar):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    (x_train, y_train), (x_test, y_test) = fake_images(per_file, (28, 28)), fake_images(per_file, (28, 28))
-    np.savez(mnist[0], x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test)
-    for labels_path, images_path in (fashion[0:2], fashion[2:4]):
-        x, y = fake_images(per_file, (28, 28))
-        with gzip.open(labels_path, "wb") as file:
-            file.write(b"\0" * 8 + y.tobytes())
-        with gzip.open(images_path, "wb") as file:
-            file.write(b"\0" * 16 + x.tobytes())
-    for path in cifar:
-        x, y = fake_images(per_file, (3, 32, 32))  # CIFAR stores channels first, rows flattened
-        with open(path, "wb") as file:
-            pickle.dump({b"data": x.reshape(per_file, -1), b"labels": y.tolist()}, file)
+from tests.conftest import (
+    REPO,
+    compose_config,
+    harness_env,
+    results_under,
+    run_harness,
+    write_image_folder,
+    write_keras_cache,
+)
 
 
 @pytest.mark.parametrize(("name", "shape"), [("mnist", (28, 28, 1)), ("fashion_mnist", (28, 28, 1)),

@@ -3,24 +3,18 @@ joblib. Parallel runs get cores // jobs threads each and say so in their results
 
 from __future__ import annotations
 
-import itertools
 import os
 from pathlib import Path
 
 import pandas as pd
 
-from tests.conftest import FAST, results_under, run_harness
-
-
-def overlapping(results: list[dict]) -> bool:
-    """Whether some two runs' processes were alive at once: one started before the other wrote its result."""
-    spans = sorted((r["started_at"], r["ended_at"]) for r in results)
-    return any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans))
+from tests.conftest import FAST, meeting, overlapping, results_under, run_harness
 
 
 def test_submitit_local_runs_a_four_cell_sweep_two_at_a_time(tmp_path):
-    done = run_harness(["-m", *FAST, "hydra/launcher=submitit_local", "hydra.sweeper.max_batch_size=2",
-                        "optimizer=adam,sgd", "transfer=on,off"], cwd=tmp_path)
+    env, meet = meeting(tmp_path, 2)
+    done = run_harness(["-m", *FAST, *meet, "hydra/launcher=submitit_local", "hydra.sweeper.max_batch_size=2",
+                        "optimizer=adam,sgd", "transfer=on,off"], cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     results = results_under(tmp_path / "multirun")
     assert sorted((r["optimizer"], r["transfer"]) for r in results) == [
@@ -37,7 +31,8 @@ def test_submitit_local_runs_a_four_cell_sweep_two_at_a_time(tmp_path):
 
 
 def test_joblib_launcher_preset_runs_cells_in_parallel(tmp_path):
-    done = run_harness(["-m", *FAST, "hydra/launcher=parallel", "optimizer=adam,sgd"], cwd=tmp_path)
+    env, meet = meeting(tmp_path, 2)
+    done = run_harness(["-m", *FAST, *meet, "hydra/launcher=parallel", "optimizer=adam,sgd"], cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     results = results_under(tmp_path / "multirun")
     assert [r["status"] for r in results] == ["ok", "ok"]

@@ -3,6 +3,7 @@ per cell, parallelism recorded as it is, one whole line per cell (its faults: ``
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -10,8 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import FAST, gpu_cell_status, results_under, run_harness
-from tests.test_launchers import overlapping
+from tests.conftest import FAST, gpu_cell_status, meeting, overlapping, results_under, run_harness
 
 pytest.importorskip("ray", reason="pip install -e '.[ray]'")
 
@@ -76,7 +76,12 @@ def test_a_whole_node_per_cell_runs_one_at_a_time_and_records_so(default_sweep):
 
 
 def test_cells_sharing_a_node_record_it_and_the_report_warns(tmp_path):
-    done = run_harness(["-m", *FAST, *RAY, "optimizer=adam,sgd", "hydra.launcher.cpus_per_cell=1"], cwd=tmp_path)
+    # two runs at once where the machine has 2 CPUs (Ray's count may be smaller, from cgroup limits: then
+    # the runs meet no one and go on alone after MeetAtStart's wait, and overlap is not checked)
+    env, meet = meeting(tmp_path, 2)
+    env["HARNESS_MEET_GIVE_UP_S"] = "300" if (os.cpu_count() or 1) >= 2 else "0"
+    done = run_harness(["-m", *FAST, *meet, *RAY, "optimizer=adam,sgd", "hydra.launcher.cpus_per_cell=1"],
+                       cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     results = results_under(tmp_path / "multirun")
     assert [r["status"] for r in results] == ["ok", "ok"]

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FAST, REPO, harness_env, results_under, run_harness, wait_for
-from tests.test_resilience import start_sweep  # SIGINT as a terminal's Ctrl-C, even where tests ignore it
+from tests.conftest import FAST, REPO, harness_env, results_under, run_harness, start_sweep, wait_for
 
 pytest.importorskip("ray", reason="pip install -e '.[ray]'")
 

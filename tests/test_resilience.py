@@ -5,27 +5,12 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 
 from harness.report import write_report
-from tests.conftest import REPO, harness_env, results_under, run_harness, wait_for
-
-
-def start_sweep(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """A real sweep in its own process group (so the test can signal the whole group)."""
-    return subprocess.Popen([sys.executable, "-m", "harness", "-m", *args], cwd=cwd, env=env or harness_env(cwd),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=default_sigint)
-
-
-def default_sigint() -> None:
-    """Give the sweep Ctrl-C's usual meaning even where the tests run with SIGINT ignored (a background job
-    of a non-interactive shell): Python turns SIGINT into KeyboardInterrupt only if it was not ignored."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+from tests.conftest import REPO, harness_env, results_under, run_harness, start_sweep, wait_for
 
 
 def test_sigkill_the_moment_a_result_appears_then_rerun_retrains_nothing_finished(tmp_path):

@@ -123,7 +123,7 @@ def test_kill_9_of_the_submitting_process_then_a_rerun_finishes_the_grid(slurm_c
 def test_ctrl_c_cancels_the_sweeps_slurm_jobs_and_keeps_the_finished_run(slurm_cluster, tmp_path):
     # As on every engine: Ctrl-C cancels what is queued or training and keeps what finished. One job trains
     # and stores its result; the other hangs in training (tests.hang.HangOnce lets one run through).
-    from tests.test_resilience import start_sweep  # SIGINT as a terminal's Ctrl-C, even where tests ignore it
+    from tests.conftest import start_sweep  # SIGINT as a terminal's Ctrl-C, even where tests ignore it
 
     hang_file = tmp_path / "hang-once"
     env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_HANG_ONCE_FILE=str(hang_file), HARNESS_HANG_SKIP="1")

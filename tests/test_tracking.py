@@ -7,42 +7,15 @@ Nothing is mocked.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import harness_env, results_under, run_harness
+from tests.conftest import harness_env, read_archive, results_under, run_harness
 
 SENTINEL = "SENTINEL-KEY-3f9a1c77"
-COMET_CLI = [sys.executable, "-c", "import sys; from comet_ml.scripts.comet import main; sys.exit(main())"]
-
-
-def read_archive(archive: Path) -> dict:
-    """An offline archive as Comet's reader sees it: metrics (name -> values), params, others, tags."""
-    out = subprocess.run([*COMET_CLI, "offline", "--csv", str(archive)], capture_output=True, text=True, check=True)
-    metrics, params, others, data = {}, {}, {}, {}
-    pending_key = None
-    for row in csv.DictReader(io.StringIO(out.stdout)):
-        section, name, value = row["section"], row["name"], row["value"]
-        if row["level"] != "detail":  # Comet adds summary rows (maximum, minimum)
-            continue
-        if section == "metric":
-            metrics.setdefault(name, []).append(float(value))
-        elif section == "param":
-            params[name] = value
-        elif name == "key":
-            pending_key = value
-        elif name == "value" and pending_key is not None:
-            others[pending_key], pending_key = value, None
-        else:
-            data[name] = value
-    return {"metrics": metrics, "params": params, "others": others, "tags": data.get("tags", "")}
 
 
 def metric_steps(archive: Path, name: str) -> list[tuple[int, int]]:

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from harness.results import RESULT_FILE, SPEC_FILE, write_json_atomic
-from harness.sweep.cell import Launch, run_spec
-from tests.conftest import compose_config
-
-
-def run_in_process(tmp_path: Path, overrides: list[str]) -> dict:
-    from harness.run import train
-
-    cfg = compose_config(["tracking=disabled", f"cache_dir={tmp_path / 'cache'}", *overrides])
-    run_dir = tmp_path / "run"
-    write_json_atomic(run_dir / SPEC_FILE, run_spec(cfg, Launch(run_dir)))
-    train.run(run_dir)
-    return json.loads((run_dir / RESULT_FILE).read_text())
+from tests.conftest import compose_config, run_in_process
 
 
 def test_a_run_records_history_timings_and_accuracy(tmp_path):
