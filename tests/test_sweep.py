@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import FAST, gpu_cell_status, harness_env, results_under, run_harness
+from tests.conftest import FAST, compose_config, gpu_cell_status, harness_env, results_under, run_harness
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +20,12 @@ def sweep(tmp_path_factory):
     cwd = tmp_path_factory.mktemp("sweep")
     done = run_harness(["-m", *FAST, "optimizer=adam,rmsprop", "device=cpu,gpu"], cwd=cwd)
     return cwd, done
+
+
+def test_disabled_tracking_writes_no_archive(sweep):
+    cwd, done = sweep  # FAST: tracking=disabled
+    assert not list(cwd.rglob("*.zip")) and "Comet" not in done.stdout
+    assert all("comet" not in r for r in results_under(cwd / "multirun"))
 
 
 def test_sweep_prints_progress_and_the_report_path(sweep):
@@ -135,3 +141,16 @@ def test_gpu_cell_fails_when_nvidia_smi_sees_a_gpu_but_the_backend_does_not(tmp_
     assert result["environment"]["gpu_names"] == ["Stand-in GPU"]
     assert result["environment"]["gpus"] == [{"name": "Stand-in GPU", "memory": "81559 MiB", "driver": "560.35.03"}]
     assert result["environment"]["backend_devices"] == []
+
+
+def test_a_cell_trains_unless_its_result_is_stored_or_it_is_skipped(tmp_path):
+    """What decides whether a sweep starts a run server ahead: a resume of a finished sweep starts none."""
+    from harness.results import placeholder_result, run_key, store_result
+    from harness.sweep.cell import will_train
+
+    cfg = compose_config([f"results_dir={tmp_path / 'results'}"])
+    assert will_train(cfg)
+    store_result(tmp_path / "results", {**placeholder_result(cfg, "ok", ""), "run_key": run_key(cfg)})
+    assert not will_train(cfg) and will_train({**cfg, "rerun": True})
+    gpu = compose_config([f"results_dir={tmp_path / 'results'}", "device=gpu"])
+    assert will_train(gpu) == (gpu_cell_status() == "ok")

@@ -18,12 +18,12 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from harness import cells, hardware
+from harness import cells
 from harness.cells import FACTORS, swept_factors
 from harness.config.validate import ConfigError, validate
 from harness.results import collect_results, comet_summary
 from harness.sweep import progress, run_process
-from harness.sweep.cell import run_env
+from harness.sweep.cell import run_env, will_train
 from harness.sweep.faults import stop_when_disk_full, sweep_places
 from harness.sweep.order import ordered_batches
 
@@ -68,12 +68,13 @@ def check_cell(plain: dict[str, Any], where: str = "") -> None:
 
 
 def prestart_run_server(config: DictConfig, configs: list[dict[str, Any]]) -> None:
-    """Start the run server of the sweep's first trainable cell now, if the runs will be forked in this
-    process (Hydra's basic launcher): it imports Keras while Hydra prepares the jobs."""
+    """Start the run server of the sweep's first cell that will train now, if the runs will be forked in
+    this process (Hydra's basic launcher): it imports Keras while Hydra prepares the jobs. A sweep whose
+    cells are all reused or skipped (a resume of a finished sweep) starts none."""
     if "BasicLauncher" not in str(config.hydra.launcher.get("_target_", "")):
         return
     for plain in configs:
-        if plain["device"]["name"] == "cpu" or hardware.gpu_names():
+        if will_train(plain):
             run_process.prestart(plain["run_process"], run_env(plain, online=False, threads=plain["threads"]))
             return
 

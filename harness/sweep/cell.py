@@ -206,6 +206,14 @@ def obtain_result(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: prog
     return result
 
 
+def will_train(cfg: dict[str, Any]) -> bool:
+    """Whether ``obtain_result`` will train the cell ``cfg``: neither reused from the results store nor
+    skipped."""
+    results_dir = Path(to_absolute_path(cfg["results_dir"]))
+    reusable = not cfg["rerun"] and load_stored(results_dir, run_key(cfg)) is not None
+    return not reusable and skip_reason(cfg) is None
+
+
 def skip_reason(cfg: dict[str, Any]) -> str | None:
     """Why the cell ``cfg`` cannot give a meaningful measurement here (it is then ``skipped``, not run):
     a GPU cell without a GPU; float16 on a CPU, which has no float16 units and would only show a slow
