@@ -110,11 +110,8 @@ def test_several_settings_swept_together_and_resume_keeps_its_meaning(tmp_path):
     markdown = (report / "report.md").read_text()
     assert "## By epochs" in markdown and "## By batch_size" in markdown
 
-    # A stored result is reused only for an identical run config: epochs=2 is trained again with
-    # another batch size, and a reused result takes this sweep's factors.
-    again = run_harness(["-m", "epochs=1", "batch_size=32", "tracking=disabled"], cwd=tmp_path)
-    assert again.returncode == 0, again.stderr
-    assert "reused" not in again.stdout  # batch_size=32 was never trained
+    # A stored result is reused only for an identical run config (that another batch size is another
+    # key: test_resilience's run-key tests), and a reused result takes this sweep's factors.
     third = run_harness(["-m", "epochs=1,2,3", "batch_size=16", "tracking=disabled"], cwd=tmp_path)
     assert third.returncode == 0, third.stderr
     reused = [line for line in third.stdout.splitlines() if "reused" in line]

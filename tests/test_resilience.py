@@ -109,7 +109,7 @@ def test_one_per_cell_prefers_ok_and_keeps_order():
                     {"run_key": "c", "status": "interrupted"}]
 
 
-def test_a_run_past_its_timeout_is_killed_and_recorded_and_the_sweep_goes_on(tmp_path):
+def test_a_run_past_its_timeout_is_killed_and_recorded_and_the_sweep_goes_on_with_a_run_from_another_host(tmp_path):
     # The run that times out hangs on purpose (tests.hang.HangForever), so nothing depends on how fast
     # this machine is: no run has to finish within the 1 s timeout, because the sweep's other cell was
     # trained beforehand without one and is reused from the results store (the timeout is no part of
@@ -117,6 +117,9 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_and_the_sweep_goes_on(tmp
     env = harness_env(tmp_path, PYTHONPATH=str(REPO))
     trained = run_harness(["-m", "tracking=disabled", "epochs=2"], cwd=tmp_path, env=env)
     assert trained.returncode == 0, trained.stderr
+    [stored] = (tmp_path / "results").glob("*.json")  # as if trained on a cluster node with the same hardware
+    stored.write_text(json.dumps({**(record := json.loads(stored.read_text())),
+                                  "environment": {**record["environment"], "hostname": "node-17"}}))
     done = run_harness(["-m", "tracking=disabled", "epochs=2", "order=grid", "run_timeout_s=1",
                         "callbacks=['tests.hang:HangForever'],[]"], cwd=tmp_path, env=env)
     assert done.returncode == 1, done.stderr
@@ -126,6 +129,10 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_and_the_sweep_goes_on(tmp
     assert (hung["status"], hung["reason"]) == ("failed", "timed out after 1 s")
     assert other["status"] == "ok" and other["reused"]
     assert "2 runs: 1 failed, 1 ok (timed out after 1 s: 1)" in done.stdout
+    # the reused run says where it ran, on its line and in the report
+    assert "reused from sweep" in done.stdout and "on host node-17" in done.stdout
+    report = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    assert "1 results were reused from earlier sweeps (resume), run on host(s) node-17" in report
 
 
 def testexit_reasons_name_the_signal():
@@ -150,20 +157,6 @@ def test_run_keys_tell_machines_apart(monkeypatch):
     assert run_key(cfg) != here
     monkeypatch.setattr(hardware.os, "cpu_count", lambda: 1024)
     assert run_key(cfg) != here
-
-
-def test_a_result_reused_from_another_host_says_so(tmp_path):
-    args = ["-m", "epochs=1", "tracking=disabled"]
-    assert run_harness(args, cwd=tmp_path).returncode == 0
-    [stored] = (tmp_path / "results").glob("*.json")
-    record = json.loads(stored.read_text())
-    record["environment"]["hostname"] = "node-17"  # a cluster node with the same hardware as this one
-    stored.write_text(json.dumps(record))
-    done = run_harness(args, cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert "reused from sweep" in done.stdout and "on host node-17" in done.stdout
-    report = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
-    assert "1 results were reused from earlier sweeps (resume), run on host(s) node-17" in report
 
 
 NOT_IN_THE_KEY = {"run_process": "fresh", "rerun": True, "tracking": {"name": "offline", "mode": "offline"},

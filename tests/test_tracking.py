@@ -117,13 +117,6 @@ def test_unreachable_comet_falls_back_to_offline_once_and_never_leaks_the_key(tm
         assert SENTINEL.encode() not in data, path
 
 
-def test_disabled_tracking_writes_no_archive(tmp_path):
-    done = run_harness(["epochs=1", "tracking=disabled"], cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert not list(tmp_path.rglob("*.zip"))
-    assert "comet" not in results_under(tmp_path / "outputs")[0]
-
-
 def test_comet_failing_costs_the_run_its_tracking_not_its_result(tmp_path):
     # An archive folder that cannot be created (a file stands in its way) makes Comet fail for real.
     (tmp_path / "blocked").write_text("a file, not a folder")
