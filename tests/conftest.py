@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import ctypes
 import gzip
 import inspect
 import io
@@ -10,9 +11,11 @@ import itertools
 import json
 import os
 import pickle
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ from harness.config.presets import register_experiments
 from harness.config.schema import register_configs
 from harness.keras_cache import KERAS_DATASETS
 from harness.results import RESULT_FILE, SPEC_FILE, write_json_atomic
+from harness.startup import SHARED_SERVER_VARIABLE
 from harness.sweep.cell import Launch, run_spec
 from hydra_plugins.harness_sweeper import harness_sweeper
 
@@ -84,10 +88,57 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)
 
 
-def harness_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+def harness_env(tmp_path: Path, warm_server: bool = True, **extra: str) -> dict[str, str]:
+    """The environment of a real sweep in ``tmp_path``: no Comet settings of the developer's, its own cache,
+    and (``warm_server``) this test worker's warm run server (``warm_run_server``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
-    env.update(HARNESS_CACHE_DIR=str(tmp_path / "cache"), PYTHONUNBUFFERED="1", **extra)
+    env.update(HARNESS_CACHE_DIR=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
+    if warm_server and os.environ.get("HARNESS_TEST_WARM_SERVER", "1") != "0":  # =0: every sweep starts its own
+        env[SHARED_SERVER_VARIABLE] = str(warm_run_server())
+    env.update(extra)
     return env
+
+
+def stop_with_parent() -> None:
+    """In a child about to start: ask Linux to send it SIGTERM when the test worker that started it dies
+    (a worker killed before ``pytest_sessionfinish`` would otherwise leave its warm server behind)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def start_warm_run_server(socket_path: Path) -> subprocess.Popen:
+    """``python -m harness.run.server --listen SOCKET`` (serving default CPU sweeps), once it listens; its
+    stderr in ``run-server.log`` beside the socket."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}  # as harness_env gives a sweep
+    with open(socket_path.with_name("run-server.log"), "w") as log:
+        server = subprocess.Popen([sys.executable, "-m", "harness.run.server", "--listen", str(socket_path)],
+                                  cwd=socket_path.parent, env=env, stdout=subprocess.PIPE, stderr=log, text=True,
+                                  preexec_fn=stop_with_parent)
+    greeting = server.stdout.readline()  # type: ignore[union-attr]
+    assert '"listening"' in greeting, socket_path.with_name("run-server.log").read_text()
+    return server
+
+
+_warm: dict[str, Any] = {}
+
+
+def warm_run_server() -> Path:
+    """The socket of this test worker's warm run server, started on first use and stopped when the worker
+    ends (``pytest_sessionfinish``): the suite's sweeps with default start-up settings fork their runs from
+    it instead of each paying ~9 CPU-s of imports for a server of its own. What only a sweep's own server
+    shows is tested with ``harness_env(..., warm_server=False)`` (tests/test_run_process.py)."""
+    if "server" not in _warm:
+        socket_path = Path(tempfile.mkdtemp(prefix="harness-warm-")) / "run-server.sock"
+        _warm["server"], _warm["socket"] = start_warm_run_server(socket_path), socket_path
+    return _warm["socket"]
+
+
+def pytest_sessionfinish() -> None:
+    """Stop this worker's warm run server (a test that starts a daemon stops it)."""
+    if "server" in _warm:
+        _warm["server"].terminate()
+        _warm["server"].wait()
+        shutil.rmtree(_warm["socket"].parent, ignore_errors=True)
 
 
 def run_harness(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 1800,
@@ -177,6 +228,19 @@ def save_application_weights(name: str, path: Path, image_size: int = 32, **opti
         with h5py.File(path, "w") as file:
             legacy_h5_format.save_weights_to_hdf5_group(file, model)
     return path
+
+
+def readme_block(starting: str, fence: str = "```") -> str:
+    """The text of the README's code block that starts with ``starting``, as the README prints it."""
+    readme = (REPO / "README.md").read_text()
+    start = readme.index(starting)
+    return readme[start:readme.index(fence, start)]
+
+
+def shell(command: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess:
+    """``command`` as a user types it in bash, with this environment's ``python`` first on the PATH."""
+    env = harness_env(cwd, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **extra)
+    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
 
 
 def start_sweep(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> subprocess.Popen:

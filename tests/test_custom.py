@@ -4,8 +4,6 @@ not installed, named by ``_target_``; real Keras training in real multiruns; the
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -13,7 +11,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, compose_config, harness_env, read_archive, results_under, run_harness
+from tests.conftest import (
+    compose_config,
+    harness_env,
+    read_archive,
+    readme_block,
+    results_under,
+    run_harness,
+    shell,
+)
 
 MODELS = '''
 import keras
@@ -63,13 +69,6 @@ MINE = ["model=custom", "model._target_=mylab.models.mlp", "dataset=custom", "da
         "tracking=disabled", "epochs=15", "target_accuracy=0.8"]
 
 
-def readme_block(starting: str, fence: str = "```") -> str:
-    """The text of the README's code block that starts with ``starting``, as the README prints it."""
-    readme = (REPO / "README.md").read_text()
-    start = readme.index(starting)
-    return readme[start:readme.index(fence, start)]
-
-
 @pytest.fixture(scope="module")
 def readme_lab(tmp_path_factory) -> Path:
     """The README's own ``mylab`` package, its code taken from the README as printed."""
@@ -80,12 +79,6 @@ def readme_lab(tmp_path_factory) -> Path:
     (root / "mylab" / "models.py").write_text(models)
     (root / "mylab" / "data.py").write_text(data)
     return root
-
-
-def shell(command: str, cwd: Path) -> subprocess.CompletedProcess:
-    """``command`` as a user types it in bash, with this environment's ``python`` first on the PATH."""
-    env = harness_env(cwd, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
 
 
 def test_your_own_model_and_data_sweep_like_the_built_in_ones_and_your_code_is_in_the_run_key(readme_lab):
@@ -174,7 +167,6 @@ def _missing_function_line(lab: Path) -> str:
     from harness.config.validate import ConfigError, validate
 
     cfg = compose_config([*MINE, "model._target_=mylab.models.cnn"])
-    import sys
 
     sys.path.insert(0, str(lab))
     try:

@@ -1,6 +1,8 @@
 """Runs forked from a run server (``run_process=fork``, the default) against fresh processes
 (``run_process=fresh``): the same results for the same seed, a crash costs one run and not the server,
-and a killed sweep leaves no server or run behind."""
+and a killed sweep leaves no server or run behind. The suite's other sweeps fork from a warm server
+(``HARNESS_RUN_SERVER``, tests/conftest.py); the sweep's own server is tested here (``warm_server=False``),
+and the warm one's life across sweeps."""
 
 from __future__ import annotations
 
@@ -11,14 +13,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.conftest import FAST, REPO, harness_env, results_under, run_harness, wait_for
+from tests.conftest import (
+    FAST,
+    REPO,
+    harness_env,
+    readme_block,
+    results_under,
+    run_harness,
+    shell,
+    start_warm_run_server,
+    wait_for,
+)
 
 COMPARED = ("test_accuracy", "test_loss", "best_val_accuracy", "epochs_run", "train_examples")
 
 
 def test_forked_and_fresh_runs_give_identical_results_for_the_same_seed(tmp_path):
-    # In fork mode adam runs first, so sgd's process comes from a server that already forked a run:
-    # nothing of that run may reach it.
+    # In fork mode adam runs first, so sgd's process comes from a server that already forked a run (the
+    # test worker's warm server: it may have forked other tests' runs too): nothing of them may reach it.
     args = ["-m", *FAST, "epochs=3", "optimizer=adam,sgd", "order=grid", "rerun=true"]
     forked = run_harness([*args, "run_process=fork"], cwd=tmp_path)
     assert forked.returncode == 0, forked.stderr
@@ -58,9 +70,13 @@ def processes_in(folder: Path) -> list[int]:
     return found
 
 
+def parent_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def test_a_sweep_killed_with_sigkill_leaves_no_server_and_no_run_behind(tmp_path):
     sweep = subprocess.Popen([sys.executable, "-m", "harness", "-m", "epochs=400", "tracking=disabled",
-                              "optimizer=sgd,adam"], cwd=tmp_path, env=harness_env(tmp_path),
+                              "optimizer=sgd,adam"], cwd=tmp_path, env=harness_env(tmp_path, warm_server=False),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: any("epoch 2/" in p.read_text() for p in tmp_path.glob("multirun/*/0/train.log")))
     assert len(processes_in(tmp_path)) >= 3  # the sweep, its run server and the run it forked
@@ -75,7 +91,7 @@ def test_a_sweep_killed_right_after_a_run_leaves_that_runs_comet_archive(tmp_pat
     # A run's result is written before its Comet experiment ends (off the sweep's critical path). If the
     # sweep dies right then, the run server lets that run finish its archive, then exits.
     sweep = subprocess.Popen([sys.executable, "-m", "harness", "-m", "epochs=2", "tracking=offline", "order=grid",
-                              "optimizer=adam,sgd"], cwd=tmp_path, env=harness_env(tmp_path),
+                              "optimizer=adam,sgd"], cwd=tmp_path, env=harness_env(tmp_path, warm_server=False),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wait_for(lambda: any(tmp_path.glob("multirun/*/0/result.json")))
     sweep.kill()
@@ -101,11 +117,11 @@ def test_the_sweep_summary_names_runs_whose_comet_archive_is_missing(tmp_path):
 
 def test_a_run_server_that_dies_costs_its_run_only_and_the_next_run_gets_a_new_server(tmp_path):
     sweep = subprocess.Popen([sys.executable, "-m", "harness", "-m", "tracking=disabled", "order=grid",
-                              "epochs=400,2"], cwd=tmp_path, env=harness_env(tmp_path),
+                              "epochs=400,2"], cwd=tmp_path, env=harness_env(tmp_path, warm_server=False),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: any("epoch 2/" in p.read_text() for p in tmp_path.glob("multirun/*/0/train.log")))
     servers = [pid for pid in processes_in(tmp_path)  # the sweep's child (its runs are the server's children)
-               if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1] == str(sweep.pid)]
+               if parent_of(pid) == sweep.pid]
     assert len(servers) == 1 and b"harness.run.server" in Path(f"/proc/{servers[0]}/cmdline").read_bytes()
     os.kill(servers[0], signal.SIGKILL)  # as the OOM killer would
     stdout, stderr = sweep.communicate(timeout=1800)  # a guard against a hang, not a speed limit
@@ -114,3 +130,67 @@ def test_a_run_server_that_dies_costs_its_run_only_and_the_next_run_gets_a_new_s
     assert first["status"] == "failed" and first["reason"].startswith("the run server exited (-9)")
     assert second["status"] == "ok" and second["run_process"] == "fork"
     wait_for(lambda: not processes_in(tmp_path))  # the killed server's run did not outlive it
+
+
+def test_a_warm_run_server_outlives_a_killed_sweep_and_takes_its_training_run_down(tmp_path):
+    socket_path = tmp_path / "warm.sock"
+    warm = start_warm_run_server(socket_path)
+    try:
+        env = harness_env(tmp_path, warm_server=False, HARNESS_RUN_SERVER=str(socket_path))
+        killed = tmp_path / "killed"
+        killed.mkdir()
+        sweep = subprocess.Popen([sys.executable, "-m", "harness", "-m", "epochs=400", "tracking=disabled"],
+                                 cwd=killed, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(lambda: any("epoch 2/" in p.read_text() for p in killed.glob("multirun/*/0/train.log")))
+        [run] = [pid for pid in processes_in(killed) if pid != sweep.pid]  # the warm server's, not the sweep's
+        assert parent_of(run) == warm.pid
+        sweep.kill()  # the server sees the sweep's connection end and takes its training run down
+        sweep.wait()
+        wait_for(lambda: not processes_in(killed))
+        assert warm.poll() is None  # it serves on
+    finally:
+        warm.terminate()  # a warm server stops on SIGTERM (or Ctrl-C) and removes its socket
+        warm.wait()
+    assert warm.returncode == 0 and not socket_path.exists()
+
+
+def test_a_sweep_uses_a_warm_server_only_where_its_runs_would_start_the_same(tmp_path, capsys):
+    from harness.startup import code_fingerprint, startup_env
+    from harness.sweep.run_process import disagreement, shared_server
+
+    env = {"KERAS_BACKEND": "tensorflow", "CUDA_VISIBLE_DEVICES": "-1", "JAX_PLATFORMS": "cpu"}
+    greeting = {"started": 1, "startup": [list(pair) for pair in startup_env(env)], "code": code_fingerprint()}
+    assert disagreement(greeting, env) is None
+    assert disagreement(greeting, {**env, "KERAS_BACKEND": "jax"}) == (  # the sweep's own server, then
+        "it serves runs started with KERAS_BACKEND=tensorflow; these runs need KERAS_BACKEND=jax")
+    assert "restart it" in disagreement({**greeting, "code": "0" * 64}, env)  # it imported other code
+    nothing = tmp_path / "none.sock"
+    assert shared_server({**env, "HARNESS_RUN_SERVER": str(nothing)}) is None
+    assert f"HARNESS_RUN_SERVER={nothing}: no run server answers there" in capsys.readouterr().err
+    assert shared_server(env) is None and not capsys.readouterr().err  # not asked for: nothing said
+
+
+def test_a_warm_server_started_plainly_serves_default_cpu_sweeps():
+    # `python -m harness.run.server --listen SOCKET` (the README's command, no options) sets what a default
+    # sweep's runs get before their backend starts; were they to differ, every sweep would start its own.
+    import os
+
+    from harness.startup import startup_env, startup_settings
+    from harness.sweep.cell import run_env
+    from tests.conftest import compose_config
+
+    served = startup_settings(dict(os.environ), backend="tensorflow", device="cpu", quiet=True, threads=0)
+    assert startup_env(run_env(compose_config([]), online=False, threads=0)) == startup_env(served)
+
+
+def test_the_readmes_warm_server_commands_as_printed(tmp_path):
+    command = readme_block("python -m harness.run.server --listen").strip()
+    done = shell(command, tmp_path, HOME=str(tmp_path))  # its socket under this test's ~/.cache
+    assert done.returncode == 0, done.stdout + done.stderr
+    socket_path = tmp_path / ".cache" / "harness" / "run-server.sock"
+    assert f"listening on {socket_path}" in done.stdout and done.stdout.rstrip().endswith("stopped")
+    assert "starting the run server" not in done.stdout and "harness: note" not in done.stderr  # it was used
+    runs = results_under(tmp_path / "multirun")
+    assert [(r["optimizer"], r["status"], r["run_process"]) for r in runs] == [("adam", "ok", "fork"),
+                                                                             ("sgd", "ok", "fork")]
+    assert not socket_path.exists()

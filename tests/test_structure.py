@@ -71,8 +71,8 @@ def test_the_run_servers_start_up_keys_are_every_variable_a_run_gets_before_its_
     # server started for one kind of run would serve another with the wrong backend set-up.
     import os
 
+    from harness.startup import STARTUP_KEYS
     from harness.sweep.cell import run_env
-    from harness.sweep.run_process import STARTUP_KEYS
     from tests.conftest import compose_config
 
     monkeypatch.setenv("COMET_API_KEY", "not-a-real-key")

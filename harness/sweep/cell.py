@@ -42,6 +42,7 @@ from harness.results import (
     store_result,
     write_json_atomic,
 )
+from harness.startup import startup_settings
 from harness.sweep import comet_mode, progress, run_process
 from harness.sweep.faults import SweepPlaces, stop_when_disk_full
 
@@ -280,21 +281,11 @@ def default_threads(parallel: int, cpus: int | None = None) -> int:
 
 
 def run_env(cfg: dict[str, Any], online: bool, threads: int) -> dict[str, str]:
-    """The environment of the run of ``cfg``: this process's, with the backend chosen, the device fixed
-    and logs quietened before the backend starts, JAX's threads (``threads`` > 0: set at import, unlike
-    TensorFlow's and PyTorch's, which the run sets itself), Comet's auto-logging and error reports off,
-    and the Comet key only for a run that goes ``online``."""
-    env = dict(os.environ)
-    env["KERAS_BACKEND"] = cfg["backend"]  # read when Keras is imported: the run (or its server) gets its own
-    if cfg["backend"] == "jax" and threads:
-        env["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads={threads}"
-    if cfg["device"]["name"] == "cpu":
-        env["CUDA_VISIBLE_DEVICES"] = "-1"  # hide GPUs before the backend starts: a clean CPU measurement
-        env["JAX_PLATFORMS"] = "cpu"  # JAX would otherwise look for CUDA and warn
-    if cfg["quiet_tensorflow"]:
-        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env["COMET_DISABLE_AUTO_LOGGING"] = "1"  # metrics come from our own callback
-    env.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")  # no error reports to Comet unless asked for
+    """The environment of the run of ``cfg``: this process's, with its start-up settings
+    (``harness.startup.startup_settings``: backend, device, logs, JAX's ``threads``) and the Comet key only
+    for a run that goes ``online``."""
+    env = startup_settings(dict(os.environ), backend=cfg["backend"], device=cfg["device"]["name"],
+                           quiet=cfg["quiet_tensorflow"], threads=threads)
     if not online:
         env.pop("COMET_API_KEY", None)  # a run that does not go online has no use for the key
     return env

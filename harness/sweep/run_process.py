@@ -5,7 +5,9 @@ Both give each run its own process, its device fixed before the backend starts, 
 forked one skips the ~5 s of imports (``harness.run.server`` says why that is safe). One server serves
 every run with the same start-up settings (``startup_env``: device, backend, log level) in this
 process, and stops when this process ends (if this process is killed, the server sees its requests
-end and stops too, killing any run still training).
+end and stops too, killing any run still training). Where ``HARNESS_RUN_SERVER`` names the socket of a
+warm server (``python -m harness.run.server --listen SOCKET``) that agrees with a run's start-up settings
+and code, that server forks the run instead; it outlives the sweep.
 
 The handle a launch returns says when the run's result is there (``wait``) and can interrupt or kill it.
 """
@@ -17,6 +19,7 @@ import json
 import os
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -25,12 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.results import LOG_FILE
-
-STARTUP_KEYS = ("CUDA_VISIBLE_DEVICES", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "COMET_DISABLE_AUTO_LOGGING",
-                "COMET_ERROR_TRACKING_ENABLE", "XLA_FLAGS", "JAX_PLATFORMS")
-"""Environment variables read when the backend (or comet_ml) is imported: a server serves only runs that
-agree on all of them."""
-
+from harness.startup import SHARED_SERVER_VARIABLE, code_fingerprint, startup_env
 
 
 def fork_available() -> bool:
@@ -96,7 +94,8 @@ class ForkedRun:
 
 
 class RunServer:
-    """The client side of one ``python -m harness.run.server`` process."""
+    """The client side of one ``python -m harness.run.server`` process, started by this process for its
+    runs; ``SharedRunServer`` speaks to one that listens on a socket."""
 
     def __init__(self, env: dict[str, str]) -> None:
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115  (the server's own stderr: read if it dies)
@@ -107,6 +106,16 @@ class RunServer:
         self.started = False  # read lazily: a server started ahead imports while the sweep gets ready
         self.startup_wait_s = 0.0  # how long a run waited for the server's imports (not yet reported)
 
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def fileno(self) -> int:
+        return self.process.stdout.fileno()  # type: ignore[union-attr]
+
+    def _write(self, data: bytes) -> None:
+        self.process.stdin.write(data)  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+
     def _ensure_started(self) -> None:
         if not self.started:
             waiting = time.monotonic()
@@ -116,8 +125,7 @@ class RunServer:
 
     def _send(self, request: dict[str, Any]) -> None:
         try:
-            self.process.stdin.write((json.dumps(request) + "\n").encode())  # type: ignore[union-attr]
-            self.process.stdin.flush()  # type: ignore[union-attr]
+            self._write((json.dumps(request) + "\n").encode())
         except (BrokenPipeError, OSError):
             raise self._died() from None
 
@@ -131,7 +139,7 @@ class RunServer:
     def _read_until(self, done: Any, timeout: float | None) -> dict[str, Any]:
         """Read the server's messages until ``done(message)``; record every message by pid on the way."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        fd = self.process.stdout.fileno()  # type: ignore[union-attr]
+        fd = self.fileno()
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
             while True:
@@ -150,7 +158,10 @@ class RunServer:
                 if left is not None and left <= 0:
                     raise subprocess.TimeoutExpired("run", timeout or 0)
                 if selector.select(left):
-                    data = os.read(fd, 65536)
+                    try:
+                        data = os.read(fd, 65536)
+                    except OSError:
+                        data = b""
                     if not data:
                         raise self._died()
                     self.buffer += data
@@ -171,8 +182,9 @@ class RunServer:
         return 0 if "ready" in event else int(event["code"])
 
     def drain(self) -> None:
-        """Wait until every run this server forked has ended (their Comet archives are written)."""
-        if self.process.poll() is None and self.started:
+        """Wait until every run this server forked for this process has ended (their Comet archives are
+        written)."""
+        if self.alive() and self.started:
             self._send({"op": "drain"})
             self._read_until(lambda message: "drained" in message, None)
 
@@ -190,21 +202,85 @@ class RunServer:
         self.errors.close()
 
 
+class SharedRunServer(RunServer):
+    """A run server listening on ``socket_path`` (``python -m harness.run.server --listen``), already warm:
+    connected, it greets with its start-up settings and the fingerprint of its code."""
+
+    def __init__(self, socket_path: str) -> None:  # no process of ours: the server outlives this one
+        self.path = socket_path
+        self.connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.connection.connect(socket_path)
+        self.buffer = b""
+        self.events = {}
+        self.startup_wait_s = 0.0
+        self.greeting = self._read_until(lambda message: "started" in message, SHARED_GREETING_TIMEOUT_S)
+        self.started = True
+        self.gone = False
+
+    def alive(self) -> bool:
+        return not self.gone
+
+    def fileno(self) -> int:
+        return self.connection.fileno()
+
+    def _write(self, data: bytes) -> None:
+        self.connection.sendall(data)
+
+    def _died(self) -> RunServerError:
+        self.gone = True
+        return RunServerError(f"the run server at {self.path} closed the connection")
+
+    def close(self) -> None:
+        """Leave the server: it kills this process's runs still training and serves on."""
+        self.connection.close()
+        self.gone = True
+
+
+SHARED_GREETING_TIMEOUT_S = 60.0  # a listening server greets at once; one that does not is wedged
+
+
+def disagreement(greeting: dict[str, Any], env: dict[str, str]) -> str | None:
+    """Why runs with ``env`` cannot be forked by the server that sent ``greeting`` (``None``: they can):
+    other start-up settings, or other code than it imported."""
+    theirs = dict(tuple(pair) for pair in greeting.get("startup", []))
+    differ = [key for key, value in startup_env(env) if theirs.get(key) != value]
+    if differ:
+        return ("it serves runs started with " + ", ".join(f"{k}={theirs.get(k)}" for k in differ)
+                + "; these runs need " + ", ".join(f"{k}={env.get(k)}" for k in differ))
+    if greeting.get("code") != code_fingerprint():
+        return "its code is older than this sweep's (the harness or a package changed since it started): restart it"
+    return None
+
+
+def shared_server(env: dict[str, str]) -> SharedRunServer | None:
+    """The run server named by ``HARNESS_RUN_SERVER``, if it answers and can fork runs with ``env``; else
+    ``None`` (the sweep then starts its own, saying why)."""
+    path = env.get(SHARED_SERVER_VARIABLE)
+    if not path:
+        return None
+    try:
+        server = SharedRunServer(path)
+    except (OSError, RunServerError, subprocess.TimeoutExpired) as err:
+        why = f"no run server answers there ({err})"
+    else:
+        why = disagreement(server.greeting, env)
+        if why is None:
+            return server
+        server.close()
+    print(f"harness: note: {SHARED_SERVER_VARIABLE}={path}: {why}; this sweep starts its own", file=sys.stderr)
+    return None
+
+
 _servers: dict[tuple[tuple[str, str | None], ...], RunServer] = {}
-
-
-def startup_env(env: dict[str, str]) -> tuple[tuple[str, str | None], ...]:
-    """The part of a run's environment that must be fixed before the backend is imported."""
-    return tuple((key, env.get(key)) for key in STARTUP_KEYS)
 
 
 def server_for(env: dict[str, str]) -> RunServer:
     """This process's run server for runs with ``env``'s start-up settings (started on first use)."""
     key = startup_env(env)
     server = _servers.get(key)
-    if server is None or server.process.poll() is not None:
+    if server is None or not server.alive():
         server_env = {k: v for k, v in env.items() if k != "COMET_API_KEY"}  # a run gets the key, not the server
-        server = _servers[key] = RunServer(server_env)
+        server = _servers[key] = shared_server(env) or RunServer(server_env)
     return server
 
 
