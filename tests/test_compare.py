@@ -143,3 +143,31 @@ def test_two_real_sweeps_with_one_setting_changed(tmp_path, capsys):
     # a report's runs.csv serves as a side too: the same 6 pairs (it records the factors, not every setting)
     assert compare.main([str(runs_csv), str(tmp_path / "after"), "--out", str(tmp_path / "csv")]) == 0
     assert "6 pairs" in capsys.readouterr().out
+
+
+def test_a_gate_that_could_not_see_its_threshold_says_so_and_can_be_made_to_fail(tmp_path, capsys):
+    # As a new user tried it: 6 pairs, the second sweep ×1.6 slower. The smallest p-value of 6 pairs
+    # (2/64) judged with the other overall comparisons (Holm over 4) is 0.125: no gate could fail.
+    before = write_sweep(tmp_path / "before", synthetic_results(6, seed=0))
+    after = write_sweep(tmp_path / "after", slowed(synthetic_results(6, seed=1), 1.6))
+    code, out, err = run_compare(tmp_path, before, after, "--fail-if-slower", "5%", capsys=capsys)
+    assert code == 0, out + err
+    assert ("warning: this comparison could not fail whatever happened: the smallest p-value of 6 pairs, 0.031, "
+            "judged with 4 comparisons (Holm) is 0.125, above 0.05; run more seeds") in err
+    assert "at this many pairs in this family no change could be called" in out
+    strict = run_compare(tmp_path, before, after, "--fail-if-slower", "5%", "--require-power", capsys=capsys)
+    assert strict[0] == 1 and "failing (--require-power)" in strict[2]
+    # 12 pairs of noise could see about a fifth, not 5 %: said with the size it could see
+    before, after = (write_sweep(tmp_path / f"{side}12", synthetic_results(12, seed=seed))
+                     for side, seed in (("before", 0), ("after", 1)))
+    code, out, err = run_compare(tmp_path, before, after, "--fail-if-slower", "5%", capsys=capsys)
+    table = pd.read_csv(tmp_path / "out" / "comparison.csv")
+    smallest = table[(table["scope"] == "overall") & (table["metric"] == compare.GATED)]["detectable_slower"].item()
+    assert code == 0 and 1.1 < smallest < 1.4
+    assert (f"cannot see a 5% slowdown in steady epoch time: at this noise its 12 pairs could see ×{smallest:.2f} "
+            "or more") in err
+    assert f"×{smallest:.2f} or slower" in out
+    # 96 pairs at the same noise could see 5 %: no warning
+    before, after = (write_sweep(tmp_path / f"{side}96", synthetic_results(96, seed=seed))
+                     for side, seed in (("before", 0), ("after", 1)))
+    assert run_compare(tmp_path, before, after, "--fail-if-slower", "5%", capsys=capsys)[2] == ""

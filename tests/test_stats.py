@@ -486,3 +486,22 @@ def test_the_gate_fails_only_where_the_whole_interval_is_slower_than_the_thresho
          "distinguishable": False},  # not beyond noise in its family
     ])
     assert slower_beyond(gated, 0.05)["cell"].tolist() == ["b"]
+
+
+def test_the_smallest_callable_change_is_exact_and_none_where_no_p_value_can_pass():
+    # Known answers: 6 pairs judged alone need all 21 Walsh averages of one sign (p = 2/64 = 0.031), so the
+    # boundary is the spread's extreme, ×e^±0.1; judged with 3 others the smallest p is 4 × 0.031 > 0.05.
+    logs = [-0.1, -0.05, 0.0, 0.0, 0.05, 0.1]
+    assert stats.detectable_ratios(logs, family=1) == pytest.approx((math.exp(-0.1), math.exp(0.1)))
+    assert stats.detectable_ratios(logs, family=4) == (0.0, math.inf)
+    assert stats.detectable_ratios(logs[:5], family=1) == (0.0, math.inf)  # too few to tell
+    # At any size and family, a shift just past the boundary is called and one just short of it is not.
+    rng = np.random.default_rng(3)
+    for n, family in ((8, 1), (12, 4), (20, 9), (40, 3)):
+        values = rng.normal(0.0, 0.1, n) + rng.standard_t(3, n) * 0.02
+        faster, slower = stats.detectable_ratios(values, family)
+        walsh = [(values[i] + values[j]) / 2 for i in range(n) for j in range(i, n)]
+        centred = values - np.median(walsh)
+        for boundary in (math.log(slower), math.log(faster)):
+            assert stats.signed_rank_p(centred + boundary * 1.001) <= stats.ALPHA / family
+            assert stats.signed_rank_p(centred + boundary * 0.999) > stats.ALPHA / family

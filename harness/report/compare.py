@@ -11,7 +11,9 @@ seeds, the cells judged as one family
 (Benjamini-Hochberg), the overall effects (every pair of every cell) as another (Holm). Like asv's
 ``compare`` and pyperf's ``compare_to``, changes beyond noise come first, largest first; ``--fail-if-slower``
 exits 1 when the overall or a cell's steady epoch time is slower by more than the threshold, beyond noise
-(slower beyond noise, with its whole 95 % interval above 1 + the threshold).
+(slower beyond noise, with its whole 95 % interval above 1 + the threshold). A change not beyond noise
+comes with the smallest change its pairs could have called at their spread; a gate that could not have
+seen its threshold says so (``--require-power``: and fails).
 
 Reads result files only: it never imports the training code.
 """
@@ -188,29 +190,39 @@ def paired_runs(before: Side, after: Side, matching: Matching) -> tuple[pd.DataF
     return both, lines
 
 
-def _effect(pairs: pd.DataFrame, metric: str, kind: str, cell: str) -> stats.Effect:
+def _effect(pairs: pd.DataFrame, metric: str, kind: str, cell: str) -> tuple[stats.Effect, np.ndarray]:
+    """The effect AFTER against BEFORE of ``cell``'s ``pairs`` on ``metric``, and its per-pair changes."""
     before, after = pairs[f"{metric}_before"].to_numpy(float), pairs[f"{metric}_after"].to_numpy(float)
     both = ~(np.isnan(before) | np.isnan(after))
     misses = (int(np.isinf(after[both]).sum()), int(np.isinf(before[both]).sum()))
-    return stats.effect_of(stats.change_values(after, before, kind), kind, factor=cell, level="after",
-                           baseline="before", metric=metric, misses=misses)
+    changes = stats.change_values(after, before, kind)
+    return stats.effect_of(changes, kind, factor=cell, level="after", baseline="before", metric=metric,
+                           misses=misses), changes
 
 
 def comparison_table(pairs: pd.DataFrame) -> pd.DataFrame:
     """Per cell and metric, and ``overall`` (every pair of every cell), the effect AFTER against BEFORE:
     ``scope`` (``cell``/``overall``), ``cell``, ``metric``, ``kind``, ``estimate``, ``low``, ``high``,
-    ``pairs``, ``p_value``, ``p_adjusted``, ``correction``, ``distinguishable``, and for the overall ratios
-    the geometric mean of the per-cell median ratios (``geomean``). Cells are judged as one family
+    ``pairs``, ``p_value``, ``p_adjusted``, ``correction``, ``distinguishable``, for ratios without misses
+    of the target the smallest changes the pairs could have called in their family (``detectable_faster``,
+    ``detectable_slower``: ``stats.detectable_ratios``; a miss has no size to shift), and for the overall
+    ratios the geometric mean of the per-cell median ratios (``geomean``). Cells are judged as one family
     (Benjamini-Hochberg), the overall effects as another (Holm). Beyond noise first, largest change first."""
-    cells = [_effect(group, metric, kind, cell) for cell, group in pairs.groupby("cell", sort=True)
-             for metric, kind, _ in METRICS]
-    overall = [_effect(pairs, metric, kind, "overall") for metric, kind, _ in METRICS]
+    cells_changes = [_effect(group, metric, kind, cell) for cell, group in pairs.groupby("cell", sort=True)
+                     for metric, kind, _ in METRICS]
+    overall_changes = [_effect(pairs, metric, kind, "overall") for metric, kind, _ in METRICS]
+    cells = [effect for effect, _ in cells_changes]
     rows = []
-    for scope, effects, correction in (("overall", overall, "holm"), ("cell", cells, "bh")):
-        for effect in stats.judged(effects, correction):
+    for scope, measured_changes, correction in (("overall", overall_changes, "holm"), ("cell", cells_changes, "bh")):
+        effects, changes = [e for e, _ in measured_changes], [c for _, c in measured_changes]
+        family = sum(not effect.too_few for effect in effects)
+        for effect, values in zip(stats.judged(effects, correction), changes, strict=True):
             measured = {k: v for k, v in dataclasses.asdict(effect).items() if k not in ("factor", "level", "baseline")}
+            timed = effect.kind == "ratio" and not (effect.level_misses or effect.baseline_misses)  # a miss: no size
+            faster, slower = (stats.detectable_ratios(stats.log_ratios(values), family) if timed
+                              else (float("nan"), float("nan")))
             row = {"scope": scope, "cell": effect.factor, **measured, "distinguishable": effect.distinguishable,
-                   "geomean": float("nan")}
+                   "geomean": float("nan"), "detectable_faster": faster, "detectable_slower": slower}
             if scope == "overall" and effect.kind == "ratio":
                 per_cell = [e.estimate for e in cells if e.metric == effect.metric and 0 < e.estimate < np.inf]
                 row["geomean"] = float(np.exp(np.mean(np.log(per_cell)))) if per_cell else float("nan")
@@ -261,7 +273,40 @@ def _shown(row: pd.Series) -> str:
         worse = effect.estimate > effect.neutral if effect.kind == "ratio" else effect.estimate < effect.neutral
         word = ("slower" if worse else "faster") if effect.kind == "ratio" else ("lower" if worse else "higher")
         return f"{described(effect)}, {word} beyond noise"
+    if effect.kind == "ratio" and not effect.too_few and not math.isnan(row["detectable_slower"]):
+        return f"{described(effect)}; {_could_call(row)}"
     return described(effect)
+
+
+def _could_call(row: pd.Series) -> str:
+    """What a ratio row's pairs, at their spread, could have called beyond noise in its family."""
+    if not math.isfinite(row["detectable_slower"]):
+        return "at this many pairs in this family no change could be called"
+    return f"it could call ×{row['detectable_faster']:.2f} or faster, ×{row['detectable_slower']:.2f} or slower"
+
+
+def blind_spot(table: pd.DataFrame, threshold: float) -> str | None:
+    """The warning for a gate of ``threshold`` that the comparison could not fail: a slowdown of
+    ``1 + threshold`` in ``GATED``, overall, is smaller than the smallest it could call (``None``: it could
+    see it). Where no change could be called at all, says why: the smallest p-value of its pairs,
+    adjusted in its family."""
+    overall = table[(table["scope"] == "overall") & (table["metric"] == GATED)].iloc[0]
+    smallest = overall["detectable_slower"]
+    if smallest <= 1 + threshold:
+        return None
+    advice = "run more seeds or longer epochs, or sweep both sides in one sweep (a factor) so that drift cancels"
+    if math.isfinite(smallest):
+        return (f"this comparison cannot see a {threshold:.0%} slowdown in steady epoch time: at this noise its "
+                f"{int(overall['pairs'])} pairs could see ×{smallest:.2f} or more; {advice}")
+    pairs = int(overall["pairs"])
+    family = int(table[table["scope"] == "overall"]["p_value"].notna().sum())
+    if pairs < stats.fewest_pairs():
+        why = f"{pairs} pairs are too few to tell (fewer than {stats.fewest_pairs()})"
+    else:
+        lowest = 2 / 2**pairs
+        why = (f"the smallest p-value of {pairs} pairs, {lowest:.3f}, judged with {family} comparisons (Holm) is "
+               f"{min(1.0, lowest * family):.3f}, above {stats.ALPHA:.2f}")
+    return f"this comparison could not fail whatever happened: {why}; {advice}"
 
 
 def summary_lines(before: Side, after: Side, matching: Matching, table: pd.DataFrame, notes: list[str]) -> list[str]:
@@ -324,7 +369,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fail-if-slower", default=None, metavar="PERCENT",
                         help="exit 1 if steady epoch time, overall or in any cell, got slower by more than this "
                         "beyond noise (e.g. 5%%): a training-speed regression gate for CI")
+    parser.add_argument("--require-power", action="store_true",
+                        help="with --fail-if-slower: exit 1 also where the comparison could not have seen such a "
+                        "slowdown (too few pairs or too much noise), instead of passing with a warning")
     args = parser.parse_args(argv)
+    if args.require_power and args.fail_if_slower is None:
+        parser.error("--require-power needs --fail-if-slower PERCENT")
     try:
         threshold = parse_threshold(args.fail_if_slower) if args.fail_if_slower is not None else None
         before, after = load_side(args.before), load_side(args.after)
@@ -340,10 +390,17 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     print(f"comparison: {index.resolve()}")
     if threshold is not None:
+        blind = blind_spot(table, threshold)
+        if blind:
+            print(f"harness.compare: warning: {blind}", file=sys.stderr)
         slower = slower_beyond(table, threshold)
         if len(slower):
             named = "; ".join(f"{row['cell']} ×{row['estimate']:.2f}" for _, row in slower.head(5).iterrows())
             print(f"harness.compare: slower beyond noise by more than {threshold:.0%} in steady epoch time: {named}",
                   file=sys.stderr)
+            return 1
+        if blind and args.require_power:
+            print("harness.compare: failing (--require-power): the gate could not have seen the slowdown it guards "
+                  "against", file=sys.stderr)
             return 1
     return 0

@@ -147,6 +147,31 @@ def hodges_lehmann(values: np.ndarray | Sequence[float],
     return (estimate, float(walsh[critical]), float(walsh[len(walsh) - critical - 1]))
 
 
+def detectable_ratios(logs: np.ndarray | Sequence[float], family: int = 1,
+                      alpha: float = ALPHA) -> tuple[float, float]:
+    """``(faster, slower)``: the smallest changes that paired log ratios with the spread of ``logs`` could
+    call beyond noise, as ratios (below and above 1). The observed values are centred on their
+    Hodges-Lehmann estimate and shifted; the signed-rank test calls the shift once it reaches the
+    family's strictest level (``alpha / family``: Holm's and Benjamini-Hochberg's first step over
+    ``family`` testable comparisons). Exact: the test counts the positive Walsh averages, so the boundary
+    is one of them. ``(0, inf)`` where no change could be called at all: too few pairs for that level
+    (the smallest p-value of ``n`` pairs is ``2 / 2**n``), or too few to tell."""
+    data = _clean(logs)
+    n = len(data)
+    level = alpha / max(family, 1)
+    if n < fewest_pairs():
+        return (0.0, float("inf"))
+    tail = np.cumsum(_untied_null(n)[::-1])[::-1]  # tail[t] = P(T >= t) under no change
+    callable_counts = np.nonzero(np.minimum(1.0, 2 * tail) <= level)[0]
+    if not len(callable_counts):
+        return (0.0, float("inf"))
+    needed = int(callable_counts[0])  # positive Walsh averages the shifted values need (or negative ones)
+    rows, columns = np.triu_indices(n)
+    walsh = np.sort((data[rows] + data[columns]) / 2)
+    centred = walsh - np.median(walsh)
+    return (_exp(-centred[needed - 1]), _exp(-centred[len(walsh) - needed]))
+
+
 def log_ratios(ratios: np.ndarray | Sequence[float]) -> np.ndarray:
     """``log(ratios)`` with an infinite ratio (or 0) as ``±INFINITE_LOG``; NaN stays NaN."""
     with np.errstate(divide="ignore"):
