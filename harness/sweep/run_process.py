@@ -248,7 +248,7 @@ def disagreement(greeting: dict[str, Any], env: dict[str, str]) -> str | None:
         return ("it serves runs started with " + ", ".join(f"{k}={theirs.get(k)}" for k in differ)
                 + "; these runs need " + ", ".join(f"{k}={env.get(k)}" for k in differ))
     if greeting.get("code") != code_fingerprint():
-        return "its code is older than this sweep's (the harness or a package changed since it started): restart it"
+        return "it runs other code than this sweep (the harness or a package changed since it started): restart it"
     return None
 
 
