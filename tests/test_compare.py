@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 
 import numpy as np
@@ -171,3 +172,26 @@ def test_a_gate_that_could_not_see_its_threshold_says_so_and_can_be_made_to_fail
     before, after = (write_sweep(tmp_path / f"{side}96", synthetic_results(96, seed=seed))
                      for side, seed in (("before", 0), ("after", 1)))
     assert run_compare(tmp_path, before, after, "--fail-if-slower", "5%", capsys=capsys)[2] == ""
+
+
+def test_the_noise_within_each_side_is_said_and_a_shift_with_nothing_changed_is_called_drift(tmp_path, capsys):
+    # Known answer: one cell, three seeds at log times 0, +0.1, -0.1 (scaled MAD 1.4826 × 0.1) before, and
+    # the same ×1.5 after.
+    pairs = pd.DataFrame({"cell": ["a"] * 3, "median_epoch_seconds_before": np.exp([0.0, 0.1, -0.1]),
+                          "median_epoch_seconds_after": 1.5 * np.exp([0.0, 0.1, -0.1])})
+    assert compare.spread_within_cells(pairs, "before") == pytest.approx(1.482602 * 0.1, rel=1e-5)
+    assert math.isnan(compare.spread_within_cells(pairs.head(1), "before"))  # one seed: no spread to measure
+    # Two sweeps of the same runs, the second ×1.3 slower with nothing recorded changed: the machine drifted.
+    runs = synthetic_results(96, seed=0)
+    drifted = copy.deepcopy(runs)
+    for result in drifted:
+        result["median_epoch_seconds"] *= 1.3
+    code, out, _ = run_compare(tmp_path, write_sweep(tmp_path / "b", runs), write_sweep(tmp_path / "a", drifted),
+                               capsys=capsys)
+    assert code == 0 and "changed: nothing that the results record" in out
+    assert "noise: runs of one cell differ by" in out and "warning: nothing that the results record changed, yet " \
+        "steady epoch time moved ×1.30 beyond noise: the machine's state most likely differed" in out
+    # the same shift with a new Keras recorded is no drift warning: something changed
+    code, out, _ = run_compare(tmp_path, write_sweep(tmp_path / "b", runs),
+                               write_sweep(tmp_path / "k", slowed(runs, 1.3)), capsys=capsys)
+    assert "changed: keras 3 -> 3.99" in out and "the machine's state" not in out

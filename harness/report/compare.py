@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
 from harness.cells import NON_SEMANTIC_KEYS
 from harness.report import stats
@@ -309,13 +310,44 @@ def blind_spot(table: pd.DataFrame, threshold: float) -> str | None:
     return f"this comparison could not fail whatever happened: {why}; {advice}"
 
 
-def summary_lines(before: Side, after: Side, matching: Matching, table: pd.DataFrame, notes: list[str]) -> list[str]:
-    """The terminal's answer: what changed, the overall effects, the cells beyond noise, what was left out."""
+def spread_within_cells(pairs: pd.DataFrame, side: str, metric: str = GATED) -> float:
+    """How much runs of one cell differ on ``side`` (``before``/``after``) in ``metric``: the robust standard
+    deviation (scaled MAD) of its log around each cell's median, over the cells with two or more seeds;
+    NaN where no cell has two."""
+    logs = np.log(pd.to_numeric(pairs[f"{metric}_{side}"], errors="coerce").replace([0, np.inf], np.nan))
+    centred = logs - logs.groupby(pairs["cell"]).transform("median")
+    repeated = pairs.groupby("cell")["cell"].transform("size") >= 2
+    kept = centred[repeated].dropna()
+    return float(scipy_stats.median_abs_deviation(kept, scale="normal")) if len(kept) >= 2 else float("nan")
+
+
+def noise_lines(pairs: pd.DataFrame, matching: Matching, table: pd.DataFrame) -> list[str]:
+    """The run-to-run spread of steady epoch time on each side, and a drift warning where nothing recorded
+    changed between the sides yet steady epoch time moved beyond noise: the machine, not the code, differed."""
+    spreads = {side: spread_within_cells(pairs, side) for side in ("before", "after")}
+    if any(math.isnan(v) for v in spreads.values()):
+        shown = "not measured (no cell has two seeds on both sides)"
+    else:
+        shown = " and ".join(f"±{math.expm1(v):.0%} {side}" for side, v in spreads.items())
+    lines = [f"noise: runs of one cell differ by {shown} in steady epoch time (robust standard deviation)"]
+    overall = table[(table["scope"] == "overall") & (table["metric"] == GATED)].iloc[0]
+    if not matching.changed and overall["distinguishable"]:
+        lines.append(f"warning: nothing that the results record changed, yet steady epoch time moved "
+                     f"×{overall['estimate']:.2f} beyond noise: the machine's state most likely differed between the "
+                     "sweeps (load, clock, heat); run both sides interleaved in one sweep (a factor of the grid)")
+    return lines
+
+
+def summary_lines(before: Side, after: Side, matching: Matching, table: pd.DataFrame, notes: list[str], *,
+                  noise: Sequence[str] = ()) -> list[str]:
+    """The terminal's answer: what changed, the noise (``noise_lines``), the overall effects, the cells beyond
+    noise, what was left out."""
     names = {metric: words for metric, _, words in METRICS}
     lines = [f"before: {before.label} ({len(before.runs)} ok runs)",
              f"after:  {after.label} ({len(after.runs)} ok runs)"]
     changed = "; ".join(f"{key} {a} -> {b}" for key, (a, b) in matching.changed.items())
     lines.append(f"changed: {changed or 'nothing that the results record'}")
+    lines += noise
     overall = table[table["scope"] == "overall"]
     for _, row in overall.iterrows():
         geomean = (f"; geometric mean of the cells' ratios ×{row['geomean']:.2f}" if math.isfinite(row["geomean"])
@@ -384,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"harness.compare: error: {err}", file=sys.stderr)
         return 2
     table = comparison_table(pairs)
-    lines = summary_lines(before, after, matching, table, alone)
+    lines = summary_lines(before, after, matching, table, alone, noise=noise_lines(pairs, matching, table))
     out = args.out or Path("reports") / f"compare_{Path(before.label).name}_vs_{Path(after.label).name}"
     index = write_comparison(out, before, after, matching, table=table, lines=lines)
     print("\n".join(lines))
