@@ -101,9 +101,13 @@ class RunServer:
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115  (the server's own stderr: read if it dies)
         self.process = subprocess.Popen([sys.executable, "-m", "harness.run.server"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=self.errors, env=env)
+        self._listen(started=False)  # read lazily: a server started ahead imports while the sweep gets ready
+
+    def _listen(self, started: bool) -> None:
+        """The state of reading the server's messages, from none read."""
         self.buffer = b""
         self.events: dict[int, dict[str, Any]] = {}  # pid -> what the server said of it
-        self.started = False  # read lazily: a server started ahead imports while the sweep gets ready
+        self.started = started
         self.startup_wait_s = 0.0  # how long a run waited for the server's imports (not yet reported)
 
     def alive(self) -> bool:
@@ -210,12 +214,9 @@ class SharedRunServer(RunServer):
         self.path = socket_path
         self.connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.connection.connect(socket_path)
-        self.buffer = b""
-        self.events = {}
-        self.startup_wait_s = 0.0
-        self.greeting = self._read_until(lambda message: "started" in message, SHARED_GREETING_TIMEOUT_S)
-        self.started = True
         self.gone = False
+        self._listen(started=True)  # it imported before it listened
+        self.greeting = self._read_until(lambda message: "started" in message, SHARED_GREETING_TIMEOUT_S)
 
     def alive(self) -> bool:
         return not self.gone
