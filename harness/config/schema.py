@@ -14,7 +14,6 @@ from dataclasses import MISSING as MISSING_FIELD
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from hydra.core.config_store import ConfigStore
 from omegaconf import II, MISSING
 
 from harness.cells import FACTORS, NON_SEMANTIC_KEYS  # noqa: F401  (the schema's users read them here too)
@@ -384,6 +383,8 @@ BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 def register_configs() -> None:
     """Register the root schema and every group's schema in Hydra's ConfigStore (idempotent)."""
+    from hydra.core.config_store import ConfigStore  # here: the run key reads the schema's defaults without Hydra
+
     store = ConfigStore.instance()
     store.store(name="base_config", node=Config)
     for group, schemas in SCHEMAS.items():
