@@ -28,7 +28,8 @@ from omegaconf import OmegaConf
 from harness.config.presets import register_experiments
 from harness.config.schema import register_configs
 from harness.keras_cache import KERAS_DATASETS
-from harness.results import RESULT_FILE, SPEC_FILE, write_json_atomic
+from harness.result_files import write_json_atomic
+from harness.results import RESULT_FILE, SPEC_FILE
 from harness.startup import SHARED_SERVER_VARIABLE
 from harness.sweep.cell import Launch, run_spec
 from hydra_plugins.harness_sweeper import harness_sweeper

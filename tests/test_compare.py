@@ -13,7 +13,7 @@ import pytest
 
 from harness.report import compare
 from harness.report.synthetic import synthetic_results
-from harness.results import write_json_atomic
+from harness.result_files import write_json_atomic
 from tests.conftest import FAST, results_under, run_harness
 
 
@@ -76,7 +76,7 @@ def test_two_sweeps_of_noise_compare_as_unchanged():
 
 
 def _frames(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
-    from harness.results import factor_columns, results_frame
+    from harness.report.tables import factor_columns, results_frame
 
     factors = factor_columns(results)
     return results_frame(results), pd.DataFrame([{**{f: r.get(f) for f in factors}, "seed": r["seed"]}

@@ -250,7 +250,7 @@ def test_the_shipped_regression_preset_times_val_mae_and_says_so(tmp_path):
 
 
 def test_the_default_target_keeps_the_run_keys_of_results_stored_before_it_existed():
-    from harness.results import run_key
+    from harness.run_key import run_key
 
     cfg = compose_config([])
     before = {k: v for k, v in cfg.items() if k not in ("target", "loss", "metrics")}

@@ -12,7 +12,7 @@ import pytest
 
 from harness.report import write_report
 from harness.report.synthetic import synthetic_results
-from harness.results import write_json_atomic
+from harness.result_files import write_json_atomic
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 

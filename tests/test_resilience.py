@@ -98,7 +98,7 @@ def test_two_sweeps_started_in_the_same_second_get_different_folders():
 
 
 def test_one_per_cell_prefers_ok_and_keeps_order():
-    from harness.results import one_per_cell
+    from harness.result_files import one_per_cell
 
     results = [{"run_key": "a", "status": "failed"}, {"run_key": "b", "status": "ok", "n": 1},
                {"run_key": "a", "status": "ok"}, {"run_key": "b", "status": "ok", "n": 2},
@@ -145,7 +145,7 @@ def testexit_reasons_name_the_signal():
 
 def test_run_keys_tell_machines_apart(monkeypatch):
     from harness import hardware
-    from harness.results import run_key
+    from harness.run_key import run_key
     from tests.conftest import compose_config
 
     cfg = compose_config(["tracking=disabled"])
@@ -192,7 +192,7 @@ def _leaves(tree, prefix=()):
 def test_the_run_key_holds_every_setting_that_changes_a_result_and_none_that_does_not():
     import copy
 
-    from harness.results import run_key
+    from harness.run_key import run_key
     from tests.conftest import compose_config
 
     cfg = compose_config([])
@@ -216,8 +216,8 @@ def test_the_run_key_holds_every_setting_that_changes_a_result_and_none_that_doe
 def test_upgrading_a_backend_or_the_timing_rules_makes_its_results_retrain(monkeypatch):
     import importlib.metadata
 
-    from harness import results
-    from harness.results import run_key
+    from harness import run_key as keys
+    from harness.run_key import run_key
     from tests.conftest import compose_config
 
     jax, tensorflow = compose_config(["backend=jax"]), compose_config([])
@@ -228,5 +228,5 @@ def test_upgrading_a_backend_or_the_timing_rules_makes_its_results_retrain(monke
     assert run_key(jax) != before[0]  # a backend=jax rerun retrains, instead of reusing the old JAX's timings
     assert run_key(tensorflow) == before[1]  # TensorFlow runs are not JAX's business
     monkeypatch.undo()
-    monkeypatch.setattr(results, "TIMING_VERSION", 2)  # the timing rules changed
+    monkeypatch.setattr(keys, "TIMING_VERSION", 2)  # the timing rules changed
     assert run_key(tensorflow) != before[1] and run_key(jax) != before[0]

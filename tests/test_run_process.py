@@ -104,7 +104,7 @@ def test_a_sweep_killed_right_after_a_run_leaves_that_runs_comet_archive(tmp_pat
 
 
 def test_the_sweep_summary_names_runs_whose_comet_archive_is_missing(tmp_path):
-    from harness.results import comet_summary as summary
+    from harness.comet_summary import comet_summary as summary
 
     written = tmp_path / "a.zip"
     written.write_bytes(b"PK")

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from harness.config.schema import BACKENDS
-from harness.results import run_key
+from harness.run_key import run_key
 from tests.conftest import FAST, REPO, compose_config, harness_env, results_under, run_harness
 
 

@@ -16,7 +16,9 @@ NEVER = {
     # part: prefixes of modules it must not import
     "harness.config.schema": ("harness.sweep", "harness.run", "harness.report", "tensorflow", "keras"),
     "harness.config.validate": ("harness.sweep", "harness.run", "harness.report", "tensorflow", "keras"),
-    "harness.results": ("harness.sweep", "harness.run", "harness.report", "tensorflow", "keras"),
+    "harness.results": ("hydra", "pandas", "harness.sweep", "harness.run", "harness.report", "tensorflow", "keras"),
+    "harness.result_files": ("hydra", "pandas", "harness.sweep", "harness.run", "harness.report", "tensorflow", "keras"),
+    "harness.run_key": ("hydra", "pandas", "harness.sweep", "harness.run", "harness.report", "tensorflow", "keras"),
     "harness.report.pages": ("harness.sweep", "harness.run", "tensorflow", "keras"),
     "harness.report.compare": ("harness.sweep", "harness.run", "tensorflow", "keras"),
     "harness.report.stats": ("hydra", "omegaconf", "harness.config", "harness.sweep", "harness.run"),

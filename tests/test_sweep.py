@@ -145,7 +145,9 @@ def test_gpu_cell_fails_when_nvidia_smi_sees_a_gpu_but_the_backend_does_not(tmp_
 
 def test_a_cell_trains_unless_its_result_is_stored_or_it_is_skipped(tmp_path):
     """What decides whether a sweep starts a run server ahead: a resume of a finished sweep starts none."""
-    from harness.results import placeholder_result, run_key, store_result
+    from harness.result_files import store_result
+    from harness.results import placeholder_result
+    from harness.run_key import run_key
     from harness.sweep.cell import will_train
 
     cfg = compose_config([f"results_dir={tmp_path / 'results'}"])

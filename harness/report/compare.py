@@ -35,7 +35,8 @@ from scipy import stats as scipy_stats
 
 from harness.cells import NON_SEMANTIC_KEYS
 from harness.report import stats
-from harness.results import ENVIRONMENT_COLUMNS, collect_results, factor_columns, one_per_cell, results_frame
+from harness.report.tables import ENVIRONMENT_COLUMNS, factor_columns, results_frame
+from harness.result_files import collect_results, one_per_cell
 
 METRICS = (("median_epoch_seconds", "ratio", "steady epoch time"), ("train_seconds", "ratio", "train seconds"),
            ("time_to_target_seconds", "ratio", "time to target"), ("test_accuracy", "difference", "test accuracy"))

@@ -24,18 +24,12 @@ from pathlib import Path
 import pandas as pd
 
 from harness.cells import FACTORS, overrides, sorted_levels
+from harness.comet_summary import comet_summary
 from harness.report import figures, stability, stats, tuning
+from harness.report.tables import factor_baselines, factor_columns, history_frame, results_frame
 from harness.report.verdicts import format_effect, optimizer_ranking, speed_verdicts, verdicts
-from harness.results import (
-    Result,
-    collect_results,
-    comet_summary,
-    factor_baselines,
-    factor_columns,
-    history_frame,
-    one_per_cell,
-    results_frame,
-)
+from harness.result_files import collect_results, one_per_cell
+from harness.results import Result
 
 DRIFT_WARNING = 0.05
 """Warn about drift when the fitted change over the sweep exceeds this and its CI excludes no change."""

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness.config.folders import IMAGE_SUFFIXES, class_folders, image_files  # noqa: F401
-from harness.results import write_json_atomic
+from harness.result_files import write_json_atomic
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import keras
 
 from harness import keras_cache
 from harness.config.schema import KEYED_ONLY_OFF_DEFAULT
-from harness.results import write_json_atomic
+from harness.result_files import write_json_atomic
 from harness.run import streaming
 from harness.run.backbones import (
     APPLICATIONS,

@@ -18,7 +18,7 @@
   (``target.metric``, ``val_accuracy`` by default) reaches ``target.value`` (at least it for accuracies,
   at most it for losses and errors); ``None`` if no epoch does.
 
-Changing what any of these means? Bump ``harness.results.TIMING_VERSION``: results timed by the old
+Changing what any of these means? Bump ``harness.run_key.TIMING_VERSION``: results timed by the old
 rules are then not reused as if they were timed by the new ones.
 """
 

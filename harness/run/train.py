@@ -23,17 +23,8 @@ from typing import Any
 from harness import hardware
 from harness.config.schema import target_mode
 from harness.outcomes import DIVERGED
-from harness.results import (
-    LOG_FILE,
-    PROGRESS_FILE,
-    RESULT_FILE,
-    SPEC_FILE,
-    Result,
-    RunSpec,
-    placeholder_result,
-    store_result,
-    write_json_atomic,
-)
+from harness.result_files import store_result, write_json_atomic
+from harness.results import LOG_FILE, PROGRESS_FILE, RESULT_FILE, SPEC_FILE, Result, RunSpec, placeholder_result
 
 
 def configure_backend(threads: int) -> str | None:
@@ -323,7 +314,7 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
     ``on_result`` is called once ``result.json`` is written, before the Comet experiment ends (Comet's
     offline ``end()`` waits about a second, nearly without CPU): a run server tells the sweep then, so
     that the next run need not wait for it. The archive's path is in the result; whether it was written
-    is checked at the end of the sweep (``harness.results.comet_summary``).
+    is checked at the end of the sweep (``harness.comet_summary``).
     """
     spec: RunSpec = json.loads((run_dir / SPEC_FILE).read_text())
     cfg = spec["config"]

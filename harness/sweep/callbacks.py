@@ -20,8 +20,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import cells
 from harness.cells import FACTORS, swept_factors
+from harness.comet_summary import comet_summary
 from harness.config.validate import ConfigError, validate
-from harness.results import collect_results, comet_summary
+from harness.result_files import collect_results
 from harness.sweep import progress, run_process
 from harness.sweep.cell import run_env, will_train
 from harness.sweep.faults import stop_when_disk_full, sweep_places

@@ -26,22 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness import hardware
 from harness.cells import FACTORS, cell_factors, describe, rerun_command, searched_factors
+from harness.comet_summary import comet_summary
 from harness.config.validate import ConfigError, validate
-from harness.results import (
-    LOG_FILE,
-    RESULT_FILE,
-    SPEC_FILE,
-    Result,
-    RunSpec,
-    Status,
-    comet_summary,
-    load_stored,
-    placeholder_result,
-    read_result,
-    run_key,
-    store_result,
-    write_json_atomic,
-)
+from harness.result_files import load_stored, read_result, store_result, write_json_atomic
+from harness.results import LOG_FILE, RESULT_FILE, SPEC_FILE, Result, RunSpec, Status, placeholder_result
+from harness.run_key import run_key
 from harness.startup import startup_settings
 from harness.sweep import comet_mode, progress, run_process
 from harness.sweep.faults import SweepPlaces, stop_when_disk_full

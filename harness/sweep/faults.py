@@ -21,7 +21,7 @@ from typing import NoReturn
 
 from omegaconf import DictConfig
 
-from harness.results import collect_results
+from harness.result_files import collect_results
 from harness.sweep import progress
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT)

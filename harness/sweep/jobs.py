@@ -18,7 +18,8 @@ from typing import Any, NoReturn
 from omegaconf import DictConfig, open_dict
 
 from harness.cells import cell_factors, describe, rerun_command
-from harness.results import LOG_FILE, RESULT_FILE, Result, placeholder_result, write_json_atomic
+from harness.result_files import write_json_atomic
+from harness.results import LOG_FILE, RESULT_FILE, Result, placeholder_result
 from harness.sweep import progress
 from harness.sweep.callbacks import without_hydra
 

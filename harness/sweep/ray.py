@@ -38,7 +38,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from harness.results import RESULT_FILE, Result, read_result
+from harness.result_files import read_result
+from harness.results import RESULT_FILE, Result
 from harness.sweep import run_process
 from harness.sweep.jobs import Job, compose_jobs, job_line, job_return, record, stop_on_ctrl_c
 

@@ -30,7 +30,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from harness.results import RESULT_FILE, Result, read_result, write_json_atomic
+from harness.result_files import read_result, write_json_atomic
+from harness.results import RESULT_FILE, Result
 from harness.sweep.jobs import Job, compose_jobs, job_line, job_return, record, stop_on_ctrl_c
 
 POLL_S = 1.0  # how often the submitting process looks for finished jobs (a result file check: cheap)
