@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.outcomes import STATUSES
-from harness.results import REQUIRED, RESULT_FILE, Result
+from harness.results import RESULT_FILE, Result, result_problems
 
 
 def write_json_atomic(path: Path, data: dict[str, Any] | Result) -> None:
@@ -37,15 +37,25 @@ def write_json_atomic(path: Path, data: dict[str, Any] | Result) -> None:
 
 
 def read_result(path: Path) -> Result:
-    """Read one result file; raises ``ValueError`` if it is not a result: no valid ``status``, or a
-    required key missing (``REQUIRED``), so that a reader fails loudly instead of showing an empty column."""
+    """Read one result file, checked against the contract (``result_problems``); raises ``ValueError``
+    naming what is wrong if it is not a valid result, so that a reader fails loudly instead of showing an
+    empty column."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or data.get("status") not in STATUSES:
         raise ValueError(f"{path}: not a result (no valid 'status')")
-    missing = [key for key in REQUIRED if key not in data]
-    if missing:
-        raise ValueError(f"{path}: not a result (missing {', '.join(missing)})")
+    problems = result_problems(data)
+    if problems:
+        raise ValueError(f"{path}: not a result ({'; '.join(problems)})")
     return data
+
+
+def write_result(path: Path, result: Result) -> None:
+    """Write a result file atomically, checked against the contract first: a result the contract does not
+    describe is a bug, stopped where it is made rather than where it is read. Raises ``ValueError``."""
+    problems = result_problems(result)
+    if problems:
+        raise ValueError(f"{path}: not a valid result ({'; '.join(problems)})")
+    write_json_atomic(path, result)
 
 
 def load_stored(results_dir: Path, key: str) -> Result | None:
@@ -60,7 +70,7 @@ def load_stored(results_dir: Path, key: str) -> Result | None:
 
 def store_result(results_dir: Path, result: Result) -> None:
     """Keep an ``ok`` result in the store (``<results_dir>/<run_key>.json``) for later sweeps."""
-    write_json_atomic(Path(results_dir) / f"{result['run_key']}.json", result)
+    write_result(Path(results_dir) / f"{result['run_key']}.json", result)
 
 
 def collect_results(folder: Path) -> tuple[list[Result], list[str]]:

@@ -79,7 +79,7 @@ def test_report_tolerates_corrupt_and_partial_result_files(tmp_path):
     assert len(pd.read_csv(index.with_name("runs.csv"))) == 1
     markdown = index.with_name("report.md").read_text()
     assert "Skipped result files" in markdown and "1/result.json" in markdown and "2/result.json" in markdown
-    assert "3/result.json: unreadable result" in markdown and "(missing run_key)" in markdown
+    assert "3/result.json: unreadable result" in markdown and "(missing required key 'run_key')" in markdown
 
 
 def test_two_sweeps_started_in_the_same_second_get_different_folders():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import re
 import sys
@@ -11,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import FAST, compose_config, gpu_cell_status, harness_env, results_under, run_harness
+from tests.conftest import FAST, REPO, compose_config, gpu_cell_status, harness_env, results_under, run_harness
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +153,8 @@ def test_a_cell_trains_unless_its_result_is_stored_or_it_is_skipped(tmp_path):
 
     cfg = compose_config([f"results_dir={tmp_path / 'results'}"])
     assert will_train(cfg)
-    store_result(tmp_path / "results", {**placeholder_result(cfg, "ok", ""), "run_key": run_key(cfg)})
+    finished = json.loads((REPO / "tests" / "data" / "results-2026-12-03" / "ok.json").read_text())  # a real ok run
+    store_result(tmp_path / "results", {**finished, **placeholder_result(cfg, "ok", None), "run_key": run_key(cfg)})
     assert not will_train(cfg) and will_train({**cfg, "rerun": True})
     gpu = compose_config([f"results_dir={tmp_path / 'results'}", "device=gpu"])
     assert will_train(gpu) == (gpu_cell_status() == "ok")

@@ -23,7 +23,7 @@ from typing import Any
 from harness import hardware
 from harness.config.schema import target_mode
 from harness.outcomes import DIVERGED
-from harness.result_files import store_result, write_json_atomic
+from harness.result_files import store_result, write_json_atomic, write_result
 from harness.results import LOG_FILE, PROGRESS_FILE, RESULT_FILE, SPEC_FILE, Result, RunSpec, placeholder_result
 
 
@@ -389,7 +389,7 @@ def keep_result(run_dir: Path, spec: RunSpec, result: Result, experiment: Any,
     result["ended_at"] = time.time()  # with started_at: when this run's process was busy (parallel runs overlap)
     if result["status"] == "ok" and spec.get("results_dir"):
         store_result(Path(spec["results_dir"]), result)
-    write_json_atomic(run_dir / RESULT_FILE, result)
+    write_result(run_dir / RESULT_FILE, result)
     if on_result is not None:
         on_result()
     if experiment is not None:

@@ -28,7 +28,7 @@ from harness import hardware
 from harness.cells import FACTORS, cell_factors, describe, rerun_command, searched_factors
 from harness.comet_summary import comet_summary
 from harness.config.validate import ConfigError, validate
-from harness.result_files import load_stored, read_result, store_result, write_json_atomic
+from harness.result_files import load_stored, read_result, store_result, write_json_atomic, write_result
 from harness.results import LOG_FILE, RESULT_FILE, SPEC_FILE, Result, RunSpec, Status, placeholder_result
 from harness.run_key import run_key
 from harness.startup import startup_settings
@@ -183,12 +183,12 @@ def obtain_result(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: prog
     if earlier is not None:
         result = {**earlier, "factors": factors, "factor_baselines": baselines, "reused": True,
                   "reused_from": earlier["sweep_name"], "sweep_name": cfg["sweep_name"]}
-        write_json_atomic(run_dir / RESULT_FILE, result)
+        write_result(run_dir / RESULT_FILE, result)
         return result
     reason = skip_reason(cfg)
     if reason:
         result = placeholder_result(cfg, "skipped", reason, factors, baselines, rerun_command=launch.rerun)
-        write_json_atomic(run_dir / RESULT_FILE, result)
+        write_result(run_dir / RESULT_FILE, result)
         return result
     result = launch_run(cfg, run_dir, launch, live)
     if result["status"] == "ok":
@@ -313,7 +313,7 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: progres
     result = _ensure_result(result_path, spec, "failed", reason)
     result["wall_seconds"] = time.perf_counter() - started
     result["run_process"] = "fork" if isinstance(run, run_process.ForkedRun) else "fresh"
-    write_json_atomic(result_path, result)
+    write_result(result_path, result)
     return result
 
 
@@ -352,5 +352,5 @@ def _ensure_result(path: Path, spec: RunSpec, status: Status, reason: str | None
         result = placeholder_result(spec["config"], status, reason or "run wrote no result", spec["factors"],
                                     spec["factor_baselines"], rerun_command=spec.get("rerun_command", ""),
                                     log_file=str(path.with_name(LOG_FILE)))
-        write_json_atomic(path, result)
+        write_result(path, result)
         return result

@@ -18,7 +18,7 @@ from typing import Any, NoReturn
 from omegaconf import DictConfig, open_dict
 
 from harness.cells import cell_factors, describe, rerun_command
-from harness.result_files import write_json_atomic
+from harness.result_files import write_result
 from harness.results import LOG_FILE, RESULT_FILE, Result, placeholder_result
 from harness.sweep import progress
 from harness.sweep.callbacks import without_hydra
@@ -81,7 +81,7 @@ def record(job: Job, status: str, reason: str, sweep_dir: Path) -> Result:
                                 rerun_command=rerun_command(job.plain, job.overrides),
                                 log_file=str(job.folder / LOG_FILE))
     job.folder.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(job.folder / RESULT_FILE, result)
+    write_result(job.folder / RESULT_FILE, result)
     return result
 
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from harness.result_files import read_result, write_json_atomic
+from harness.result_files import read_result, write_result
 from harness.results import RESULT_FILE, Result
 from harness.sweep.jobs import Job, compose_jobs, job_line, job_return, record, stop_on_ctrl_c
 
@@ -180,7 +180,7 @@ def finished(cell: Job, job: Any, sweep_dir: Path) -> tuple[Any, Result]:
         return job_return(cell, result), result
     if result["status"] == "failed" and (ended := slurm_end(job)):
         result["reason"] = f"{ended}: {result.get('reason')}"
-        write_json_atomic(cell.folder / RESULT_FILE, result)
+        write_result(cell.folder / RESULT_FILE, result)
     return returned, result
 
 
