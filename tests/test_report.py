@@ -22,8 +22,9 @@ def sweep_dir(tmp_path_factory) -> Path:
     """A sweep folder of 96 synthetic result files (the full grid, two seeds) and one failed run."""
     folder = tmp_path_factory.mktemp("sweep")
     results = synthetic_results(96)
-    results.append({**results[0], "run_key": "failed0", "seed": 9, "status": "failed", "reason": "nan loss",
-                    "history": [], "train_seconds": None, "test_accuracy": None})
+    failed = {key: value for key, value in results[0].items() if key != "train_seconds"}  # it never finished
+    results.append({**failed, "run_key": "failed0", "seed": 9, "status": "failed", "reason": "nan loss",
+                    "history": [], "test_accuracy": None})
     for i, result in enumerate(results):
         write_json_atomic(folder / str(i) / "result.json", result)
     return folder

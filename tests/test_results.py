@@ -50,3 +50,20 @@ def test_every_write_and_read_of_a_result_is_checked_against_the_contract(tmp_pa
     assert len(problems) == 1 and problems[0].startswith(f"{bad}: unreadable result") and "epochs_run" in problems[0]
     shutil.copy(bad, tmp_path / f"{result['run_key']}.json")
     assert load_stored(tmp_path, result["run_key"]) is None  # an invalid stored result is trained again
+
+
+def test_the_runs_table_has_a_column_for_every_flat_field_and_reads_its_factors_back(tmp_path):
+    import pandas as pd
+
+    from harness.report.tables import factor_columns, results_frame, table_factors
+
+    result = read_result(WRITTEN_BEFORE / "ok.json")
+    flat = [key for key, value in result.items() if not isinstance(value, dict) and key != "history"]
+    swept = {**result, "factors": {**result["factors"], "batch_size": 64}, "run_key": "other"}
+    runs = results_frame([result, swept])
+    assert set(flat) <= set(runs.columns)  # a field the contract gains is a column without a second list
+    assert not {"config", "environment", "history", "factors"} & set(runs.columns)  # nested: not columns
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    columns = list(pd.read_csv(tmp_path / "runs.csv").columns)
+    assert table_factors(columns) == factor_columns([result, swept]) == [
+        "optimizer", "transfer", "early_stopping", "device", "batch_size"]

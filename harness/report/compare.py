@@ -35,7 +35,7 @@ from scipy import stats as scipy_stats
 
 from harness.cells import NON_SEMANTIC_KEYS
 from harness.report import stats
-from harness.report.tables import ENVIRONMENT_COLUMNS, factor_columns, results_frame
+from harness.report.tables import ENVIRONMENT_COLUMNS, factor_columns, results_frame, table_factors
 from harness.result_files import collect_results, one_per_cell
 
 METRICS = (("median_epoch_seconds", "ratio", "steady epoch time"), ("train_seconds", "ratio", "train seconds"),
@@ -88,7 +88,7 @@ def load_side(path: Path) -> Side:
         runs = pd.read_csv(path)
         runs = runs[runs["status"] == "ok"].reset_index(drop=True)
         columns = list(runs.columns)
-        factors = columns[columns.index("sweep_name") + 1:columns.index("seed")]  # results_frame's order
+        factors = table_factors(columns)
         kept = [*factors, "seed", *(c for c in ("dataset", "model", "target_accuracy", "target_metric",
                                                 "target_value") if c in columns)]
         config = runs[kept].rename(columns={"dataset": "dataset.name", "model": "model.name",

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import typing
 from typing import Any
 
 import pandas as pd
@@ -10,19 +11,16 @@ import pandas as pd
 from harness.cells import FACTORS
 from harness.results import Result
 
-COLUMNS = (
-    "run_key", "sweep_name", *FACTORS, "seed", "dataset", "model", "transfer_mode", "image_size",
-    "trainable_params", "frozen_params", "status", "reason", "rerun_command", "log_file", "epochs_run",
-    "early_stopped", "stopped_epoch", "train_seconds", "fit_seconds", "validation_seconds",
-    "first_epoch_seconds", "median_epoch_seconds", "samples_per_second", "time_to_target_seconds",
-    "epochs_to_target", "target_accuracy", "target_metric", "target_value", "learning_rate", "best_val_accuracy",
-    "test_accuracy", "test_loss",
-    "pretrain_cache_hit", "pretrain_seconds", "pretrained_weights", "weights_sha256", "data_seconds",
-    "data_cache_hit", "data_streamed", "skipped_images", "device_used",
-    "wall_seconds", "reused", "steps_per_epoch",
-    "median_step_seconds", "started_at", "sweep_position",
-)
-"""Columns of the runs table, in order (absent values are empty)."""
+
+def _is_nested(annotation: Any) -> bool:
+    """A mapping, or a list of mappings (``history``): nested in a result, not a column."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    return origin is dict or (origin is list and bool(args) and typing.get_origin(args[0]) is dict)
+
+
+COLUMNS = tuple(name for name, annotation in typing.get_type_hints(Result).items() if not _is_nested(annotation))
+"""Columns of the runs table, in order: every field of the contract (``Result``) in its order but the nested
+ones (config, environment, history, factors, ...); absent values are empty."""
 
 ENVIRONMENT_COLUMNS = (
     "cpu_model", "cpu_count", "gpu_names", "hostname", "backend", "keras", "tensorflow", "python", "threads",
@@ -89,3 +87,9 @@ def results_frame(results: list[Result]) -> pd.DataFrame:
             row[col] = ", ".join(value) if isinstance(value, list) else value
         rows.append(row)
     return pd.DataFrame(rows, columns=[*columns, "price_per_hour", *environment_columns])
+
+
+def table_factors(columns: list[str]) -> list[str]:
+    """The factor columns of a runs table (``runs.csv``) read back: ``results_frame`` puts them between
+    ``sweep_name`` and ``seed``."""
+    return columns[columns.index("sweep_name") + 1:columns.index("seed")]
