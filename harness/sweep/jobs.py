@@ -1,6 +1,8 @@
-"""The jobs of a batch, as a launcher that submits them itself sees them (the Slurm and Ray engines,
-``harness.sweep.slurm`` and ``harness.sweep.ray``): each job composed as it will run, the results the
-launcher records for a job that did not write its own (skipped, or ended without one), and its line.
+"""The engine loop for launchers that submit cells elsewhere (Slurm, Ray): ``launch`` composes nothing and
+decides nothing of its own engine; it skips what the ``Engine`` cannot place, submits, polls, prints one line
+per job as it ends and cancels on Ctrl-C or exit, written once (``harness.sweep.slurm.SlurmEngine`` and
+``harness.sweep.ray.RayEngine`` supply their parts). Also: each job composed as it will run, the results
+recorded for a job that did not write its own (skipped, or ended without one), and its line.
 
 A *job* here is one launch of a cell (``harness.cells`` says what a cell is: one combination of the
 sweep's factors, seed included); ``harness.sweep.cell`` is what the job runs.
@@ -13,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, Protocol
 
 from omegaconf import DictConfig, open_dict
 
@@ -91,3 +93,52 @@ def job_line(job: Job, result: Result, sweep_dir: Path, where: str) -> str:
     heading = progress.position(sweep_dir, job.num) + describe(cell_factors(job.plain, factors), job.plain["seed"])
     outcome = progress.outcome(result, float(result.get("wall_seconds") or 0.0), sweep_dir, None)
     return f"{heading} … {outcome} · {where}"
+
+
+class Engine(Protocol):
+    """What an engine that runs cells elsewhere (Slurm, Ray) supplies to ``launch``: its own parts only.
+    A *handle* is the engine's view of a submitted job (a submitit job, a Ray task's reference)."""
+
+    def skip_reason(self, job: Job) -> str | None:
+        """Why ``job`` cannot be placed on this engine (recorded ``skipped``, not submitted), or ``None``."""
+
+    def submit(self, jobs: list[Job]) -> dict[int, Any]:
+        """Submit ``jobs``, print one line saying where; their handles by job number."""
+
+    def check(self, waiting: dict[int, Any]) -> None:
+        """Look for jobs that will never start; raise ``SystemExit`` (after one line) if so."""
+
+    def ended(self, waiting: dict[int, Any], timeout: float) -> list[int]:
+        """The numbers of ``waiting`` jobs that have ended, waiting at most ``timeout`` seconds for one."""
+
+    def finished(self, job: Job, handle: Any) -> tuple[Any, Result, str]:
+        """The ``JobReturn`` and result of an ended job (recorded ``failed`` where it ended without one),
+        and where it ran, for its line."""
+
+    def cancel(self, handles: Any) -> None:
+        """Cancel jobs still queued or running."""
+
+
+def launch(engine: Engine, config: DictConfig, jobs: list[Job], sweep_dir: Path, poll_s: float) -> list[Any]:
+    """Run a batch of composed ``jobs`` on ``engine``: record the ones it cannot place ``skipped``, submit
+    the rest, print one line per job as it ends, and on Ctrl-C or on exit cancel the jobs still queued or
+    running. Returns the ``JobReturn``s in the batch's order. One body for every such engine."""
+    returns: dict[int, Any] = {}
+    for job in jobs:
+        if reason := engine.skip_reason(job):
+            returns[job.num] = job_return(job, result := record(job, "skipped", reason, sweep_dir))
+            print(job_line(job, result, sweep_dir, "not submitted"), flush=True)
+    by_num = {job.num: job for job in jobs}
+    waiting = engine.submit([job for job in jobs if job.num not in returns])
+    try:
+        while waiting:
+            engine.check(waiting)
+            for num in engine.ended(waiting, poll_s):
+                returns[num], result, where = engine.finished(by_num[num], waiting.pop(num))
+                print(job_line(by_num[num], result, sweep_dir, where), flush=True)
+    except KeyboardInterrupt:
+        stop_on_ctrl_c(config, jobs, lambda: engine.cancel(waiting.values()))
+    except SystemExit:
+        engine.cancel(waiting.values())
+        raise
+    return [returns[job.num] for job in jobs]

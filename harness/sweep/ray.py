@@ -41,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from harness.result_files import read_result
 from harness.results import RESULT_FILE, Result
 from harness.sweep import run_process
-from harness.sweep.jobs import Job, compose_jobs, job_line, job_return, record, stop_on_ctrl_c
+from harness.sweep.jobs import Job, compose_jobs, job_return, launch, record
 
 POLL_S = 1.0  # how long the launching process waits for a task before it looks again (so Ctrl-C is seen)
 LOCAL_OBJECT_STORE_BYTES = 78_643_200  # Ray's minimum: tasks pass only configs; /dev/shm is small in containers
@@ -200,10 +200,51 @@ def cancel(refs: Any) -> None:
         ray.cancel(ref, force=True)
 
 
-def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
-    """Run a batch of cells as Ray tasks; return their ``JobReturn``s in the batch's order."""
-    import ray
+@dataclass
+class RayEngine:
+    """The Ray parts of ``jobs.launch``: GPU cells skipped where no node offers a GPU, one task per cell
+    asking for ``cpus`` CPUs, ``ray.wait``, ``ray.cancel``."""
 
+    launcher: Any  # the Hydra launcher: cpus_per_cell, gpus_per_cell, and the task function
+    sweep_dir: Path
+    nodes: list[dict[str, float]]
+    where: str  # what it connected to: a local Ray, or the Ray cluster at ADDRESS
+    cpus: int
+    remote: dict[str, Any]  # ray.remote options
+
+    def skip_reason(self, job: Job) -> str | None:
+        if job.plain["device"]["name"] != "gpu" or any(node.get("GPU", 0) >= 1 for node in self.nodes):
+            return None
+        return f"no GPU in {self.where}: no Ray node offers a GPU resource"
+
+    def submit(self, jobs: list[Job]) -> dict[int, Any]:
+        handles = {job.num: ref for ref, job in submit(self.launcher, jobs, self.cpus, self.remote).items()}
+        if handles:
+            most = max(runs_at_once(node, self.cpus, 0, len(handles)) for node in self.nodes)
+            print(f"submitted {counted(len(handles), 'cell')} to {self.where} ({counted(len(self.nodes), 'node')}, "
+                  f"{counted(self.cpus, 'CPU')} per cell: at most {counted(most, 'run')} at once per node)", flush=True)
+        return handles
+
+    def check(self, waiting: dict[int, Any]) -> None:
+        """Ray queues a task until a node can hold it; ``cell_cpus`` made sure one can."""
+
+    def ended(self, waiting: dict[int, Any], timeout: float) -> list[int]:
+        import ray
+
+        ready, _ = ray.wait(list(waiting.values()), num_returns=1, timeout=timeout)
+        return [num for num, ref in waiting.items() if ref in ready]
+
+    def finished(self, job: Job, handle: Any) -> tuple[Any, Result, str]:
+        returned, result, node = finished(job, handle, self.sweep_dir)
+        return returned, result, f"Ray node {node}" if node else "Ray"
+
+    def cancel(self, handles: Any) -> None:
+        cancel(handles)
+
+
+def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
+    """Run a batch of cells as Ray tasks (``jobs.launch`` over a ``RayEngine``); their ``JobReturn``s in the
+    batch's order."""
     config = launcher.config
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -216,39 +257,8 @@ def launch_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_j
         print(f"harness: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     jobs = compose_jobs(launcher.hydra_context, config, job_overrides, initial_job_idx)
-    returns = skip_gpu_jobs(jobs, nodes, where, sweep_dir)
-    pending = submit(launcher, [job for job in jobs if job.num not in returns], cpus, ray_conf.get("remote") or {})
-    if pending:
-        most = max(runs_at_once(node, cpus, 0, len(pending)) for node in nodes)
-        print(f"submitted {counted(len(pending), 'cell')} to {where} ({counted(len(nodes), 'node')}, "
-              f"{counted(cpus, 'CPU')} per cell: at most {counted(most, 'run')} at once per node)", flush=True)
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
-            for ref in ready:
-                job = pending.pop(ref)
-                returns[job.num], result, node = finished(job, ref, sweep_dir)
-                print(job_line(job, result, sweep_dir, f"Ray node {node}" if node else "Ray"), flush=True)
-    except KeyboardInterrupt:
-        stop_on_ctrl_c(config, jobs, lambda: cancel(pending))
-    except SystemExit:
-        cancel(pending)
-        raise
-    return [returns[job.num] for job in jobs]
-
-
-def skip_gpu_jobs(jobs: list[Job], nodes: list[dict[str, float]], where: str, sweep_dir: Path) -> dict[int, Any]:
-    """Record the GPU cells ``skipped`` where no node offers a GPU (Ray would queue them forever), each with
-    its line; their ``JobReturn``s by job number."""
-    if any(node.get("GPU", 0) >= 1 for node in nodes):
-        return {}
-    returns = {}
-    for job in jobs:
-        if job.plain["device"]["name"] == "gpu":
-            result = record(job, "skipped", f"no GPU in {where}: no Ray node offers a GPU resource", sweep_dir)
-            returns[job.num] = job_return(job, result)
-            print(job_line(job, result, sweep_dir, "not submitted"), flush=True)
-    return returns
+    engine = RayEngine(launcher, sweep_dir, nodes, where, cpus, ray_conf.get("remote") or {})
+    return launch(engine, config, jobs, sweep_dir, POLL_S)
 
 
 def submit(launcher: Any, jobs: list[Job], cpus: int, remote: dict[str, Any]) -> dict[Any, Job]:

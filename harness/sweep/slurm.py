@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from omegaconf import OmegaConf
 
 from harness.result_files import read_result, write_result
 from harness.results import RESULT_FILE, Result
-from harness.sweep.jobs import Job, compose_jobs, job_line, job_return, record, stop_on_ctrl_c
+from harness.sweep.jobs import Job, compose_jobs, job_return, launch, record
 
 POLL_S = 1.0  # how often the submitting process looks for finished jobs (a result file check: cheap)
 QUEUE_REFRESH_S = 30  # the longest gap between two squeue calls (submitit's own default for sacct is 600)
@@ -196,65 +197,79 @@ def note_still_queued(job_name: str | None) -> None:
               f"`squeue --me -n {job_name}` is empty, or scancel them", flush=True)
 
 
+@dataclass
+class SlurmEngine:
+    """The Slurm parts of ``jobs.launch``: GPU cells skipped where the cluster has no GPU, one job array per
+    resource shape, job states from submitit (or ``squeue``), ``scancel``."""
+
+    launcher: Any  # the Hydra launcher: its params are the Slurm settings
+    sweep_dir: Path
+    has_gpus: bool
+    next_queue_check: float = 0.0
+
+    def skip_reason(self, job: Job) -> str | None:
+        if job.plain["device"]["name"] != "gpu" or self.has_gpus:
+            return None
+        partition = self.launcher.params.get("partition")
+        return f"no GPU on {f'partition {partition}' if partition else 'this Slurm cluster'}: sinfo lists no gpu GRES"
+
+    def submit(self, jobs: list[Job]) -> dict[int, Any]:
+        from submitit.core.utils import FailedJobError
+
+        params = self.launcher.params
+        note_still_queued(params.get("name"))
+        gpu_jobs = [job for job in jobs if job.plain["device"]["name"] == "gpu"]
+        cpu_jobs = [job for job in jobs if job not in gpu_jobs]
+        handles: dict[int, Any] = {}
+        for gpus, group in ((0, cpu_jobs), (params.get("gpus_per_node") or 1, gpu_jobs)):
+            if not group:
+                continue
+            try:
+                handles.update(zip((job.num for job in group), submit(self.launcher, group, gpus), strict=True))
+            except FailedJobError as err:  # sbatch refused: an unknown partition, a bad account, ...
+                refusal = [line.removeprefix("sbatch: error: ") for line in str(err).splitlines() if line.strip()]
+                cancel(handles.values())
+                stop(f"sbatch refused the jobs: {refusal[-1] if refusal else err}")
+        if handles:
+            ids = sorted({job.job_id.split("_")[0] for job in handles.values()})
+            print(f"submitted {len(handles)} Slurm job{'s' if len(handles) != 1 else ''} (array {', '.join(ids)}); "
+                  f"watch with `squeue -j {','.join(ids)}`", flush=True)
+        return handles
+
+    def check(self, waiting: dict[int, Any]) -> None:
+        if time.monotonic() > self.next_queue_check:
+            self.next_queue_check = time.monotonic() + UNRUNNABLE_CHECK_S
+            if stuck := unrunnable([job.job_id for job in waiting.values()]):
+                stop(f"Slurm will never start job {stuck[0]} (pending, reason {stuck[1]}: it asks for more than "
+                     "the partition offers or allows); its jobs were cancelled")
+
+    def ended(self, waiting: dict[int, Any], timeout: float) -> list[int]:
+        done = [num for num, job in waiting.items() if job.done()]
+        if not done:
+            time.sleep(timeout)
+        return done
+
+    def finished(self, job: Job, handle: Any) -> tuple[Any, Result, str]:
+        returned, result = finished(job, handle, self.sweep_dir)
+        node = handle.watcher.get_info(handle.job_id, mode="cache").get("NodeList") or \
+            (result.get("environment") or {}).get("hostname") or "?"
+        return returned, result, f"Slurm job {handle.job_id} on {node}"
+
+    def cancel(self, handles: Any) -> None:
+        cancel(handles)
+
+
 def launch_cells(slurm_launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
-    """Run a batch of cells as Slurm jobs; return their ``JobReturn``s in the batch's order."""
-    from submitit.core.utils import FailedJobError
+    """Run a batch of cells as Slurm jobs (``jobs.launch`` over a ``SlurmEngine``); their ``JobReturn``s in
+    the batch's order."""
     from submitit.slurm.slurm import SlurmJob
 
-    config, params = slurm_launcher.config, slurm_launcher.params
+    config = slurm_launcher.config
     sweep_dir = Path(str(config.hydra.sweep.dir))
     sweep_dir.mkdir(parents=True, exist_ok=True)
     if not accounting_works():
         SlurmJob.watcher = queue_watcher()  # this process only: it alone polls the jobs
-    cells = compose_jobs(slurm_launcher.hydra_context, config, job_overrides, initial_job_idx)
-    gpu_cells = [cell for cell in cells if cell.plain["device"]["name"] == "gpu"]
-    has_gpus = bool(gpu_cells) and cluster_has_gpus(params.get("partition"))
-    returns: dict[int, Any] = {}
-    for cell in gpu_cells if not has_gpus else []:
-        where = f"partition {params['partition']}" if params.get("partition") else "this Slurm cluster"
-        result = record(cell, "skipped", f"no GPU on {where}: sinfo lists no gpu GRES", sweep_dir)
-        returns[cell.num] = job_return(cell, result)
-        print(job_line(cell, result, sweep_dir, "not submitted"), flush=True)
-    note_still_queued(params.get("name"))
-    jobs: dict[int, Any] = {}
-    for gpus, group in ((0, [c for c in cells if c not in gpu_cells]), (params.get("gpus_per_node") or 1, gpu_cells)):
-        if not group or (gpus and not has_gpus):
-            continue
-        try:
-            jobs.update(zip((cell.num for cell in group), submit(slurm_launcher, group, gpus), strict=True))
-        except FailedJobError as err:  # sbatch refused: an unknown partition, a bad account, ...
-            refusal = [line.removeprefix("sbatch: error: ") for line in str(err).splitlines() if line.strip()]
-            cancel(jobs.values())
-            stop(f"sbatch refused the jobs: {refusal[-1] if refusal else err}")
-    if jobs:
-        ids = sorted({job.job_id.split("_")[0] for job in jobs.values()})
-        print(f"submitted {len(jobs)} Slurm job{'s' if len(jobs) != 1 else ''} (array {', '.join(ids)}); "
-              f"watch with `squeue -j {','.join(ids)}`", flush=True)
-
-    try:
-        watch(jobs, cells, returns, sweep_dir)
-    except KeyboardInterrupt:
-        stop_on_ctrl_c(config, cells, lambda: cancel(job for num, job in jobs.items() if num not in returns))
-    return [returns[cell.num] for cell in cells]
-
-
-def watch(jobs: dict[int, Any], cells: list[Job], returns: dict[int, Any], sweep_dir: Path) -> None:
-    """Poll the submitted ``jobs`` until every cell has its ``JobReturn`` in ``returns``, printing each
-    one's line as it ends; stop the sweep where Slurm will never start a job."""
-    by_num = {cell.num: cell for cell in cells}
-    next_queue_check = 0.0
-    while len(returns) < len(cells):
-        if time.monotonic() > next_queue_check:
-            next_queue_check = time.monotonic() + UNRUNNABLE_CHECK_S
-            if stuck := unrunnable([job.job_id for num, job in jobs.items() if num not in returns]):
-                cancel(jobs.values())
-                stop(f"Slurm will never start job {stuck[0]} (pending, reason {stuck[1]}: it asks for more than "
-                     "the partition offers or allows); its jobs were cancelled")
-        for num, job in list(jobs.items()):
-            if num not in returns and job.done():
-                returns[num], result = finished(by_num[num], job, sweep_dir)
-                node = job.watcher.get_info(job.job_id, mode="cache").get("NodeList") or \
-                    (result.get("environment") or {}).get("hostname") or "?"
-                print(job_line(by_num[num], result, sweep_dir, f"Slurm job {job.job_id} on {node}"), flush=True)
-        if len(returns) < len(cells):
-            time.sleep(POLL_S)
+    jobs = compose_jobs(slurm_launcher.hydra_context, config, job_overrides, initial_job_idx)
+    wants_gpus = any(job.plain["device"]["name"] == "gpu" for job in jobs)
+    has_gpus = wants_gpus and cluster_has_gpus(slurm_launcher.params.get("partition"))
+    return launch(SlurmEngine(slurm_launcher, sweep_dir, has_gpus), config, jobs, sweep_dir, POLL_S)
