@@ -175,6 +175,37 @@ def test_a_family_judges_what_a_lone_comparison_would_call_beyond_noise():
     assert family[0].correction == "Holm"
 
 
+def test_beside_a_family_verdict_of_noise_the_interval_shown_is_the_family_s_and_holds_no_change():
+    # Known answers: alone, p = 10/1024 and the 95 % interval excludes 1; in a family of 9, Holm's p is
+    # 9 x 10/1024 = 0.088 and the simultaneous (Bonferroni, 1 - 0.05/9) interval holds 1, as the verdict says.
+    lone = stats.effect_of([0.8, 0.85, 0.9, 0.95, 1.02, 0.88, 0.92, 0.97, 0.83, 1.01], "ratio")
+    assert lone.p_value == pytest.approx(10 / 1024) and lone.high < 1
+    others = [stats.effect_of(np.random.default_rng(seed).lognormal(0, 0.1, 10), "ratio") for seed in range(8)]
+    judged = stats.judged([lone, *others], "holm")[0]
+    assert judged.p_adjusted == pytest.approx(9 * 10 / 1024) and not judged.distinguishable
+    assert (judged.family_low, judged.family_high) == pytest.approx(
+        stats.simultaneous_interval(lone.changes, "ratio", 9)) and judged.family_low < 1 < judged.family_high
+    said = verdicts.described(judged)
+    assert "×0.85 to ×0.97" in said and "its simultaneous 95% interval is ×0.81 to ×1.01" in said
+    six = stats.judged([stats.effect_of(np.linspace(0.7, 0.8, 6), "ratio"), *others[:1]], "holm")[0]
+    assert math.isnan(six.family_low)  # 6 pairs reach p = 1/32 at best: no interval at 1 - 0.05/2
+    assert "too few for one that holds with the others" in verdicts.described(six)
+
+
+@pytest.mark.parametrize("pairs", [8, 12, 30])
+def test_a_family_s_simultaneous_intervals_cover_every_true_effect_at_once_95_percent_of_the_time(pairs):
+    # Known answers: 4 comparisons with true ratios x0.8, x1, x1.2, x1.5 (symmetric noise on the log scale);
+    # all four intervals must hold their truths together in at least 95 % of 500 seeded families.
+    truths = np.array([0.8, 1.0, 1.2, 1.5])
+    rng = np.random.default_rng(pairs)
+    covered = []
+    for _ in range(500):
+        ratios = truths[:, None] * rng.lognormal(0, 0.15, (4, pairs)) / rng.lognormal(0, 0.15, (4, pairs))
+        bounds = [stats.simultaneous_interval(values, "ratio", 4) for values in ratios]
+        covered.append(all(low <= truth <= high for (low, high), truth in zip(bounds, truths, strict=True)))
+    assert np.mean(covered) >= 0.95 - 3 * math.sqrt(0.05 * 0.95 / 500)
+
+
 NOISES = {
     "lognormal": lambda rng, shape: rng.lognormal(0.0, 0.1, shape),
     "heavy-tailed": lambda rng, shape: np.exp(0.05 * rng.standard_t(2, shape)),  # Student t, 2 df: no variance

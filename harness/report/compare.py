@@ -219,7 +219,8 @@ def comparison_table(pairs: pd.DataFrame) -> pd.DataFrame:
         effects, changes = [e for e, _ in measured_changes], [c for _, c in measured_changes]
         family = sum(not effect.too_few for effect in effects)
         for effect, values in zip(stats.judged(effects, correction), changes, strict=True):
-            measured = {k: v for k, v in dataclasses.asdict(effect).items() if k not in ("factor", "level", "baseline")}
+            measured = {k: v for k, v in dataclasses.asdict(effect).items()
+                        if k not in ("factor", "level", "baseline", "changes")}
             timed = effect.kind == "ratio" and not (effect.level_misses or effect.baseline_misses)  # a miss: no size
             faster, slower = (stats.detectable_ratios(stats.log_ratios(values), family) if timed
                               else (float("nan"), float("nan")))

@@ -325,7 +325,9 @@ class Effect:
     ``equal``, ``below``: pairs above, at and below no change (for a ratio above is slower);
     ``level_misses``/``baseline_misses``: pairs whose run at that level never reached the target.
     ``p_adjusted``: the p-value after the correction named by ``correction`` for the family it was
-    judged with (NaN and empty: judged alone).
+    judged with (NaN and empty: judged alone); ``family_low``/``family_high``: its simultaneous 95 %
+    interval in that family (``simultaneous_interval``). ``changes``: the per-pair values it was computed
+    from (not a column of the effects table).
     """
 
     factor: str
@@ -345,6 +347,9 @@ class Effect:
     below: int = 0
     level_misses: int = 0
     baseline_misses: int = 0
+    family_low: float = float("nan")
+    family_high: float = float("nan")
+    changes: tuple[float, ...] = dataclasses.field(default=(), repr=False, compare=False)
 
     @property
     def neutral(self) -> float:
@@ -405,7 +410,21 @@ def effect_of(values: np.ndarray | Sequence[float], kind: str, *, factor: str = 
         p_value = float("nan") if too_few else (
             float(scipy_stats.binomtest(counts["above"], changed).pvalue) if changed else 1.0)
     return Effect(factor, level, baseline, metric, kind, estimate, low, high, len(data), p_value, **counts,
-                  level_misses=misses[0], baseline_misses=misses[1])
+                  level_misses=misses[0], baseline_misses=misses[1], changes=tuple(data))
+
+
+def simultaneous_interval(values: np.ndarray | Sequence[float], kind: str, family: int) -> tuple[float, float]:
+    """The interval of ``effect_of``'s at confidence ``1 - ALPHA / family`` (Bonferroni): the ``family``
+    intervals of a family cover their true values all at once at least 95 % of the time. Holm and
+    Benjamini-Hochberg call beyond noise everything Bonferroni does, so where they do not, this interval
+    holds no change, as the verdict says. NaN where the pairs are too few for that confidence."""
+    data = _clean(values)
+    confidence = 1 - ALPHA / max(family, 1)
+    if kind == "ratio":
+        _, low, high = hodges_lehmann(log_ratios(data), confidence)
+        return _exp(low), _exp(high)
+    _, low, high = sign_test(data, 0.0, confidence)
+    return low, high
 
 
 def paired_effect(runs: pd.DataFrame, factor: str, level: object, baseline: object, *, metric: str, kind: str,
@@ -423,7 +442,10 @@ def judged(effects: Sequence[Effect], correction: str) -> list[Effect]:
     ``CORRECTIONS``) over those with enough pairs to be tested; the others stay untested."""
     name, adjust = CORRECTIONS[correction]
     adjusted = adjust([e.p_value for e in effects])
-    return [dataclasses.replace(e, p_adjusted=float(p), correction=name)
+    family = sum(not math.isnan(e.p_value) for e in effects)
+    return [dataclasses.replace(e, p_adjusted=float(p), correction=name,
+                                **dict(zip(("family_low", "family_high"),
+                                           simultaneous_interval(e.changes, e.kind, family), strict=True)))
             for e, p in zip(effects, adjusted, strict=True)]
 
 
@@ -453,7 +475,7 @@ def factor_levels(runs: pd.DataFrame, factor: str, baseline: object = None) -> l
 
 EFFECT_METRICS = (("train_seconds", "ratio"), ("time_to_target_seconds", "ratio"), ("test_accuracy", "difference"))
 """What every comparison of the effects table measures, and how."""
-EFFECT_COLUMNS = [f.name for f in dataclasses.fields(Effect)] + ["distinguishable"]
+EFFECT_COLUMNS = [f.name for f in dataclasses.fields(Effect) if f.name != "changes"] + ["distinguishable"]
 
 
 def effects_table(runs: pd.DataFrame, factors: Sequence[str] = FACTORS,
@@ -466,14 +488,15 @@ def effects_table(runs: pd.DataFrame, factors: Sequence[str] = FACTORS,
     found = [paired_effect(runs, factor, level, baseline, metric=metric, kind=kind, factors=factors)
              for factor in factors for level, baseline in factor_levels(runs, factor, (baselines or {}).get(factor))
              for metric, kind in EFFECT_METRICS]
-    rows = [{**dataclasses.asdict(e), "distinguishable": e.distinguishable} for e in judged(found, correction)]
+    rows = [{**{k: v for k, v in dataclasses.asdict(e).items() if k != "changes"}, "distinguishable": e.distinguishable}
+            for e in judged(found, correction)]
     return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
 
 
 def effects_from_table(effects: pd.DataFrame) -> list[Effect]:
     """The ``Effect`` of each row of an ``effects_table``."""
-    fields = [f.name for f in dataclasses.fields(Effect)]
-    return [Effect(**{k: row[k] for k in fields}) for row in effects.to_dict("records")]
+    fields = [f.name for f in dataclasses.fields(Effect) if f.name != "changes"]
+    return [Effect(**{k: row[k] for k in fields if k in row}) for row in effects.to_dict("records")]
 
 
 INTERACTION_RESAMPLES = 999

@@ -94,15 +94,20 @@ def _counts(effect: Effect) -> str:
     return f"; missed the target (counted as never): {', '.join(misses)}" if misses else ""
 
 
+def _shown_value(effect: Effect, value: float, digits: int = 2) -> str:
+    """``×0.87`` for a ratio, ``+0.012`` for a difference."""
+    if effect.kind == "ratio":
+        return "×∞" if value == math.inf else f"×{value:.{digits}f}"
+    return f"{value:+.{digits + 1}f}"
+
+
 def format_effect(effect: Effect, digits: int = 2, more_seeds: str = "") -> str:
     """``×0.62 (95% CI ×0.55 to ×0.70, 12 pairs)``, ``+0.012 (95% CI -0.004 to +0.020, 12 pairs; 7 higher,
     3 equal, 2 lower)``, or ``×0.91 (3 pairs: too few to tell; run more seeds, e.g. seed=0,1,2,3,4,5)``
     (``more_seeds``: the override to suggest there, where a pair needs more than one seed); misses of the
     target named (``_counts``)."""
     def show(value: float) -> str:
-        if effect.kind == "ratio":
-            return "×∞" if value == math.inf else f"×{value:.{digits}f}"
-        return f"{value:+.{digits + 1}f}"
+        return _shown_value(effect, value, digits)
 
     if effect.pairs == 0 or math.isnan(effect.estimate):
         return "not measured (no paired runs)"
@@ -123,8 +128,14 @@ def noise_clause(effect: Effect) -> str:
     if effect.too_few or effect.distinguishable or math.isnan(effect.estimate) or effect.equal == effect.pairs:
         return ""
     if effect.correction and (effect.low > effect.neutral or effect.high < effect.neutral):
+        # the interval above is this comparison's alone: beside a family's verdict, say the family's interval
+        family = (f": that interval is this comparison's alone; with the others, its simultaneous 95% interval is "
+                  f"{_shown_value(effect, effect.family_low)} to {_shown_value(effect, effect.family_high)}"
+                  if not (math.isnan(effect.family_low) or math.isnan(effect.family_high)) else
+                  ": that interval is this comparison's alone, and its pairs are too few for one that holds "
+                  "with the others")
         return (f", not distinguishable from noise when judged with the other comparisons ({effect.correction}-"
-                f"adjusted p = {effect.p_adjusted:.2g})")
+                f"adjusted p = {effect.p_adjusted:.2g}){family}")
     return ", not distinguishable from noise"
 
 
