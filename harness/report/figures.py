@@ -98,7 +98,14 @@ def effect_bars(effects: pd.DataFrame, path: Path,
         low = (part["estimate"] - part["low"]).clip(lower=0).fillna(0)
         high = (part["high"] - part["estimate"]).clip(lower=0).fillna(0)
         # a ratio is a point on a log axis, centred on 1 (no change): a bar from 0 would draw ×0.9 as 90 % of ×1
-        ax.errorbar(part["estimate"], y, xerr=[low, high], fmt="o", color=sns.color_palette()[0], capsize=3)
+        beyond = (part["distinguishable"].fillna(False).astype(bool) if "distinguishable" in part
+                  else pd.Series(True, index=part.index)).to_numpy()
+        for called, face, label in ((True, sns.color_palette()[0], "beyond noise, judged with its family"),
+                                    (False, "white", "not distinguishable from noise")):
+            shown = beyond == called
+            if shown.any():  # hollow: an interval that may exclude ×1 alone, while its family's verdict is noise
+                ax.errorbar(part["estimate"][shown], y[shown], xerr=[low[shown], high[shown]], fmt="o", capsize=3,
+                            color=sns.color_palette()[0], markerfacecolor=face, label=label)
         ax.axvline(1.0, color="black", linewidth=1)
         ax.set_xscale("log")
         ax.set_xlim(left, right)
@@ -109,6 +116,10 @@ def effect_bars(effects: pd.DataFrame, path: Path,
         ax.set_yticks(y, order)
         ax.set_ylim(len(order) - 0.5, -0.5)  # the first comparison on top
         ax.set(xlabel=f"ratio, {ratio_of} (<1: faster)", title=metric.replace("_", " "))
+    if "distinguishable" in ratios:  # below the panels: never over a point
+        labelled = {label: handle for ax in axes[0] for handle, label in zip(*ax.get_legend_handles_labels(),
+                                                                             strict=True)}
+        figure.legend(labelled.values(), labelled.keys(), loc="outside lower center", ncols=2, fontsize="small")
     figure.suptitle(title)
     return _save(figure, path)
 
