@@ -192,14 +192,14 @@ def paired_runs(before: Side, after: Side, matching: Matching) -> tuple[pd.DataF
     return both, lines
 
 
-def _effect(pairs: pd.DataFrame, metric: str, kind: str, cell: str) -> tuple[stats.Effect, np.ndarray]:
-    """The effect AFTER against BEFORE of ``cell``'s ``pairs`` on ``metric``, and its per-pair changes."""
+def _effect(pairs: pd.DataFrame, metric: str, kind: str, cell: str) -> stats.Effect:
+    """The effect AFTER against BEFORE of ``cell``'s ``pairs`` on ``metric`` (its per-pair changes in
+    ``changes``)."""
     before, after = pairs[f"{metric}_before"].to_numpy(float), pairs[f"{metric}_after"].to_numpy(float)
     both = ~(np.isnan(before) | np.isnan(after))
     misses = (int(np.isinf(after[both]).sum()), int(np.isinf(before[both]).sum()))
-    changes = stats.change_values(after, before, kind)
-    return stats.effect_of(changes, kind, factor=cell, level="after", baseline="before", metric=metric,
-                           misses=misses), changes
+    return stats.effect_of(stats.change_values(after, before, kind), kind, factor=cell, level="after",
+                           baseline="before", metric=metric, misses=misses)
 
 
 def comparison_table(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -210,19 +210,17 @@ def comparison_table(pairs: pd.DataFrame) -> pd.DataFrame:
     ``detectable_slower``: ``stats.detectable_ratios``; a miss has no size to shift), and for the overall
     ratios the geometric mean of the per-cell median ratios (``geomean``). Cells are judged as one family
     (Benjamini-Hochberg), the overall effects as another (Holm). Beyond noise first, largest change first."""
-    cells_changes = [_effect(group, metric, kind, cell) for cell, group in pairs.groupby("cell", sort=True)
-                     for metric, kind, _ in METRICS]
-    overall_changes = [_effect(pairs, metric, kind, "overall") for metric, kind, _ in METRICS]
-    cells = [effect for effect, _ in cells_changes]
+    cells = [_effect(group, metric, kind, cell) for cell, group in pairs.groupby("cell", sort=True)
+             for metric, kind, _ in METRICS]
+    overall = [_effect(pairs, metric, kind, "overall") for metric, kind, _ in METRICS]
     rows = []
-    for scope, measured_changes, correction in (("overall", overall_changes, "holm"), ("cell", cells_changes, "bh")):
-        effects, changes = [e for e, _ in measured_changes], [c for _, c in measured_changes]
+    for scope, effects, correction in (("overall", overall, "holm"), ("cell", cells, "bh")):
         family = sum(not effect.too_few for effect in effects)
-        for effect, values in zip(stats.judged(effects, correction), changes, strict=True):
+        for effect in stats.judged(effects, correction):
             measured = {k: v for k, v in dataclasses.asdict(effect).items()
                         if k not in ("factor", "level", "baseline", "changes")}
             timed = effect.kind == "ratio" and not (effect.level_misses or effect.baseline_misses)  # a miss: no size
-            faster, slower = (stats.detectable_ratios(stats.log_ratios(values), family) if timed
+            faster, slower = (stats.detectable_ratios(stats.log_ratios(effect.changes), family) if timed
                               else (float("nan"), float("nan")))
             row = {"scope": scope, "cell": effect.factor, **measured, "distinguishable": effect.distinguishable,
                    "geomean": float("nan"), "detectable_faster": faster, "detectable_slower": slower}
