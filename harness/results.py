@@ -7,6 +7,9 @@ A result is a plain JSON object (``Result``). Top-level scalars become the runs 
 
 from __future__ import annotations
 
+import functools
+import types
+import typing
 from typing import Any, TypedDict
 
 from harness.cells import FACTORS, cell_factors
@@ -131,9 +134,6 @@ REQUIRED_WHEN_OK = ("history", "train_seconds", "time_to_target_seconds", "test_
 
 def _fits(value: Any, annotation: Any) -> bool:
     """Whether a JSON value fits a ``Result`` annotation (ints count as floats, as JSON has one number)."""
-    import types
-    import typing
-
     origin = typing.get_origin(annotation)
     if annotation is Any:
         return True
@@ -150,12 +150,16 @@ def _fits(value: Any, annotation: Any) -> bool:
     return isinstance(value, origin or annotation)
 
 
+@functools.cache
+def result_fields() -> dict[str, Any]:
+    """``Result``'s fields and their types, resolved once (every read and write checks against them)."""
+    return typing.get_type_hints(Result)
+
+
 def result_problems(record: dict[str, Any]) -> list[str]:
     """What is wrong with ``record`` as a ``Result``: keys the contract does not know, required keys it
     lacks (``REQUIRED``, and ``REQUIRED_WHEN_OK`` for an ok run), values of the wrong type. Empty: valid."""
-    import typing
-
-    hints = typing.get_type_hints(Result)
+    hints = result_fields()
     problems = [f"unknown key {key!r}" for key in record if key not in hints]
     required = REQUIRED + (REQUIRED_WHEN_OK if record.get("status") == "ok" else ())
     problems += [f"missing required key {key!r}" for key in required if key not in record]

@@ -217,8 +217,7 @@ def comparison_table(pairs: pd.DataFrame) -> pd.DataFrame:
     for scope, effects, correction in (("overall", overall, "holm"), ("cell", cells, "bh")):
         family = sum(not effect.too_few for effect in effects)
         for effect in stats.judged(effects, correction):
-            measured = {k: v for k, v in dataclasses.asdict(effect).items()
-                        if k not in ("factor", "level", "baseline", "changes")}
+            measured = {k: v for k, v in effect.row().items() if k not in ("factor", "level", "baseline")}
             timed = effect.kind == "ratio" and not (effect.level_misses or effect.baseline_misses)  # a miss: no size
             faster, slower = (stats.detectable_ratios(stats.log_ratios(effect.changes), family) if timed
                               else (float("nan"), float("nan")))

@@ -351,6 +351,10 @@ class Effect:
     family_high: float = float("nan")
     changes: tuple[float, ...] = dataclasses.field(default=(), repr=False, compare=False)
 
+    def row(self) -> dict[str, object]:
+        """Its fields as one row of a table (``changes`` left out: the pairs are not a column)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "changes"}
+
     @property
     def neutral(self) -> float:
         return 1.0 if self.kind == "ratio" else 0.0
@@ -475,7 +479,9 @@ def factor_levels(runs: pd.DataFrame, factor: str, baseline: object = None) -> l
 
 EFFECT_METRICS = (("train_seconds", "ratio"), ("time_to_target_seconds", "ratio"), ("test_accuracy", "difference"))
 """What every comparison of the effects table measures, and how."""
-EFFECT_COLUMNS = [f.name for f in dataclasses.fields(Effect) if f.name != "changes"] + ["distinguishable"]
+ROW_FIELDS = [f.name for f in dataclasses.fields(Effect) if f.name != "changes"]
+"""The fields of an ``Effect`` that are columns of a table (``Effect.row``)."""
+EFFECT_COLUMNS = [*ROW_FIELDS, "distinguishable"]
 
 
 def effects_table(runs: pd.DataFrame, factors: Sequence[str] = FACTORS,
@@ -488,15 +494,13 @@ def effects_table(runs: pd.DataFrame, factors: Sequence[str] = FACTORS,
     found = [paired_effect(runs, factor, level, baseline, metric=metric, kind=kind, factors=factors)
              for factor in factors for level, baseline in factor_levels(runs, factor, (baselines or {}).get(factor))
              for metric, kind in EFFECT_METRICS]
-    rows = [{**{k: v for k, v in dataclasses.asdict(e).items() if k != "changes"}, "distinguishable": e.distinguishable}
-            for e in judged(found, correction)]
+    rows = [{**e.row(), "distinguishable": e.distinguishable} for e in judged(found, correction)]
     return pd.DataFrame(rows, columns=EFFECT_COLUMNS)
 
 
 def effects_from_table(effects: pd.DataFrame) -> list[Effect]:
     """The ``Effect`` of each row of an ``effects_table``."""
-    fields = [f.name for f in dataclasses.fields(Effect) if f.name != "changes"]
-    return [Effect(**{k: row[k] for k in fields if k in row}) for row in effects.to_dict("records")]
+    return [Effect(**{k: row[k] for k in ROW_FIELDS if k in row}) for row in effects.to_dict("records")]
 
 
 INTERACTION_RESAMPLES = 999

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from harness.cells import FACTORS
-from harness.results import Result
+from harness.results import Result, result_fields
 
 
 def _is_nested(annotation: Any) -> bool:
@@ -18,7 +18,7 @@ def _is_nested(annotation: Any) -> bool:
     return origin is dict or (origin is list and bool(args) and typing.get_origin(args[0]) is dict)
 
 
-COLUMNS = tuple(name for name, annotation in typing.get_type_hints(Result).items() if not _is_nested(annotation))
+COLUMNS = tuple(name for name, annotation in result_fields().items() if not _is_nested(annotation))
 """Columns of the runs table, in order: every field of the contract (``Result``) in its order but the nested
 ones (config, environment, history, factors, ...); absent values are empty."""
 
