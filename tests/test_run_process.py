@@ -194,3 +194,16 @@ def test_the_readmes_warm_server_commands_as_printed(tmp_path):
     assert [(r["optimizer"], r["status"], r["run_process"]) for r in runs] == [("adam", "ok", "fork"),
                                                                              ("sgd", "ok", "fork")]
     assert not socket_path.exists()
+
+
+def test_a_run_server_preloads_without_comet_ml_installed(tmp_path):
+    # A machine without comet_ml (tracking=disabled runs need none) must still fork its runs: were the server's
+    # preload to import harness.run.comet, it would die and every run would pay a fresh process's imports.
+    # comet_ml is made unimportable the way Python's import system documents: a None entry in sys.modules.
+    code = ("import sys; sys.modules['comet_ml'] = None\n"
+            "from harness.run.server import preload; preload()\n"
+            "assert 'harness.run.train' in sys.modules and 'harness.run.comet' not in sys.modules\n"
+            "print('preloaded')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                          env=harness_env(tmp_path, warm_server=False), check=False)
+    assert done.returncode == 0 and "preloaded" in done.stdout, done.stderr[-2000:]

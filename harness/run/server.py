@@ -51,9 +51,10 @@ def preload() -> None:
 
     try:
         import comet_ml  # noqa: F401
-    except ImportError:
+    except ImportError:  # tracking=disabled runs need no comet_ml: a machine without it still forks them
         pass
-    import harness.run.comet  # noqa: F401
+    else:
+        import harness.run.comet  # noqa: F401
     import harness.run.data  # noqa: F401
     import harness.run.models  # noqa: F401
     import harness.run.optimizers  # noqa: F401
