@@ -122,13 +122,22 @@ def cell_factors(config: dict[str, Any], factors: Iterable[str] = FACTORS) -> di
     return {key: level(config, key) for key in factors}
 
 
-def baselines(default: dict[str, Any], configs: list[dict[str, Any]], factors: Iterable[str]) -> dict[str, Any]:
-    """The level each swept setting beyond the article's four is compared against: its value in the
-    ``default`` config where the sweep has it, else the sweep's first level in sorted order (numbers
-    numerically). The article's factors have fixed baselines (``stats.BASELINES``)."""
+BASELINE_LISTED_FIRST = ("python",)
+"""Settings whose levels have no order of their own: interpreters, listed as before, then after."""
+
+
+def baselines(default: dict[str, Any], configs: list[dict[str, Any]], factors: Iterable[str],
+              first_listed: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The level each swept setting beyond the article's four is compared against: for
+    ``BASELINE_LISTED_FIRST``, its level in ``first_listed`` (the sweep's cell of every first-listed level);
+    else its value in the ``default`` config where the sweep has it, else the sweep's first level in
+    sorted order (numbers numerically). The article's factors have fixed baselines (``stats.BASELINES``)."""
     chosen = {}
     for key in factors:
         if key in FACTORS:
+            continue
+        if key in BASELINE_LISTED_FIRST and first_listed is not None:
+            chosen[key] = level(first_listed, key)
             continue
         levels = {_text(level(c, key)): level(c, key) for c in configs}
         preferred = level(default, key)

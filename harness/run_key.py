@@ -9,7 +9,8 @@ from typing import Any
 
 from harness.cells import NON_SEMANTIC_KEYS
 from harness.config.schema import KEYED_ONLY_OFF_DEFAULT
-from harness.hardware import machine_fingerprint, software_versions
+from harness.hardware import machine_fingerprint
+from harness.interpreters import interpreter_path, interpreter_versions
 from harness.user_code import code_hashes
 
 TIMING_VERSION = 1
@@ -22,7 +23,8 @@ on it is part of every run key; at 1 it leaves the keys of results stored before
 def run_key(cfg: dict[str, Any]) -> str:
     """A short, stable hash of what determines a run's result: its config minus non-semantic keys, the
     contents of the user's own modules that ``_target_`` names (``user_code.code_hashes``), the versions
-    of harness, Keras, TensorFlow and the run's backend (``hardware.software_versions``), the timing
+    of harness, Keras, TensorFlow and the run's backend as the run's interpreter has them
+    (``interpreters.interpreter_versions``; with ``python`` set, that interpreter's path too), the timing
     rules' version (``TIMING_VERSION``), and the machine (CPU model and count, GPUs): a result from other
     code, other software or another machine is not reused as this one's."""
     semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS}
@@ -40,7 +42,9 @@ def run_key(cfg: dict[str, Any]) -> str:
     code = code_hashes(cfg)
     if code:  # the user's own model or data: editing their module retrains
         semantic["code"] = code
-    semantic["software"] = software_versions(str(cfg.get("backend", "tensorflow")))
+    if semantic.get("python") is not None:  # another environment's run: never the same run as this one's
+        semantic["python"] = interpreter_path(semantic["python"])
+    semantic["software"] = interpreter_versions(cfg.get("python"), str(cfg.get("backend", "tensorflow")))
     if TIMING_VERSION > 1:  # from the first change of the timing rules on: results timed by older rules retrain
         semantic["timing_version"] = TIMING_VERSION
     semantic["machine"] = machine_fingerprint()

@@ -22,7 +22,7 @@ the run key includes both, so the test puts them back to check the rest of the k
 @pytest.mark.parametrize("name", ["ok.json", "skipped.json"])
 def test_results_written_by_earlier_code_are_read_and_reused(monkeypatch, tmp_path, name):
     inputs = json.loads((WRITTEN_BEFORE / "key_inputs.json").read_text())
-    monkeypatch.setattr(keys, "software_versions", lambda backend: inputs["software"])
+    monkeypatch.setattr(keys, "interpreter_versions", lambda python, backend: inputs["software"])
     monkeypatch.setattr(keys, "machine_fingerprint", lambda: inputs["machine"])
     result = read_result(WRITTEN_BEFORE / name)  # passes today's contract
     assert keys.run_key(result["config"]) == result["run_key"]  # the same run finds it under the same key

@@ -308,6 +308,7 @@ class Config:
     quiet_tensorflow: bool = True
     order: str = "shuffled"
     run_process: str = "fork"
+    python: str | None = None  # the interpreter runs use (harness.interpreters); None: the sweep's own
     optimized_metric: str | None = None
     callbacks: list[str] = field(default_factory=list)
 
@@ -325,7 +326,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
 
 
 KEYED_ONLY_OFF_DEFAULT_SETTINGS = {
-    "": ("precision", "steps_per_execution", "backend", "loss", "metrics"),
+    "": ("precision", "steps_per_execution", "backend", "loss", "metrics", "python"),
     "dataset": ("limit", "image_size", "class_folders", "load", "skip_unreadable"),
     "transfer": ("fine_tune_layers", "head_epochs", "fine_tune_learning_rate"),
     "model": ("pretrained_weights",),

@@ -21,6 +21,7 @@ from harness.config.schema import (
     RUN_PROCESS_MODES,
     TARGET_MODES,
 )
+from harness.interpreters import InterpreterError, interpreter_versions
 
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 MODES = ("auto", "min", "max")
@@ -277,9 +278,12 @@ def validate(cfg: dict[str, Any]) -> None:
            f"steps_per_execution={cfg['steps_per_execution']} is invalid: it must be an integer >= 1")
     backend = cfg["backend"]
     _check(backend in BACKENDS, f"backend={backend} is unknown; valid: {', '.join(BACKENDS)}")
-    _check(importlib.util.find_spec(BACKENDS[backend]) is not None,
-           f"backend={backend} is not installed here; install it with: pip install -e '.[{backend}]' "
-           "(or choose an installed backend, e.g. backend=tensorflow)")
+    if cfg.get("python") is None:
+        _check(importlib.util.find_spec(BACKENDS[backend]) is not None,
+               f"backend={backend} is not installed here; install it with: pip install -e '.[{backend}]' "
+               "(or choose an installed backend, e.g. backend=tensorflow)")
+    else:
+        check_interpreter(cfg["python"], backend)
     _check(cfg["run_process"] in RUN_PROCESS_MODES,
            f"run_process={cfg['run_process']} is unknown; valid: {', '.join(RUN_PROCESS_MODES)}")
     metric = cfg["optimized_metric"]
@@ -287,6 +291,18 @@ def validate(cfg: dict[str, Any]) -> None:
            f"{', '.join(OPTIMIZED_METRICS)} (never test accuracy: the test split is never used to choose)")
     for path in cfg["callbacks"]:
         check_callback_path(path)
+
+
+def check_interpreter(python: str, backend: str) -> None:
+    """``python=`` names an interpreter that runs the harness, with Keras and ``backend`` installed."""
+    try:
+        versions = interpreter_versions(python, backend)
+    except InterpreterError as err:
+        raise ConfigError(str(err)) from None
+    package = BACKENDS[backend]
+    for name in ("keras", package):
+        _check(versions.get(name) is not None, f"python={python} has no {name} installed; install it there "
+               f"({python} -m pip install -e '.[{backend}]'), or choose another interpreter")
 
 
 def reported_metrics(metrics: list[str]) -> list[str]:

@@ -24,7 +24,7 @@ ones (config, environment, history, factors, ...); absent values are empty."""
 
 ENVIRONMENT_COLUMNS = (
     "cpu_model", "cpu_count", "gpu_names", "hostname", "backend", "keras", "tensorflow", "python", "threads",
-    "parallel_jobs", "jit_compile",
+    "parallel_jobs", "jit_compile", "packages",
 )
 """Facts from a result's ``environment`` that become columns too (conditions that shape timings)."""
 
@@ -84,6 +84,8 @@ def results_frame(results: list[Result]) -> pd.DataFrame:
         environment = result.get("environment") or {}
         for col in environment_columns:
             value = environment.get(col)
+            if isinstance(value, dict):  # packages: "keras 3.5.0, numpy 2.1.0"
+                value = [f"{name} {version}" for name, version in value.items() if version is not None]
             row[col] = ", ".join(value) if isinstance(value, list) else value
         rows.append(row)
     return pd.DataFrame(rows, columns=[*columns, "price_per_hour", *environment_columns])

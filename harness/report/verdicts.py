@@ -310,8 +310,26 @@ def verdicts(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Judged:
                            factors)
 
 
-SPEED_FACTORS = ("jit_compile", "precision", "steps_per_execution", "backend")
-"""Settings that change how fast the same training runs (issue #11): each swept one gets a verdict."""
+SPEED_FACTORS = ("jit_compile", "precision", "steps_per_execution", "backend", "python")
+"""Settings that change how fast the same training runs (``python``: the environment, before and after an
+upgrade): each swept one gets a verdict."""
+
+
+def package_changes(runs: pd.DataFrame, factor: str, level: object, baseline: object) -> str:
+    """For the ``python`` factor, which package versions differ between the two environments, as their
+    runs recorded them (``environment.packages``): " (keras 3.5.0 → 3.6.0)"; else ""."""
+    if factor != "python" or "packages" not in runs:
+        return ""
+
+    def versions(at: object) -> dict[str, str]:
+        recorded = runs.loc[runs[factor] == at, "packages"].dropna()
+        return dict(item.rsplit(" ", 1) for item in str(recorded.iloc[0]).split(", ") if " " in item) \
+            if len(recorded) else {}
+
+    before, after = versions(baseline), versions(level)
+    changed = [f"{name} {before.get(name, 'none')} → {after.get(name, 'none')}" for name in {**before, **after}
+               if before.get(name) != after.get(name)]
+    return f" ({', '.join(changed)})" if changed else " (the same package versions)"
 
 
 def speed_verdict(runs: pd.DataFrame, factor: str, level: object, baseline: object, measure: Measure, *,
@@ -336,8 +354,9 @@ def speed_verdict(runs: pd.DataFrame, factor: str, level: object, baseline: obje
         payback = f"it costs nothing up front{guess}"
     else:
         payback = f"it has paid back its first epoch after {pays:.0f} epochs{guess}"
-    return (f"{factor}={level} vs {baseline}: steady epoch time {described(steady)}; extra seconds in the first "
-            f"epoch (compilation): {described(first)}; {payback}; time to target {described(target)}; "
+    changed = package_changes(runs, factor, level, baseline)
+    return (f"{factor}={level} vs {baseline}{changed}: steady epoch time {described(steady)}; extra seconds in the "
+            f"first epoch (compilation): {described(first)}; {payback}; time to target {described(target)}; "
             f"test accuracy {described(accuracy)}.")
 
 

@@ -10,9 +10,11 @@ by the parent before this process started (CPU cells hide GPUs).
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import math
 import os
+import platform
 import sys
 import time
 import traceback
@@ -79,7 +81,25 @@ def environment(cfg: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
            "parallel_jobs": spec["parallel_jobs"], "gpu_names": hardware.gpu_names()}
     backend_module = importlib.import_module(env["backend"])  # tensorflow, jax or torch: already loaded by Keras
     env[env["backend"]] = getattr(backend_module, "__version__", None)
+    env["packages"] = {"python": platform.python_version(), **hardware.software_versions(env["backend"]),
+                       "numpy": importlib.metadata.version("numpy"),
+                       "cuda": cuda_version(env["backend"], backend_module)}  # this interpreter's (``python=``)
     return env
+
+
+def cuda_version(backend: str, module: Any) -> str | None:
+    """The CUDA version the backend was built with (``None``: a build without CUDA, or unknown)."""
+    try:
+        if backend == "tensorflow":
+            return module.sysconfig.get_build_info().get("cuda_version") or None
+        if backend == "torch":
+            return module.version.cuda
+        if backend == "jax":
+            device = module.devices()[0]
+            return getattr(device.client, "platform_version", None) if device.platform == "gpu" else None
+    except Exception:  # a build that does not say: not recorded rather than a failed run
+        return None
+    return None
 
 
 def user_callbacks(paths: list[str]) -> list[Any]:

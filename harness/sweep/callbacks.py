@@ -22,6 +22,7 @@ from harness import cells
 from harness.cells import FACTORS, swept_factors
 from harness.comet_summary import comet_summary
 from harness.config.validate import ConfigError, validate
+from harness.interpreters import interpreter_path
 from harness.result_files import collect_results
 from harness.sweep import progress, run_process
 from harness.sweep.cell import run_env, will_train
@@ -32,8 +33,9 @@ BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 HARNESS_SWEEPER = "hydra_plugins.harness_sweeper.harness_sweeper.HarnessSweeper"
 
 
-def sweep_job_overrides(config: DictConfig) -> list[list[str]] | None:
-    """The override list of every job the sweeper will launch, in the order it launches them (for the
+def sweep_job_overrides(config: DictConfig, as_listed: bool = False) -> list[list[str]] | None:
+    """The override list of every job the sweeper will launch, in the order it launches them, or
+    (``as_listed``) in the grid's order, each setting's levels as the command line lists them (for the
     harness sweeper and Hydra's basic one; ``None`` for other sweepers, whose jobs are not known ahead)."""
     sweeper = config.hydra.sweeper
     target = sweeper.get("_target_")
@@ -42,7 +44,7 @@ def sweep_job_overrides(config: DictConfig) -> list[list[str]] | None:
     params = sweeper.get("params") or {}
     arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
-    order, seed = (sweeper.order, sweeper.seed) if target == HARNESS_SWEEPER else ("grid", 0)
+    order, seed = (sweeper.order, sweeper.seed) if target == HARNESS_SWEEPER and not as_listed else ("grid", 0)
     batches = ordered_batches(parser.parse_overrides(arguments), None, order, seed)
     return [job for batch in batches for job in batch]
 
@@ -76,7 +78,8 @@ def prestart_run_server(config: DictConfig, configs: list[dict[str, Any]]) -> No
         return
     for plain in configs:
         if will_train(plain):
-            run_process.prestart(plain["run_process"], run_env(plain, online=False, threads=plain["threads"]))
+            run_process.prestart(plain["run_process"], run_env(plain, online=False, threads=plain["threads"]),
+                                 interpreter_path(plain["python"]))
             return
 
 
@@ -97,7 +100,9 @@ class SweepCallbacks(Callback):
             for overrides, plain in zip(jobs, configs, strict=True):
                 check_cell(plain, f" (in cell: {' '.join(overrides)})")
             factors = swept_factors(configs)
-            baselines = cells.baselines(run_config(config, []), configs, factors)
+            listed = [f for f in factors if f in cells.BASELINE_LISTED_FIRST]
+            first_listed = run_config(config, sweep_job_overrides(config, as_listed=True)[0]) if listed else None
+            baselines = cells.baselines(run_config(config, []), configs, factors, first_listed)
             prestart_run_server(config, configs)
         else:  # a search: its cells are drawn as it goes; check what the command line fixed
             check_cell(run_config(config, list(config.hydra.overrides.task)))

@@ -28,6 +28,7 @@ from harness import hardware
 from harness.cells import FACTORS, cell_factors, describe, rerun_command, searched_factors
 from harness.comet_summary import comet_summary
 from harness.config.validate import ConfigError, validate
+from harness.interpreters import interpreter_path
 from harness.result_files import load_stored, read_result, store_result, write_json_atomic, write_result
 from harness.results import LOG_FILE, RESULT_FILE, SPEC_FILE, Result, RunSpec, Status, placeholder_result
 from harness.run_key import run_key
@@ -297,7 +298,7 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: progres
     env = run_env(cfg, online=spec["tracking"]["mode"] == "online", threads=spec["threads"])
     started = time.perf_counter()
     reason = None
-    run = run_process.start_run(cfg["run_process"], run_dir, env)
+    run = run_process.start_run(cfg["run_process"], run_dir, env, interpreter_path(cfg["python"]))
     try:
         code = wait_showing(run, time.monotonic() + cfg["run_timeout_s"], live)
     except subprocess.TimeoutExpired:

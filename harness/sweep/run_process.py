@@ -45,9 +45,9 @@ class FreshRun:
 
     failure: str | None = None  # its exit status says how it ended
 
-    def __init__(self, run_dir: Path, env: dict[str, str]) -> None:
+    def __init__(self, run_dir: Path, env: dict[str, str], python: str = sys.executable) -> None:
         self.log = open(run_dir / LOG_FILE, "w")  # noqa: SIM115  (closed in wait)
-        self.process = subprocess.Popen([sys.executable, "-m", "harness.run.train", str(run_dir)],
+        self.process = subprocess.Popen([python, "-m", "harness.run.train", str(run_dir)],
                                         stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.pid = self.process.pid
 
@@ -94,12 +94,12 @@ class ForkedRun:
 
 
 class RunServer:
-    """The client side of one ``python -m harness.run.server`` process, started by this process for its
-    runs; ``SharedRunServer`` speaks to one that listens on a socket."""
+    """The client side of one ``python -m harness.run.server`` process in the interpreter ``python``,
+    started by this process for its runs; ``SharedRunServer`` speaks to one that listens on a socket."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], python: str = sys.executable) -> None:
         self.errors = tempfile.TemporaryFile()  # noqa: SIM115  (the server's own stderr: read if it dies)
-        self.process = subprocess.Popen([sys.executable, "-m", "harness.run.server"], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([python, "-m", "harness.run.server"], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=self.errors, env=env)
         self._listen(started=False)  # read lazily: a server started ahead imports while the sweep gets ready
 
@@ -272,16 +272,18 @@ def shared_server(env: dict[str, str]) -> SharedRunServer | None:
     return None
 
 
-_servers: dict[tuple[tuple[str, str | None], ...], RunServer] = {}
+_servers: dict[tuple[str, tuple[tuple[str, str | None], ...]], RunServer] = {}
 
 
-def server_for(env: dict[str, str]) -> RunServer:
-    """This process's run server for runs with ``env``'s start-up settings (started on first use)."""
-    key = startup_env(env)
+def server_for(env: dict[str, str], python: str = sys.executable) -> RunServer:
+    """This process's run server for runs in the interpreter ``python`` with ``env``'s start-up settings
+    (started on first use). A warm shared server serves only runs in this process's own interpreter."""
+    key = (python, startup_env(env))
     server = _servers.get(key)
     if server is None or not server.alive():
         server_env = {k: v for k, v in env.items() if k != "COMET_API_KEY"}  # a run gets the key, not the server
-        server = _servers[key] = shared_server(env) or RunServer(server_env)
+        shared = shared_server(env) if python == sys.executable else None
+        server = _servers[key] = shared or RunServer(server_env, python)
     return server
 
 
@@ -294,21 +296,22 @@ def effective_mode(mode: str) -> str:
     return mode
 
 
-def prestart(mode: str, env: dict[str, str]) -> None:
-    """Start the run server for runs with ``env`` now (``mode`` permitting), so that its imports overlap
-    with the sweep's own preparations; the first run then finds it ready."""
+def prestart(mode: str, env: dict[str, str], python: str = sys.executable) -> None:
+    """Start the run server for runs in ``python`` with ``env`` now (``mode`` permitting), so that its
+    imports overlap with the sweep's own preparations; the first run then finds it ready."""
     if effective_mode(mode) == "fork":
-        server_for(env)
+        server_for(env, python)
 
 
-def start_run(mode: str, run_dir: Path, env: dict[str, str]) -> FreshRun | ForkedRun:
-    """Start the run in ``run_dir`` (its ``run_spec.json`` written) in a process of ``mode``."""
+def start_run(mode: str, run_dir: Path, env: dict[str, str], python: str = sys.executable) -> FreshRun | ForkedRun:
+    """Start the run in ``run_dir`` (its ``run_spec.json`` written) in a process of ``mode`` in the
+    interpreter ``python``."""
     if effective_mode(mode) == "fork":
         try:
-            return ForkedRun(server_for(env), run_dir, env)
+            return ForkedRun(server_for(env, python), run_dir, env)
         except RunServerError as err:
             print(f"harness: warning: {err}; this run starts a fresh process instead", file=sys.stderr)
-    return FreshRun(run_dir, env)
+    return FreshRun(run_dir, env, python)
 
 
 def finish_runs() -> None:
