@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from harness.cells import NON_SEMANTIC_KEYS
-from harness.config.schema import KEYED_ONLY_OFF_DEFAULT
+from harness.config.schema import KEYED_ONLY_OFF_DEFAULT, KEYED_PRICE_PER_HOUR
 from harness.hardware import machine_fingerprint
 from harness.interpreters import interpreter_path, interpreter_versions
 from harness.user_code import code_hashes
@@ -35,6 +35,9 @@ def run_key(cfg: dict[str, Any]) -> str:
                 del semantic[key]
         elif isinstance(sub := semantic.get(group[0]), dict) and key in sub and sub[key] == default:
             semantic[group[0]] = {k: v for k, v in sub.items() if k != key}  # a copy: the caller's stays
+    device = semantic.get("device")
+    if isinstance(device, dict) and "price_per_hour" in device:  # a price re-costs a run: it is the same run
+        semantic["device"] = {**device, "price_per_hour": KEYED_PRICE_PER_HOUR.get(device.get("name"))}
     target = semantic.get("target")
     if isinstance(target, dict) and target["metric"] == "val_accuracy" and target["mode"] in ("auto", "max"):
         semantic["target_accuracy"] = target["value"]  # time to an accuracy: keyed as before `target` existed

@@ -109,3 +109,25 @@ def test_shipped_example_is_up_to_date_with_the_report_code(tmp_path, monkeypatc
     index = write_report(Path("multirun") / sweep.name, tmp_path / "rebuilt")
     for name in ("report.md", "runs.csv", "cells.csv"):  # text; PNG bytes depend on the plotting library
         assert (index.parent / name).read_text() == (example / name).read_text(), name
+
+
+def test_a_finished_sweep_is_re_costed_at_another_price_without_training(sweep_dir, tmp_path, capsys):
+    from harness.report.pages import cost_section, main
+
+    assert main([str(sweep_dir), "--out", str(tmp_path / "out"), "--price", "gpu=2.0", "--price", "cpu=0.05"]) == 0
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert set(runs.loc[runs["device"] == "gpu", "price_per_hour"]) == {2.0}
+    assert set(runs.loc[runs["device"] == "cpu", "price_per_hour"]) == {0.05}
+    table = cost_section(runs).table.set_index(["optimizer", "transfer", "early_stopping", "device"])
+    ok = runs[runs["status"] == "ok"]
+    for cell, group in ok.groupby(["optimizer", "transfer", "early_stopping", "device"]):
+        price = 2.0 if cell[3] == "gpu" else 0.05
+        expected = (group["time_to_target_seconds"] / 3600 * price).median()  # time to target x the price
+        assert table.loc[cell, "median_cost_to_target_usd"] == pytest.approx(expected, rel=1e-12, nan_ok=True)
+    assert table["median_cost_to_target_usd"].notna().sum() > 10  # most cells reach the target
+    assert "No price set for" not in (tmp_path / "out" / "report.md").read_text()
+
+    assert main([str(sweep_dir), "--out", str(tmp_path / "bad"), "--price", "tpu=1"]) == 2
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said == ["harness.report: error: --price tpu=1 is invalid; valid: DEVICE=USD_PER_HOUR with DEVICE cpu "
+                    "or gpu and a price >= 0, e.g. --price gpu=2.0"]

@@ -207,12 +207,26 @@ def test_the_run_key_holds_every_setting_that_changes_a_result_and_none_that_doe
     for path, value in semantic:
         if path == ("python",):  # an interpreter's path: tests/test_environments.py sweeps a second one
             continue
+        if path == ("device", "price_per_hour"):  # re-costs the same run: the next test
+            continue
         other = copy.deepcopy(cfg)
         node = other
         for step in path[:-1]:
             node = node[step]
         node[path[-1]] = _changed(value)
         assert run_key(other) != here, f"{'.'.join(path)}={_changed(value)!r} left the run key unchanged"
+
+
+def test_a_price_changes_the_report_never_the_run_and_stored_results_keep_their_keys():
+    from harness.config.schema import KEYED_PRICE_PER_HOUR
+    from harness.run_key import run_key
+    from tests.conftest import compose_config
+
+    for device in ("cpu", "gpu"):
+        cfg = compose_config([f"device={device}"])
+        assert cfg["device"]["price_per_hour"] == KEYED_PRICE_PER_HOUR[device]  # conf/device's default: keys as before
+        assert run_key(compose_config([f"device={device}", "device.price_per_hour=2.0"])) == run_key(cfg)
+    assert run_key(compose_config(["device=gpu"])) != run_key(compose_config(["device=cpu"]))
 
 
 def test_upgrading_a_backend_or_the_timing_rules_makes_its_results_retrain(monkeypatch):

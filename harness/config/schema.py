@@ -352,6 +352,11 @@ KEYED_ONLY_OFF_DEFAULT: dict[str, Any] = {
 """``setting -> default`` of ``KEYED_ONLY_OFF_DEFAULT_SETTINGS``, read from the dataclasses above (every
 default is written once, there)."""
 
+KEYED_PRICE_PER_HOUR: dict[str, float | None] = {"cpu": None, "gpu": 0.35}
+"""The ``device.price_per_hour`` every run key holds for its device, whatever the price set: a price changes
+the report, never the run. These are conf/device's defaults, the prices keys held when they held the
+price, so that results stored then keep their keys."""
+
 TARGET_MODES = ("auto", "max", "min")
 """How ``target.value`` is reached (``TargetConfig``)."""
 MINIMISED = ("loss", "mae", "mse", "rmse", "mape", "msle", "error", "crossentropy", "hinge", "divergence")

@@ -267,6 +267,7 @@ def cost_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Sectio
             "(device.price_per_hour; the GPU default is $0.35/h, a cloud GPU at $300 for 850 hours).")
     if unpriced:
         text += f" No price set for: {', '.join(unpriced)} (e.g. device.price_per_hour=0.05)."
+    text += " Another price re-costs a finished sweep without training: python -m harness.report SWEEP --price gpu=2.0."
     if table["price_per_hour"].isna().all():
         return Section("Cost to target", text)  # no device has a price: a table of empty costs says nothing
     return Section("Cost to target", text, table=table.dropna(axis="columns", how="all") if len(table) else None)
@@ -481,11 +482,12 @@ def sweep_label(sweep_dir: Path) -> str:
         return str(resolved)
 
 
-def write_report(sweep_dir: Path, out_dir: Path | None = None, reports_root: Path = Path("reports")) -> Path:
+def write_report(sweep_dir: Path, out_dir: Path | None = None, reports_root: Path = Path("reports"),
+                 prices: dict[str, float] | None = None) -> Path:
     """Write the report of the sweep in ``sweep_dir``; returns the path of ``index.html``.
 
-    ``out_dir`` defaults to ``reports_root/<sweep name>``. Raises ``FileNotFoundError`` if the folder
-    holds no result files.
+    ``out_dir`` defaults to ``reports_root/<sweep name>``; ``prices`` (device -> USD per hour) replace the
+    prices the runs were made with. Raises ``FileNotFoundError`` if the folder holds no result files.
     """
     sweep_dir = Path(sweep_dir)
     results, problems = collect_results(sweep_dir)
@@ -498,13 +500,17 @@ def write_report(sweep_dir: Path, out_dir: Path | None = None, reports_root: Pat
     names = sorted({str(r["sweep_name"]) for r in results if r.get("sweep_name")})
     name = names[-1] if names else sweep_dir.name
     out_dir = Path(out_dir) if out_dir is not None else Path(reports_root) / name
-    return render_report(results, problems, sweep_label(sweep_dir), name, out_dir)
+    return render_report(results, problems, sweep_label(sweep_dir), name, out_dir, prices)
 
 
-def render_report(results: list[Result], problems: list[str], label: str, name: str, out_dir: Path) -> Path:
-    """Write every report file for ``results`` (result records) into ``out_dir``; returns ``index.html``."""
+def render_report(results: list[Result], problems: list[str], label: str, name: str, out_dir: Path,
+                  prices: dict[str, float] | None = None) -> Path:
+    """Write every report file for ``results`` (result records) into ``out_dir``; returns ``index.html``.
+    ``prices`` (device -> USD per hour) replace the prices the runs were made with."""
     out_dir.mkdir(parents=True, exist_ok=True)
     runs = results_frame(results)
+    for device, price in (prices or {}).items():
+        runs.loc[runs["device"] == device, "price_per_hour"] = price
     factors, baselines = factor_columns(results), factor_baselines(results)
     runs.to_csv(out_dir / "runs.csv", index=False)
     cells = stats.cell_table(runs, factors=factors)
@@ -525,16 +531,37 @@ def write_pages(title: str, sections: list[Section], out_dir: Path, markdown_nam
     return index
 
 
+def parse_price(text: str) -> tuple[str, float]:
+    """``gpu=2.0`` -> ``("gpu", 2.0)``; ``ValueError`` with one line naming what is valid."""
+    device, _, price = text.partition("=")
+    try:
+        value = float(price)
+    except ValueError:
+        value = -1.0
+    if device not in ("cpu", "gpu") or not value >= 0:
+        raise ValueError(f"--price {text} is invalid; valid: DEVICE=USD_PER_HOUR with DEVICE cpu or gpu and a "
+                         "price >= 0, e.g. --price gpu=2.0")
+    return device, value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder (e.g. multirun/<sweep>) with result.json files")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/<sweep name>)")
+    parser.add_argument("--price", action="append", default=[], metavar="DEVICE=USD_PER_HOUR",
+                        help="re-cost the sweep at this price per hour for a device (cpu or gpu), without "
+                             "training; repeat for both, e.g. --price gpu=2.0 --price cpu=0.05")
     args = parser.parse_args(argv)
     if not args.sweep_dir.is_dir():
         print(f"harness.report: error: {args.sweep_dir} is not a folder", file=sys.stderr)
         return 2
     try:
-        index = write_report(args.sweep_dir, args.out)
+        prices = dict(parse_price(text) for text in args.price)
+    except ValueError as err:
+        print(f"harness.report: error: {err}", file=sys.stderr)
+        return 2
+    try:
+        index = write_report(args.sweep_dir, args.out, prices=prices)
     except FileNotFoundError as err:
         print(f"harness.report: error: {err}", file=sys.stderr)
         return 2
