@@ -102,3 +102,14 @@ def software_versions(backend: str = "tensorflow") -> dict[str, str | None]:
                 continue
     return found
 
+
+
+def process_memory_and_cpus() -> dict[str, int]:
+    """This process's peak resident memory so far (``peak_rss_bytes``: the kernel's high-water mark, read
+    once, no sampling) and the CPUs it may run on (``cpus_available``: its affinity, which a Slurm
+    allocation or a cpuset narrows; the machine's count where affinity is unknown)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return {"peak_rss_bytes": peak if sys.platform == "darwin" else peak * 1024, "cpus_available": cpus}

@@ -85,6 +85,10 @@ class Result(TypedDict, total=False):
     skipped_images: list[str]  # a folder's images that could not be read, left out (dataset.skip_unreadable)
     # what the run measured (``harness.run.timing``) and how it ended
     fit_seconds: float  # the whole fit call(s), validation and fine-tuning's recompilation included
+    fit_cpu_seconds: float  # CPU seconds (user + system, every thread) the run's process spent in fit
+    cores_used: float  # fit_cpu_seconds / fit_seconds: the cores fit kept busy on average
+    cpus_available: int  # the CPUs the run's process may run on (its affinity: a Slurm allocation, a cpuset)
+    peak_rss_bytes: int  # the kernel's high-water mark of the run process's resident memory (ru_maxrss)
     validation_seconds: float  # the validation passes
     first_epoch_seconds: float | None  # includes tracing / compilation
     samples_per_second: float | None  # training examples per steady epoch second

@@ -47,6 +47,16 @@ from sklearn.datasets import load_wine
 def load():
     x, y = load_wine(return_X_y=True)
     return ((x - x.mean(axis=0)) / x.std(axis=0)).astype("float32"), y
+
+
+BALLAST = []
+
+
+def load_holding_300_mib():
+    import numpy as np
+
+    BALLAST.append(np.ones(300 * 2**20, dtype="uint8"))  # every page written: resident until the run ends
+    return load()
 '''
 
 
@@ -111,6 +121,22 @@ def test_your_own_model_and_data_sweep_like_the_built_in_ones_and_your_code_is_i
     assert result["user_code"]["mylab.models.mlp"] != runs[0]["user_code"]["mylab.models.mlp"]  # the edit
     others = read_archive(Path(result["comet"]["archive"]))["others"]  # Comet's own reader
     assert {key: others[f"user_code.{key}"] for key in result["user_code"]} == result["user_code"]
+
+
+def test_a_run_that_holds_a_large_array_shows_it_in_its_peak_memory_and_every_run_its_cores_used(lab):
+    # Observed, not echoed: the same cell with the user's data holding 300 MiB more during fit
+    done = run_harness(["-m", *MINE, "dataset._target_=mylab.data.load,mylab.data.load_holding_300_mib",
+                        f"hydra.sweep.dir={lab / 'memory'}"], cwd=lab, env=users_env(lab))
+    assert done.returncode == 0, done.stdout + done.stderr
+    runs = {r["config"]["dataset"]["_target_"]: r for r in results_under(lab / "memory")}
+    plain, holding = runs["mylab.data.load"], runs["mylab.data.load_holding_300_mib"]
+    assert holding["peak_rss_bytes"] - plain["peak_rss_bytes"] >= 0.95 * 300 * 2**20
+    assert plain["peak_rss_bytes"] > 50 * 2**20  # a process that has Keras and its backend loaded
+    for run in (plain, holding):
+        assert run["fit_cpu_seconds"] > 0 and run["cores_used"] == run["fit_cpu_seconds"] / run["fit_seconds"]
+        assert 0 < run["cores_used"] <= run["cpus_available"] + 0.5  # busy cores cannot outnumber usable ones
+    page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    assert "Resources per run: peak memory of its process median " in page
 
 
 def test_a_keyword_your_function_does_not_take_is_one_line_before_training(lab):

@@ -102,6 +102,20 @@ def data_loading_fact(runs: pd.DataFrame) -> str:
     return text + "."
 
 
+def resources_fact(runs: pd.DataFrame) -> str:
+    """What the ok runs held and used, from the counters each read at its boundaries: peak memory of the
+    run's process, and the cores its ``fit`` kept busy beside the CPUs it could use; nothing where no run
+    recorded them (results from before they were)."""
+    ok = runs[runs["status"] == "ok"]
+    peak = pd.to_numeric(ok["peak_rss_bytes"], errors="coerce").dropna() / 2**20
+    cores = pd.to_numeric(ok["cores_used"], errors="coerce").dropna()
+    if peak.empty or cores.empty:
+        return ""
+    return (f"Resources per run: peak memory of its process median {peak.median():.0f} MiB (at most "
+            f"{peak.max():.0f} MiB); cores kept busy during fit median {cores.median():.2f} (at most "
+            f"{cores.max():.2f}) of {_values(ok, 'cpus_available')} available.")
+
+
 def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] = FACTORS) -> Section:
     """Hardware, versions, grid (the factors that vary; those with one level as the sweep's fixed
     conditions), repeats and the runs per status; its warnings are ``setup_warnings``."""
@@ -130,6 +144,7 @@ def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] =
         f"XLA (jit_compile): {_values(ran, 'jit_compile')}; threads per run: {_values(ran, 'threads')} "
         "(0 = TensorFlow's default).",
         data_loading_fact(runs),
+        resources_fact(runs),
     ]
     return Section("Setup", " ".join(fact for fact in facts if fact), table=stats.status_counts(runs))
 
@@ -500,10 +515,10 @@ def write_report(sweep_dir: Path, out_dir: Path | None = None, reports_root: Pat
     names = sorted({str(r["sweep_name"]) for r in results if r.get("sweep_name")})
     name = names[-1] if names else sweep_dir.name
     out_dir = Path(out_dir) if out_dir is not None else Path(reports_root) / name
-    return render_report(results, problems, sweep_label(sweep_dir), name, out_dir, prices)
+    return render_report(results, problems, sweep_label(sweep_dir), name, out_dir, prices=prices)
 
 
-def render_report(results: list[Result], problems: list[str], label: str, name: str, out_dir: Path,
+def render_report(results: list[Result], problems: list[str], label: str, name: str, out_dir: Path, *,
                   prices: dict[str, float] | None = None) -> Path:
     """Write every report file for ``results`` (result records) into ``out_dir``; returns ``index.html``.
     ``prices`` (device -> USD per hour) replace the prices the runs were made with."""

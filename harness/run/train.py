@@ -282,7 +282,7 @@ def fit_stages(cfg: dict[str, Any], model: Any, extractor: Any, task: Any, resul
     fit_options = {**streaming.inputs(task.train, cfg["batch_size"], seed=cfg["seed"]),
                    "validation_data": streaming.validation_data(task.val, cfg["batch_size"]),
                    "callbacks": callbacks, "verbose": 0}
-    started = time.perf_counter()
+    cpu_started, started = time.process_time(), time.perf_counter()
     metrics = model.fit(epochs=transfer["head_epochs"] if fine_tune else cfg["epochs"], **fit_options).history
     stages = [stage_names[0]] * len(timer.epochs)
     if fine_tune and all(math.isfinite(loss) for loss in metrics.get("loss", [])):
@@ -297,6 +297,8 @@ def fit_stages(cfg: dict[str, Any], model: Any, extractor: Any, task: Any, resul
         metrics = {key: [*metrics.get(key, []), *values] for key, values in more.items()}
         stages += ["fine_tune"] * (len(timer.epochs) - done)
     result["fit_seconds"] = time.perf_counter() - started
+    result["fit_cpu_seconds"] = time.process_time() - cpu_started
+    result["cores_used"] = result["fit_cpu_seconds"] / result["fit_seconds"] if result["fit_seconds"] > 0 else 0.0
     clock.lap("fit")
     history = [{**{k: float(v[i]) for k, v in metrics.items()}, **timer.epochs[i], "stage": stages[i]}
                for i in range(len(timer.epochs))]
@@ -407,6 +409,7 @@ def keep_result(run_dir: Path, spec: RunSpec, result: Result, experiment: Any,
 
         comet.log_outcome(experiment, result)
     result["ended_at"] = time.time()  # with started_at: when this run's process was busy (parallel runs overlap)
+    result.update(hardware.process_memory_and_cpus())
     if result["status"] == "ok" and spec.get("results_dir"):
         store_result(Path(spec["results_dir"]), result)
     write_result(run_dir / RESULT_FILE, result)
