@@ -83,3 +83,27 @@ def test_report_warns_about_drift_unstable_cells_and_tiny_steps():
 def test_old_results_without_step_times_give_no_step_warning():
     runs = runs_table([[1.0, 1.0]], [[0, 1]]).assign(median_step_seconds=None)
     assert median_step_seconds(runs) is None
+
+
+def test_runs_that_overlapped_on_one_host_are_found_whatever_the_engine_recorded():
+    from harness.report.stability import overlapping_runs
+
+    #           a: 0-10   b: 1-5 (inside a)   c: 6-8 (inside a)   d: 12-14 (alone)   e: 13-20 on another host
+    runs = pd.DataFrame({"hostname": ["h1", "h1", "h1", "h1", "h2", "h1"],
+                         "started_at": [0.0, 1.0, 6.0, 12.0, 13.0, 2.0],
+                         "ended_at": [10.0, 5.0, 8.0, 14.0, 20.0, 3.0],
+                         "reused": [False, False, False, False, False, True]})  # f: reused, its times not ours
+    assert list(overlapping_runs(runs)) == [True, True, True, False, False, False]
+    chained = pd.DataFrame({"hostname": ["h"] * 3, "started_at": [0.0, 2.0, 11.0], "ended_at": [5.0, 12.0, 13.0]})
+    assert list(overlapping_runs(chained)) == [True, True, True]  # b overlaps a, c overlaps b (not a)
+    back_to_back = pd.DataFrame({"hostname": ["h"] * 2, "started_at": [0.0, 5.0], "ended_at": [5.0, 9.0]})
+    assert not overlapping_runs(back_to_back).any()
+
+    # in the report: runs that each recorded running alone (parallel_jobs 1) but overlapped are warned about
+    table = runs_table([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], [[0, 10, 20], [5, 30, 40]])
+    table = table.assign(ended_at=table["started_at"] + 8, hostname="h", parallel_jobs=1)
+    warned = [item for item in measurement_section(table).items if "overlapped in time" in item]
+    assert warned == ["Warning: 3 runs overlapped in time on the same host (seen from their start and end times), "
+                      "although each recorded running alone: they shared the machine, and their timings with it."]
+    apart = table.assign(ended_at=table["started_at"] + 4)
+    assert not any("overlapped" in item for item in measurement_section(apart).items)

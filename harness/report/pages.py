@@ -159,6 +159,11 @@ def setup_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list
     if (parallel > 1).any():
         items.append(f"Warning: {int((parallel > 1).sum())} runs ran in parallel (up to {int(parallel.max())} at "
                      "once): their timings are not comparable to sequential ones.")
+    overlapped = stability.overlapping_runs(ran)
+    if overlapped.any() and not (parallel > 1).any():
+        items.append(f"Warning: {int(overlapped.sum())} runs overlapped in time on the same host (seen from their "
+                     "start and end times), although each recorded running alone: they shared the machine, "
+                     "and their timings with it.")
     machines = ran.reindex(columns=["hostname", "cpu_model", "gpu_names"]).astype(object).fillna("").drop_duplicates()
     if len(machines) > 1:
         items.append(f"Warning: runs come from {len(machines)} different machines; compare timings within one.")

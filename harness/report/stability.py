@@ -8,6 +8,8 @@ pyperf warns "the benchmark result may be unstable"; the report does the same, w
   default, so drift spreads over every level, but a drift still widens every interval.
 - ``median_step_seconds``: the median training step; under a few milliseconds, framework overhead
   dominates and the workload says little about devices.
+- ``overlapping_runs``: runs whose processes were busy at the same time on the same host, seen from
+  their start and end times, whatever the engine declared (``parallel_jobs``).
 
 Each function states the columns it needs; none imports training code.
 """
@@ -114,3 +116,24 @@ def median_step_seconds(runs: pd.DataFrame) -> float | None:
     where no run recorded one (results from before the harness did)."""
     ok = runs.loc[runs["status"] == "ok", "median_step_seconds"].dropna()
     return float(ok.median()) if len(ok) else None
+
+
+def overlapping_runs(runs: pd.DataFrame) -> pd.Series:
+    """Per run, whether another run of the table was busy on the same ``hostname`` while it was: its
+    process's ``[started_at, ended_at]`` meets another's. Runs reused from earlier sweeps (``reused``) and
+    runs without both times are never counted: their times are not this sweep's."""
+    overlapping = pd.Series(False, index=runs.index)
+    if not {"started_at", "ended_at", "hostname"} <= set(runs.columns):
+        return overlapping  # results from before they recorded their end
+    timed = runs.dropna(subset=["started_at", "ended_at"])
+    if "reused" in timed:
+        timed = timed[~timed["reused"].fillna(False).astype(bool)]
+    for _, host in timed.groupby(timed["hostname"].astype(object).fillna(""), sort=False):
+        ordered = host.sort_values("started_at")
+        latest_end, latest_index = -np.inf, None
+        for index, row in ordered.iterrows():
+            if row["started_at"] < latest_end:  # it starts before an earlier run has ended
+                overlapping[index] = overlapping[latest_index] = True
+            if row["ended_at"] > latest_end:
+                latest_end, latest_index = row["ended_at"], index
+    return overlapping
