@@ -347,11 +347,26 @@ def test_pareto_front_keeps_runs_no_other_run_beats():
     assert stats.pareto_front(runs).tolist() == [True, True, False, True, False]
 
 
-def test_cost_to_target_uses_the_device_price():
+def test_cost_is_time_times_the_device_price_and_a_miss_costs_without_end():
     runs = table(run(device="gpu", time_to_target_seconds=3600.0, price_per_hour=0.35),
-                 run(time_to_target_seconds=7200.0, price_per_hour=None))
-    cost = stats.cost_to_target(runs)
-    assert cost.iloc[0] == pytest.approx(0.35) and math.isnan(cost.iloc[1])
+                 run(time_to_target_seconds=7200.0, price_per_hour=None),
+                 run(device="gpu", train_seconds=1800.0, time_to_target_seconds=None, price_per_hour=2.0))
+    to_target, spent = stats.with_costs(runs)["cost_to_target_usd"], stats.with_costs(runs)["cost_usd"]
+    assert to_target.iloc[0] == pytest.approx(0.35) and math.isnan(to_target.iloc[1])  # the CPU has no price
+    assert to_target.iloc[2] == np.inf and spent.iloc[2] == pytest.approx(1.0)  # half an hour at $2/h, no target
+
+
+def test_the_gpu_verdict_gives_time_and_cost_to_target_with_their_intervals():
+    # 8 pairs: the GPU reaches the target in a fifth of the CPU's time at 6.5 times its price: x1.3 the cost
+    pairs = [(run(device="gpu", seed=s, time_to_target_seconds=20.0 * (1 + s / 100), price_per_hour=0.65),
+              run(device="cpu", seed=s, time_to_target_seconds=100.0 * (1 + s / 100), price_per_hour=0.10))
+             for s in range(8)]
+    runs = stats.with_costs(table(*[r for pair in pairs for r in pair]))
+    text = verdicts.device_verdict(runs)
+    assert "time to target ×0.20 (95% CI ×0.20 to ×0.20, 8 pairs)" in text, text
+    assert "cost to target ×1.30 (95% CI ×1.30 to ×1.30, 8 pairs)" in text, text
+    unpriced = stats.with_costs(runs.assign(price_per_hour=runs["price_per_hour"].where(runs["device"] == "gpu")))
+    assert "cost to target not compared: no price per hour for cpu" in verdicts.device_verdict(unpriced)
 
 
 def test_verdicts_name_the_best_optimizer_and_adams_rank():

@@ -277,8 +277,9 @@ def effects_section(runs: pd.DataFrame, effects: pd.DataFrame, factors: Sequence
 
 def cost_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Section:
     """DAWNBench-style cost to target per cell, from each device's price per hour."""
-    priced = runs.assign(cost_to_target_usd=stats.cost_to_target(runs))
-    ok = priced[priced["status"] == "ok"]
+    priced = runs if "cost_to_target_usd" in runs else stats.with_costs(runs)
+    ok = priced[priced["status"] == "ok"].assign(time_to_target_seconds=lambda ok: ok["time_to_target_seconds"]
+                                                  .astype(float).fillna(math.inf))  # a miss: never
     table = (ok.groupby(list(factors), as_index=False, dropna=False)
              .agg(price_per_hour=("price_per_hour", "first"), median_time_to_target_seconds=(
                  "time_to_target_seconds", "median"), median_cost_to_target_usd=("cost_to_target_usd", "median")))
@@ -531,6 +532,7 @@ def render_report(results: list[Result], problems: list[str], label: str, name: 
     runs = results_frame(results)
     for device, price in (prices or {}).items():
         runs.loc[runs["device"] == device, "price_per_hour"] = price
+    runs = stats.with_costs(runs)
     factors, baselines = factor_columns(results), factor_baselines(results)
     runs.to_csv(out_dir / "runs.csv", index=False)
     cells = stats.cell_table(runs, factors=factors)

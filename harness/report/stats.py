@@ -572,10 +572,16 @@ def pareto_front(runs: pd.DataFrame, cost: str = "train_seconds", value: str = "
     return runs.index.isin(front)
 
 
-def cost_to_target(runs: pd.DataFrame) -> pd.Series:
-    """Dollars to reach the target accuracy: ``time_to_target_seconds / 3600 * price_per_hour``.
-    Needs ``time_to_target_seconds`` and ``price_per_hour`` (NaN where either is unknown)."""
-    return runs["time_to_target_seconds"] / 3600.0 * runs["price_per_hour"]
+def with_costs(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with what each run cost at its device's ``price_per_hour`` (USD, DAWNBench-style):
+    ``cost_usd`` (train seconds) and ``cost_to_target_usd`` (time to target; a miss is infinitely costly,
+    as it is infinitely slow). NaN where the device has no price. Needs ``status``, ``train_seconds``,
+    ``time_to_target_seconds`` and ``price_per_hour``."""
+    per_second = pd.to_numeric(runs["price_per_hour"], errors="coerce") / 3600.0
+    to_target = pd.to_numeric(runs["time_to_target_seconds"], errors="coerce")
+    to_target = to_target.where(to_target.notna() | (runs["status"] != "ok"), np.inf)
+    return runs.assign(cost_usd=pd.to_numeric(runs["train_seconds"], errors="coerce") * per_second,
+                       cost_to_target_usd=to_target * per_second)
 
 
 def break_even_epochs(first_epoch_extra_seconds: float, steady_saving_seconds: float) -> float | None:

@@ -295,7 +295,19 @@ def device_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, measure
     if time.pairs == 0:
         return "GPU vs CPU: not measured (no GPU run has a CPU twin)."
     speedup = 1 / time.estimate if time.estimate > 0 else np.inf
-    return f"GPU vs CPU: train seconds {described(time)}, a {speedup:.1f}x speed-up."
+    target = measure("device", "gpu", "cpu", "time_to_target_seconds", "ratio")
+    sentence = (f"GPU vs CPU: train seconds {described(time)}, a {speedup:.1f}x speed-up; time to target "
+                f"{described(target)}")
+    if "cost_to_target_usd" not in runs:
+        return sentence + "."
+    ok = runs[runs["status"] == "ok"]
+    prices = ok.groupby("device")["price_per_hour"].max()  # NaN: no run of that device has a price
+    unpriced = [device for device in ("cpu", "gpu") if pd.isna(prices.get(device))]
+    if unpriced:
+        return (f"{sentence}; cost to target not compared: no price per hour for {' or '.join(unpriced)} "
+                "(device.price_per_hour=, or python -m harness.report SWEEP --price cpu=0.05).")
+    cost = measure("device", "gpu", "cpu", "cost_to_target_usd", "ratio")
+    return f"{sentence}; cost to target {described(cost)}."
 
 
 ARTICLE_VERDICTS = (optimizer_verdict, transfer_verdict, early_stopping_verdict, device_verdict)
