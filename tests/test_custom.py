@@ -137,6 +137,7 @@ def test_a_run_that_holds_a_large_array_shows_it_in_its_peak_memory_and_every_ru
         assert 0 < run["cores_used"] <= run["cpus_available"] + 0.5  # busy cores cannot outnumber usable ones
     page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
     assert "Resources per run: peak memory of its process median " in page
+    assert "input_share" not in plain and "input_share" not in holding  # input_check=auto: arrays are not timed
 
 
 def test_a_keyword_your_function_does_not_take_is_one_line_before_training(lab):
@@ -234,20 +235,41 @@ def test_transfer_on_your_own_model_freezes_its_pretrained_part(lab, tmp_path, m
     assert cli["status"] == "ok" and (cli["frozen_params"], cli["trainable_params"]) == (13 * 32 + 32, 32 * 3 + 3)
 
 
-def test_already_split_data_as_tf_data_and_pydataset_train_through_a_real_sweep(lab):
+def test_already_split_data_as_tf_data_and_pydataset_train_through_a_real_sweep_and_a_slow_one_is_input_bound(lab):
     (lab / "mylab" / "split.py").write_text(textwrap.dedent('''
+        import time
+
         from harness.examples.tabular import wine_pydataset, wine_tf_data  # noqa: F401  (the shipped examples)
+
+
+        def slow_wine_pydataset():
+            """The PyDataset, its training batches slow on purpose: 0.1 s each, far more than a step."""
+            splits = wine_pydataset()
+
+            class SlowBatches(type(splits["train"])):
+                def __getitem__(self, index):
+                    time.sleep(0.1)
+                    return super().__getitem__(index)
+
+            splits["train"] = SlowBatches(splits["train"].x, splits["train"].y)
+            return splits
     '''))
-    done = run_harness(["-m", *MINE, "dataset._target_=mylab.split.wine_tf_data,mylab.split.wine_pydataset",
-                        "epochs=3"], cwd=lab, env=users_env(lab))
+    targets = "mylab.split.wine_tf_data,mylab.split.wine_pydataset,mylab.split.slow_wine_pydataset,mylab.data.load"
+    done = run_harness(["-m", *MINE, f"dataset._target_={targets}", "epochs=3", "input_check=on",
+                        f"hydra.sweep.dir={lab / 'split'}"], cwd=lab, env=users_env(lab))
     assert done.returncode == 0, done.stdout + done.stderr
-    runs = {r["config"]["dataset"]["_target_"].rsplit(".", 1)[1]: r for r in results_under(lab / "multirun")
-            if r["config"]["dataset"]["_target_"].startswith("mylab.split")}
-    assert sorted(runs) == ["wine_pydataset", "wine_tf_data"]
-    for run in runs.values():
+    runs = {r["config"]["dataset"]["_target_"].rsplit(".", 1)[1]: r for r in results_under(lab / "split")}
+    assert sorted(runs) == ["load", "slow_wine_pydataset", "wine_pydataset", "wine_tf_data"]
+    for name in ("wine_pydataset", "wine_tf_data", "slow_wine_pydataset"):
+        run = runs[name]
         assert run["status"] == "ok", run["reason"]
         assert run["train_examples"] == 106 and run["steps_per_epoch"] == 4  # sizes from the data: 106 in 32s
         assert run["epochs_run"] == 3 and 0 <= run["test_accuracy"] <= 1
+        assert run["input_share"] == run["input_epoch_seconds"] / run["median_epoch_seconds"]
+    assert runs["slow_wine_pydataset"]["input_bound"] and runs["slow_wine_pydataset"]["input_epoch_seconds"] >= 0.4
+    assert runs["load"]["input_bound"] is False  # in-memory arrays: slicing is nothing beside a step
+    page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    assert "runs whose input was timed were input-bound" in page and "slow_wine_pydataset" in page
 
 
 def test_the_shipped_regression_preset_times_val_mae_and_says_so(tmp_path):

@@ -308,6 +308,7 @@ class Config:
     quiet_tensorflow: bool = True
     order: str = "shuffled"
     run_process: str = "fork"
+    input_check: str = "auto"  # time the training input alone after training (INPUT_CHECKS)
     python: str | None = None  # the interpreter runs use (harness.interpreters); None: the sweep's own
     optimized_metric: str | None = None
     callbacks: list[str] = field(default_factory=list)
@@ -326,7 +327,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
 
 
 KEYED_ONLY_OFF_DEFAULT_SETTINGS = {
-    "": ("precision", "steps_per_execution", "backend", "loss", "metrics", "python"),
+    "": ("precision", "steps_per_execution", "backend", "loss", "metrics", "python", "input_check"),
     "dataset": ("limit", "image_size", "class_folders", "load", "skip_unreadable"),
     "transfer": ("fine_tune_layers", "head_epochs", "fine_tune_learning_rate"),
     "model": ("pretrained_weights",),
@@ -375,6 +376,9 @@ ORDERS = ("shuffled", "grid")
 """The orders a sweep's cells can run in (``order``; ``harness.sweep.order``)."""
 
 RUN_PROCESS_MODES = ("fork", "fresh")
+INPUT_CHECKS = ("auto", "on", "off")
+"""``input_check``: time one epoch of the training input alone after training: ``auto`` where the data is
+streamed from disk or a user's pipeline (``tf.data``, ``PyDataset``), ``on`` always, ``off`` never."""
 """How each run's process starts (``run_process``; ``harness.sweep.run_process``)."""
 
 DATASET_LOADS = ("auto", "memory", "stream")

@@ -16,6 +16,7 @@ from harness.config.files import CONF_DIR
 from harness.config.schema import (
     BACKENDS,
     DATASET_LOADS,
+    INPUT_CHECKS,
     ORDERS,
     PRECISIONS,
     RUN_PROCESS_MODES,
@@ -284,6 +285,8 @@ def validate(cfg: dict[str, Any]) -> None:
                "(or choose an installed backend, e.g. backend=tensorflow)")
     else:
         check_interpreter(cfg["python"], backend)
+    _check(cfg["input_check"] in INPUT_CHECKS,
+           f"input_check={cfg['input_check']} is unknown; valid: {', '.join(INPUT_CHECKS)}")
     _check(cfg["run_process"] in RUN_PROCESS_MODES,
            f"run_process={cfg['run_process']} is unknown; valid: {', '.join(RUN_PROCESS_MODES)}")
     metric = cfg["optimized_metric"]

@@ -111,9 +111,14 @@ def resources_fact(runs: pd.DataFrame) -> str:
     cores = pd.to_numeric(ok["cores_used"], errors="coerce").dropna()
     if peak.empty or cores.empty:
         return ""
-    return (f"Resources per run: peak memory of its process median {peak.median():.0f} MiB (at most "
+    text = (f"Resources per run: peak memory of its process median {peak.median():.0f} MiB (at most "
             f"{peak.max():.0f} MiB); cores kept busy during fit median {cores.median():.2f} (at most "
-            f"{cores.max():.2f}) of {_values(ok, 'cpus_available')} available.")
+            f"{cores.max():.2f}) of {_values(ok, 'cpus_available')} available")
+    share = pd.to_numeric(ok["input_share"], errors="coerce").dropna()
+    if not share.empty:
+        text += (f"; the training input alone (timed after training, input_check) took a median {share.median():.0%} "
+                 f"of a steady epoch in the {len(share)} runs that timed it")
+    return text + "."
 
 
 def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] = FACTORS) -> Section:
@@ -149,6 +154,23 @@ def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] =
     return Section("Setup", " ".join(fact for fact in facts if fact), table=stats.status_counts(runs))
 
 
+def input_bound_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list[str]:
+    """A warning naming the cells whose runs were input-bound (``input_bound``: their training input alone
+    took most of a steady epoch, timed after training where ``input_check`` asked for it)."""
+    ok = runs[runs["status"] == "ok"]
+    measured = ok[ok["input_share"].notna()] if "input_share" in ok else ok.iloc[:0]
+    bound = measured[measured["input_bound"].fillna(False).astype(bool)]
+    if bound.empty:
+        return []
+    cells = "; ".join(f"{cell_name(row, factors)} ({row['input_share']:.0%})"
+                      for _, row in bound.groupby(list(factors), dropna=False)["input_share"].median()
+                      .reset_index().head(5).iterrows())
+    return [f"Warning: {len(bound)} of {len(measured)} runs whose input was timed were input-bound: their training "
+            f"input alone took most of a steady epoch (median share per cell: {cells}). The model waits on its "
+            "data there: a faster input pipeline (caching, prefetching, more workers) would speed them; a faster "
+            "device would not."]
+
+
 def setup_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list[str]:
     """Warnings about how the runs were made: in parallel, on mixed machines, one repeat per cell, reused
     from earlier sweeps."""
@@ -164,6 +186,7 @@ def setup_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list
         items.append(f"Warning: {int(overlapped.sum())} runs overlapped in time on the same host (seen from their "
                      "start and end times), although each recorded running alone: they shared the machine, "
                      "and their timings with it.")
+    items += input_bound_warnings(runs, factors)
     machines = ran.reindex(columns=["hostname", "cpu_model", "gpu_names"]).astype(object).fillna("").drop_duplicates()
     if len(machines) > 1:
         items.append(f"Warning: runs come from {len(machines)} different machines; compare timings within one.")

@@ -9,6 +9,7 @@ it, as it is for any data that does not fit in memory); the result says ``data_s
 from __future__ import annotations
 
 import math
+import time
 from typing import Any
 
 import keras
@@ -58,6 +59,33 @@ def inputs(split: Split, batch_size: int, seed: int | None = None) -> dict[str, 
     if isinstance(split.x, DiskRows):
         return {"x": DiskBatches(split, batch_size, seed)}
     return {"x": split.x, "y": split.y, "batch_size": batch_size}
+
+
+INPUT_BOUND_SHARE = 0.5
+"""A run is input-bound where its training input alone takes at least this share of a steady epoch: most of
+it. (TensorFlow's profiler calls a step moderately / highly input-bound at 5 % / 20 % of its time spent
+waiting for input; this measures the input alone, which prefetching may hide behind the computation up to
+the whole epoch, so only a majority says the model is waiting on its data.)"""
+
+
+def input_epoch_seconds(given: dict[str, Any], steps: int) -> float:
+    """Seconds to produce ``steps`` training batches of ``given`` (``inputs``' arguments) alone, with no
+    model, as ``tfds.benchmark`` times a pipeline: a ``PyDataset``'s batches by index (one at a time: a
+    dataset fed by several workers during ``fit`` is timed slower than it is fed), a ``tf.data.Dataset``
+    iterated, arrays sliced."""
+    x = given["x"]
+    started = time.perf_counter()
+    if isinstance(x, keras.utils.PyDataset):
+        for index in range(steps):
+            x[index]
+    elif "y" not in given:  # a tf.data.Dataset of batches
+        for _ in x.take(steps):
+            pass
+    else:
+        size = given["batch_size"]
+        for index in range(steps):
+            x[index * size:(index + 1) * size], given["y"][index * size:(index + 1) * size]
+    return time.perf_counter() - started
 
 
 def validation_data(split: Split, batch_size: int) -> Any:

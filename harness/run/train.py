@@ -235,6 +235,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     history, stopper = fit_stages(cfg, model, extractor, task, result, experiment=experiment, clock=clock,
                                   run_dir=run_dir)
     record_history(cfg, task, history, stopper, result)
+    check_input(cfg, task, result, clock)
     if any(not math.isfinite(epoch.get("loss", 0.0)) for epoch in history):  # TerminateOnNaN stopped it
         result.update(status="failed", reason=DIVERGED)
         return
@@ -243,6 +244,25 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     result.update(status="ok", reason=None, test_loss=float(tested["loss"]),
                   test_accuracy=float(tested["accuracy"]) if "accuracy" in tested else None,
                   test_metrics={name: float(value) for name, value in tested.items()})
+
+
+def check_input(cfg: dict[str, Any], task: Any, result: Result, clock: Any) -> None:
+    """Is the input pipeline the bottleneck? After training (never inside it), time one epoch of the
+    training input alone (``streaming.input_epoch_seconds``) where ``input_check`` asks for it, and its
+    share of a steady epoch: ``input_bound`` at ``streaming.INPUT_BOUND_SHARE`` or more."""
+    from harness.run import streaming
+
+    given = streaming.inputs(task.train, cfg["batch_size"], seed=cfg["seed"])
+    if cfg["input_check"] == "off" or (cfg["input_check"] == "auto" and "y" in given):  # in-memory arrays
+        return
+    if not result.get("steps_per_epoch"):  # a dataset of unknown length: one epoch is not defined
+        return
+    seconds = streaming.input_epoch_seconds(given, result["steps_per_epoch"])
+    clock.lap("input_check")
+    steady = result.get("median_epoch_seconds")
+    share = seconds / steady if steady else None
+    result.update(input_epoch_seconds=seconds, input_share=share,
+                  input_bound=None if share is None else share >= streaming.INPUT_BOUND_SHARE)
 
 
 def load_task(cfg: dict[str, Any], cache_dir: Path, result: Result, clock: Any, run_dir: Path | None) -> Any:
