@@ -55,6 +55,24 @@ def test_a_slowdown_is_caught_named_and_fails_the_gate(tmp_path, capsys):
     assert run_compare(tmp_path, before, mild, "--fail-if-slower", "5%", capsys=capsys)[0] == 0
 
 
+def test_the_gate_judges_the_metric_asked_for(tmp_path, capsys):
+    # after: compilation three times as long (train seconds up) and convergence slower (time to target x1.3),
+    # while every steady epoch is as before: each gate sees what it judges, and only that
+    before = write_sweep(tmp_path / "before", synthetic_results(96, seed=0))
+    changed = synthetic_results(96, seed=0)
+    for result in changed:
+        result["train_seconds"] += 2 * result["first_epoch_seconds"]
+        result["first_epoch_seconds"] *= 3
+        if result["time_to_target_seconds"] is not None:
+            result["time_to_target_seconds"] *= 1.3
+    after = write_sweep(tmp_path / "after", changed)
+    assert run_compare(tmp_path, before, after, "--fail-if-slower", "5%", capsys=capsys)[0] == 0  # steady
+    code, _, err = run_compare(tmp_path, before, after, "--fail-if-slower", "5%", "--metric", "train", capsys=capsys)
+    assert code == 1 and "slower beyond noise by more than 5% in train seconds: overall ×" in err, err
+    code, _, err = run_compare(tmp_path, before, after, "--fail-if-slower", "5%", "--metric", "target", capsys=capsys)
+    assert code == 1 and "slower beyond noise by more than 5% in time to target: overall ×1.30" in err, err
+
+
 def test_two_sweeps_of_noise_compare_as_unchanged():
     # Known answer: nothing changed but the noise (another seed of the synthetic timings, 10 % lognormal).
     # Over 30 such comparisons the overall steady epoch time is called changed at most in a few.

@@ -42,7 +42,12 @@ METRICS = (("median_epoch_seconds", "ratio", "steady epoch time"), ("train_secon
            ("time_to_target_seconds", "ratio", "time to target"), ("test_accuracy", "difference", "test accuracy"))
 """What is compared: the column, ratio or difference, and its name in words."""
 GATED = "median_epoch_seconds"
-"""The metric ``--fail-if-slower`` judges: steady epoch time, the speed of training itself."""
+"""The metric ``--fail-if-slower`` judges by default: steady epoch time, the speed of training itself."""
+GATE_METRICS = {"steady": "median_epoch_seconds", "train": "train_seconds", "target": "time_to_target_seconds"}
+"""``--metric``'s choices: steady epoch time (the code's speed: compilation and convergence left out), train
+seconds (what a whole training costs, compilation included), time to target (speed to a useful model:
+convergence included, and so its noise)."""
+WORDS = {metric: words for metric, _, words in METRICS}
 MUST_MATCH = ("target_accuracy", "target.metric", "target.value", "target.mode", "dataset.name", "dataset.path",
               "dataset._target_")
 """Settings two comparable sweeps share: the same target, on the same data."""
@@ -255,11 +260,11 @@ def parse_threshold(text: str) -> float:
     return value
 
 
-def slower_beyond(table: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """The rows (overall or cells) of ``GATED`` that are slower by more than ``threshold`` beyond noise:
+def slower_beyond(table: pd.DataFrame, threshold: float, metric: str = GATED) -> pd.DataFrame:
+    """The rows (overall or cells) of ``metric`` that are slower by more than ``threshold`` beyond noise:
     slower beyond noise in their family, and the whole 95 % interval above ``1 + threshold`` (an estimate
     above it whose interval reaches below it could be a smaller slowdown)."""
-    gated = table[(table["metric"] == GATED) & table["distinguishable"]]
+    gated = table[(table["metric"] == metric) & table["distinguishable"]]
     return gated[gated["low"] > 1 + threshold]
 
 
@@ -285,18 +290,21 @@ def _could_call(row: pd.Series) -> str:
     return f"it could call ×{row['detectable_faster']:.2f} or faster, ×{row['detectable_slower']:.2f} or slower"
 
 
-def blind_spot(table: pd.DataFrame, threshold: float) -> str | None:
+def blind_spot(table: pd.DataFrame, threshold: float, metric: str = GATED) -> str | None:
     """The warning for a gate of ``threshold`` that the comparison could not fail: a slowdown of
-    ``1 + threshold`` in ``GATED``, overall, is smaller than the smallest it could call (``None``: it could
+    ``1 + threshold`` in ``metric``, overall, is smaller than the smallest it could call (``None``: it could
     see it). Where no change could be called at all, says why: the smallest p-value of its pairs,
     adjusted in its family."""
-    overall = table[(table["scope"] == "overall") & (table["metric"] == GATED)].iloc[0]
+    overall = table[(table["scope"] == "overall") & (table["metric"] == metric)].iloc[0]
     smallest = overall["detectable_slower"]
     if smallest <= 1 + threshold:
         return None
     advice = "run more seeds or longer epochs, or sweep both sides in one sweep (a factor) so that drift cancels"
+    if math.isnan(smallest) and int(overall["pairs"]) >= stats.fewest_pairs():
+        return (f"this comparison cannot say what slowdown in {WORDS[metric]} it could see (runs that missed the "
+                f"target have no size to shift); gate on steady epoch time to know")
     if math.isfinite(smallest):
-        return (f"this comparison cannot see a {threshold:.0%} slowdown in steady epoch time: at this noise its "
+        return (f"this comparison cannot see a {threshold:.0%} slowdown in {WORDS[metric]}: at this noise its "
                 f"{int(overall['pairs'])} pairs could see ×{smallest:.2f} or more; {advice}")
     pairs = int(overall["pairs"])
     family = int(table[table["scope"] == "overall"]["p_value"].notna().sum())
@@ -398,8 +406,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="where to write the comparison (default: "
                         "reports/compare_<before>_vs_<after>)")
     parser.add_argument("--fail-if-slower", default=None, metavar="PERCENT",
-                        help="exit 1 if steady epoch time, overall or in any cell, got slower by more than this "
-                        "beyond noise (e.g. 5%%): a training-speed regression gate for CI")
+                        help="exit 1 if steady epoch time (or --metric), overall or in any cell, got slower by "
+                        "more than this beyond noise (e.g. 5%%): a training-speed regression gate for CI")
+    parser.add_argument("--metric", choices=tuple(GATE_METRICS), default="steady",
+                        help="what --fail-if-slower judges: steady (steady epoch time, the default: the code's "
+                        "speed), train (train seconds: compilation included), target (time to target: "
+                        "convergence included)")
     parser.add_argument("--require-power", action="store_true",
                         help="with --fail-if-slower: exit 1 also where the comparison could not have seen such a "
                         "slowdown (too few pairs or too much noise), instead of passing with a warning")
@@ -421,13 +433,14 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     print(f"comparison: {index.resolve()}")
     if threshold is not None:
-        blind = blind_spot(table, threshold)
+        metric = GATE_METRICS[args.metric]
+        blind = blind_spot(table, threshold, metric)
         if blind:
             print(f"harness.compare: warning: {blind}", file=sys.stderr)
-        slower = slower_beyond(table, threshold)
+        slower = slower_beyond(table, threshold, metric)
         if len(slower):
             named = "; ".join(f"{row['cell']} ×{row['estimate']:.2f}" for _, row in slower.head(5).iterrows())
-            print(f"harness.compare: slower beyond noise by more than {threshold:.0%} in steady epoch time: {named}",
+            print(f"harness.compare: slower beyond noise by more than {threshold:.0%} in {WORDS[metric]}: {named}",
                   file=sys.stderr)
             return 1
         if blind and args.require_power:
