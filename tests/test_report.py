@@ -13,6 +13,7 @@ import pytest
 from harness.report import write_report
 from harness.report.synthetic import synthetic_results
 from harness.result_files import write_json_atomic
+from tests.conftest import results_under, run_harness
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
@@ -132,3 +133,55 @@ def test_a_finished_sweep_is_re_costed_at_another_price_without_training(sweep_d
     said = capsys.readouterr().err.strip().splitlines()
     assert said == ["harness.report: error: --price tpu=1 is invalid; valid: DEVICE=USD_PER_HOUR with DEVICE cpu "
                     "or gpu and a price >= 0, e.g. --price gpu=2.0"]
+
+
+def test_a_run_is_judged_for_another_target_from_its_history_with_exact_answers():
+    from harness.targets import RetargetError, retarget
+
+    history = [{"train_seconds": 1.0, "val_accuracy": a, "val_loss": 1 - a} for a in (0.5, 0.8, 0.92, 0.95)]
+    made = {"run_key": "k", "status": "ok", "history": history, "target_metric": "val_accuracy",
+            "target_value": 0.9, "target_mode": "max", "time_to_target_seconds": 3.0, "epochs_to_target": 3}
+    (higher,) = retarget([made], value=0.94)
+    assert (higher["time_to_target_seconds"], higher["epochs_to_target"], higher["target_accuracy"]) == (4.0, 4, 0.94)
+    (missed,) = retarget([made], value=0.99)
+    assert missed["time_to_target_seconds"] is None and missed["best_target_metric"] == 0.95  # a miss: never
+    (loss,) = retarget([made], metric="val_loss", value=0.25)  # a loss: reached at or below (mode auto: min)
+    assert (loss["target_mode"], loss["epochs_to_target"], loss["target_accuracy"]) == ("min", 2, None)
+    assert retarget([{**made, "status": "failed"}], value=0.5) == [{**made, "status": "failed"}]  # untouched
+    with pytest.raises(RetargetError, match=r"^target.metric=val_mae is not in the history of run k; valid: "
+                                            r"val_accuracy, val_loss$"):
+        retarget([made], metric="val_mae")
+
+
+def test_a_finished_sweep_is_judged_for_another_target_without_training(sweep_dir, tmp_path, capsys):
+    from harness.report.pages import main
+
+    assert main([str(sweep_dir), "--out", str(tmp_path / "at95"), "target.value=0.95"]) == 0
+    page = (tmp_path / "at95" / "report.md").read_text()
+    assert ("Judged after the fact for the target val_accuracy 0.95 (set with target.value=0.95), from each run's "
+            "per-epoch history: its runs were made for val_accuracy 0.9, and no run was trained again.") in page
+    assert "Optimizers to 0.95 validation accuracy" in page
+    runs = pd.read_csv(tmp_path / "at95" / "runs.csv")
+    assert set(runs.loc[runs["status"] == "ok", "target_value"]) == {0.95}
+    assert main([str(sweep_dir), "--out", str(tmp_path / "bad"), "target.valeu=0.95"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "harness.report: error: target.valeu=0.95 is not a target setting; valid: target.value=NUMBER, "
+        "target.metric=NAME (e.g. val_loss), target.mode=auto|max|min"]
+
+
+def test_re_targeting_a_real_sweep_agrees_with_runs_made_for_that_target(tmp_path):
+    # one sweep, each cell made for 0.6 and for 0.85 (training does not depend on the target: the same seed
+    # trains the same model); judged after the fact for 0.85, the 0.6 runs reach it at their twins' epochs
+    from harness.report.pages import main
+
+    done = run_harness(["-m", "epochs=3", "tracking=disabled", "optimizer=adam,sgd", "target_accuracy=0.6,0.85"],
+                       cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    sweep = next((tmp_path / "multirun").iterdir())
+    assert main([str(sweep), "--out", str(tmp_path / "at85"), "target.value=0.85"]) == 0
+    runs = pd.read_csv(tmp_path / "at85" / "runs.csv")
+    made = {(r["optimizer"], r["target_value"]): r for r in results_under(sweep)}
+    for _, row in runs.iterrows():
+        twin = made[(row["optimizer"], 0.85)]
+        assert row["epochs_to_target"] == twin["epochs_to_target"] or (
+            pd.isna(row["epochs_to_target"]) and twin["epochs_to_target"] is None)

@@ -22,6 +22,7 @@ NEVER = {
     "harness.results": CORE,
     "harness.result_files": CORE,
     "harness.run_key": CORE,
+    "harness.targets": CORE,
     "harness.interpreters": CORE,
     "harness.report.pages": ("harness.sweep", "harness.run", "tensorflow", "keras"),
     "harness.report.compare": ("harness.sweep", "harness.run", "tensorflow", "keras"),

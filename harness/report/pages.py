@@ -20,16 +20,19 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from harness.cells import FACTORS, overrides, sorted_levels
 from harness.comet_summary import comet_summary
+from harness.config.schema import TARGET_MODES
 from harness.report import figures, stability, stats, tuning
 from harness.report.tables import factor_baselines, factor_columns, history_frame, results_frame
 from harness.report.verdicts import format_effect, optimizer_ranking, speed_verdicts, verdicts
 from harness.result_files import collect_results, one_per_cell
 from harness.results import Result
+from harness.targets import RetargetError, described_targets, retarget
 
 DRIFT_WARNING = 0.05
 """Warn about drift when the fitted change over the sweep exceeds this and its CI excludes no change."""
@@ -388,17 +391,18 @@ def failure_sections(runs: pd.DataFrame, factors: Sequence[str]) -> list[Section
 def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, problems: list[str], *,
                    comet: str | None, figure_dir: Path, factors: Sequence[str] = FACTORS,
                    baselines: dict | None = None, cells: pd.DataFrame | None = None,
-                   effects: pd.DataFrame | None = None) -> list[Section]:
+                   effects: pd.DataFrame | None = None, preface: str = "") -> list[Section]:
     """The report's content, independent of its format; figures are written into ``figure_dir``.
     ``factors``: the runs table's factor columns (``results.factor_columns``); ``baselines``: the
     baseline level of each beyond the article's four; ``cells``, ``effects``: ``stats.cell_table`` and
-    ``stats.effects_table`` of ``runs`` where the caller has them already (computed here otherwise)."""
+    ``stats.effects_table`` of ``runs`` where the caller has them already (computed here otherwise);
+    ``preface``: what the reader must know before the verdicts (a target set after the fact)."""
     baselines = baselines or {}
     cells = stats.cell_table(runs, factors=factors) if cells is None else cells
     effects = stats.effects_table(runs, factors=factors, baselines=baselines) if effects is None else effects
     article = verdicts(runs, factors)
     effects_figure = figures.effect_bars(effects, figure_dir / "effects.png")
-    note = article.note
+    note = f"{preface} {article.note}" if preface else article.note
     if (grid := tuning.tuning_factor(factors, runs)) is not None:  # two answers to "which is fastest": say why
         note += (f" The optimizer verdict pools every value of {grid} (each optimizer at every rate of the grid, "
                  "paired by it): it answers \"which is fastest across these rates\"; \"Optimizers at their best "
@@ -527,16 +531,25 @@ def sweep_label(sweep_dir: Path) -> str:
 
 
 def write_report(sweep_dir: Path, out_dir: Path | None = None, reports_root: Path = Path("reports"),
-                 prices: dict[str, float] | None = None) -> Path:
+                 prices: dict[str, float] | None = None, target: dict[str, Any] | None = None) -> Path:
     """Write the report of the sweep in ``sweep_dir``; returns the path of ``index.html``.
 
     ``out_dir`` defaults to ``reports_root/<sweep name>``; ``prices`` (device -> USD per hour) replace the
-    prices the runs were made with. Raises ``FileNotFoundError`` if the folder holds no result files.
+    prices the runs were made with; ``target`` (``metric``, ``value``, ``mode``) judges the runs for
+    another target, from their histories (``targets.retarget``). Raises ``FileNotFoundError`` if the folder
+    holds no result files, ``targets.RetargetError`` if the runs did not record the target's metric.
     """
     sweep_dir = Path(sweep_dir)
     results, problems = collect_results(sweep_dir)
     if not results:
         raise FileNotFoundError(f"no result.json files under {sweep_dir}")
+    preface = ""
+    if target:
+        made = described_targets(results)
+        results = retarget(results, **target)
+        preface = (f"Judged after the fact for the target {described_targets(results)} (set with "
+                   f"{' '.join(f'target.{k}={v}' for k, v in target.items())}), from each run's per-epoch history: "
+                   f"its runs were made for {made}, and no run was trained again.")
     results, dropped = one_per_cell(results)
     if dropped:
         problems.append(f"{dropped} more results of cells already counted (e.g. a sweep and its resumed "
@@ -544,11 +557,11 @@ def write_report(sweep_dir: Path, out_dir: Path | None = None, reports_root: Pat
     names = sorted({str(r["sweep_name"]) for r in results if r.get("sweep_name")})
     name = names[-1] if names else sweep_dir.name
     out_dir = Path(out_dir) if out_dir is not None else Path(reports_root) / name
-    return render_report(results, problems, sweep_label(sweep_dir), name, out_dir, prices=prices)
+    return render_report(results, problems, sweep_label(sweep_dir), name, out_dir, prices=prices, preface=preface)
 
 
 def render_report(results: list[Result], problems: list[str], label: str, name: str, out_dir: Path, *,
-                  prices: dict[str, float] | None = None) -> Path:
+                  prices: dict[str, float] | None = None, preface: str = "") -> Path:
     """Write every report file for ``results`` (result records) into ``out_dir``; returns ``index.html``.
     ``prices`` (device -> USD per hour) replace the prices the runs were made with."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -564,7 +577,7 @@ def render_report(results: list[Result], problems: list[str], label: str, name: 
     effects.to_csv(out_dir / "effects.csv", index=False)
     sections = build_sections(runs, history_frame(results), label, problems, comet=comet_summary(results),
                               figure_dir=out_dir / "figures", factors=factors, baselines=baselines, cells=cells,
-                              effects=effects)
+                              effects=effects, preface=preface)
     return write_pages(f"harness report: {name}", sections, out_dir)
 
 
@@ -589,25 +602,48 @@ def parse_price(text: str) -> tuple[str, float]:
     return device, value
 
 
+TARGET_KEYS = {"value": float, "metric": str, "mode": str}
+"""What ``python -m harness.report SWEEP target.KEY=VALUE`` may set (``TargetConfig``)."""
+
+
+def parse_target(text: str) -> tuple[str, Any]:
+    """``target.value=0.95`` -> ``("value", 0.95)``; ``ValueError`` with one line naming what is valid."""
+    key, _, value = text.partition("=")
+    name = key.removeprefix("target.")
+    valid = "target.value=NUMBER, target.metric=NAME (e.g. val_loss), target.mode=auto|max|min"
+    if not key.startswith("target.") or name not in TARGET_KEYS or not value:
+        raise ValueError(f"{text} is not a target setting; valid: {valid}")
+    if name == "mode" and value not in TARGET_MODES:
+        raise ValueError(f"{text} is invalid; valid: target.mode={'|'.join(TARGET_MODES)}")
+    try:
+        return name, TARGET_KEYS[name](value)
+    except ValueError:
+        raise ValueError(f"{text} is invalid; valid: {valid}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0])
     parser.add_argument("sweep_dir", type=Path, help="a sweep folder (e.g. multirun/<sweep>) with result.json files")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/<sweep name>)")
+    parser.add_argument("target", nargs="*", metavar="target.KEY=VALUE",
+                        help="judge the sweep for another target, without training: target.value=0.95, "
+                             "target.metric=val_loss, target.mode=min")
     parser.add_argument("--price", action="append", default=[], metavar="DEVICE=USD_PER_HOUR",
                         help="re-cost the sweep at this price per hour for a device (cpu or gpu), without "
                              "training; repeat for both, e.g. --price gpu=2.0 --price cpu=0.05")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # target settings before or after the options
     if not args.sweep_dir.is_dir():
         print(f"harness.report: error: {args.sweep_dir} is not a folder", file=sys.stderr)
         return 2
     try:
         prices = dict(parse_price(text) for text in args.price)
+        target = dict(parse_target(text) for text in args.target)
     except ValueError as err:
         print(f"harness.report: error: {err}", file=sys.stderr)
         return 2
     try:
-        index = write_report(args.sweep_dir, args.out, prices=prices)
-    except FileNotFoundError as err:
+        index = write_report(args.sweep_dir, args.out, prices=prices, target=target)
+    except (FileNotFoundError, RetargetError) as err:
         print(f"harness.report: error: {err}", file=sys.stderr)
         return 2
     print(f"report: {index.resolve()}")

@@ -30,6 +30,8 @@ from typing import Any
 
 import keras
 
+from harness.targets import time_to_target
+
 EPOCH_TIMES = ("epoch_seconds", "val_seconds", "train_seconds")
 """What ``EpochTimer`` adds to each epoch's ``logs``."""
 
@@ -85,13 +87,7 @@ def summarize_epochs(history: list[dict[str, Any]], target: float, train_example
     train = [epoch["train_seconds"] for epoch in history]
     later = train[1:]
     steady = statistics.median(later) if later else (train[0] if train else None)
-    to_target_seconds, to_target_epochs, elapsed = None, None, 0.0
-    for number, epoch in enumerate(history, start=1):
-        elapsed += epoch["train_seconds"]
-        value = epoch.get(metric)
-        if value is not None and (value >= target if mode == "max" else value <= target):
-            to_target_seconds, to_target_epochs = elapsed, number
-            break
+    to_target_seconds, to_target_epochs = time_to_target(history, target, metric=metric, mode=mode)
     return {
         "train_seconds": sum(train),
         "validation_seconds": sum(epoch["val_seconds"] for epoch in history),

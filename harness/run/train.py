@@ -27,6 +27,7 @@ from harness.config.schema import target_mode
 from harness.outcomes import DIVERGED
 from harness.result_files import store_result, write_json_atomic, write_result
 from harness.results import LOG_FILE, PROGRESS_FILE, RESULT_FILE, SPEC_FILE, Result, RunSpec, placeholder_result
+from harness.targets import target_facts
 
 
 def configure_backend(threads: int) -> str | None:
@@ -336,16 +337,13 @@ def record_history(cfg: dict[str, Any], task: Any, history: list[dict[str, Any]]
     steps_per_epoch = custom.steps_per_epoch(task, cfg["batch_size"])
     result["steps_per_epoch"] = steps_per_epoch
     target = cfg["target"]
-    result.update(target_metric=target["metric"], target_value=target["value"],
-                  target_mode=target_mode(target["metric"], target["mode"]))
+    facts = target_facts(history, metric=target["metric"], value=target["value"], mode=target["mode"])
+    result.update(facts)
     result.update(timing.summarize_epochs(history, target["value"], task.train_examples,
                                           steps_per_epoch=steps_per_epoch, metric=target["metric"],
-                                          mode=result["target_mode"]))
+                                          mode=facts["target_mode"]))
     val_accuracies = [epoch["val_accuracy"] for epoch in history if "val_accuracy" in epoch]
     result["best_val_accuracy"] = max(val_accuracies) if val_accuracies else None
-    reached = [epoch[target["metric"]] for epoch in history if target["metric"] in epoch]
-    if reached:  # the best value of the target's metric, whichever way it improves
-        result["best_target_metric"] = (max if result["target_mode"] == "max" else min)(reached)
     result["early_stopped"] = bool(stopper is not None and stopper.stopped_epoch > 0)
     result["stopped_epoch"] = stopper.stopped_epoch + 1 if result["early_stopped"] else None
 
