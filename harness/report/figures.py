@@ -206,3 +206,20 @@ def metrics_by_level(runs: pd.DataFrame, factor: str, levels: list, path: Path,
             ax.get_legend().remove()
     figure.suptitle(f"Against {factor} (median over runs)", y=1.02)
     return _save(figure, path)
+
+
+def performance_profile(ratios: pd.DataFrame, path: Path, max_tau: float) -> Path | None:
+    """Each optimizer's performance profile: the share of problems on which its time to target is within
+    ``tau`` of the fastest, for ``tau`` from 1 to ``max_tau`` (a step per problem). ``ratios``: one row per
+    problem, one column per optimizer (``profiles.performance_ratios``)."""
+    if ratios.empty:
+        return None
+    sns.set_theme(style="whitegrid")
+    figure, axes = plt.subplots(figsize=(6.4, 3.6))
+    taus = np.linspace(1.0, max_tau, 301)
+    for name in ratios.columns:
+        axes.step(taus, [(ratios[name] <= tau).mean() for tau in taus], where="post", label=str(name))
+    axes.set(xlabel="τ: time to target within ×τ of the fastest", ylabel="share of problems", ylim=(-0.03, 1.03),
+             xlim=(1.0, max_tau), title=f"Performance profiles over {len(ratios)} problems")
+    axes.legend(loc="lower right", fontsize="small")
+    return _save(figure, path)

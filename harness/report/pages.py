@@ -28,6 +28,7 @@ from harness.cells import FACTORS, overrides, sorted_levels
 from harness.comet_summary import comet_summary
 from harness.config.schema import TARGET_MODES
 from harness.report import figures, stability, stats, tuning
+from harness.report.profiles import MAX_TAU, profile_verdict, spans_workloads
 from harness.report.tables import factor_baselines, factor_columns, history_frame, results_frame
 from harness.report.verdicts import format_effect, optimizer_ranking, speed_verdicts, verdicts
 from harness.result_files import collect_results, one_per_cell
@@ -333,6 +334,20 @@ SENSITIVITY_METRICS = (("time_to_target_seconds", "time to target (s)"),
                        ("best_val_accuracy", "best validation accuracy"))
 
 
+def profile_sections(runs: pd.DataFrame, factors: Sequence[str], figure_dir: Path) -> list[Section]:
+    """Where the sweep spans workloads (``profiles.spans_workloads``) and compares optimizers: their
+    performance profiles across its problems, with the verdict and the ratios; nothing otherwise."""
+    if not spans_workloads(factors) or "optimizer" not in factors:
+        return []
+    sentence, ratios = profile_verdict(runs, factors)
+    if not sentence:
+        return []
+    figure = figures.performance_profile(ratios, figure_dir / "profiles.png", MAX_TAU)
+    return [Section("Optimizers across workloads", "Each optimizer's time to target on each problem over the "
+                    "fastest's (inf: missed the target), and the share of problems within ×τ of the fastest.",
+                    [sentence], ratios.reset_index(), figure)]
+
+
 def tuning_sections(runs: pd.DataFrame, factors: Sequence[str], figure_dir: Path) -> list[Section]:
     """Where the sweep compares optimizers over a learning-rate grid: the fair verdict (``tuning``) and
     the learning-rate sensitivity curves; nothing otherwise."""
@@ -417,6 +432,7 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
                                 "tracing), so its extra cost is shown apart, with the number of epochs after "
                                 f"which the setting has saved more than it cost. {speed.note}", speed.sentences))
     sections += tuning_sections(runs, factors, figure_dir)
+    sections += profile_sections(runs, factors, figure_dir)
     sections.append(measurement_section(runs, factors))
     if problems:
         sections.append(Section("Skipped result files", "These were left out:", problems))

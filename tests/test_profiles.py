@@ -1,0 +1,80 @@
+"""Optimizers across workloads: performance profiles and AlgoPerf's score with exact answers on hand-made
+runs tables, and the report's section on a synthetic sweep over two datasets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.report.profiles import (
+    performance_ratios,
+    problem_times,
+    profile,
+    profile_area,
+    profile_verdict,
+    spans_workloads,
+)
+
+FACTORS = ["optimizer", "dataset"]
+
+
+def runs_of(times: dict[tuple[str, str], list[float | None]]) -> pd.DataFrame:
+    """One ok run per seed: ``(optimizer, dataset) -> times to target`` (None: missed the target)."""
+    rows = [{"optimizer": o, "dataset": d, "seed": s, "status": "ok", "reason": None, "time_to_target_seconds": t}
+            for (o, d), seeds in times.items() for s, t in enumerate(seeds)]
+    return pd.DataFrame(rows)
+
+
+def test_an_optimizer_fastest_everywhere_has_rho_of_one_at_tau_one_and_the_full_area():
+    runs = runs_of({("adam", "a"): [1, 1, 1], ("sgd", "a"): [2, 2, 3], ("adam", "b"): [5, 5, 5],
+                    ("sgd", "b"): [10, 20, 20]})
+    ratios = performance_ratios(problem_times(runs, FACTORS))
+    assert ratios.loc["a"].to_dict() == {"adam": 1.0, "sgd": 2.0} and ratios.loc["b"].to_dict() == {"adam": 1.0,
+                                                                                                       "sgd": 4.0}
+    rho = profile(ratios, [1.0, 2.0, 3.9, 4.0])
+    assert rho["adam"].tolist() == [1.0, 1.0, 1.0, 1.0] and rho["sgd"].tolist() == [0.0, 0.5, 0.5, 1.0]
+    area = profile_area(ratios)
+    assert area["adam"] == 1.0
+    assert area["sgd"] == pytest.approx(((4 - 2) / 3 + (4 - 4) / 3) / 2)  # by hand: 2/3 of a problem, then none
+
+
+def test_a_miss_counts_as_never_and_a_problem_nobody_solved_counts_for_nobody():
+    # c: sgd misses in 2 of 3 seeds (median: never); d: every run misses
+    runs = runs_of({("adam", "c"): [4, 4, 4], ("sgd", "c"): [1, None, None],
+                    ("adam", "d"): [None, None, None], ("sgd", "d"): [None, None, None]})
+    times = problem_times(runs, FACTORS)
+    assert times.loc["c", "sgd"] == np.inf and times.loc["c", "adam"] == 4.0
+    ratios = performance_ratios(times)
+    assert ratios.loc["c"].tolist() == [1.0, np.inf] and ratios.loc["d"].tolist() == [np.inf, np.inf]
+    assert profile_area(ratios).to_dict() == {"adam": 0.5, "sgd": 0.0}
+
+
+def test_the_verdict_counts_adam_within_the_margin_and_names_the_highest_area():
+    runs = runs_of({("adam", "a"): [1.2] * 3, ("rmsprop", "a"): [1.0] * 3, ("adam", "b"): [3.0] * 3,
+                    ("rmsprop", "b"): [2.0] * 3, ("adam", "c"): [1.0] * 3, ("rmsprop", "c"): [1.1] * 3})
+    text, ratios = profile_verdict(runs, FACTORS)
+    assert "adam is within ×1.25 of the fastest on 2 of 3;" in text  # a: ×1.2, b: ×1.5, c: ×1
+    # areas by hand: adam (2.8 + 2.5 + 3) / 9 = 0.922; rmsprop (3 + 3 + 2.9) / 9 = 0.989
+    assert "the highest is rmsprop (0.99; adam 0.92)" in text and len(ratios) == 3
+    assert spans_workloads(["optimizer", "dataset._target_"]) and not spans_workloads(["optimizer", "transfer"])
+    text, ratios = profile_verdict(runs[runs["dataset"] == "a"], FACTORS)  # one problem: no profile
+    assert text == "" and ratios.empty
+
+
+def test_the_report_shows_the_profiles_of_a_sweep_over_two_datasets(tmp_path):
+    from harness.report.pages import render_report
+    from harness.report.synthetic import synthetic_results
+
+    results = []
+    for dataset, slowdown in (("digits", 1.0), ("wine", 2.0)):
+        for result in synthetic_results(96, seed=1):
+            factors = {"optimizer": result["optimizer"], "transfer": result["transfer"],
+                       "early_stopping": result["early_stopping"], "device": result["device"], "dataset": dataset}
+            time = result["time_to_target_seconds"]
+            results.append({**result, "run_key": f"{dataset}{result['run_key']}", "dataset": dataset,
+                            "factors": factors, "time_to_target_seconds": time * slowdown if time else None})
+    index = render_report(results, [], "synthetic", "two_datasets", tmp_path / "report")
+    page = (tmp_path / "report" / "report.md").read_text()
+    assert "## Optimizers across workloads" in page and "AlgoPerf's score" in page
+    assert (tmp_path / "report" / "figures" / "profiles.png").is_file() and index.is_file()
