@@ -297,3 +297,14 @@ def test_a_long_decoding_says_how_far_it_got(tmp_path, monkeypatch):
     told.clear()
     data.load_tasks(cfg, tmp_path / "cache", on_decoded=lambda done, total: told.append((done, total)))
     assert told == []  # decoded already: read from the cache
+
+
+def test_each_dataset_brings_its_own_target_and_the_command_line_still_wins():
+    from tests.conftest import compose_config
+
+    # digits keeps the harness's target; MNIST and CIFAR-10 take AlgoPerf's published ones (conf/dataset_target)
+    assert compose_config([])["target"]["value"] == 0.9
+    assert compose_config(["dataset=mnist"])["target"]["value"] == 0.97
+    assert compose_config(["dataset=cifar10"])["target"]["value"] == 0.85
+    assert compose_config(["dataset=mnist", "target_accuracy=0.95"])["target"]["value"] == 0.95
+    assert compose_config(["dataset=cifar10", "target.value=0.6"])["target"]["value"] == 0.6
