@@ -24,7 +24,7 @@ def time_to_target(history: list[dict[str, Any]], value: float, *, metric: str,
     return None, None
 
 
-def target_facts(history: list[dict[str, Any]], *, metric: str, value: float, mode: str = "auto") -> dict[str, Any]:
+def target_facts(history: list[dict[str, Any]], *, metric: str, value: float, mode: str) -> dict[str, Any]:
     """What a result says about its target: the target itself (``mode`` resolved), time and epochs to it,
     and the best epoch value of its metric (absent where no epoch recorded the metric)."""
     resolved = target_mode(metric, mode)

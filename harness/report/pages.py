@@ -161,8 +161,10 @@ def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] =
 def input_bound_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list[str]:
     """A warning naming the cells whose runs were input-bound (``input_bound``: their training input alone
     took most of a steady epoch, timed after training where ``input_check`` asked for it)."""
+    if "input_share" not in runs:  # a table of results from before the input was timed
+        return []
     ok = runs[runs["status"] == "ok"]
-    measured = ok[ok["input_share"].notna()] if "input_share" in ok else ok.iloc[:0]
+    measured = ok[ok["input_share"].notna()]
     bound = measured[measured["input_bound"].fillna(False).astype(bool)]
     if bound.empty:
         return []
