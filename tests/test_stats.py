@@ -389,6 +389,19 @@ def test_verdicts_name_the_best_optimizer_and_adams_rank():
     assert "sgd's time to target relative to Adam: ×2.99 (95% CI" in verdicts.optimizer_verdict(slow)
 
 
+def test_a_verdict_of_noise_says_what_its_pairs_could_have_called():
+    # 12 pairs with +-10 % noise and no effect, judged alone (a family of one): the sizes it could call are
+    # exactly stats.detectable_ratios of its log ratios at 0.05
+    rng = np.random.default_rng(3)
+    noise = np.exp(rng.normal(0, 0.1, 12))
+    runs = table(*[run("adam", transfer, seed=s, time_to_target_seconds=(2.0 * noise[s] if transfer == "on" else 2.0))
+                   for s in range(12) for transfer in ("on", "off")])
+    text = verdicts.transfer_verdict(runs)
+    faster, slower = stats.detectable_ratios(np.log(noise), 2)  # the verdict's family: time and accuracy
+    assert f"not distinguishable from noise; it could call ×{faster:.2f} or faster, ×{slower:.2f} or slower" in text
+    assert faster < 1 < slower
+
+
 def test_verdict_says_when_an_effect_is_noise():
     runs = table(run("adam", "on", time_to_target_seconds=2.0, test_accuracy=0.9),
                  run("adam", "off", time_to_target_seconds=4.0, test_accuracy=0.9),
@@ -402,7 +415,8 @@ def test_verdict_says_when_an_effect_is_noise():
                   for s in range(6) for transfer, t in (("on", 3.0), ("off", 2.0) if s % 2 else ("off", 4.0))])
     assert verdicts.transfer_verdict(six) == (
         "Transfer learning (on vs off) multiplies time to target by ×1.06 (95% CI ×0.75 to ×1.50, 6 pairs), not "
-        "distinguishable from noise; it changes test accuracy by +0.000 (unchanged in all 6 pairs).")
+        "distinguishable from noise; at this many pairs in this family no change could be called; it changes test "
+        "accuracy by +0.000 (unchanged in all 6 pairs).")  # 6 pairs among 2 comparisons: 2/2^6 x 2 > 0.05
 
 
 def test_transfer_verdict_names_backbone_and_dataset_and_counts_a_pretraining_once():

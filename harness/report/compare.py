@@ -220,14 +220,10 @@ def comparison_table(pairs: pd.DataFrame) -> pd.DataFrame:
     overall = [_effect(pairs, metric, kind, "overall") for metric, kind, _ in METRICS]
     rows = []
     for scope, effects, correction in (("overall", overall, "holm"), ("cell", cells, "bh")):
-        family = sum(not effect.too_few for effect in effects)
         for effect in stats.judged(effects, correction):
             measured = {k: v for k, v in effect.row().items() if k not in ("factor", "level", "baseline")}
-            timed = effect.kind == "ratio" and not (effect.level_misses or effect.baseline_misses)  # a miss: no size
-            faster, slower = (stats.detectable_ratios(stats.log_ratios(effect.changes), family) if timed
-                              else (float("nan"), float("nan")))
             row = {"scope": scope, "cell": effect.factor, **measured, "distinguishable": effect.distinguishable,
-                   "geomean": float("nan"), "detectable_faster": faster, "detectable_slower": slower}
+                   "geomean": float("nan")}
             if scope == "overall" and effect.kind == "ratio":
                 per_cell = [e.estimate for e in cells if e.metric == effect.metric and 0 < e.estimate < np.inf]
                 row["geomean"] = float(np.exp(np.mean(np.log(per_cell)))) if per_cell else float("nan")
@@ -278,16 +274,7 @@ def _shown(row: pd.Series) -> str:
         worse = effect.estimate > effect.neutral if effect.kind == "ratio" else effect.estimate < effect.neutral
         word = ("slower" if worse else "faster") if effect.kind == "ratio" else ("lower" if worse else "higher")
         return f"{described(effect)}, {word} beyond noise"
-    if effect.kind == "ratio" and not effect.too_few and not math.isnan(row["detectable_slower"]):
-        return f"{described(effect)}; {_could_call(row)}"
-    return described(effect)
-
-
-def _could_call(row: pd.Series) -> str:
-    """What a ratio row's pairs, at their spread, could have called beyond noise in its family."""
-    if not math.isfinite(row["detectable_slower"]):
-        return "at this many pairs in this family no change could be called"
-    return f"it could call ×{row['detectable_faster']:.2f} or faster, ×{row['detectable_slower']:.2f} or slower"
+    return described(effect)  # not beyond noise: with what its pairs could have called (``could_call``)
 
 
 def blind_spot(table: pd.DataFrame, threshold: float, metric: str = GATED) -> str | None:

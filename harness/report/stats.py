@@ -326,7 +326,9 @@ class Effect:
     ``level_misses``/``baseline_misses``: pairs whose run at that level never reached the target.
     ``p_adjusted``: the p-value after the correction named by ``correction`` for the family it was
     judged with (NaN and empty: judged alone); ``family_low``/``family_high``: its simultaneous 95 %
-    interval in that family (``simultaneous_interval``). ``changes``: the per-pair values it was computed
+    interval in that family (``simultaneous_interval``); ``detectable_faster``/``detectable_slower``: the
+    smallest ratios its pairs could have called in that family (``detectable_ratios``; NaN for differences
+    and misses). ``changes``: the per-pair values it was computed
     from (not a column of the effects table).
     """
 
@@ -349,6 +351,8 @@ class Effect:
     baseline_misses: int = 0
     family_low: float = float("nan")
     family_high: float = float("nan")
+    detectable_faster: float = float("nan")
+    detectable_slower: float = float("nan")
     changes: tuple[float, ...] = dataclasses.field(default=(), repr=False, compare=False)
 
     def row(self) -> dict[str, object]:
@@ -449,8 +453,18 @@ def judged(effects: Sequence[Effect], correction: str) -> list[Effect]:
     family = sum(not math.isnan(e.p_value) for e in effects)
     return [dataclasses.replace(e, p_adjusted=float(p), correction=name,
                                 **dict(zip(("family_low", "family_high"),
-                                           simultaneous_interval(e.changes, e.kind, family), strict=True)))
+                                           simultaneous_interval(e.changes, e.kind, family), strict=True)),
+                                **dict(zip(("detectable_faster", "detectable_slower"),
+                                           _detectable(e, family), strict=True)))
             for e, p in zip(effects, adjusted, strict=True)]
+
+
+def _detectable(effect: Effect, family: int) -> tuple[float, float]:
+    """``detectable_ratios`` of a ratio ``effect`` in a ``family``; NaN for a difference and where a pair's run
+    missed the target (a miss has no size to shift)."""
+    if effect.kind != "ratio" or effect.level_misses or effect.baseline_misses or not effect.changes:
+        return float("nan"), float("nan")
+    return detectable_ratios(log_ratios(effect.changes), family)
 
 
 BASELINES = {"transfer": ("on", "off"), "early_stopping": ("on", "off"), "device": ("gpu", "cpu")}

@@ -135,8 +135,19 @@ def noise_clause(effect: Effect) -> str:
                   ": that interval is this comparison's alone, and its pairs are too few for one that holds "
                   "with the others")
         return (f", not distinguishable from noise when judged with the other comparisons ({effect.correction}-"
-                f"adjusted p = {effect.p_adjusted:.2g}){family}")
-    return ", not distinguishable from noise"
+                f"adjusted p = {effect.p_adjusted:.2g}){family}{could_call(effect)}")
+    return f", not distinguishable from noise{could_call(effect)}"
+
+
+def could_call(effect: Effect) -> str:
+    """What a ratio effect's pairs, at their spread, could have called beyond noise in its family: the size
+    a "not distinguishable" cannot rule out (empty where unknown: a difference, a miss, judged alone)."""
+    if math.isnan(effect.detectable_slower):
+        return ""
+    if not math.isfinite(effect.detectable_slower):
+        return "; at this many pairs in this family no change could be called"
+    return (f"; it could call ×{effect.detectable_faster:.2f} or faster, ×{effect.detectable_slower:.2f} or "
+            "slower")
 
 
 def described(effect: Effect, more_seeds: str = "") -> str:
