@@ -71,7 +71,8 @@ def retarget(results: list[Result], *, metric: str | None = None, value: float |
         name = metric or own_metric
         history = result.get("history") or []
         if not any(name in epoch for epoch in history):
-            recorded = sorted({key for epoch in history for key in epoch if key.startswith("val_")})
+            recorded = sorted({key for epoch in history for key in epoch
+                               if key.startswith("val_") and key != "val_seconds"})  # metrics, not the timer's
             raise RetargetError(f"target.metric={name} is not in the history of run {result['run_key']}; "
                                 f"valid: {', '.join(recorded) or 'none recorded'}")
         how = mode or ("auto" if metric else own_mode)
