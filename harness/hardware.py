@@ -113,3 +113,67 @@ def process_memory_and_cpus() -> dict[str, int]:
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return {"peak_rss_bytes": peak if sys.platform == "darwin" else peak * 1024, "cpus_available": cpus}
+
+
+def visible_gpu_index() -> int | None:
+    """The NVML index of this process's first GPU: NVML counts every GPU of the machine, whatever
+    ``CUDA_VISIBLE_DEVICES`` hides (``None`` where it names GPUs by UUID)."""
+    first = (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0].strip()
+    return int(first) if first.isdigit() else None
+
+
+POWERCAP = Path("/sys/class/powercap")
+"""Where Linux exposes RAPL energy counters (Intel and AMD CPUs), one ``intel-rapl:N`` folder per package."""
+
+
+class EnergyCounters:
+    """The machine's cumulative energy counters, read at a window's two ends (no sampling): each CPU
+    package's RAPL ``energy_uj`` under ``POWERCAP`` and, for ``gpu_index``, the NVIDIA GPU's total energy
+    (NVML, where nvidia-ml-py is installed). ``unmeasured`` says why a side has no counter.
+
+    Args:
+        powercap: the RAPL folder (``POWERCAP``; another only in tests, as no VM here has one).
+        gpu_index: the run's GPU for NVML, or ``None`` (a CPU run).
+    """
+
+    def __init__(self, powercap: Path = POWERCAP, gpu_index: int | None = None) -> None:
+        self.packages = sorted(powercap.glob("intel-rapl:[0-9]*")) if powercap.is_dir() else []
+        self.packages = [p for p in self.packages if os.access(p / "energy_uj", os.R_OK)]
+        self.unmeasured: list[str] = []
+        if not self.packages:
+            self.unmeasured.append(f"CPU: no readable RAPL counter ({powercap} is "
+                                   f"{'not readable' if powercap.is_dir() else 'absent'} here, as in most VMs)")
+        self.gpu = None
+        if gpu_index is not None:
+            try:
+                import pynvml
+
+                pynvml.nvmlInit()
+                self.gpu = pynvml.nvmlDeviceGetHandleByIndex(gpu_index)
+                pynvml.nvmlDeviceGetTotalEnergyConsumption(self.gpu)
+            except Exception as err:  # not installed, no driver, a GPU older than Volta: not measured, said why
+                self.gpu = None
+                self.unmeasured.append(f"GPU: no NVML energy counter ({type(err).__name__}; "
+                                       "pip install nvidia-ml-py on a Volta or newer GPU)")
+
+    def read(self) -> tuple[list[int], int | None]:
+        """The counters now: µJ per CPU package, mJ for the GPU."""
+        cpu = [int((p / "energy_uj").read_text()) for p in self.packages]
+        if self.gpu is None:
+            return cpu, None
+        import pynvml
+
+        return cpu, pynvml.nvmlDeviceGetTotalEnergyConsumption(self.gpu)
+
+    def joules(self, start: tuple[list[int], int | None], end: tuple[list[int], int | None]) -> dict[str, float | None]:
+        """``cpu_energy_joules`` and ``gpu_energy_joules`` between two ``read`` s (a RAPL counter that wrapped
+        around adds its range, ``max_energy_range_uj``); ``None`` where there is no counter."""
+        cpu = None
+        if self.packages:
+            cpu = 0.0
+            for package, before, after in zip(self.packages, start[0], end[0], strict=True):
+                if after < before:
+                    after += int((package / "max_energy_range_uj").read_text())
+                cpu += (after - before) / 1e6
+        gpu = (end[1] - start[1]) / 1e3 if self.gpu is not None else None
+        return {"cpu_energy_joules": cpu, "gpu_energy_joules": gpu}

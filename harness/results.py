@@ -89,6 +89,9 @@ class Result(TypedDict, total=False):
     cores_used: float  # fit_cpu_seconds / fit_seconds: the cores fit kept busy on average
     cpus_available: int  # the CPUs the run's process may run on (its affinity: a Slurm allocation, a cpuset)
     peak_rss_bytes: int  # the kernel's high-water mark of the run process's resident memory (ru_maxrss)
+    cpu_energy_joules: float | None  # the CPU packages' RAPL counters over fit (None: no readable counter)
+    gpu_energy_joules: float | None  # the run's GPU's NVML energy counter over fit (None: a CPU run, or no counter)
+    energy_unmeasured: list[str]  # why a side has no energy figure (no RAPL in a VM, no NVML): never an estimate
     input_epoch_seconds: float  # one epoch of the training input alone, no model, timed after training
     input_share: float | None  # input_epoch_seconds / median_epoch_seconds (None: one epoch only)
     input_bound: bool | None  # input_share >= INPUT_BOUND_SHARE: the input alone needs most of an epoch

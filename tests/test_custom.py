@@ -137,6 +137,9 @@ def test_a_run_that_holds_a_large_array_shows_it_in_its_peak_memory_and_every_ru
         assert 0 < run["cores_used"] <= run["cpus_available"] + 0.5  # busy cores cannot outnumber usable ones
     page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
     assert "Resources per run: peak memory of its process median " in page
+    for run in (plain, holding):  # energy: measured where RAPL is readable, else said why, never estimated
+        assert (run["cpu_energy_joules"] or 0) > 0 or run["energy_unmeasured"][0].startswith("CPU: no readable RAPL")
+    assert "energy during fit: CPU packages median" in page or "energy not measured: CPU: no readable RAPL" in page
     assert "input_share" not in plain and "input_share" not in holding  # input_check=auto: arrays are not timed
 
 

@@ -36,3 +36,25 @@ def test_target_reached_exactly_counts():
     assert summary["time_to_target_seconds"] == 1.5
     assert summary["median_epoch_seconds"] is None
     assert summary["samples_per_second"] == pytest.approx(20.0)
+
+
+def test_energy_counters_read_rapl_at_two_ends_and_say_why_where_there_is_none(tmp_path):
+    # A RAPL tree made here: no VM here has /sys/class/powercap (the kernel's files cannot exist on it)
+    from harness.hardware import EnergyCounters
+
+    for package, (now, wraps_at) in enumerate(((5_000_000, 10_000_000), (9_000_000, 10_000_000))):
+        folder = tmp_path / "powercap" / f"intel-rapl:{package}"
+        folder.mkdir(parents=True)
+        (folder / "energy_uj").write_text(str(now))
+        (folder / "max_energy_range_uj").write_text(str(wraps_at))
+    counters = EnergyCounters(tmp_path / "powercap")
+    start = counters.read()
+    (tmp_path / "powercap" / "intel-rapl:0" / "energy_uj").write_text("7500000")  # +2.5 J
+    (tmp_path / "powercap" / "intel-rapl:1" / "energy_uj").write_text("1000000")  # wrapped: +2 J
+    assert counters.joules(start, counters.read()) == {"cpu_energy_joules": 4.5, "gpu_energy_joules": None}
+    assert counters.unmeasured == []
+
+    absent = EnergyCounters(tmp_path / "nowhere")
+    assert absent.joules(absent.read(), absent.read()) == {"cpu_energy_joules": None, "gpu_energy_joules": None}
+    assert absent.unmeasured == [f"CPU: no readable RAPL counter ({tmp_path / 'nowhere'} is absent here, as in "
+                                 "most VMs)"]

@@ -118,11 +118,26 @@ def resources_fact(runs: pd.DataFrame) -> str:
     text = (f"Resources per run: peak memory of its process median {peak.median():.0f} MiB (at most "
             f"{peak.max():.0f} MiB); cores kept busy during fit median {cores.median():.2f} (at most "
             f"{cores.max():.2f}) of {_values(ok, 'cpus_available')} available")
+    text += energy_fact(ok)
     share = pd.to_numeric(ok["input_share"], errors="coerce").dropna()
     if not share.empty:
         text += (f"; the training input alone (timed after training, input_check) took a median {share.median():.0%} "
                  f"of a steady epoch in the {len(share)} runs that timed it")
     return text + "."
+
+
+def energy_fact(ok: pd.DataFrame) -> str:
+    """The energy the ok runs' fits used, from the counters they read (CPU packages' RAPL, the GPU's NVML),
+    or, once, why it was not measured; nothing for results from before energy was recorded."""
+    if "energy_unmeasured" not in ok or ok["energy_unmeasured"].isna().all():
+        return ""
+    measured = [f"{side} median {values.median():.0f} J (at most {values.max():.0f} J)"
+                for side, values in (("CPU packages", pd.to_numeric(ok["cpu_energy_joules"], errors="coerce").dropna()),
+                                     ("GPU", pd.to_numeric(ok["gpu_energy_joules"], errors="coerce").dropna()))
+                if len(values)]
+    why = sorted({reason for reasons in ok["energy_unmeasured"].dropna() for reason in reasons})
+    text = f"; energy during fit: {', '.join(measured)}" if measured else ""
+    return text + (f"; energy not measured: {'; '.join(why)}" if why else "")
 
 
 def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] = FACTORS) -> Section:

@@ -303,6 +303,9 @@ def fit_stages(cfg: dict[str, Any], model: Any, extractor: Any, task: Any, resul
     fit_options = {**streaming.inputs(task.train, cfg["batch_size"], seed=cfg["seed"]),
                    "validation_data": streaming.validation_data(task.val, cfg["batch_size"]),
                    "callbacks": callbacks, "verbose": 0}
+    counters = hardware.EnergyCounters(gpu_index=hardware.visible_gpu_index() if cfg["device"]["name"] == "gpu"
+                                       else None)  # opened before the timed fit: its two reads are file reads
+    energy_started = counters.read()
     cpu_started, started = time.process_time(), time.perf_counter()
     metrics = model.fit(epochs=transfer["head_epochs"] if fine_tune else cfg["epochs"], **fit_options).history
     stages = [stage_names[0]] * len(timer.epochs)
@@ -319,6 +322,7 @@ def fit_stages(cfg: dict[str, Any], model: Any, extractor: Any, task: Any, resul
         stages += ["fine_tune"] * (len(timer.epochs) - done)
     result["fit_seconds"] = time.perf_counter() - started
     result["fit_cpu_seconds"] = time.process_time() - cpu_started
+    result.update(counters.joules(energy_started, counters.read()), energy_unmeasured=counters.unmeasured)
     result["cores_used"] = result["fit_cpu_seconds"] / result["fit_seconds"] if result["fit_seconds"] > 0 else 0.0
     clock.lap("fit")
     history = [{**{k: float(v[i]) for k, v in metrics.items()}, **timer.epochs[i], "stage": stages[i]}
