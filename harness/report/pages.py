@@ -322,8 +322,8 @@ def effects_section(runs: pd.DataFrame, effects: pd.DataFrame, factors: Sequence
 def cost_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Section:
     """DAWNBench-style cost to target per cell, from each device's price per hour."""
     priced = runs if "cost_to_target_usd" in runs else stats.with_costs(runs)
-    ok = priced[priced["status"] == "ok"].assign(time_to_target_seconds=lambda ok: ok["time_to_target_seconds"]
-                                                  .astype(float).fillna(math.inf))  # a miss: never
+    ok = priced[priced["status"] == "ok"]
+    ok = ok.assign(time_to_target_seconds=stats.metric_values(ok, "time_to_target_seconds"))  # a miss: never
     table = (ok.groupby(list(factors), as_index=False, dropna=False)
              .agg(price_per_hour=("price_per_hour", "first"), median_time_to_target_seconds=(
                  "time_to_target_seconds", "median"), median_cost_to_target_usd=("cost_to_target_usd", "median")))
