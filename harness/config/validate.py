@@ -143,6 +143,7 @@ def check_setting_names(arguments: list[str], experiments: list[str]) -> None:
     groups = group_options(experiments)
     chosen = {o.key_or_group: _values(o) for o in parsed if o.key_or_group in groups}
     base = [f"experiment={chosen['experiment'][0]}"] if chosen.get("experiment") else []
+    composed: dict[tuple[str, ...], Any] = {}  # each option's config composed once, whatever number of settings
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for override in parsed:
             path = override.key_or_group.split(".")
@@ -151,7 +152,9 @@ def check_setting_names(arguments: list[str], experiments: list[str]) -> None:
             group = path[0] if path[0] in groups else None
             for option in chosen.get(group, [None]) if group else [None]:
                 picked = base + ([f"{group}={option}"] if option else [])
-                cfg = compose("config", overrides=picked)
+                if tuple(picked) not in composed:
+                    composed[tuple(picked)] = compose("config", overrides=picked)
+                cfg = composed[tuple(picked)]
                 node, where = (cfg[group], f"{group}={cfg[group].name}") if group else (cfg, "the config")
                 key = path[1] if group else path[0]
                 if group and key not in node and _is_custom(cfg, group):

@@ -55,7 +55,10 @@ class HarnessSweeper(Sweeper):
 
         self.basic = BasicSweeper(max_batch_size=self.max_batch_size, params=self.params)
         self.basic.split_arguments = lambda overrides, max_batch_size: ordered_batches(
-            overrides, max_batch_size, self.order, self.seed)  # the one change to the basic sweeper
+            overrides, max_batch_size, self.order, self.seed)  # the cells' order
+        # Hydra composes each batch's jobs here only to fail early; the harness's on_multirun_start has already
+        # composed and checked every cell of the sweep, so a second composition per cell would only cost time.
+        self.basic.validate_batch_is_legal = lambda batch: None
         self.basic.setup(hydra_context=hydra_context, task_function=task_function, config=config)
         self.config = config
 
