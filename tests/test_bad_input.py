@@ -53,7 +53,7 @@ CASES = [
     (["+epoch=5"], "epoch is not a setting of the config; valid: epochs, batch_size, seed"),
     (["+optimizer.lr=0.1"], "optimizer.lr is not a setting of optimizer=adam; valid: learning_rate, "),
     (["order=random"], "order=random is unknown; valid: shuffled, grid"),
-    (["-m", "hparams_search=optuna", "optimized_metric=test_accuracy"], "optimized_metric=test_accuracy is invalid; "
+    (["-m", "hparams_search=optuna", "optimized_metric=test_accuracy"], "optimized_metric=test_accuracy is unknown; "
      "valid: time_to_target_seconds, best_val_accuracy, train_seconds, median_epoch_seconds (never test accuracy"),
     (["callbacks=[nowhere.to.be.found:Callback]"], "callbacks: module 'nowhere.to.be.found' of "),
     (["optimizer=adam,sgd"], "optimizer=adam,sgd sweeps several values but -m is missing: add -m to sweep"),

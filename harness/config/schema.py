@@ -23,62 +23,92 @@ from harness.cells import FACTORS, NON_SEMANTIC_KEYS  # noqa: F401  (the schema'
 
 @dataclass
 class OptimizerConfig:
-    """Knobs every Keras optimizer takes (``keras.optimizers.Optimizer``); ``None`` means Keras' default.
-
-    ``name`` is the option's label in the grid (``momentum``); ``keras_class`` the Keras class built.
-    ``lr_scale`` multiplies ``learning_rate``: a grid around each optimizer's own default
-    (``optimizer.lr_scale=0.1,0.3,1,3,10``) gives every optimizer the same tuning budget.
-    """
+    """Knobs every Keras optimizer takes (``keras.optimizers.Optimizer``); ``None`` means Keras' default."""
 
     name: str = MISSING
+    """The option's label in the grid (`momentum`)."""
     keras_class: str = MISSING
+    """The `keras.optimizers` class built."""
     learning_rate: float = 0.001
+    """The learning rate before `lr_scale`."""
     lr_scale: float = 1.0
+    """Multiplies `learning_rate`: a grid around each optimizer's own default (`optimizer.lr_scale=0.1,1,10`) gives
+    every optimizer the same tuning budget.
+    """
     weight_decay: float | None = None
+    """Keras' decoupled weight decay (null: none)."""
     clipnorm: float | None = None
+    """Clip each gradient to this norm (null: no clipping)."""
     clipvalue: float | None = None
+    """Clip each gradient element to this value (null: no clipping)."""
     global_clipnorm: float | None = None
+    """Clip all gradients together to this norm (null: no clipping)."""
     use_ema: bool = False
+    """Keep an exponential moving average of the weights."""
     ema_momentum: float = 0.99
+    """The moving average's momentum, with `use_ema`."""
     ema_overwrite_frequency: int | None = None
+    """Every how many steps the averaged weights overwrite the model's (null: at the end)."""
     loss_scale_factor: float | None = None
+    """Multiplies the loss before computing gradients (null: none)."""
     gradient_accumulation_steps: int | None = None
+    """Accumulate gradients over this many steps before an update (null: every step)."""
 
 
 @dataclass
 class SGDConfig(OptimizerConfig):
     keras_class: str = "SGD"
+    """The `keras.optimizers` class built."""
     learning_rate: float = 0.01
+    """The learning rate before `lr_scale`."""
     momentum: float = 0.0
+    """Heavy-ball momentum (`momentum` and `nag` set 0.9)."""
     nesterov: bool = False
+    """Nesterov momentum (`nag`)."""
 
 
 @dataclass
 class AdagradConfig(OptimizerConfig):
     keras_class: str = "Adagrad"
+    """The `keras.optimizers` class built."""
     learning_rate: float = 0.01
+    """The learning rate before `lr_scale`."""
     initial_accumulator_value: float = 0.1
+    """The accumulators' starting value."""
     epsilon: float = 1e-7
+    """Added to the denominator for numerical stability."""
 
 
 @dataclass
 class RMSpropConfig(OptimizerConfig):
     keras_class: str = "RMSprop"
+    """The `keras.optimizers` class built."""
     learning_rate: float = 0.001
+    """The learning rate before `lr_scale`."""
     rho: float = 0.9
+    """The discount of the squared-gradient average."""
     momentum: float = 0.0
+    """Momentum."""
     epsilon: float = 1e-7
+    """Added to the denominator for numerical stability."""
     centered: bool = False
+    """Normalise by the gradient's estimated variance."""
 
 
 @dataclass
 class AdamConfig(OptimizerConfig):
     keras_class: str = "Adam"
+    """The `keras.optimizers` class built."""
     learning_rate: float = 0.001
+    """The learning rate before `lr_scale`."""
     beta_1: float = 0.9
+    """The decay of the first-moment estimate."""
     beta_2: float = 0.999
+    """The decay of the second-moment estimate."""
     epsilon: float = 1e-7
+    """Added to the denominator for numerical stability."""
     amsgrad: bool = False
+    """Use AMSGrad's maximum of past second moments."""
 
 
 # --- the other factors -----------------------------------------------------------------------------
@@ -86,190 +116,222 @@ class AdamConfig(OptimizerConfig):
 
 @dataclass
 class TransferConfig:
-    """``on``: a feature extractor pretrained on the dataset's source classes, frozen, plus a new head.
-
-    ``off``: the same architecture trained from scratch. ``weights`` says where the pretrained weights
-    come from: ``source_task`` (pretrained here on the dataset's source classes, cached on disk keyed
-    by everything that determines them: dataset, model, pretraining settings, library versions);
-    ``imagenet`` (Keras' ImageNet weights of a ``keras.applications`` model; downloads once); or a
-    weights file (for an application model, what Keras' ``weights=`` takes; for ``small_cnn``, a
-    feature-extractor file such as one from the cache). ``transfer=on`` takes the model's
-    ``pretrained_weights`` (``imagenet`` for the ``keras.applications`` backbones).
-
-    Fine-tuning (``fine_tune_layers`` > 0): the head trains alone for ``head_epochs``, then the top
-    ``fine_tune_layers`` layers with weights of the extractor are unfrozen (BatchNormalization layers
-    stay frozen, and the extractor keeps running in inference mode), the model is recompiled with the
-    same optimizer at ``fine_tune_learning_rate``, and training goes on up to ``epochs``.
-    """
+    """Transfer learning: a pretrained feature extractor, frozen (or fine-tuned), plus a new head; ``off``: the same
+    architecture from scratch."""
 
     name: str = MISSING
+    """The option's label (`on`, `off`)."""
     enabled: bool = False
+    """Whether the run starts from pretrained weights and freezes them."""
     weights: str = "source_task"
+    """Where the pretrained weights come from: `source_task` (pretrained here on the dataset's source classes, cached),
+    `imagenet` (Keras' ImageNet weights), or a weights file. `transfer=on` takes the model's `pretrained_weights`.
+    """
     pretrain_epochs: int = 10
+    """Epochs of the source-task pretraining."""
     pretrain_seed: int = 0
+    """The source-task pretraining's seed."""
     pretrain_learning_rate: float = 0.001
+    """The source-task pretraining's learning rate (Adam)."""
     fine_tune_layers: int = 0
+    """After the head's epochs, unfreeze the top N layers with weights (BatchNormalization stays frozen); 0: frozen
+    throughout.
+    """
     head_epochs: int = 5
+    """With fine-tuning: epochs the head trains alone first."""
     fine_tune_learning_rate: float = 1e-5
+    """With fine-tuning: the learning rate after the recompilation."""
 
 
 @dataclass
 class EarlyStoppingConfig:
-    """Arguments of ``keras.callbacks.EarlyStopping``, used when ``enabled``; ``monitor=target`` follows the
-    metric that defines time to target (``target.metric``: ``val_mae`` for a regression, say)."""
+    """The arguments of ``keras.callbacks.EarlyStopping``, used when ``enabled``."""
 
     name: str = MISSING
+    """The option's label (`on`, `off`)."""
     enabled: bool = False
+    """Whether `keras.callbacks.EarlyStopping` is used."""
     monitor: str = "val_loss"
+    """The metric watched; `target` follows `target.metric`."""
     patience: int = 3
+    """Epochs without improvement before stopping."""
     min_delta: float = 0.0
+    """The smallest change that counts as an improvement."""
     mode: str = "auto"
+    """`auto`, `min` or `max`, as Keras takes it."""
     baseline: float | None = None
+    """Stop if the metric does not beat this (null: no baseline)."""
     restore_best_weights: bool = True
+    """Restore the best epoch's weights when stopping."""
     start_from_epoch: int = 0
+    """Epochs to wait before watching."""
 
 
 @dataclass
 class DeviceConfig:
-    """Where a run trains. ``price_per_hour`` (USD, optional) turns time into cost in the report."""
+    """Where a run trains, and what an hour of it costs."""
 
     name: str = MISSING
+    """Where a run trains: `cpu` (GPUs hidden) or `gpu` (the first GPU; the cell is skipped where none is visible)."""
     price_per_hour: float | None = None
+    """USD per hour, for cost in the report (`gpu`: 0.35; null: unpriced). Not part of the run key: `python -m
+    harness.report SWEEP --price gpu=2.0` re-costs a finished sweep.
+    """
 
 
 @dataclass
 class DatasetConfig:
-    """An image classification dataset, split into train/validation/test with a fixed, seeded,
-    stratified split (``split_seed``), the same for every run so that runs compare like with like.
-
-    The runs learn ``target_classes``; ``source_classes`` are held out for pretraining the feature
-    extractor when transfer is on. ``train_size`` caps the target training examples (``None``: all).
-    ``limit`` is a stratified cap on the whole dataset (before splitting), for quick trials on large data.
-    ``path`` is the file of a file-based dataset (``npz``) or the folder of ``folder`` (one sub-folder
-    of images per class; ``class_folders`` picks and orders them; ``image_size``: every image resized
-    to it, or, when ``None``, to the size most of them have, at most 256 on its longer side; ``load``:
-    ``memory`` holds its decoded images in memory, ``stream`` reads their batches from the decoded copy
-    on disk, ``auto`` streams only where they would take more than half the memory available;
-    ``skip_unreadable``: train without the images that cannot be read, listed in the result, instead of
-    refusing the folder with their names); ``url``
-    (with its ``sha256``) that of a downloaded ``.npz``, fetched once into the cache. ``mnist``,
-    ``fashion_mnist`` and ``cifar10`` are Keras' datasets, read from Keras' cache (downloaded there
-    once); ``digits`` ships inside scikit-learn.
-    """
+    """A built-in dataset, split into train/validation/test by a fixed, seeded, stratified split, the same for
+    every run so that runs compare like with like. ``digits`` ships inside scikit-learn; ``mnist``,
+    ``fashion_mnist`` and ``cifar10`` are read from Keras' cache; ``folder`` and ``npz`` are your files."""
 
     name: str = MISSING
+    """The option's label (`digits`, `folder`, ...)."""
     path: str | None = None
+    """The `.npz` file (`npz`) or the folder with one sub-folder of images per class (`folder`)."""
     url: str | None = None
+    """Where an `npz` dataset is downloaded from, once, into the cache."""
     sha256: str | None = None
+    """The downloaded file's SHA-256, checked."""
     source_classes: list[int] = field(default_factory=list)
+    """Classes held out for the source-task pretraining of `transfer=on` (digits: 0-4)."""
     target_classes: list[int] = field(default_factory=list)
+    """The classes the runs learn (empty: all but the source classes)."""
     train_size: int | None = None
+    """Caps the training examples (null: all)."""
     limit: int | None = None
+    """A stratified cap on the whole dataset before splitting, for quick trials (null: all)."""
     image_size: int | None = None
+    """`folder`: every image resized to this square size (null: the size most images have, at most 256)."""
     class_folders: list[str] = field(default_factory=list)
+    """`folder`: the class folders to use, in order (empty: all)."""
     load: str = "auto"
+    """`folder`: `memory` holds the decoded images in memory; `stream` reads batches from the decoded copy on disk;
+    `auto` streams where they would take over half the memory.
+    """
     skip_unreadable: bool = False
+    """`folder`: train without images that cannot be read (listed in the result) instead of refusing the folder."""
     val_fraction: float = 0.2
+    """The validation split's share."""
     test_fraction: float = 0.2
+    """The test split's share."""
     split_seed: int = 0
+    """Seeds the stratified split, the same for every run."""
 
 
 @dataclass
 class ModelConfig:
-    """A feature extractor (the part transfer learning pretrains and freezes) plus a head: a dense
-    layer of ``dense_units``, ``dropout`` and a softmax layer."""
+    """A feature extractor (the part transfer learning pretrains and freezes) plus a head: a dense layer of
+    ``dense_units``, ``dropout`` and a softmax layer."""
 
     name: str = MISSING
+    """The option's label (`small_cnn`, `vgg16`, ...)."""
     dense_units: int = 64
+    """The head's dense ReLU layer (0: none)."""
     dropout: float = 0.0
+    """Dropout before the head's output layer."""
     pretrained_weights: str = "source_task"
+    """What `transfer=on` starts from: `source_task`, `imagenet` or a weights file."""
 
 
 @dataclass
 class SmallCNNConfig(ModelConfig):
-    """Feature extractor: ``conv_filters`` 3x3 conv layers (ReLU; 2x2 max-pool after all but the first).
-    ``pretrained_weights``: what ``transfer=on`` starts from (pretrained here on the source classes)."""
+    """The default model: a few conv layers as the feature extractor."""
 
     conv_filters: list[int] = field(default_factory=lambda: [16, 32])
+    """Filters of each 3x3 conv layer (2x2 max-pooling after all but the first)."""
 
 
 @dataclass
 class ApplicationConfig(ModelConfig):
-    """Feature extractor: a ``keras.applications`` backbone (``vgg16``, ``resnet50``, ``mobilenet_v2``,
-    ``efficientnet_b0``) without its top, on images resized to ``image_size`` (``None``: the
-    application's native 224), made RGB and passed through the application's own ``preprocess_input``.
-    ``pooling`` turns its feature maps into the head's input: ``flatten`` (the article's VGG16 head),
-    ``avg`` or ``max``. The head: a dense ReLU layer of ``dense_units`` (0: none), ``dropout``, softmax.
-    ``pretrained_weights``: what ``transfer=on`` starts from (``imagenet``: Keras' ImageNet weights)."""
+    """A ``keras.applications`` backbone (``vgg16``, ``resnet50``, ``mobilenet_v2``, ``efficientnet_b0``) without its
+    top, on RGB images passed through the application's own ``preprocess_input``."""
 
     dense_units: int = 0
+    """The head's dense ReLU layer (0: none)."""
     dropout: float = 0.2
+    """Dropout before the head's output layer."""
     pretrained_weights: str = "imagenet"
+    """What `transfer=on` starts from (`imagenet`: Keras' ImageNet weights)."""
     image_size: int | None = None
+    """The backbone's input size; images are resized inside the model (null: the application's native 224)."""
     pooling: str = "avg"
+    """How feature maps become the head's input: `flatten` (the article's VGG16 head), `avg` or `max`."""
 
 
 @dataclass
 class MobileNetV2Config(ApplicationConfig):
-    """MobileNetV2 of width ``alpha`` (ImageNet weights exist for 0.35, 0.5, 0.75, 1.0, 1.3, 1.4)."""
+    """MobileNetV2, with its width."""
 
     alpha: float = 1.0
+    """The width multiplier (ImageNet weights exist for 0.35, 0.5, 0.75, 1.0, 1.3, 1.4)."""
 
 
 @dataclass
 class CustomModelConfig:
-    """Your own model (``model=custom``): the function ``_target_`` (``package.module.function``) returns an
-    uncompiled ``keras.Model``; it gets ``input_shape``, ``num_classes`` and ``pretrained`` where its
-    signature has them, and every setting added with ``+model.NAME=VALUE`` as a keyword. With transfer on,
-    its layer ``frozen_layer`` is frozen (``harness.run.custom``); its pretrained weights are its own
-    (``pretrained_weights``: ``own``, what ``transfer.weights`` follows)."""
+    """Your own model (``model=custom``); settings added with ``+model.NAME=VALUE`` are its function's keywords."""
 
     name: str = MISSING
+    """`custom`."""
     _target_: str | None = None
+    """Your function, `package.module.function`, returning an uncompiled `keras.Model`."""
     frozen_layer: str = "feature_extractor"
+    """With `transfer=on`: the layer frozen before compiling."""
     pretrained_weights: str = "own"
+    """`own`: your function loads its pretrained part itself."""
 
 
 @dataclass
 class CustomDatasetConfig:
-    """Your own data (``dataset=custom``): the function ``_target_`` returns ``(x, y)`` arrays, split here
-    as every dataset is (``val_fraction``, ``test_fraction``, ``split_seed``; ``limit``, ``train_size``),
-    or a mapping with ``train``, ``val`` (and ``test``) used as given (``harness.run.custom``). Settings
-    added with ``+dataset.NAME=VALUE`` are its keywords."""
+    """Your own data (``dataset=custom``); settings added with ``+dataset.NAME=VALUE`` are its function's keywords."""
 
     name: str = MISSING
+    """`custom`."""
     _target_: str | None = None
+    """Your function, `package.module.function`, returning `(x, y)` or already-split data."""
     limit: int | None = None
+    """A stratified cap on the data before splitting (null: all)."""
     train_size: int | None = None
+    """Caps the training examples (null: all)."""
     val_fraction: float = 0.2
+    """The validation split's share (when the function returns `(x, y)`)."""
     test_fraction: float = 0.2
+    """The test split's share (when the function returns `(x, y)`)."""
     split_seed: int = 0
+    """Seeds the split, the same for every run."""
 
 
 @dataclass
 class TargetConfig:
-    """What "time to target" means: the training seconds until the epoch ``metric`` (a validation metric
-    the model reports: ``val_accuracy``, ``val_loss``, ``val_mae``, ...) first reaches ``value``; ``mode``
-    ``max`` (at least ``value``), ``min`` (at most), or ``auto``: ``min`` for losses and errors, else ``max``.
-    ``value`` follows ``target_accuracy`` unless set."""
+    """What "time to target" means: the training seconds until the epoch ``metric`` first reaches ``value``."""
 
     metric: str = "val_accuracy"
+    """The validation metric that defines time to target (`val_accuracy`, `val_mae`, ...)."""
     value: float = II("target_accuracy")
+    """The value that counts as reached (follows `target_accuracy` unless set)."""
     mode: str = "auto"
+    """`max` (at least `value`), `min` (at most), `auto` (`min` for losses and errors)."""
 
 
 @dataclass
 class TrackingConfig:
-    """Comet experiment tracking. ``mode``: ``auto`` (online when an API key is configured, else
-    offline), ``online``, ``offline`` or ``disabled``. The API key is never a config value: Comet reads
-    it from ``COMET_API_KEY`` or its own config file."""
+    """Comet experiment tracking. The API key is never a config value: Comet reads it from ``COMET_API_KEY``
+    or its own config file."""
 
     name: str = MISSING
+    """The option's label."""
     mode: str = "auto"
+    """`auto` (online with a Comet API key, else offline), `online`, `offline` or `disabled`. The key is never a
+    setting: Comet reads `COMET_API_KEY`.
+    """
     project_name: str | None = None
+    """Comet's project (null: Comet's default)."""
     workspace: str | None = None
+    """Comet's workspace (null: Comet's default)."""
     offline_dir: str = "comet"
+    """Where offline archives go, inside the sweep's folder."""
     connect_timeout_s: float = 5.0
+    """How long the sweep's one check of Comet's server may take before going offline."""
 
 
 # --- the whole run ---------------------------------------------------------------------------------
@@ -280,38 +342,76 @@ class Config:
     """One training run (one cell of the grid)."""
 
     optimizer: Any = MISSING
+    """The optimizer: a factor of the article's grid."""
     transfer: Any = MISSING
+    """Transfer learning on or off: a factor of the article's grid."""
     early_stopping: Any = MISSING
+    """Early stopping on or off: a factor of the article's grid."""
     device: Any = MISSING
+    """CPU or GPU: a factor of the article's grid."""
     dataset: Any = MISSING
+    """The data."""
     model: Any = MISSING
+    """The model."""
     tracking: Any = MISSING
+    """Comet tracking."""
 
     epochs: int = 50
+    """The budget; early stopping may end a run sooner."""
     batch_size: int = 32
+    """Examples per training step."""
     seed: int = 0
+    """Seeds Python, NumPy and the backend; repeat a cell with `seed=0,1,2`."""
     target_accuracy: float = 0.9
+    """The validation accuracy that defines time to target (`target.value` of the default metric); a dataset may bring
+    its own (`conf/dataset_target/`).
+    """
     target: TargetConfig = field(default_factory=TargetConfig)
+    """What time to target means."""
     loss: str = "sparse_categorical_crossentropy"
+    """The loss the model is compiled with (`mse` for a regression)."""
     metrics: list[str] = field(default_factory=lambda: ["accuracy"])
+    """The metrics the model is compiled with (`[mae]` for a regression)."""
     jit_compile: bool = False
+    """XLA; off everywhere by default so that CPU and GPU cells compare like with like."""
     precision: str = "float32"
+    """The Keras dtype policy; `mixed_float16` on a CPU is skipped (a CPU only emulates it)."""
     steps_per_execution: int = 1
+    """Batches per call into the backend."""
     backend: str = "${oc.env:KERAS_BACKEND,tensorflow}"  # KERAS_BACKEND, as Keras itself reads it
+    """The Keras backend of each run (`$KERAS_BACKEND`, else `tensorflow`)."""
     threads: int = 0
+    """Backend threads per run (0: the backend's default; parallel launchers set cores // jobs)."""
     run_timeout_s: float = 3600.0
+    """A run still training after this is killed and recorded as failed."""
     sweep_name: str = "sweep"
+    """One name for a whole sweep: its folder, its report's folder, its Comet tag (default: the start time)."""
     cache_dir: str | None = None
+    """Pretrained weights, downloads and decoded folders (null: `$HARNESS_CACHE_DIR` or `~/.cache/harness`)."""
     reports_dir: str = "reports"
+    """A sweep's report goes to `<reports_dir>/<sweep_name>/`."""
     results_dir: str = "results"
+    """The results store that makes sweeps resumable: every ok result, by run key."""
     rerun: bool = False
+    """Train again even where an ok result is stored."""
     quiet_tensorflow: bool = True
+    """Silence TensorFlow's C++ logs in each run's `train.log`."""
     order: str = "shuffled"
+    """The order of a sweep's cells: `shuffled` (seeded, one seed's block at a time) or `grid` (Hydra's)."""
     run_process: str = "fork"
+    """How a run's process starts: `fork` (from a run server that imported Keras once) or `fresh`."""
     input_check: str = "auto"  # time the training input alone after training (INPUT_CHECKS)
+    """After training, time one epoch of the training input alone: `auto` (streamed data or your own pipeline), `on`,
+    `off`.
+    """
     python: str | None = None  # the interpreter runs use (harness.interpreters); None: the sweep's own
+    """The interpreter each run uses (a path, or a command on PATH; null: the sweep's own); sweep it to compare two
+    environments.
+    """
     optimized_metric: str | None = None
+    """What a run returns to a search sweeper (`hparams_search=optuna` sets it)."""
     callbacks: list[str] = field(default_factory=list)
+    """Extra Keras callbacks for every run, as import paths `package.module:Class`."""
 
 
 SCHEMAS: dict[str, dict[str, type]] = {
@@ -376,10 +476,10 @@ ORDERS = ("shuffled", "grid")
 """The orders a sweep's cells can run in (``order``; ``harness.sweep.order``)."""
 
 RUN_PROCESS_MODES = ("fork", "fresh")
+"""How each run's process starts (``run_process``; ``harness.sweep.run_process``)."""
 INPUT_CHECKS = ("auto", "on", "off")
 """``input_check``: time one epoch of the training input alone after training: ``auto`` where the data is
 streamed from disk or a user's pipeline (``tf.data``, ``PyDataset``), ``on`` always, ``off`` never."""
-"""How each run's process starts (``run_process``; ``harness.sweep.run_process``)."""
 
 DATASET_LOADS = ("auto", "memory", "stream")
 """How a ``folder`` dataset's decoded images reach training (``dataset.load``; see ``DatasetConfig``)."""
@@ -389,6 +489,34 @@ PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 BACKENDS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 """Keras backends (``backend``) and the module each needs."""
+
+TRACKING_MODES = ("auto", "online", "offline", "disabled")
+"""Comet's modes (``tracking.mode``)."""
+
+MOBILENET_V2_IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
+"""The MobileNetV2 widths Keras has ImageNet weights for (``model.alpha`` with ``transfer.weights=imagenet``)."""
+
+POOLINGS = ("avg", "max", "flatten")
+"""How a backbone's feature maps become the head's input (``model.pooling``)."""
+
+OPTIMIZED_METRICS = ("time_to_target_seconds", "best_val_accuracy", "train_seconds", "median_epoch_seconds")
+"""What a search may optimise (``optimized_metric``): validation and timing figures of a run, never test accuracy."""
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "order": ORDERS,
+    "run_process": RUN_PROCESS_MODES,
+    "input_check": INPUT_CHECKS,
+    "precision": PRECISIONS,
+    "backend": tuple(BACKENDS),
+    "optimized_metric": OPTIMIZED_METRICS,
+    "target.mode": TARGET_MODES,
+    "early_stopping.mode": TARGET_MODES,
+    "tracking.mode": TRACKING_MODES,
+    "dataset.load": DATASET_LOADS,
+    "model.pooling": POOLINGS,
+}
+"""The settings whose values form a fixed set, with that set: checked before any training
+(``harness.config.validate``) and listed in the settings reference."""
 
 
 def register_configs() -> None:

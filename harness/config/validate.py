@@ -13,25 +13,13 @@ from typing import Any
 
 from harness import keras_cache, user_code
 from harness.config.files import CONF_DIR
-from harness.config.schema import (
-    BACKENDS,
-    DATASET_LOADS,
-    INPUT_CHECKS,
-    ORDERS,
-    PRECISIONS,
-    RUN_PROCESS_MODES,
-    TARGET_MODES,
-)
+from harness.config.schema import BACKENDS, CHOICES, MOBILENET_V2_IMAGENET_ALPHAS
 from harness.interpreters import InterpreterError, interpreter_versions
 
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
-MODES = ("auto", "min", "max")
-TRACKING_MODES = ("auto", "online", "offline", "disabled")
 TRANSFER_WEIGHTS = ("source_task", "imagenet")
-POOLINGS = ("avg", "max", "flatten")
-MOBILENET_V2_IMAGENET_ALPHAS = (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)
-OPTIMIZED_METRICS = ("time_to_target_seconds", "best_val_accuracy", "train_seconds", "median_epoch_seconds")
-"""What a search may optimise: validation and timing figures of a run."""
+CHOICE_NOTES = {"optimized_metric": " (never test accuracy: the test split is never used to choose)"}
+"""Why a value users reach for is not among a setting's choices."""
 
 
 class ConfigError(ValueError):
@@ -248,6 +236,17 @@ def check_optimizer(opt: dict[str, Any]) -> None:
         _check(opt["epsilon"] > 0, f"optimizer.epsilon={opt['epsilon']} is invalid: it must be > 0")
 
 
+def check_choices(cfg: dict[str, Any]) -> None:
+    """Raise ``ConfigError`` for a setting outside its fixed set of values (``CHOICES``); a setting the config
+    lacks (``model.pooling`` of ``small_cnn``) or leaves unset (``optimized_metric: null``) has none to check."""
+    for setting, valid in CHOICES.items():
+        node: Any = cfg
+        for part in setting.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        _check(node is None or node in valid,
+               f"{setting}={node} is unknown; valid: {', '.join(valid)}{CHOICE_NOTES.get(setting, '')}")
+
+
 def validate(cfg: dict[str, Any]) -> None:
     """Raise ``ConfigError`` for the first invalid value in ``cfg`` (a resolved run config)."""
     check_optimizer(cfg["optimizer"])
@@ -259,7 +258,6 @@ def validate(cfg: dict[str, Any]) -> None:
     target = cfg["target"]
     _check(target["metric"] in reported, f"target.metric={target['metric']} is not a metric the model reports; valid: "
            f"{', '.join(reported)} (metrics={list(cfg['metrics'])})")
-    _check(target["mode"] in TARGET_MODES, f"target.mode={target['mode']} is unknown; valid: {', '.join(TARGET_MODES)}")
     _check(cfg["threads"] >= 0, f"threads={cfg['threads']} is invalid: 0 (TensorFlow's default) or more")
 
     es = cfg["early_stopping"]
@@ -267,34 +265,22 @@ def validate(cfg: dict[str, Any]) -> None:
     monitors = list(dict.fromkeys([*MONITORS, *reported, "target"]))  # target: follow target.metric
     _check(es["monitor"] in monitors,
            f"early_stopping.monitor={es['monitor']} is unknown; valid: {', '.join(monitors)}")
-    _check(es["mode"] in MODES, f"early_stopping.mode={es['mode']} is unknown; valid: {', '.join(MODES)}")
     _check(es["start_from_epoch"] >= 0, f"early_stopping.start_from_epoch={es['start_from_epoch']} must be >= 0")
 
     check_model(cfg["model"])
     check_transfer(cfg)
     check_dataset(cfg["dataset"])
 
-    mode = cfg["tracking"]["mode"]
-    _check(mode in TRACKING_MODES, f"tracking.mode={mode!r} is unknown; valid: {', '.join(TRACKING_MODES)}")
-    _check(cfg["order"] in ORDERS, f"order={cfg['order']} is unknown; valid: {', '.join(ORDERS)}")
-    _check(cfg["precision"] in PRECISIONS, f"precision={cfg['precision']} is unknown; valid: {', '.join(PRECISIONS)}")
+    check_choices(cfg)
     _check(cfg["steps_per_execution"] >= 1,
            f"steps_per_execution={cfg['steps_per_execution']} is invalid: it must be an integer >= 1")
     backend = cfg["backend"]
-    _check(backend in BACKENDS, f"backend={backend} is unknown; valid: {', '.join(BACKENDS)}")
     if cfg.get("python") is None:
         _check(importlib.util.find_spec(BACKENDS[backend]) is not None,
                f"backend={backend} is not installed here; install it with: pip install -e '.[{backend}]' "
                "(or choose an installed backend, e.g. backend=tensorflow)")
     else:
         check_interpreter(cfg["python"], backend)
-    _check(cfg["input_check"] in INPUT_CHECKS,
-           f"input_check={cfg['input_check']} is unknown; valid: {', '.join(INPUT_CHECKS)}")
-    _check(cfg["run_process"] in RUN_PROCESS_MODES,
-           f"run_process={cfg['run_process']} is unknown; valid: {', '.join(RUN_PROCESS_MODES)}")
-    metric = cfg["optimized_metric"]
-    _check(metric is None or metric in OPTIMIZED_METRICS, f"optimized_metric={metric} is invalid; valid: "
-           f"{', '.join(OPTIMIZED_METRICS)} (never test accuracy: the test split is never used to choose)")
     for path in cfg["callbacks"]:
         check_callback_path(path)
 
@@ -358,8 +344,6 @@ def check_model(model: dict[str, Any]) -> None:
         size = model["image_size"]
         _check(size is None or size >= 32, f"model.image_size={size} is invalid: keras.applications backbones need "
                f">= 32 (null: the native {keras_cache.APPLICATIONS[model['name']].native_size})")
-        pooling = model["pooling"]
-        _check(pooling in POOLINGS, f"model.pooling={pooling} is unknown; valid: {', '.join(POOLINGS)}")
 
 
 def imagenet_source(model: dict[str, Any]) -> tuple[Path, str]:
@@ -428,7 +412,6 @@ def check_dataset(ds: dict[str, Any]) -> None:
            "dataset=npz needs dataset.path=<a .npz file with arrays x and y> (or dataset.url=<where to download it>)")
     _check(ds["name"] != "folder" or bool(ds["path"]),
            "dataset=folder needs dataset.path=<a folder with one sub-folder of images per class>")
-    _check(ds["load"] in DATASET_LOADS, f"dataset.load={ds['load']} is unknown; valid: {', '.join(DATASET_LOADS)}")
     _check(ds["load"] != "stream" or ds["name"] == "folder",
            f"dataset.load=stream applies to dataset=folder only (dataset={ds['name']} is held in memory); valid "
            "here: auto, memory")
