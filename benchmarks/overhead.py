@@ -18,7 +18,7 @@ Prints, on this machine:
    alternating in one process: the ratio of median steady epoch times with its CI.
 5. **Memory**: the run server's and the sweep process's RSS after ``--rss-runs`` short runs.
 
-Timings on a shared machine drift (see the README's timing methodology): compare only numbers from
+Timings on a shared machine drift (see the timing methodology, docs/explanation/timing.md): compare only numbers from
 one invocation, and read the CIs. The README quotes a run of this script with the machine it ran on.
 """
 

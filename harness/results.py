@@ -34,16 +34,16 @@ class Result(TypedDict, total=False):
     ``epochs_run``; an ``ok`` one has the timings (``harness.run.timing``) and accuracies too."""
 
     run_key: str  # hash of what determines the result (``run_key``): the results store's key
-    sweep_name: str
+    sweep_name: str  # the sweep's one name (its folder, its report's folder, its Comet tag)
     optimizer: str  # the article's four factors, as columns
-    transfer: str
-    early_stopping: str
-    device: str
+    transfer: str  # on or off
+    early_stopping: str  # on or off
+    device: str  # cpu or gpu
     factors: dict[str, Any]  # every factor of the sweep, key -> level (``harness.cells``)
     factor_baselines: dict[str, Any]  # the baseline level of each factor beyond the article's four
-    seed: int
-    dataset: str
-    model: str
+    seed: int  # the repeat: seeds Python, NumPy and the backend
+    dataset: str  # the dataset option (digits, folder, custom, ...)
+    model: str  # the model option (small_cnn, vgg16, custom, ...)
     target_accuracy: float | None  # the target when it is a validation accuracy (else None: see target_metric)
     target_metric: str  # what time to target watches: val_accuracy, or the user's target.metric (val_mae, ...)
     target_value: float  # the value of target_metric that counts as reached
@@ -52,23 +52,23 @@ class Result(TypedDict, total=False):
     test_metrics: dict[str, float]  # every metric on the test split, the loss included
     user_code: dict[str, str]  # the user's _target_ functions -> SHA-256 of their module files (part of the run key)
     config: dict[str, Any]  # the resolved run config
-    status: Status
+    status: Status  # ok, failed, skipped or interrupted
     reason: str | None  # why it is not ok (None when ok)
     rerun_command: str  # the shell command that runs this cell again, alone, as it ran (``harness.cells``)
     log_file: str  # the run's train.log: its output, a failure's traceback included
-    epochs_run: int
+    epochs_run: int  # epochs trained (fewer than the budget where early stopping fired)
     history: list[dict[str, Any]]  # one dict per epoch: metrics, seconds and its ``stage`` (head, fine_tune, all)
-    train_seconds: float
-    median_epoch_seconds: float | None
-    median_step_seconds: float | None
-    time_to_target_seconds: float | None
+    train_seconds: float  # what the report compares: the epochs' wall time minus their validation passes
+    median_epoch_seconds: float | None  # median training seconds of the epochs after the first (None: one epoch only)
+    median_step_seconds: float | None  # median_epoch_seconds / steps_per_epoch
+    time_to_target_seconds: float | None  # training seconds up to the first epoch that reached the target (None: never)
     test_accuracy: float | None  # None: a model without accuracy (a regression: see test_metrics)
     started_at: float  # Unix time the run process started
     ended_at: float  # Unix time the run process wrote its result (its training is over)
     sweep_position: int | None  # the cell's place in the sweep's order
     environment: dict[str, Any]  # versions, hardware, threads, parallel runs
     reused: bool  # taken from the results store, not trained in this sweep
-    reused_from: str
+    reused_from: str  # the sweep that trained a reused result
     comet: dict[str, Any]  # where the run's Comet experiment lives (never the API key)
     backbone: str  # the model's feature extractor (small_cnn, vgg16, ...)
     transfer_mode: str  # frozen, fine-tuned or from scratch
@@ -78,7 +78,7 @@ class Result(TypedDict, total=False):
     image_size: int  # the backbone's input size (application models)
     pretrained_weights: str  # source_task's cache file, imagenet, or the file given
     weights_file: str  # the file the weights were loaded from (imagenet: Keras' cache)
-    weights_sha256: str | None
+    weights_sha256: str | None  # the weights file's SHA-256
     data_seconds: float  # loading and decoding the data: never training time
     data_cache_hit: bool  # a folder's decoded images read from the cache (absent for other datasets)
     data_streamed: bool  # a folder's images read from disk batch by batch, inside the timed epochs
@@ -98,13 +98,13 @@ class Result(TypedDict, total=False):
     validation_seconds: float  # the validation passes
     first_epoch_seconds: float | None  # includes tracing / compilation
     samples_per_second: float | None  # training examples per steady epoch second
-    epochs_to_target: int | None
+    epochs_to_target: int | None  # the first epoch that reached the target (None: never)
     steps_per_epoch: int | None  # training batches per epoch
-    train_examples: int
+    train_examples: int  # training examples per epoch
     learning_rate: float  # the rate the optimizer trained with (learning_rate x lr_scale)
-    best_val_accuracy: float | None
-    test_loss: float
-    early_stopped: bool
+    best_val_accuracy: float | None  # the best epoch's validation accuracy (None: no accuracy metric)
+    test_loss: float  # the loss on the test split, evaluated once after training
+    early_stopped: bool  # whether EarlyStopping ended the run before the budget
     stopped_epoch: int | None  # the epoch EarlyStopping stopped after (1-based), if it did
     device_used: str | None  # cpu, or gpu:<the backend's device>
     phase_seconds: dict[str, float]  # start-up, imports, backend, Comet, data, model, fit, evaluate
@@ -114,8 +114,8 @@ class Result(TypedDict, total=False):
     fine_tune_params: int  # trainable parameters in the fine-tuning stage
     pretrain_cache_hit: bool | None  # the source-task pretraining reused from the cache (None: not pretrained here)
     pretrain_seconds: float  # what the pretraining it used cost (paid once)
-    pretrain_source_val_accuracy: float
-    pretrain_key: str
+    pretrain_source_val_accuracy: float  # the source-task pretraining's validation accuracy
+    pretrain_key: str  # the pretraining cache's key
 
 
 class RunSpec(TypedDict, total=False):
@@ -124,7 +124,7 @@ class RunSpec(TypedDict, total=False):
 
     config: dict[str, Any]  # the resolved run config
     factors: dict[str, Any]  # the cell's factors in its sweep (``harness.cells``)
-    factor_baselines: dict[str, Any]
+    factor_baselines: dict[str, Any]  # the baseline level of each factor
     results_dir: str | None  # the results store an ok result goes to first (None: none)
     sweep_position: int | None  # the cell's place in the sweep's order
     cache_dir: str  # pretrained weights and decoded folders

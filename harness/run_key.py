@@ -14,7 +14,7 @@ from harness.interpreters import interpreter_path, interpreter_versions
 from harness.user_code import code_hashes
 
 TIMING_VERSION = 1
-"""The version of the timing rules (``harness.run.timing``, the README's timing methodology): bump it with
+"""The version of the timing rules (``harness.run.timing``; docs/explanation/timing.md): bump it with
 any change to what a timing means, and stored results timed by the old rules are no longer reused (from 2
 on it is part of every run key; at 1 it leaves the keys of results stored before it existed alone)."""
 

@@ -384,7 +384,7 @@ class Config:
     """Backend threads per run (0: the backend's default; parallel launchers set cores // jobs)."""
     run_timeout_s: float = 3600.0
     """A run still training after this is killed and recorded as failed."""
-    sweep_name: str = "sweep"
+    sweep_name: str = "${now:%Y-%m-%d_%H-%M-%S_%f}"
     """One name for a whole sweep: its folder, its report's folder, its Comet tag (default: the start time)."""
     cache_dir: str | None = None
     """Pretrained weights, downloads and decoded folders (null: `$HARNESS_CACHE_DIR` or `~/.cache/harness`)."""

@@ -386,22 +386,28 @@ def write_comparison(out: Path, before: Side, after: Side, matching: Matching, *
     return write_pages("harness comparison", sections, out, "comparison.md")
 
 
+def options_parser() -> argparse.ArgumentParser:
+    """The command line's options (also read by the docs' generated reference)."""
+    options = argparse.ArgumentParser(prog="python -m harness.compare", description=__doc__.split("\n\n")[0])
+    options.add_argument("before", type=Path, help="a sweep folder (multirun/<sweep>) or a report's runs.csv")
+    options.add_argument("after", type=Path, help="the same, after the change")
+    options.add_argument("--out", type=Path, default=None, help="where to write the comparison (default: "
+                         "reports/compare_<before>_vs_<after>)")
+    options.add_argument("--fail-if-slower", default=None, metavar="PERCENT",
+                         help="exit 1 if steady epoch time (or --metric), overall or in any cell, got slower by "
+                         "more than this beyond noise (e.g. 5%%): a training-speed regression gate for CI")
+    options.add_argument("--metric", choices=tuple(GATE_METRICS), default="steady",
+                         help="what --fail-if-slower judges: steady (steady epoch time, the default: the code's "
+                         "speed), train (train seconds: compilation included), target (time to target: "
+                         "convergence included)")
+    options.add_argument("--require-power", action="store_true",
+                         help="with --fail-if-slower: exit 1 also where the comparison could not have seen such a "
+                         "slowdown (too few pairs or too much noise), instead of passing with a warning")
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.compare", description=__doc__.splitlines()[0])
-    parser.add_argument("before", type=Path, help="a sweep folder (multirun/<sweep>) or a report's runs.csv")
-    parser.add_argument("after", type=Path, help="the same, after the change")
-    parser.add_argument("--out", type=Path, default=None, help="where to write the comparison (default: "
-                        "reports/compare_<before>_vs_<after>)")
-    parser.add_argument("--fail-if-slower", default=None, metavar="PERCENT",
-                        help="exit 1 if steady epoch time (or --metric), overall or in any cell, got slower by "
-                        "more than this beyond noise (e.g. 5%%): a training-speed regression gate for CI")
-    parser.add_argument("--metric", choices=tuple(GATE_METRICS), default="steady",
-                        help="what --fail-if-slower judges: steady (steady epoch time, the default: the code's "
-                        "speed), train (train seconds: compilation included), target (time to target: "
-                        "convergence included)")
-    parser.add_argument("--require-power", action="store_true",
-                        help="with --fail-if-slower: exit 1 also where the comparison could not have seen such a "
-                        "slowdown (too few pairs or too much noise), instead of passing with a warning")
+    parser = options_parser()
     args = parser.parse_args(argv)
     if args.require_power and args.fail_if_slower is None:
         parser.error("--require-power needs --fail-if-slower PERCENT")

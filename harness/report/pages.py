@@ -654,16 +654,23 @@ def parse_target(text: str) -> tuple[str, Any]:
         raise ValueError(f"{text} is invalid; valid: {valid}") from None
 
 
+def options_parser() -> argparse.ArgumentParser:
+    """The command line's options (also read by the docs' generated reference)."""
+    options = argparse.ArgumentParser(prog="python -m harness.report", description=" ".join(
+        __doc__.split("\n\n")[0].replace("``", "").split()))
+    options.add_argument("sweep_dir", type=Path, help="a sweep folder (e.g. multirun/<sweep>) with result.json files")
+    options.add_argument("--out", type=Path, default=None, help="output folder (default: reports/<sweep name>)")
+    options.add_argument("target", nargs="*", metavar="target.KEY=VALUE",
+                         help="judge the sweep for another target, without training: target.value=0.95, "
+                              "target.metric=val_loss, target.mode=min")
+    options.add_argument("--price", action="append", default=[], metavar="DEVICE=USD_PER_HOUR",
+                         help="re-cost the sweep at this price per hour for a device (cpu or gpu), without "
+                              "training; repeat for both, e.g. --price gpu=2.0 --price cpu=0.05")
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.report", description=__doc__.splitlines()[0])
-    parser.add_argument("sweep_dir", type=Path, help="a sweep folder (e.g. multirun/<sweep>) with result.json files")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: reports/<sweep name>)")
-    parser.add_argument("target", nargs="*", metavar="target.KEY=VALUE",
-                        help="judge the sweep for another target, without training: target.value=0.95, "
-                             "target.metric=val_loss, target.mode=min")
-    parser.add_argument("--price", action="append", default=[], metavar="DEVICE=USD_PER_HOUR",
-                        help="re-cost the sweep at this price per hour for a device (cpu or gpu), without "
-                             "training; repeat for both, e.g. --price gpu=2.0 --price cpu=0.05")
+    parser = options_parser()
     args = parser.parse_intermixed_args(argv)  # target settings before or after the options
     if not args.sweep_dir.is_dir():
         print(f"harness.report: error: {args.sweep_dir} is not a folder", file=sys.stderr)

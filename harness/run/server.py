@@ -270,21 +270,27 @@ class Server:
         self.stopping = True
 
 
+def options_parser() -> argparse.ArgumentParser:
+    """The command line's options (also read by the docs' generated reference)."""
+    options = argparse.ArgumentParser(prog="python -m harness.run.server", description=__doc__.split("\n\n")[0])
+    options.add_argument("--listen", metavar="SOCKET", type=Path,
+                         help="serve every sweep run with HARNESS_RUN_SERVER=SOCKET whose runs start like this "
+                              "server's, until Ctrl-C or SIGTERM (without it: the sweep that started it)")
+    options.add_argument("--backend", choices=sorted(BACKENDS), default="tensorflow",
+                         help="with --listen: the Keras backend of the runs it serves (default: tensorflow)")
+    options.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
+                         help="with --listen: the device of the runs it serves (default: cpu)")
+    options.add_argument("--threads", type=int, default=0, help="with --listen and --backend jax: the runs' "
+                         "threads setting (default 0: the backend's own)")
+    options.add_argument("--detach", action="store_true",
+                         help="with --listen: return once the server listens, leaving it in the background "
+                              "(its log: SOCKET.log)")
+    options.add_argument("--stop", metavar="SOCKET", type=Path, help="stop the server listening on SOCKET")
+    return options
+
+
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m harness.run.server", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--listen", metavar="SOCKET", type=Path,
-                        help="serve every sweep run with HARNESS_RUN_SERVER=SOCKET whose runs start like this "
-                             "server's, until Ctrl-C or SIGTERM (without it: the sweep that started it)")
-    parser.add_argument("--backend", choices=sorted(BACKENDS), default="tensorflow",
-                        help="with --listen: the Keras backend of the runs it serves (default: tensorflow)")
-    parser.add_argument("--device", choices=("cpu", "gpu"), default="cpu",
-                        help="with --listen: the device of the runs it serves (default: cpu)")
-    parser.add_argument("--threads", type=int, default=0, help="with --listen and --backend jax: the runs' "
-                        "threads setting (default 0: the backend's own)")
-    parser.add_argument("--detach", action="store_true",
-                        help="with --listen: return once the server listens, leaving it in the background "
-                             "(its log: SOCKET.log)")
-    parser.add_argument("--stop", metavar="SOCKET", type=Path, help="stop the server listening on SOCKET")
+    parser = options_parser()
     args = parser.parse_args(argv)
     if args.stop is not None:
         sys.exit(stop_listening(args.stop))
