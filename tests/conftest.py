@@ -231,16 +231,23 @@ def save_application_weights(name: str, path: Path, image_size: int = 32, **opti
     return path
 
 
-def readme_block(starting: str, fence: str = "```") -> str:
-    """The text of the README's code block that starts with ``starting``, as the README prints it."""
-    readme = (REPO / "README.md").read_text()
-    start = readme.index(starting)
-    return readme[start:readme.index(fence, start)]
+DOC_PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+"""Every page a user reads: the README and the documentation site's pages."""
 
 
-def shell(command: str, cwd: Path, **extra: str) -> subprocess.CompletedProcess:
+def doc_block(starting: str, fence: str = "```") -> str:
+    """The text of the docs' code block that starts with ``starting``, as the pages print it (where several
+    pages show it, they must show the same text: a copy that drifted would go untested)."""
+    blocks = {text[text.index(starting):text.index(fence, text.index(starting))]
+              for text in (page.read_text() for page in DOC_PAGES) if starting in text}
+    assert len(blocks) == 1, f"{starting!r} is shown {'differently on several pages' if blocks else 'nowhere'}"
+    return blocks.pop()
+
+
+def shell(command: str, cwd: Path, warm_server: bool = True, **extra: str) -> subprocess.CompletedProcess:
     """``command`` as a user types it in bash, with this environment's ``python`` first on the PATH."""
-    env = harness_env(cwd, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}", **extra)
+    env = harness_env(cwd, warm_server, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                      **extra)
     return subprocess.run(["bash", "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=1800)
 
 

@@ -13,9 +13,9 @@ import pytest
 
 from tests.conftest import (
     compose_config,
+    doc_block,
     harness_env,
     read_archive,
-    readme_block,
     results_under,
     run_harness,
     shell,
@@ -85,7 +85,7 @@ def readme_lab(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("readme")
     (root / "mylab").mkdir()
     (root / "mylab" / "__init__.py").write_text("")
-    models, data = readme_block("# mylab/models.py").split("# mylab/data.py")
+    models, data = doc_block("# mylab/models.py").split("# mylab/data.py")
     (root / "mylab" / "models.py").write_text(models)
     (root / "mylab" / "data.py").write_text(data)
     return root
@@ -93,7 +93,7 @@ def readme_lab(tmp_path_factory) -> Path:
 
 def test_your_own_model_and_data_sweep_like_the_built_in_ones_and_your_code_is_in_the_run_key(readme_lab):
     # the README's command, exactly as printed, on the README's code
-    command = readme_block("PYTHONPATH=. python -m harness -m model=custom").strip()
+    command = doc_block("PYTHONPATH=. python -m harness -m model=custom").strip()
     done = shell(command, readme_lab)
     assert done.returncode == 0, done.stdout + done.stderr
     runs = results_under(readme_lab / "multirun")

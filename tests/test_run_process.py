@@ -16,8 +16,8 @@ from pathlib import Path
 from tests.conftest import (
     FAST,
     REPO,
+    doc_block,
     harness_env,
-    readme_block,
     results_under,
     run_harness,
     shell,
@@ -184,7 +184,7 @@ def test_a_warm_server_started_plainly_serves_default_cpu_sweeps():
 
 
 def test_the_readmes_warm_server_commands_as_printed(tmp_path):
-    command = readme_block("python -m harness.run.server --listen").strip()
+    command = doc_block("python -m harness.run.server --listen").strip()
     done = shell(command, tmp_path, HOME=str(tmp_path))  # its socket under this test's ~/.cache
     assert done.returncode == 0, done.stdout + done.stderr
     socket_path = tmp_path / ".cache" / "harness" / "run-server.sock"

@@ -1,0 +1,128 @@
+"""The documentation cannot drift from the code: the reference pages are what the code generates, the site
+builds with ``mkdocs build --strict``, every command the pages show passes the harness's own checks, the
+first sweep a newcomer runs prints what the page shows, and the README quotes the example report as it is."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import DOC_PAGES, REPO, doc_block, harness_env, shell
+
+spec = importlib.util.spec_from_file_location("generate_reference", REPO / "docs" / "generate_reference.py")
+generator = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+spec.loader.exec_module(generator)  # type: ignore[union-attr]
+
+
+def test_the_reference_pages_are_what_the_code_generates():
+    for name, text in generator.generate().items():
+        committed = (REPO / "docs" / "reference" / name).read_text()
+        assert committed == text, f"docs/reference/{name} is stale: run python docs/generate_reference.py"
+
+
+def test_every_setting_result_field_and_option_has_its_entry():
+    from harness import results
+    from harness.config.schema import SCHEMAS, Config, TargetConfig
+    from harness.report import compare, pages
+    from harness.run import server
+
+    settings = (REPO / "docs" / "reference" / "settings.md").read_text()
+    groups = [f.name for f in fields(Config) if f.type == "Any"]
+    keys = [f"`{f.name}`" for f in fields(Config) if f.name not in (*groups, "target")]
+    keys += [f"`target.{f.name}`" for f in fields(TargetConfig)]
+    keys += [f"`{group}.{f.name}`" for group in groups for schema in SCHEMAS[group].values() for f in fields(schema)]
+    assert [key for key in keys if f"| {key} |" not in settings] == []
+    fields_page = (REPO / "docs" / "reference" / "results.md").read_text()
+    assert [k for k in results.result_fields() if f"| `{k}` |" not in fields_page] == []
+    cli = (REPO / "docs" / "reference" / "cli.md").read_text()
+    options = [o for m in (pages, compare, server) for a in m.options_parser()._actions for o in a.option_strings]
+    assert [o for o in options if o not in cli] == []
+
+
+@dataclass
+class Toy:
+    documented: int = 1
+    """Says what it is."""
+    commented: int = 2  # says it in a comment
+    undocumented: int = 3
+
+
+def test_a_setting_without_its_sentence_stops_the_generator():
+    with pytest.raises(generator.UndocumentedError, match=r"Toy\.undocumented has no sentence"):
+        generator.attribute_docs(Toy)
+
+
+def test_the_docs_site_builds_strictly(tmp_path):
+    # strict: a broken link, a page missing from the site or a missing image fails the build
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(tmp_path / "site")],
+                          cwd=REPO, capture_output=True, text=True, env={**harness_env(tmp_path),
+                                                                        "NO_MKDOCS_2_WARNING": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "site" / "reference" / "settings" / "index.html").is_file()
+    assert (tmp_path / "site" / "example" / "effects.png").is_file()  # the real figure, served from reports/
+
+
+def test_the_readme_is_short_and_quotes_the_example_report_as_it_is():
+    readme = (REPO / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    quoted = [line.removeprefix("> ") for line in readme.splitlines() if line.startswith("> - ")]
+    report = (REPO / "reports" / "example" / "report.md").read_text().splitlines()
+    assert len(quoted) == 4 and all(line in report for line in quoted)
+
+
+def shown_commands() -> list[tuple[str, str]]:
+    """Every ``python -m harness`` command in the pages' shell blocks: (page, its arguments)."""
+    commands = []
+    for page in DOC_PAGES:
+        for block in re.findall(r"```(?:bash|text|)\n(.*?)```", page.read_text(), re.S):
+            for line in block.replace("\\\n", " ").splitlines():
+                code = line.strip().removeprefix("$ ").split("  #")[0]
+                if re.match(r"^(pip install [^&]*&& )?(\S+=\S+ )*python -m harness -m |^python -m harness$", code):
+                    commands.append((page.relative_to(REPO).as_posix(), code.split("python -m harness", 1)[1]))
+    return commands
+
+
+@pytest.mark.parametrize(("page", "arguments"), shown_commands(), ids=lambda text: " ".join(text.split()))
+def test_every_sweep_the_docs_show_passes_the_harness_checks(page, arguments):
+    # the checks a sweep makes before Hydra composes anything: grammar, groups and options, plugins, setting
+    # names and types; a setting renamed or an option removed fails here, on the page that shows it
+    from harness.config.presets import register_experiments
+    from harness.config.schema import register_configs
+    from harness.config.validate import check_arguments
+
+    register_configs()
+    check_arguments(shlex.split(arguments.replace("$HOME", "/home/user")), register_experiments())
+
+
+@pytest.mark.slow
+def test_the_first_sweep_prints_what_getting_started_shows(tmp_path):
+    command = doc_block("python -m harness -m optimizer=adam,rmsprop\n").strip()
+    done = shell(command, tmp_path, warm_server=False)  # a newcomer's sweep starts its own run server
+    assert done.returncode == 0, done.stdout + done.stderr
+    shown = doc_block("[1/2] adam transfer=off").strip().splitlines()
+    printed = [line for line in done.stdout.splitlines() if not line.startswith(" ")]
+
+    def shape(line: str) -> str:  # numbers and paths vary from run to run; the words may not
+        return re.sub(r"\d+(\.\d+)?", "N", re.sub(r"/\S+", "PATH", line))
+
+    assert [shape(line) for line in printed] == [shape(line) for line in shown]
+    report = Path(printed[-1].removeprefix("report: "))
+    again = shell(f"python -m harness.report multirun/{report.parent.name}", tmp_path)  # Next: rebuild it
+    assert again.returncode == 0 and again.stdout.strip().endswith("index.html"), again.stderr
+
+
+def test_a_command_whose_setting_was_renamed_fails_that_check():
+    from harness.config.presets import register_experiments
+    from harness.config.schema import register_configs
+    from harness.config.validate import ConfigError, check_arguments
+
+    register_configs()
+    with pytest.raises(ConfigError, match="optimizer.lr_scal is not a setting of optimizer=adam"):
+        check_arguments(["-m", "optimizer=adam", "optimizer.lr_scal=0.1,1"], register_experiments())
