@@ -89,6 +89,7 @@ class Result(TypedDict, total=False):
     cores_used: float  # fit_cpu_seconds / fit_seconds: the cores fit kept busy on average
     cpus_available: int  # the CPUs the run's process may run on (its affinity: a Slurm allocation, a cpuset)
     peak_rss_bytes: int  # the kernel's high-water mark of the run process's resident memory (ru_maxrss)
+    device_peak_memory_bytes: int | None  # the GPU's peak allocated memory, as the backend counts it (None: no GPU)
     cpu_energy_joules: float | None  # the CPU packages' RAPL counters over fit (None: no readable counter)
     gpu_energy_joules: float | None  # the run's GPU's NVML energy counter over fit (None: a CPU run, or no counter)
     energy_unmeasured: list[str]  # why a side has no energy figure (no RAPL in a VM, no NVML): never an estimate

@@ -141,6 +141,11 @@ def test_a_run_that_holds_a_large_array_shows_it_in_its_peak_memory_and_every_ru
         assert (run["cpu_energy_joules"] or 0) > 0 or run["energy_unmeasured"][0].startswith("CPU: no readable RAPL")
     assert "energy during fit: CPU packages median" in page or "energy not measured: CPU: no readable RAPL" in page
     assert "input_share" not in plain and "input_share" not in holding  # input_check=auto: arrays are not timed
+    assert plain["device_peak_memory_bytes"] is None  # a CPU run: no GPU memory to count
+    # the report's resources section judges the swept setting on memory (one pair: too few to tell, but said)
+    assert "## Resources" in page and "dataset._target_=mylab.data.load_holding_300_mib vs mylab.data.load: peak " \
+        "memory ×" in page
+    assert (Path(done.stdout.splitlines()[-1].removeprefix("report: ")).parent / "figures" / "resources.png").is_file()
 
 
 def test_a_keyword_your_function_does_not_take_is_one_line_before_training(lab):

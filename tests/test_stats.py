@@ -565,3 +565,55 @@ def test_the_smallest_callable_change_is_exact_and_none_where_no_p_value_can_pas
         for boundary in (math.log(slower), math.log(faster)):
             assert stats.signed_rank_p(centred + boundary * 1.001) <= stats.ALPHA / family
             assert stats.signed_rank_p(centred + boundary * 0.999) > stats.ALPHA / family
+
+
+def _resource_runs(seeds: int = 8) -> pd.DataFrame:
+    """precision=mixed_bfloat16 halves peak memory in every pair and leaves cores used alone (their ratio moves
+    up and down by the seed: no effect); threads=0 on 4 CPUs, 1.2 cores busy."""
+    rows = []
+    for seed in range(seeds):
+        for precision, peak in (("float32", 400.0), ("mixed_bfloat16", 200.0)):
+            rows.append({"optimizer": "adam", "transfer": "off", "early_stopping": "off", "device": "cpu",
+                         "precision": precision, "seed": seed, "status": "ok", "peak_rss_bytes": peak * 2**20,
+                         "cores_used": 1.2 * (1.05 if (seed + (precision == "float32")) % 2 else 0.95),
+                         "cpus_available": 4, "threads": 0, "cpu_energy_joules": None, "input_share": None})
+    return pd.DataFrame(rows)
+
+
+def test_resource_verdicts_judge_memory_and_cores_as_one_family_with_exact_answers():
+    from harness.cells import FACTORS
+    from harness.report.verdicts import resource_verdicts
+
+    judged = resource_verdicts(_resource_runs(), [*FACTORS, "precision"], {"precision": "float32"})
+    (sentence,) = judged.sentences  # energy measured nowhere: not in the sentence
+    assert sentence.startswith("precision=mixed_bfloat16 vs float32: peak memory ×0.50 (95% CI ×0.50 to ×0.50, "
+                               "8 pairs); cores used ×")
+    assert "CPU energy" not in sentence and "GPU" not in sentence
+    cores = sentence.split("cores used ")[1]
+    assert "not distinguishable from noise" in cores  # the seed's wobble, either way
+    assert judged.comparisons == 2 and "Holm" in judged.note
+    few = resource_verdicts(_resource_runs(seeds=3), [*FACTORS, "precision"], {"precision": "float32"})
+    assert "3 pairs: too few to tell" in few.sentences[0]
+
+
+def test_runs_that_leave_most_of_their_cores_idle_are_named_and_one_core_runs_never():
+    from harness.cells import FACTORS
+    from harness.report.pages import idle_cores_warnings
+
+    runs = _resource_runs(seeds=2)
+    (warning,) = idle_cores_warnings(runs, [*FACTORS, "precision"])
+    assert warning.startswith("Warning: 4 runs kept fewer than 50% of the cores they were given busy during fit "
+                              "(median 1.20 of 4), in 2 cells")
+    assert idle_cores_warnings(runs.assign(threads=2), [*FACTORS, "precision"]) == []  # 1.2 of 2 threads: busy
+    assert idle_cores_warnings(runs.assign(cpus_available=1), [*FACTORS, "precision"]) == []  # nothing to leave idle
+
+
+def test_the_resources_section_has_its_figure_and_is_left_out_for_results_without_resources(tmp_path):
+    from harness.cells import FACTORS
+    from harness.report.pages import resources_section
+
+    section = resources_section(_resource_runs(), [*FACTORS, "precision"], {"precision": "float32"}, tmp_path)
+    assert section is not None and section.figure == tmp_path / "resources.png" and section.figure.is_file()
+    assert section.text.startswith("Resources per run: peak memory of its process median 300 MiB")
+    old = _resource_runs().assign(peak_rss_bytes=None, cores_used=None, cpus_available=None)  # empty in the table
+    assert resources_section(old, [*FACTORS, "precision"], {"precision": "float32"}, tmp_path) is None

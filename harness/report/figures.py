@@ -223,3 +223,25 @@ def performance_profile(ratios: pd.DataFrame, path: Path, max_tau: float) -> Pat
              xlim=(1.0, max_tau), title=f"Performance profiles over {len(ratios)} problems")
     axes.legend(loc="lower right", fontsize="small")
     return _save(figure, path)
+
+
+def resources(runs: pd.DataFrame, cell_names: pd.Series, path: Path) -> Path | None:
+    """Per cell (``cell_names``, one per run), each ok run's peak memory (MiB) and the cores its fit kept
+    busy, beside the share of a steady epoch its input alone took where that was timed. ``None`` where no
+    run recorded its resources."""
+    ok = runs[(runs["status"] == "ok") & runs.get("peak_rss_bytes", pd.Series(dtype=float)).notna()]
+    if ok.empty or "cores_used" not in ok:
+        return None
+    data = ok.assign(cell=cell_names.loc[ok.index], peak_mib=ok["peak_rss_bytes"].astype(float) / 2**20)
+    panels = [("peak_mib", "peak memory of the run's process (MiB)"), ("cores_used", "cores kept busy during fit")]
+    if "input_share" in data and data["input_share"].notna().any():
+        panels.append(("input_share", "input alone / steady epoch"))
+    order = sorted(data["cell"].unique())
+    sns.set_theme(style="whitegrid")
+    figure, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 1.2 + 0.28 * len(order)),
+                                sharey=True, squeeze=False)
+    for ax, (column, label) in zip(axes[0], panels, strict=True):
+        sns.stripplot(data=data, x=column, y="cell", order=order, ax=ax, size=4, jitter=False)
+        ax.set(xlabel=label, ylabel="")
+    figure.suptitle("Resources per run (read at each run's boundaries)", y=1.0)
+    return _save(figure, path)

@@ -30,7 +30,7 @@ from harness.config.schema import TARGET_MODES
 from harness.report import figures, stability, stats, tuning
 from harness.report.profiles import MAX_TAU, profile_verdict, spans_workloads
 from harness.report.tables import factor_baselines, factor_columns, history_frame, results_frame
-from harness.report.verdicts import format_effect, optimizer_ranking, speed_verdicts, verdicts
+from harness.report.verdicts import format_effect, optimizer_ranking, resource_verdicts, speed_verdicts, verdicts
 from harness.result_files import collect_results, one_per_cell
 from harness.results import Result
 from harness.targets import RetargetError, described_targets, retarget
@@ -111,13 +111,17 @@ def resources_fact(runs: pd.DataFrame) -> str:
     run's process, and the cores its ``fit`` kept busy beside the CPUs it could use; nothing where no run
     recorded them (results from before they were)."""
     ok = runs[runs["status"] == "ok"]
-    peak = pd.to_numeric(ok["peak_rss_bytes"], errors="coerce").dropna() / 2**20
-    cores = pd.to_numeric(ok["cores_used"], errors="coerce").dropna()
+    nothing = pd.Series(dtype=float)
+    peak = pd.to_numeric(ok.get("peak_rss_bytes", nothing), errors="coerce").dropna() / 2**20
+    cores = pd.to_numeric(ok.get("cores_used", nothing), errors="coerce").dropna()
     if peak.empty or cores.empty:
         return ""
     text = (f"Resources per run: peak memory of its process median {peak.median():.0f} MiB (at most "
             f"{peak.max():.0f} MiB); cores kept busy during fit median {cores.median():.2f} (at most "
             f"{cores.max():.2f}) of {_values(ok, 'cpus_available')} available")
+    device = pd.to_numeric(ok.get("device_peak_memory_bytes", nothing), errors="coerce").dropna() / 2**20
+    if not device.empty:
+        text += f"; peak GPU memory median {device.median():.0f} MiB (at most {device.max():.0f} MiB)"
     text += energy_fact(ok)
     share = pd.to_numeric(ok["input_share"], errors="coerce").dropna()
     if not share.empty:
@@ -168,7 +172,6 @@ def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] =
         f"XLA (jit_compile): {_values(ran, 'jit_compile')}; threads per run: {_values(ran, 'threads')} "
         "(0 = TensorFlow's default).",
         data_loading_fact(runs),
-        resources_fact(runs),
     ]
     return Section("Setup", " ".join(fact for fact in facts if fact), table=stats.status_counts(runs))
 
@@ -190,6 +193,48 @@ def input_bound_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -
             f"input alone took most of a steady epoch (median share per cell: {cells}). The model waits on its "
             "data there: a faster input pipeline (caching, prefetching, more workers) would speed them; a faster "
             "device would not."]
+
+
+IDLE_CORES_SHARE = 0.5
+"""A run that kept fewer than this share of its cores busy during fit is said to have left them idle."""
+
+
+def idle_cores_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list[str]:
+    """A warning naming the cells whose runs kept fewer than ``IDLE_CORES_SHARE`` of the cores they were given
+    busy during fit (``threads``, else the CPUs the process could use; only where that is 2 or more): more
+    threads or cores would not make such a training faster."""
+    ok = runs[runs["status"] == "ok"]
+    if ok.empty or "cores_used" not in ok:
+        return []
+    threads = pd.to_numeric(ok.get("threads", pd.Series(float("nan"), index=ok.index)), errors="coerce")
+    given = threads.where(threads > 0, pd.to_numeric(ok.get("cpus_available"), errors="coerce"))
+    used = pd.to_numeric(ok["cores_used"], errors="coerce")
+    idle = ok[(given >= 2) & (used < IDLE_CORES_SHARE * given)]
+    if idle.empty:
+        return []
+    names = sorted({cell_name(row, factors) for _, row in idle.iterrows()})
+    return [f"Warning: {len(idle)} runs kept fewer than {IDLE_CORES_SHARE:.0%} of the cores they were given busy "
+            f"during fit (median {used.loc[idle.index].median():.2f} of {given.loc[idle.index].median():.0f}), in "
+            f"{len(names)} cells: {'; '.join(names[:5])}{f' and {len(names) - 5} more' if len(names) > 5 else ''}. "
+            "The training cannot use them (a small model or batch, or an input that makes it wait): more cores "
+            "will not make it faster."]
+
+
+def resources_section(runs: pd.DataFrame, factors: Sequence[str], baselines: dict,
+                      figure_dir: Path) -> Section | None:
+    """What the runs held and used, and what each swept setting changes of it (``resource_verdicts``);
+    ``None`` for results from before runs recorded their resources."""
+    judged_family = resource_verdicts(runs, factors, baselines)
+    names = runs.apply(lambda row: cell_name(row, factors), axis=1) if len(runs) else pd.Series(dtype=str)
+    figure = figures.resources(runs, names, figure_dir / "resources.png")
+    text = ("Peak memory, cores used and energy, read from counters each run keeps at its boundaries (never "
+            "sampled inside the timed training). Each swept setting's levels against its baseline, paired by every "
+            f"other factor and the seed. {judged_family.note}") if judged_family.sentences else ""
+    items = judged_family.sentences + idle_cores_warnings(runs, factors)
+    fact = resources_fact(runs)
+    if not (fact or items or figure):
+        return None
+    return Section("Resources", f"{fact} {text}".strip(), items, figure=figure)
 
 
 def setup_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list[str]:
@@ -420,6 +465,16 @@ def failure_sections(runs: pd.DataFrame, factors: Sequence[str]) -> list[Section
                     "sweep command retries every failed cell.", table=table)]
 
 
+def figure_sections(runs: pd.DataFrame, history: pd.DataFrame, cells: pd.DataFrame, figure_dir: Path) -> list[Section]:
+    """The figures of every sweep: learning curves, accuracy against training time, time to target per cell."""
+    plots = [
+        ("Learning curves", figures.learning_curves(history, figure_dir / "learning_curves.png")),
+        ("Accuracy against training time", figures.pareto(runs, stats.pareto_front(runs), figure_dir / "pareto.png")),
+        ("Time to target", figures.time_to_target_heatmap(cells, figure_dir / "time_to_target.png")),
+    ]
+    return [Section(title, figure=path) for title, path in plots if path is not None]
+
+
 def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, problems: list[str], *,
                    comet: str | None, figure_dir: Path, factors: Sequence[str] = FACTORS,
                    baselines: dict | None = None, cells: pd.DataFrame | None = None,
@@ -456,13 +511,9 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
     sections.append(setup_section(runs, sweep_label, factors))
     sections.append(effects_section(runs, effects, factors, baselines))
     sections += level_sections(runs, factors, baselines, figure_dir)
-    plots = [
-        ("Learning curves", figures.learning_curves(history, figure_dir / "learning_curves.png")),
-        ("Accuracy against training time", figures.pareto(runs, stats.pareto_front(runs), figure_dir / "pareto.png")),
-        ("Time to target", figures.time_to_target_heatmap(cells, figure_dir / "time_to_target.png")),
-    ]
-    sections += [Section(title, figure=path) for title, path in plots if path is not None]
+    sections += figure_sections(runs, history, cells, figure_dir)
     sections.append(cost_section(runs, factors))
+    sections += [section for section in [resources_section(runs, factors, baselines, figure_dir)] if section]
     sections.append(Section("Per cell", "Median over repeats with its exact 95 % interval (low, high; order "
                             f"statistics); empty: fewer than {stats.fewest_pairs()} repeats, too few to tell. Times "
                             "in seconds.", table=cells))

@@ -23,6 +23,7 @@ from harness.report.stats import (
     Effect,
     break_even_epochs,
     example_seeds,
+    factor_levels,
     fewest_pairs,
     judged,
     metric_values,
@@ -394,3 +395,32 @@ def speed_verdicts(runs: pd.DataFrame, factors: Sequence[str], baselines: dict) 
         found += [functools.partial(speed_verdict, runs, factor, level, base, factors=factors)
                   for level in levels if level != base]
     return judge_as_family(runs, found, factors)
+
+
+RESOURCE_METRICS = (("peak_rss_bytes", "peak memory"), ("device_peak_memory_bytes", "peak GPU memory"),
+                    ("cores_used", "cores used"), ("cpu_energy_joules", "CPU energy"),
+                    ("gpu_energy_joules", "GPU energy"))
+"""What a run held and used (its counters, read at its boundaries), as ratios level / baseline."""
+
+
+def resource_verdict(runs: pd.DataFrame, factor: str, level: object, baseline: object, measure: Measure) -> str:
+    """``level`` against ``baseline`` of ``factor`` on every resource fact both sides recorded; empty where
+    they share none (results from before the facts existed, or energy nowhere measured)."""
+    parts = []
+    for metric, label in RESOURCE_METRICS:
+        if metric not in runs or runs[metric].isna().all():
+            continue
+        effect = measure(factor, level, baseline, metric, "ratio")
+        if effect.pairs:
+            parts.append(f"{label} {described(effect)}")
+    return f"{factor}={level} vs {baseline}: {'; '.join(parts)}." if parts else ""
+
+
+def resource_verdicts(runs: pd.DataFrame, factors: Sequence[str], baselines: dict) -> Judged:
+    """A sentence per level of each swept factor against its baseline on memory, cores and energy, all
+    judged as one family (Holm): "mixed precision: peak GPU memory ×0.55" is a claim like any other."""
+    found: list[Sentence] = [functools.partial(resource_verdict, runs, factor, level, base)
+                             for factor in factors if factor in runs
+                             for level, base in factor_levels(runs, factor, baselines.get(factor))]
+    judged_family = judge_as_family(runs, found, factors)
+    return Judged([s for s in judged_family.sentences if s], judged_family.comparisons)

@@ -100,8 +100,8 @@ def log_end(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> Non
     finals = ("train_seconds", "time_to_target_seconds", "epochs_to_target", "best_val_accuracy",
               "test_accuracy", "test_loss", "epochs_run", "stopped_epoch", "first_epoch_seconds",
               "median_epoch_seconds", "samples_per_second", "data_seconds", "trainable_params", "frozen_params",
-              "fit_cpu_seconds", "cores_used", "cpus_available", "peak_rss_bytes", "cpu_energy_joules",
-              "gpu_energy_joules")
+              "fit_cpu_seconds", "cores_used", "cpus_available", "peak_rss_bytes", "device_peak_memory_bytes",
+              "cpu_energy_joules", "gpu_energy_joules")
     metrics = {k: result[k] for k in finals if isinstance(result.get(k), (int, float))
                and not isinstance(result.get(k), bool) and math.isfinite(result[k])}
     experiment.log_metrics(metrics)

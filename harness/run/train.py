@@ -291,7 +291,7 @@ def fit_stages(cfg: dict[str, Any], model: Any, extractor: Any, task: Any, resul
     ``extractor`` too. Both stages are training time (``fit_seconds``), and so is the recompilation between
     them; a head stage stopped by a NaN loss is not fine-tuned. Returns the per-epoch history (metrics,
     the epoch timer's seconds, the stage) and the early stopper (``None`` if off)."""
-    from harness.run import backbones, optimizers, streaming
+    from harness.run import backbones, device_memory, optimizers, streaming
 
     transfer = cfg["transfer"]
     fine_tune = transfer["enabled"] and transfer["fine_tune_layers"] > 0 and transfer["head_epochs"] < cfg["epochs"]
@@ -324,6 +324,7 @@ def fit_stages(cfg: dict[str, Any], model: Any, extractor: Any, task: Any, resul
     result["fit_cpu_seconds"] = time.process_time() - cpu_started
     result.update(counters.joules(energy_started, counters.read()), energy_unmeasured=counters.unmeasured)
     result["cores_used"] = result["fit_cpu_seconds"] / result["fit_seconds"] if result["fit_seconds"] > 0 else 0.0
+    result["device_peak_memory_bytes"] = device_memory.peak_bytes(cfg["backend"])
     clock.lap("fit")
     history = [{**{k: float(v[i]) for k, v in metrics.items()}, **timer.epochs[i], "stage": stages[i]}
                for i in range(len(timer.epochs))]
