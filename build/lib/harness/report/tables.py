@@ -1,0 +1,97 @@
+"""The report's tables of results: one row per run (``results_frame``) and one per epoch
+(``history_frame``), built from result files alone."""
+
+from __future__ import annotations
+
+import typing
+from typing import Any
+
+import pandas as pd
+
+from harness.cells import FACTORS
+from harness.results import Result, result_fields
+
+
+def _is_nested(annotation: Any) -> bool:
+    """A mapping, or a list of mappings (``history``): nested in a result, not a column."""
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    return origin is dict or (origin is list and bool(args) and typing.get_origin(args[0]) is dict)
+
+
+COLUMNS = tuple(name for name, annotation in result_fields().items() if not _is_nested(annotation))
+"""Columns of the runs table, in order: every field of the contract (``Result``) in its order but the nested
+ones (config, environment, history, factors, ...); absent values are empty."""
+
+ENVIRONMENT_COLUMNS = (
+    "cpu_model", "cpu_count", "gpu_names", "hostname", "backend", "keras", "tensorflow", "python", "threads",
+    "parallel_jobs", "jit_compile", "packages",
+)
+"""Facts from a result's ``environment`` that become columns too (conditions that shape timings)."""
+
+
+def history_frame(results: list[Result]) -> pd.DataFrame:
+    """One row per epoch of every ok run: ``run_key``, the factors, ``seed``, ``epoch``,
+    ``elapsed_train_seconds`` (training seconds so far, the x axis of learning curves), the epoch's
+    ``val_accuracy``, and its value of the run's target metric (``target_metric``, e.g. ``val_mae`` for a
+    regression; ``val_accuracy`` by default) as ``target_metric_value``."""
+    rows = []
+    for result in results:
+        if result.get("status") != "ok":
+            continue
+        identity = {"run_key": result["run_key"], **{f: result.get(f) for f in FACTORS}, "seed": result.get("seed")}
+        metric = result.get("target_metric") or "val_accuracy"
+        elapsed = 0.0
+        for epoch, record in enumerate(result.get("history") or [], start=1):
+            elapsed += record.get("train_seconds", 0.0)
+            rows.append({**identity, "epoch": epoch, "elapsed_train_seconds": elapsed,
+                         "val_accuracy": record.get("val_accuracy"), "target_metric": metric,
+                         "target_metric_value": record.get(metric)})
+    return pd.DataFrame(rows, columns=["run_key", *FACTORS, "seed", "epoch", "elapsed_train_seconds", "val_accuracy",
+                                       "target_metric", "target_metric_value"])
+
+
+def factor_columns(results: list[Result]) -> list[str]:
+    """The factors of a set of results: the article's four, then every other factor a result names in
+    its ``factors`` mapping (``harness.cells``), in first-seen order. Results written before results
+    carried ``factors`` have the article's four only."""
+    found = list(FACTORS)
+    for result in results:
+        found += [key for key in result.get("factors") or {} if key not in found]
+    return found
+
+
+def factor_baselines(results: list[Result]) -> dict[str, Any]:
+    """The baseline level of each factor beyond the article's four, as the results record it."""
+    found: dict[str, Any] = {}
+    for result in results:
+        for key, level in (result.get("factor_baselines") or {}).items():
+            found.setdefault(key, level)
+    return found
+
+
+def results_frame(results: list[Result]) -> pd.DataFrame:
+    """One row per run: ``COLUMNS`` (with every factor beyond the article's four after them, from each
+    result's ``factors``), the device's ``price_per_hour``, then ``ENVIRONMENT_COLUMNS``."""
+    extra = [key for key in factor_columns(results) if key not in COLUMNS]
+    at = COLUMNS.index(FACTORS[-1]) + 1
+    columns = [*COLUMNS[:at], *extra, *COLUMNS[at:]]
+    environment_columns = [col for col in ENVIRONMENT_COLUMNS if col not in columns]  # a swept backend: a factor
+    rows = []
+    for result in results:
+        row = {col: result.get(col) for col in COLUMNS}
+        row.update({key: (result.get("factors") or {}).get(key) for key in extra})
+        row["price_per_hour"] = ((result.get("config") or {}).get("device") or {}).get("price_per_hour")
+        environment = result.get("environment") or {}
+        for col in environment_columns:
+            value = environment.get(col)
+            if isinstance(value, dict):  # packages: "keras 3.5.0, numpy 2.1.0"
+                value = [f"{name} {version}" for name, version in value.items() if version is not None]
+            row[col] = ", ".join(value) if isinstance(value, list) else value
+        rows.append(row)
+    return pd.DataFrame(rows, columns=[*columns, "price_per_hour", *environment_columns])
+
+
+def table_factors(columns: list[str]) -> list[str]:
+    """The factor columns of a runs table (``runs.csv``) read back: ``results_frame`` puts them between
+    ``sweep_name`` and ``seed``."""
+    return columns[columns.index("sweep_name") + 1:columns.index("seed")]

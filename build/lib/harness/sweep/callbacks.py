@@ -1,0 +1,135 @@
+"""Hydra callbacks that frame a multirun: check every cell before the first trains, report after.
+
+``on_multirun_start`` composes every job of the sweep (as Hydra's basic sweeper will), validates each,
+and writes ``sweep.json`` (how many cells, for the progress lines). A bad value in cell 31 of 48 thus
+stops the sweep in its first seconds, with one line naming it. ``on_multirun_end`` builds the report;
+the same report is available on its own as ``python -m harness.report SWEEP_DIR``, since Hydra skips
+this callback when a job raises (jobs here catch their failures, so it normally runs).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from harness import cells
+from harness.cells import FACTORS, swept_factors
+from harness.comet_summary import comet_summary
+from harness.config.validate import ConfigError, validate
+from harness.interpreters import interpreter_path
+from harness.result_files import collect_results
+from harness.sweep import progress, run_process
+from harness.sweep.cell import run_env, will_train
+from harness.sweep.faults import stop_when_disk_full, sweep_places
+from harness.sweep.order import ordered_batches
+
+BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+HARNESS_SWEEPER = "hydra_plugins.harness_sweeper.harness_sweeper.HarnessSweeper"
+
+
+def sweep_job_overrides(config: DictConfig, as_listed: bool = False) -> list[list[str]] | None:
+    """The override list of every job the sweeper will launch, in the order it launches them, or
+    (``as_listed``) in the grid's order, each setting's levels as the command line lists them (for the
+    harness sweeper and Hydra's basic one; ``None`` for other sweepers, whose jobs are not known ahead)."""
+    sweeper = config.hydra.sweeper
+    target = sweeper.get("_target_")
+    if target not in (BASIC_SWEEPER, HARNESS_SWEEPER):
+        return None
+    params = sweeper.get("params") or {}
+    arguments = [f"{key}={value}" for key, value in params.items()] + list(config.hydra.overrides.task)
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    order, seed = (sweeper.order, sweeper.seed) if target == HARNESS_SWEEPER and not as_listed else ("grid", 0)
+    batches = ordered_batches(parser.parse_overrides(arguments), None, order, seed)
+    return [job for batch in batches for job in batch]
+
+
+def run_config(config: DictConfig, overrides: list[str]) -> dict[str, Any]:
+    """The resolved run config (Hydra's part removed) of the job with ``overrides`` in this sweep."""
+    return without_hydra(GlobalHydra.instance().config_loader().load_sweep_config(config, overrides))
+
+
+def without_hydra(job_cfg: DictConfig) -> dict[str, Any]:
+    """A composed job config as the run sees it: Hydra's part removed, the rest resolved."""
+    with_hydra_removed = OmegaConf.to_container(job_cfg, resolve=False)
+    with_hydra_removed.pop("hydra", None)  # type: ignore[union-attr]
+    return OmegaConf.to_container(OmegaConf.create(with_hydra_removed), resolve=True)  # type: ignore[return-value]
+
+
+def check_cell(plain: dict[str, Any], where: str = "") -> None:
+    """Exit 2 with one line if the run config ``plain`` is invalid, before anything trains."""
+    try:
+        validate(plain)
+    except ConfigError as err:
+        print(f"harness: error: {err}{where}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def prestart_run_server(config: DictConfig, configs: list[dict[str, Any]]) -> None:
+    """Start the run server of the sweep's first cell that will train now, if the runs will be forked in
+    this process (Hydra's basic launcher): it imports Keras while Hydra prepares the jobs. A sweep whose
+    cells are all reused or skipped (a resume of a finished sweep) starts none."""
+    if "BasicLauncher" not in str(config.hydra.launcher.get("_target_", "")):
+        return
+    for plain in configs:
+        if will_train(plain):
+            run_process.prestart(plain["run_process"], run_env(plain, online=False, threads=plain["threads"]),
+                                 interpreter_path(plain["python"]))
+            return
+
+
+class SweepCallbacks(Callback):
+    """Validate all cells before a multirun, write ``sweep.json``, and build the report after it."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        with stop_when_disk_full(sweep_places(config)):
+            self._start(config)
+
+    def _start(self, config: DictConfig) -> None:
+        jobs = sweep_job_overrides(config)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+        factors, baselines = list(FACTORS), {}
+        if jobs is not None:
+            configs = [run_config(config, overrides) for overrides in jobs]
+            for overrides, plain in zip(jobs, configs, strict=True):
+                check_cell(plain, f" (in cell: {' '.join(overrides)})")
+            factors = swept_factors(configs)
+            listed = [f for f in factors if f in cells.BASELINE_LISTED_FIRST]
+            first_listed = run_config(config, sweep_job_overrides(config, as_listed=True)[0]) if listed else None
+            baselines = cells.baselines(run_config(config, []), configs, factors, first_listed)
+            prestart_run_server(config, configs)
+        else:  # a search: its cells are drawn as it goes; check what the command line fixed
+            check_cell(run_config(config, list(config.hydra.overrides.task)))
+        trials = config.hydra.sweeper.get("n_trials")  # a search (Optuna) knows how many cells it will draw
+        progress.start_sweep(sweep_dir, jobs, factors=factors, baselines=baselines, name=str(config.sweep_name),
+                             total=int(trials) if isinstance(trials, int) else None)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        from harness.report.pages import render_report, sweep_label
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        run_process.finish_runs()  # runs still ending their Comet experiments: their archives, then the summary
+        results, problems = collect_results(sweep_dir)
+        try:
+            if not results:
+                raise FileNotFoundError(f"no result.json files under {sweep_dir}")
+            name = sweep_places(config).sweep_name
+            index = render_report(results, problems, sweep_label(sweep_dir), name, Path(config.reports_dir) / name)
+        except Exception as err:  # Hydra would only warn; the runs are safe, say how to retry the report
+            print(progress.summary(results, problems))
+            print(f"harness: error: the report failed ({type(err).__name__}: {err}); the results are kept: "
+                  f"rebuild it with `python -m harness.report {sweep_dir}`", file=sys.stderr)
+            raise SystemExit(1) from None
+        print(progress.summary(results, problems))
+        comet = comet_summary(results)
+        if comet:
+            print(comet)
+        print(f"report: {index.resolve()}")
+        if any(r["status"] in ("failed", "interrupted") for r in results):
+            raise SystemExit(1)  # the sweep finished, but not every cell did

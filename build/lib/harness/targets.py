@@ -1,0 +1,81 @@
+"""Time to target from a run's per-epoch history: one definition for the run that records it and for the
+report that judges a finished sweep for another target, without training (``retarget``).
+
+Imports neither Keras nor Hydra nor pandas: the report may use it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.config.schema import target_mode
+from harness.results import Result
+
+
+def time_to_target(history: list[dict[str, Any]], value: float, *, metric: str,
+                   mode: str) -> tuple[float | None, int | None]:
+    """Training seconds and epochs until the epoch ``metric`` first reaches ``value`` (``mode`` ``max``: at
+    least it; ``min``: at most it), counting each epoch's ``train_seconds``; ``(None, None)``: never."""
+    elapsed = 0.0
+    for number, epoch in enumerate(history, start=1):
+        elapsed += epoch["train_seconds"]
+        reached = epoch.get(metric)
+        if reached is not None and (reached >= value if mode == "max" else reached <= value):
+            return elapsed, number
+    return None, None
+
+
+def target_facts(history: list[dict[str, Any]], *, metric: str, value: float, mode: str) -> dict[str, Any]:
+    """What a result says about its target: the target itself (``mode`` resolved), time and epochs to it,
+    and the best epoch value of its metric (absent where no epoch recorded the metric)."""
+    resolved = target_mode(metric, mode)
+    seconds, epochs = time_to_target(history, value, metric=metric, mode=resolved)
+    facts: dict[str, Any] = {"target_metric": metric, "target_value": value, "target_mode": resolved,
+                             "target_accuracy": value if metric == "val_accuracy" else None,
+                             "time_to_target_seconds": seconds, "epochs_to_target": epochs}
+    recorded = [epoch[metric] for epoch in history if metric in epoch]
+    if recorded:  # the best value of the target's metric, whichever way it improves
+        facts["best_target_metric"] = (max if resolved == "max" else min)(recorded)
+    return facts
+
+
+def own_target(result: Result) -> tuple[str, float, str]:
+    """The target ``result`` was made for: metric, value and mode (results from before ``target`` existed
+    record only ``target_accuracy``: validation accuracy, at least it)."""
+    metric = result.get("target_metric") or "val_accuracy"
+    value = result.get("target_value", result.get("target_accuracy"))
+    return metric, value, result.get("target_mode") or target_mode(metric)
+
+
+def described_targets(results: list[Result]) -> str:
+    """The targets of the ok ``results`` in words: ``val_accuracy 0.9``."""
+    return ", ".join(sorted({f"{metric} {value:g}" for metric, value, _ in
+                             (own_target(r) for r in results if r.get("status") == "ok")}))
+
+
+class RetargetError(ValueError):
+    """A target that the results cannot be judged for (its metric not recorded)."""
+
+
+def retarget(results: list[Result], *, metric: str | None = None, value: float | None = None,
+             mode: str | None = None) -> list[Result]:
+    """``results`` judged for another target, from their histories alone: each ok result with its target
+    facts (``target_facts``) recomputed; ``metric``, ``value`` and ``mode`` default to each result's own
+    (a new ``metric`` without ``mode``: ``auto``). ``RetargetError`` (one line) where an ok run's history
+    does not record the metric."""
+    judged = []
+    for result in results:
+        if result.get("status") != "ok":
+            judged.append(result)
+            continue
+        own_metric, own_value, own_mode = own_target(result)
+        name = metric or own_metric
+        history = result.get("history") or []
+        if not any(name in epoch for epoch in history):
+            recorded = sorted({key for epoch in history for key in epoch
+                               if key.startswith("val_") and key != "val_seconds"})  # metrics, not the timer's
+            raise RetargetError(f"target.metric={name} is not in the history of run {result['run_key']}; "
+                                f"valid: {', '.join(recorded) or 'none recorded'}")
+        how = mode or ("auto" if metric else own_mode)
+        facts = target_facts(history, metric=name, value=own_value if value is None else value, mode=how)
+        judged.append({**result, **facts})
+    return judged
