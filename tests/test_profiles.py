@@ -78,3 +78,69 @@ def test_the_report_shows_the_profiles_of_a_sweep_over_two_datasets(tmp_path):
     page = (tmp_path / "report" / "report.md").read_text()
     assert "## Optimizers across workloads" in page and "AlgoPerf's score" in page
     assert (tmp_path / "report" / "figures" / "profiles.png").is_file() and index.is_file()
+
+
+def _two_workloads(effects: dict[str, float], seeds: int = 8, noise: float = 0.02, draw: int = 0) -> pd.DataFrame:
+    """transfer on/off on two datasets; ``effects``: transfer's true ratio of time to target on each; lognormal
+    noise of ``noise``, drawn from the generator seeded by ``draw``."""
+    rng = np.random.default_rng(draw)
+    rows = []
+    for dataset, ratio in effects.items():
+        for seed in range(seeds):
+            for transfer, factor in (("off", 1.0), ("on", ratio)):
+                rows.append({"optimizer": "adam", "transfer": transfer, "early_stopping": "off", "device": "cpu",
+                             "dataset": dataset, "seed": seed, "status": "ok", "reason": None,
+                             "time_to_target_seconds": 10.0 * factor * float(np.exp(rng.normal(0, noise)))})
+    return pd.DataFrame(rows)
+
+
+FACTORS_AND_DATASET = ["optimizer", "transfer", "early_stopping", "device", "dataset"]
+
+
+def test_a_reversal_across_workloads_is_said_as_such_never_as_no_effect():
+    from harness.report.stats import paired_effect
+    from harness.report.workloads import across_workloads
+
+    runs = _two_workloads({"digits": 0.5, "wine": 2.0})
+    pooled = paired_effect(runs, "transfer", "on", "off", metric="time_to_target_seconds", kind="ratio",
+                           factors=FACTORS_AND_DATASET)
+    assert 0.5 < pooled.estimate < 2.0  # pooled over both, the two effects average out
+    (comparison,) = across_workloads(runs, FACTORS_AND_DATASET)
+    assert (comparison.factor, comparison.level, comparison.baseline) == ("transfer", "on", "off")
+    assert comparison.effects["dataset=digits"].estimate == pytest.approx(0.5, rel=0.05)
+    assert comparison.effects["dataset=wine"].estimate == pytest.approx(2.0, rel=0.05)
+    assert comparison.statement().startswith("it reverses across workloads: faster beyond noise on dataset=digits, "
+                                             "slower beyond noise on dataset=wine")
+
+
+def test_an_effect_that_agrees_and_one_that_no_workload_can_tell():
+    from harness.report.workloads import across_workloads
+
+    (agrees,) = across_workloads(_two_workloads({"digits": 0.5, "wine": 0.5}), FACTORS_AND_DATASET)
+    assert agrees.statement() == "it agrees across workloads: faster beyond noise on every one"
+    (few,) = across_workloads(_two_workloads({"digits": 0.5, "wine": 2.0}, seeds=3), FACTORS_AND_DATASET)
+    assert all(e.too_few for e in few.effects.values())
+    assert few.statement().startswith("no workload tells it from noise")
+    assert across_workloads(_two_workloads({"digits": 0.5}), FACTORS_AND_DATASET) == []  # one workload: nothing
+
+
+def test_different_sizes_in_the_same_direction_are_a_difference_not_a_reversal():
+    from harness.report.workloads import across_workloads
+
+    (differs,) = across_workloads(_two_workloads({"digits": 0.3, "wine": 0.8}, seeds=12), FACTORS_AND_DATASET)
+    assert differs.spread_p <= 0.05
+    assert differs.statement().startswith("it agrees in direction (faster beyond noise on every one), but its size "
+                                          "differs between workloads beyond noise (spread test, Holm-adjusted p = ")
+
+
+def test_on_no_effect_anywhere_a_workload_is_rarely_called_and_a_reversal_almost_never():
+    from harness.report.workloads import across_workloads
+
+    sims, called, reversed_ = 60, 0, 0
+    for i in range(sims):
+        runs = _two_workloads({"digits": 1.0, "wine": 1.0}, seeds=8, noise=0.1, draw=100 + i)
+        (comparison,) = across_workloads(runs, FACTORS_AND_DATASET)
+        called += any(e.distinguishable for e in comparison.effects.values())
+        reversed_ += comparison.statement().startswith("it reverses")
+    assert called <= 0.05 * sims + 2  # Holm over the two workloads: family-wise 5 % (+2 for 60 draws' chance)
+    assert reversed_ <= 1

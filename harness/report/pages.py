@@ -27,7 +27,7 @@ import pandas as pd
 from harness.cells import FACTORS, overrides, sorted_levels
 from harness.comet_summary import comet_summary
 from harness.config.schema import TARGET_MODES
-from harness.report import figures, stability, stats, tuning
+from harness.report import figures, stability, stats, tuning, workloads
 from harness.report.profiles import MAX_TAU, profile_verdict, spans_workloads
 from harness.report.tables import factor_baselines, factor_columns, history_frame, results_frame
 from harness.report.verdicts import format_effect, optimizer_ranking, resource_verdicts, speed_verdicts, verdicts
@@ -410,6 +410,24 @@ def profile_sections(runs: pd.DataFrame, factors: Sequence[str], figure_dir: Pat
                     [sentence], ratios.reset_index(), figure)]
 
 
+def workload_sections(runs: pd.DataFrame, factors: Sequence[str], baselines: dict) -> list[Section]:
+    """Where the sweep spans workloads: each other factor's effect on time to target within each workload,
+    and whether it agrees, differs or reverses between them (``workloads.across_workloads``)."""
+    found = workloads.across_workloads(runs, factors, baselines)
+    items = [f"{c.factor}={c.level} vs {c.baseline}, time to target: "
+             + "; ".join(f"{name} {format_effect(effect)}" for name, effect in c.effects.items())
+             + f". So {c.statement()}." for c in found if any(e.pairs for e in c.effects.values())]
+    if not items:
+        return []
+    tested = sum(not e.too_few for c in found for e in c.effects.values())
+    return [Section("Effects per workload", "Each setting's levels against its baseline within each workload (every "
+                    f"combination of {', '.join(workloads.workload_factors(factors))}), paired by every other factor "
+                    f"and the seed; the {tested} comparisons with enough pairs are judged as one family (Holm), and "
+                    "whether a ratio's size differs between workloads by a permutation test of its spread. A pooled "
+                    "effect elsewhere in this report averages over workloads; this section says where it holds.",
+                    items)]
+
+
 def tuning_sections(runs: pd.DataFrame, factors: Sequence[str], figure_dir: Path) -> list[Section]:
     """Where the sweep compares optimizers over a learning-rate grid: the fair verdict (``tuning``) and
     the learning-rate sensitivity curves; nothing otherwise."""
@@ -505,6 +523,7 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
                                 f"which the setting has saved more than it cost. {speed.note}", speed.sentences))
     sections += tuning_sections(runs, factors, figure_dir)
     sections += profile_sections(runs, factors, figure_dir)
+    sections += workload_sections(runs, factors, baselines)
     sections.append(measurement_section(runs, factors))
     if problems:
         sections.append(Section("Skipped result files", "These were left out:", problems))
