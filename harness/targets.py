@@ -5,6 +5,7 @@ Imports neither Keras nor Hydra nor pandas: the report may use it."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from harness.config.schema import target_mode
@@ -79,3 +80,58 @@ def retarget(results: list[Result], *, metric: str | None = None, value: float |
         facts = target_facts(history, metric=name, value=own_value if value is None else value, mode=how)
         judged.append({**result, **facts})
     return judged
+
+
+AUTO_REFERENCE = "adam"
+"""The optimizer whose runs set an ``auto`` target (AlgoPerf sets its targets from a reference optimizer's runs)."""
+AUTO_REACHED = 0.8
+"""An ``auto`` target is the best value that this share of the reference optimizer's runs reached."""
+WORKLOAD_PREFIXES = ("dataset", "model")
+"""What makes another workload: the dataset, the model, and any setting under either."""
+
+
+def workload_of(result: Result) -> str:
+    """The workload a result belongs to, in words: its dataset and model, and every swept setting under them."""
+    swept = {key: value for key, value in (result.get("factors") or {}).items()
+             if key.split(".")[0] in WORKLOAD_PREFIXES and key not in WORKLOAD_PREFIXES}
+    parts = {"dataset": result.get("dataset"), "model": result.get("model"), **swept}
+    return " ".join(f"{key}={value}" for key, value in parts.items())
+
+
+def auto_targets(results: list[Result], metric: str | None = None,
+                 mode: str | None = None) -> dict[str, tuple[str, float, str]]:
+    """Per workload (``workload_of``), a target derived from the runs themselves: the best value of the target
+    metric that at least ``AUTO_REACHED`` of the ``AUTO_REFERENCE`` optimizer's ok runs reached within their budget (of
+    every optimizer's, where the sweep has no such run). ``metric`` and ``mode`` default to each run's own.
+    Returns workload -> (metric, value, mode); a workload whose runs never recorded the metric is left out."""
+    by_workload: dict[str, list[Result]] = {}
+    for result in results:
+        if result.get("status") == "ok":
+            by_workload.setdefault(workload_of(result), []).append(result)
+    targets = {}
+    for workload, runs in sorted(by_workload.items()):
+        reference = [r for r in runs if r.get("optimizer") == AUTO_REFERENCE] or runs
+        own_metric, _, own_mode = own_target(reference[0])
+        name = metric or own_metric
+        how = target_mode(name, mode or ("auto" if metric else own_mode))
+        bests = sorted(best for best in ((max if how == "max" else min)(
+            (e[name] for e in r.get("history") or [] if name in e), default=None) for r in reference)
+            if best is not None)
+        if not bests:
+            continue
+        if how == "min":
+            bests.reverse()  # worst first, as for a maximised metric
+        reached_by = math.ceil(AUTO_REACHED * len(bests) - 1e-9)  # runs that must reach it: at least the share
+        targets[workload] = (name, bests[len(bests) - reached_by], how)
+    return targets
+
+
+def retarget_auto(results: list[Result], metric: str | None = None,
+                  mode: str | None = None) -> tuple[list[Result], dict[str, tuple[str, float, str]]]:
+    """``results`` judged for each workload's ``auto_targets``, with those targets."""
+    targets = auto_targets(results, metric, mode)
+    judged = []
+    for result in results:
+        chosen = targets.get(workload_of(result)) if result.get("status") == "ok" else None
+        judged += retarget([result], metric=chosen[0], value=chosen[1], mode=chosen[2]) if chosen else [result]
+    return judged, targets

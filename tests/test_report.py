@@ -165,8 +165,40 @@ def test_a_finished_sweep_is_judged_for_another_target_without_training(sweep_di
     assert set(runs.loc[runs["status"] == "ok", "target_value"]) == {0.95}
     assert main([str(sweep_dir), "--out", str(tmp_path / "bad"), "target.valeu=0.95"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "harness.report: error: target.valeu=0.95 is not a target setting; valid: target.value=NUMBER, "
+        "harness.report: error: target.valeu=0.95 is not a target setting; valid: target.value=NUMBER|auto, "
         "target.metric=NAME (e.g. val_loss), target.mode=auto|max|min"]
+
+
+def _made(optimizer: str, bests: list[float], metric: str = "val_accuracy", dataset: str = "digits") -> list[dict]:
+    """Ok results whose histories reach ``bests`` (one run each) in their last epoch."""
+    return [{"status": "ok", "optimizer": optimizer, "dataset": dataset, "model": "small_cnn", "run_key": f"{i}",
+             "target_metric": metric, "target_value": 0.5, "target_mode": "max" if metric == "val_accuracy" else "min",
+             "history": [{"train_seconds": 1.0, metric: 0.0 if metric == "val_accuracy" else 9.0},
+                         {"train_seconds": 1.0, metric: best}]} for i, best in enumerate(bests)]
+
+
+def test_an_auto_target_is_what_most_of_adams_runs_reached_per_workload_with_exact_answers():
+    from harness.targets import auto_targets, retarget_auto
+
+    runs = _made("adam", [0.98, 0.90, 0.94, 0.96, 0.92]) + _made("sgd", [0.5, 0.6])
+    assert auto_targets(runs) == {"dataset=digits model=small_cnn": ("val_accuracy", 0.92, "max")}  # 4 of 5 reach it
+    errors = _made("adam", [0.5, 0.9, 0.7, 0.6, 0.8], metric="val_mae", dataset="wine")  # minimised
+    assert auto_targets(errors)["dataset=wine model=small_cnn"] == ("val_mae", 0.8, "min")  # 4 of 5 at most it
+    both = auto_targets(runs + errors)
+    assert set(both) == {"dataset=digits model=small_cnn", "dataset=wine model=small_cnn"}  # one per workload
+    assert auto_targets(_made("sgd", [0.7, 0.8, 0.9]))["dataset=digits model=small_cnn"][1] == 0.7  # no adam: all
+    judged, _ = retarget_auto(runs)
+    reached = [r["epochs_to_target"] for r in judged if r["optimizer"] == "adam"]
+    assert sorted(reached, key=lambda e: e is None) == [2, 2, 2, 2, None]
+
+
+def test_a_finished_sweep_judged_for_auto_targets_says_each_value(sweep_dir, tmp_path):
+    from harness.report.pages import main
+
+    assert main([str(sweep_dir), "--out", str(tmp_path / "auto"), "target.value=auto"]) == 0
+    page = (tmp_path / "auto" / "report.md").read_text()
+    assert "Judged after the fact for each workload's auto target, the best value that at least 80% of adam's runs " \
+           "(of all runs, where it has none) reached (dataset=digits model=small_cnn: val_accuracy >= " in page
 
 
 def test_re_targeting_a_real_sweep_agrees_with_runs_made_for_that_target(tmp_path):

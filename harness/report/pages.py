@@ -33,7 +33,7 @@ from harness.report.tables import factor_baselines, factor_columns, history_fram
 from harness.report.verdicts import format_effect, optimizer_ranking, resource_verdicts, speed_verdicts, verdicts
 from harness.result_files import collect_results, one_per_cell
 from harness.results import Result
-from harness.targets import RetargetError, described_targets, retarget
+from harness.targets import AUTO_REACHED, AUTO_REFERENCE, RetargetError, described_targets, retarget, retarget_auto
 
 DRIFT_WARNING = 0.05
 """Warn about drift when the fitted change over the sweep exceeds this and its CI excludes no change."""
@@ -649,8 +649,16 @@ def write_report(sweep_dir: Path, out_dir: Path | None = None, reports_root: Pat
     preface = ""
     if target:
         made = described_targets(results)
-        results = retarget(results, **target)
-        preface = (f"Judged after the fact for the target {described_targets(results)} (set with "
+        if target.get("value") == "auto":
+            results, chosen = retarget_auto(results, target.get("metric"), target.get("mode"))
+            said = "; ".join(f"{workload}: {metric} {'<=' if how == 'min' else '>='} {value:.4g}"
+                             for workload, (metric, value, how) in chosen.items())
+            judged_for = (f"each workload's auto target, the best value that at least {AUTO_REACHED:.0%} of "
+                          f"{AUTO_REFERENCE}'s runs (of all runs, where it has none) reached ({said})")
+        else:
+            results = retarget(results, **target)
+            judged_for = f"the target {described_targets(results)}"
+        preface = (f"Judged after the fact for {judged_for} (set with "
                    f"{' '.join(f'target.{k}={v}' for k, v in target.items())}), from each run's per-epoch history: "
                    f"its runs were made for {made}, and no run was trained again.")
     results, dropped = one_per_cell(results)
@@ -713,11 +721,13 @@ def parse_target(text: str) -> tuple[str, Any]:
     """``target.value=0.95`` -> ``("value", 0.95)``; ``ValueError`` with one line naming what is valid."""
     key, _, value = text.partition("=")
     name = key.removeprefix("target.")
-    valid = "target.value=NUMBER, target.metric=NAME (e.g. val_loss), target.mode=auto|max|min"
+    valid = "target.value=NUMBER|auto, target.metric=NAME (e.g. val_loss), target.mode=auto|max|min"
     if not key.startswith("target.") or name not in TARGET_KEYS or not value:
         raise ValueError(f"{text} is not a target setting; valid: {valid}")
     if name == "mode" and value not in TARGET_MODES:
         raise ValueError(f"{text} is invalid; valid: target.mode={'|'.join(TARGET_MODES)}")
+    if name == "value" and value == "auto":
+        return name, value  # each workload's own, from its runs (targets.auto_targets)
     try:
         return name, TARGET_KEYS[name](value)
     except ValueError:
@@ -731,7 +741,8 @@ def options_parser() -> argparse.ArgumentParser:
     options.add_argument("sweep_dir", type=Path, help="a sweep folder (e.g. multirun/<sweep>) with result.json files")
     options.add_argument("--out", type=Path, default=None, help="output folder (default: reports/<sweep name>)")
     options.add_argument("target", nargs="*", metavar="target.KEY=VALUE",
-                         help="judge the sweep for another target, without training: target.value=0.95, "
+                         help="judge the sweep for another target, without training: target.value=0.95 "
+                              "(auto: each workload's, the best value at least 80%% of adam's runs reached), "
                               "target.metric=val_loss, target.mode=min")
     options.add_argument("--price", action="append", default=[], metavar="DEVICE=USD_PER_HOUR",
                          help="re-cost the sweep at this price per hour for a device (cpu or gpu), without "
