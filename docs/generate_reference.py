@@ -160,6 +160,8 @@ def settings_page() -> str:
         for schema in dict.fromkeys(SCHEMAS[group].values()):
             summary = " ".join((schema.__doc__ or "").split())
             parts += [f"### {schema.__name__}", "", summary, "", settings_table(schema, f"{group}.", CHOICES), ""]
+    parts += ["## `workload`", "", "A dataset and a model with their own target (`conf/workload/`): sweep `workload=` "
+              "to ask a question across workloads.", "", options_table(CONF_DIR / "workload", "workload"), ""]
     parts += ["## `experiment`", "", "Presets from `experiments/`: each overrides only what differs.", "",
               options_table(EXPERIMENTS_DIR, "experiment"), ""]
     parts += ["## `hparams_search`", "", options_table(CONF_DIR / "hparams_search", "hparams_search"), ""]

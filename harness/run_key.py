@@ -42,6 +42,8 @@ def run_key(cfg: dict[str, Any]) -> str:
     if isinstance(target, dict) and target["metric"] == "val_accuracy" and target["mode"] in ("auto", "max"):
         semantic["target_accuracy"] = target["value"]  # time to an accuracy: keyed as before `target` existed
         del semantic["target"]
+    if (cfg.get("tracking") or {}).get("system_metrics"):  # Comet's sampling threads shared the timed epochs
+        semantic["comet_system_metrics"] = True
     code = code_hashes(cfg)
     if code:  # the user's own model or data: editing their module retrains
         semantic["code"] = code

@@ -1,7 +1,9 @@
 """Optimizers across workloads: performance profiles and AlgoPerf's score with exact answers on hand-made
-runs tables, and the report's section on a synthetic sweep over two datasets."""
+runs tables, effects per workload (reversals said as such), and the across_workloads preset for real."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -15,6 +17,7 @@ from harness.report.profiles import (
     profile_verdict,
     spans_workloads,
 )
+from tests.conftest import results_under, run_harness
 
 FACTORS = ["optimizer", "dataset"]
 
@@ -144,3 +147,21 @@ def test_on_no_effect_anywhere_a_workload_is_rarely_called_and_a_reversal_almost
         reversed_ += comparison.statement().startswith("it reverses")
     assert called <= 0.05 * sims + 2  # Holm over the two workloads: family-wise 5 % (+2 for 60 draws' chance)
     assert reversed_ <= 1
+
+
+def test_the_across_workloads_preset_runs_each_workload_to_its_own_target(tmp_path):
+    # the preset, smaller: two optimizers, one seed, 3 epochs (the command line's sweep wins over the preset's)
+    done = run_harness(["-m", "experiment=across_workloads", "optimizer=adam,sgd", "seed=0", "epochs=3",
+                        "tracking=disabled"], cwd=tmp_path)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    runs = results_under(tmp_path / "multirun")
+    assert len(runs) == 8 and all(r["status"] == "ok" for r in runs), [r["reason"] for r in runs]
+    targets = {(r["dataset"], r["model"], r["config"]["dataset"].get("_target_")): (r["target_metric"],
+                                                                                   r["target_value"]) for r in runs}
+    assert targets == {("digits", "small_cnn", None): ("val_accuracy", 0.9),
+                       ("digits", "mobilenet_v2", None): ("val_accuracy", 0.7),
+                       ("custom", "custom", "harness.examples.tabular.wine"): ("val_accuracy", 0.9),
+                       ("custom", "custom", "harness.examples.tabular.diabetes"): ("val_mae", 0.65)}
+    page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    assert "## Optimizers across workloads" in page and "Across 4 problems" in page
+    assert "## Effects per workload" in page and "optimizer=sgd vs adam, time to target: " in page

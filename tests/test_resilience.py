@@ -246,3 +246,14 @@ def test_upgrading_a_backend_or_the_timing_rules_makes_its_results_retrain(monke
     monkeypatch.undo()
     monkeypatch.setattr(keys, "TIMING_VERSION", 2)  # the timing rules changed
     assert run_key(tensorflow) != before[1] and run_key(jax) != before[0]
+
+
+def test_comets_own_system_metrics_are_off_and_a_run_that_turns_them_on_is_keyed_apart():
+    from harness.run_key import run_key
+    from tests.conftest import compose_config
+
+    cfg = compose_config([])
+    assert cfg["tracking"]["system_metrics"] is False  # Comet's sampling threads stay out of the timed epochs
+    on = compose_config(["tracking.system_metrics=true"])
+    assert run_key(on) != run_key(cfg)  # its epochs shared the CPU with Comet's threads: not the same timing
+    assert run_key(compose_config(["tracking=offline"])) == run_key(cfg)  # where the data goes: the same run

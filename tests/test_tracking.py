@@ -126,3 +126,25 @@ def test_comet_failing_costs_the_run_its_tracking_not_its_result(tmp_path):
     [result] = results_under(tmp_path / "outputs")
     assert result["status"] == "ok" and result["epochs_run"] == 2
     assert result["comet"]["error"].startswith(("FileExistsError", "NotADirectoryError"))
+
+
+def test_comets_system_metrics_are_logged_only_when_asked_for(tmp_path, monkeypatch):
+    # a real offline experiment each way, read back from its archive: Comet's system details and sampling are
+    # in the archive with tracking.system_metrics=true, and absent by default (they run threads in the run)
+    import json
+    import zipfile
+
+    monkeypatch.setenv("COMET_DISABLE_AUTO_LOGGING", "1")
+    from harness.run import comet
+
+    record = {"factors": {"optimizer": "adam"}, "seed": 0, "sweep_name": "s"}
+    kinds = {}
+    for asked in (False, True):
+        tracking = {"mode": "offline", "offline_dir": str(tmp_path / str(asked)), "project_name": None,
+                    "workspace": None, "system_metrics": asked}
+        comet.start_experiment(tracking, record).end()
+        (archive,) = (tmp_path / str(asked)).glob("*.zip")
+        with zipfile.ZipFile(archive) as opened:
+            lines = opened.read("messages.json").decode().splitlines()
+        kinds[asked] = {json.loads(line).get("type") for line in lines if line.strip()}
+    assert "system_details" in kinds[True] and "system_details" not in kinds[False]

@@ -332,6 +332,10 @@ class TrackingConfig:
     """Where offline archives go, inside the sweep's folder."""
     connect_timeout_s: float = 5.0
     """How long the sweep's one check of Comet's server may take before going offline."""
+    system_metrics: bool = False
+    """Comet's own system metrics (CPU, GPU, memory, network and disk, sampled by threads inside the run's process
+    while it trains): off, since they cost CPU inside the timed epochs; the run records its resource facts from
+    counters at its boundaries instead. true: Comet samples too, and the run is keyed apart."""
 
 
 # --- the whole run ---------------------------------------------------------------------------------

@@ -50,10 +50,11 @@ def start_experiment(tracking: dict[str, Any], record: dict[str, Any]) -> comet_
     """
     if tracking["mode"] == "disabled":
         return None
+    system = bool(tracking.get("system_metrics", False))  # Comet's sampling threads: off unless asked for
     settings = {
         "log_code": False, "log_graph": False, "parse_args": False, "log_git_metadata": False,
-        "log_git_patch": False, "log_env_details": False, "log_env_gpu": False, "log_env_host": False,
-        "log_env_cpu": False, "log_env_network": False, "log_env_disk": False,
+        "log_git_patch": False, "log_env_details": system, "log_env_gpu": system, "log_env_host": system,
+        "log_env_cpu": system, "log_env_network": system, "log_env_disk": system,
         "auto_param_logging": False, "auto_metric_logging": False, "auto_log_co2": False,
         "auto_output_logging": None, "display_summary_level": 0,
         "name": experiment_name(record), "tags": experiment_tags(record),

@@ -50,7 +50,8 @@ def server_reachable(timeout_s: float) -> tuple[bool, str]:
 
 def resolve(cfg: dict[str, Any], sweep_dir: Path) -> dict[str, Any]:
     """The tracking settings a run gets: ``mode`` (online/offline/disabled), ``offline_dir``,
-    ``project_name``, ``workspace`` and ``fallback`` (why online became offline, or ``None``)."""
+    ``project_name``, ``workspace``, ``fallback`` (why online became offline, or ``None``) and
+    ``system_metrics`` (Comet's own sampling of CPU, GPU, host, network and disk)."""
     offline_dir = Path(cfg["offline_dir"])
     if not offline_dir.is_absolute():
         offline_dir = Path(sweep_dir).resolve() / offline_dir
@@ -64,7 +65,7 @@ def resolve(cfg: dict[str, Any], sweep_dir: Path) -> dict[str, Any]:
         if not ok:
             mode = "offline"
     return {"mode": mode, "offline_dir": str(offline_dir), "project_name": cfg["project_name"],
-            "workspace": cfg["workspace"], "fallback": fallback}
+            "workspace": cfg["workspace"], "fallback": fallback, "system_metrics": cfg.get("system_metrics", False)}
 
 
 def _connection_status(sweep_dir: Path, timeout_s: float) -> tuple[bool, str | None]:
