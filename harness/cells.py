@@ -26,6 +26,10 @@ from harness import user_code
 FACTORS = ("optimizer", "transfer", "early_stopping", "device")
 """The config groups (``harness.config.schema``) that make up the grid; their option ``name`` labels each run."""
 
+WORKLOAD_FACTORS = ("dataset", "model")
+"""Factors that make another workload, with any setting under them (``dataset._target_``, ``model.alpha``): a
+verdict across workloads judges within each, and each may have its own target."""
+
 NON_SEMANTIC_KEYS = (
     "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow", "rerun",
     "order", "optimized_metric", "run_process",

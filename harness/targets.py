@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from harness.cells import WORKLOAD_FACTORS
 from harness.config.schema import target_mode
 from harness.results import Result
 
@@ -86,14 +87,12 @@ AUTO_REFERENCE = "adam"
 """The optimizer whose runs set an ``auto`` target (AlgoPerf sets its targets from a reference optimizer's runs)."""
 AUTO_REACHED = 0.8
 """An ``auto`` target is the best value that this share of the reference optimizer's runs reached."""
-WORKLOAD_PREFIXES = ("dataset", "model")
-"""What makes another workload: the dataset, the model, and any setting under either."""
 
 
 def workload_of(result: Result) -> str:
     """The workload a result belongs to, in words: its dataset and model, and every swept setting under them."""
     swept = {key: value for key, value in (result.get("factors") or {}).items()
-             if key.split(".")[0] in WORKLOAD_PREFIXES and key not in WORKLOAD_PREFIXES}
+             if key.split(".")[0] in WORKLOAD_FACTORS and key not in WORKLOAD_FACTORS}
     parts = {"dataset": result.get("dataset"), "model": result.get("model"), **swept}
     return " ".join(f"{key}={value}" for key, value in parts.items())
 

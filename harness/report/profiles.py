@@ -16,15 +16,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from harness.cells import WORKLOAD_FACTORS
 from harness.report.stats import metric_values
 
 MAX_TAU = 4.0
 """How far the profile is integrated: AlgoPerf's ``max_tau``."""
 WITHIN = 1.25
 """The verdict's "close to the fastest": within ×1.25 of it."""
-WORKLOAD_FACTORS = ("dataset", "model")
-"""Factors that make another workload: a profile is drawn where one of them (or a setting under it, such as
-``dataset._target_``) varies in the sweep."""
 
 
 def spans_workloads(factors: Sequence[str]) -> bool:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.report.profiles import WORKLOAD_FACTORS
+from harness.cells import WORKLOAD_FACTORS
 from harness.report.stats import (
     ALPHA,
     INFINITE_LOG,

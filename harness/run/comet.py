@@ -50,7 +50,7 @@ def start_experiment(tracking: dict[str, Any], record: dict[str, Any]) -> comet_
     """
     if tracking["mode"] == "disabled":
         return None
-    system = bool(tracking.get("system_metrics", False))  # Comet's sampling threads: off unless asked for
+    system = bool(tracking["system_metrics"])  # Comet's sampling threads: off unless asked for
     settings = {
         "log_code": False, "log_graph": False, "parse_args": False, "log_git_metadata": False,
         "log_git_patch": False, "log_env_details": system, "log_env_gpu": system, "log_env_host": system,

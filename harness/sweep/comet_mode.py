@@ -65,7 +65,7 @@ def resolve(cfg: dict[str, Any], sweep_dir: Path) -> dict[str, Any]:
         if not ok:
             mode = "offline"
     return {"mode": mode, "offline_dir": str(offline_dir), "project_name": cfg["project_name"],
-            "workspace": cfg["workspace"], "fallback": fallback, "system_metrics": cfg.get("system_metrics", False)}
+            "workspace": cfg["workspace"], "fallback": fallback, "system_metrics": cfg["system_metrics"]}
 
 
 def _connection_status(sweep_dir: Path, timeout_s: float) -> tuple[bool, str | None]:
