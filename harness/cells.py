@@ -74,10 +74,12 @@ def _text(value: Any) -> str:
 def swept_factors(configs: list[dict[str, Any]]) -> list[str]:
     """The factors of a sweep of ``configs`` (resolved run configs, one per cell): the four article
     factors, then every group whose option differs between cells, then every other setting that
-    differs, in config order. A setting counts only where it differs between cells that picked the
-    same option in every group: ``optimizer=adam,sgd`` changes the learning rate with the option (that
-    is the optimizer factor, not a learning-rate one), and ``model=small_cnn,vgg16 transfer=on``
-    changes where the weights come from with the model.
+    differs, in config order (settings under ``WORKLOAD_FACTORS`` first). A setting counts only where it
+    differs between cells that picked the same option in every group and agree on every setting found
+    before it: ``optimizer=adam,sgd`` changes the learning rate with the option (that is the optimizer
+    factor, not a learning-rate one), ``model=small_cnn,vgg16 transfer=on`` changes where the weights come
+    from with the model, and a workload (``conf/workload/``) brings its target and loss with its
+    ``dataset._target_``.
 
     Example: ``optimizer=adam,sgd optimizer.learning_rate=0.1,0.01`` gives ``[optimizer, transfer,
     early_stopping, device, optimizer.learning_rate]``.
@@ -89,6 +91,7 @@ def swept_factors(configs: list[dict[str, Any]]) -> list[str]:
     found += [g for g in groups if g not in found and len({c[g]["name"] for c in configs}) > 1]
     flat = [flatten(c) for c in configs]
     keys = list(dict.fromkeys(key for f in flat for key in f))
+    keys.sort(key=lambda key: key.split(".")[0] not in WORKLOAD_FACTORS)  # what the workload is, before what it sets
     for key in keys:
         top = key.split(".")[0]
         if top in NOT_FACTORS or (top in groups and key.endswith(".name")):
@@ -96,7 +99,8 @@ def swept_factors(configs: list[dict[str, Any]]) -> list[str]:
         cells_by_option: dict[tuple[str, ...], set[str]] = {}
         for config, values in zip(configs, flat, strict=True):
             options = tuple(config[group]["name"] for group in groups)
-            cells_by_option.setdefault(options, set()).add(_text(values.get(key, _ABSENT)))
+            settings = tuple(_text(values.get(other, _ABSENT)) for other in found if other not in groups)
+            cells_by_option.setdefault((*options, *settings), set()).add(_text(values.get(key, _ABSENT)))
         if any(len(seen) > 1 for seen in cells_by_option.values()):
             found.append(key)
     return found
