@@ -91,7 +91,8 @@ def swept_factors(configs: list[dict[str, Any]]) -> list[str]:
     found += [g for g in groups if g not in found and len({c[g]["name"] for c in configs}) > 1]
     flat = [flatten(c) for c in configs]
     keys = list(dict.fromkeys(key for f in flat for key in f))
-    keys.sort(key=lambda key: key.split(".")[0] not in WORKLOAD_FACTORS)  # what the workload is, before what it sets
+    order = {top: rank for rank, top in enumerate(WORKLOAD_FACTORS)}  # what the workload is, before what it sets
+    keys.sort(key=lambda key: order.get(key.split(".")[0], len(order)))
     for key in keys:
         top = key.split(".")[0]
         if top in NOT_FACTORS or (top in groups and key.endswith(".name")):

@@ -142,10 +142,10 @@ def test_single_runs_and_old_results_keep_the_article_factors(tmp_path):
 def test_settings_a_workload_brings_with_it_are_not_factors_of_their_own():
     # each workload sets its dataset and model, and with them its target, loss and metrics: those vary only
     # together with dataset._target_, so they describe its levels rather than being factors to judge apart
-    workloads = ("digits_cnn", "digits_mobilenet", "wine_mlp", "diabetes_mlp")
+    workloads = ("digits_cnn", "digits_wide_cnn", "wine_mlp", "diabetes_mlp")
     configs = [compose_config([f"workload={name}", f"optimizer={optimizer}"])
                for name in workloads for optimizer in ("adam", "sgd")]
-    assert swept_factors(configs) == [*FACTORS, "dataset", "model", "dataset._target_"]
+    assert swept_factors(configs) == [*FACTORS, "dataset", "model", "dataset._target_", "model.dense_units"]
     # two settings swept independently stay two factors
     both = [compose_config([f"epochs={e}", f"batch_size={b}"]) for e in (1, 2) for b in (16, 64)]
     assert swept_factors(both) == [*FACTORS, "epochs", "batch_size"]

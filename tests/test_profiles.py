@@ -156,12 +156,11 @@ def test_the_across_workloads_preset_runs_each_workload_to_its_own_target(tmp_pa
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     runs = results_under(tmp_path / "multirun")
     assert len(runs) == 8 and all(r["status"] == "ok" for r in runs), [r["reason"] for r in runs]
-    targets = {(r["dataset"], r["model"], r["config"]["dataset"].get("_target_")): (r["target_metric"],
-                                                                                   r["target_value"]) for r in runs}
-    assert targets == {("digits", "small_cnn", None): ("val_accuracy", 0.9),
-                       ("digits", "mobilenet_v2", None): ("val_accuracy", 0.7),
-                       ("custom", "custom", "harness.examples.tabular.wine"): ("val_accuracy", 0.9),
-                       ("custom", "custom", "harness.examples.tabular.diabetes"): ("val_mae", 0.65)}
+    targets = {(r["config"]["dataset"].get("_target_") or r["dataset"], str(r["config"]["model"].get("conv_filters"))):
+               (r["target_metric"], r["target_value"]) for r in runs}
+    assert targets == {("digits", "[16, 32]"): ("val_accuracy", 0.9), ("digits", "[32, 64, 64]"): ("val_accuracy", 0.9),
+                       ("harness.examples.tabular.wine", "None"): ("val_accuracy", 0.9),
+                       ("harness.examples.tabular.diabetes", "None"): ("val_mae", 0.65)}
     page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
     assert "## Optimizers across workloads" in page and "Across 4 problems" in page
     assert "## Effects per workload" in page and "optimizer=sgd vs adam, time to target: " in page

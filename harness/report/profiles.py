@@ -34,9 +34,10 @@ def problem_times(runs: pd.DataFrame, factors: Sequence[str], solver: str = "opt
     """One row per problem (every factor but ``solver``), one column per ``solver`` level: the median time to
     target over the seeds (``inf``: missed in most, or no run there)."""
     times = metric_values(runs, "time_to_target_seconds")
-    judged = runs.loc[times.index].assign(_time=times)
     problem = [f for f in factors if f != solver]
-    table = judged.pivot_table(index=problem, columns=solver, values="_time", aggfunc="median", dropna=False)
+    judged = runs.loc[times.index, [*problem, solver]].assign(_time=times)
+    judged[problem] = judged[problem].astype(object).where(judged[problem].notna(), "null")  # a workload lacks it
+    table = judged.groupby([*problem, solver], sort=True)["_time"].median().unstack(solver)  # the problems swept only
     return table.fillna(np.inf)
 
 

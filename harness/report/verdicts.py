@@ -167,6 +167,13 @@ def target_phrase(runs: pd.DataFrame) -> str:
     its direction, ``val_mae <= 60`` (``target_metric``, ``target_value``; results from before these
     existed timed validation accuracy)."""
     metrics = runs["target_metric"].dropna().unique() if "target_metric" in runs else []
+    pairs = runs[["target_metric", "target_value"]].dropna().drop_duplicates() if "target_value" in runs else []
+    if len(pairs) > 1:  # a sweep across workloads (or over targets): no one number
+        from harness.config.schema import target_mode
+
+        said = [f"{metric} {'<=' if target_mode(metric) == 'min' else '>='} {value:g}"
+                for metric, value in sorted(pairs.itertuples(index=False))]
+        return f"their own targets ({', '.join(said)})"
     metric = str(metrics[0]) if len(metrics) else "val_accuracy"
     if metric == "val_accuracy":
         return f"{_target(runs):g} validation accuracy"

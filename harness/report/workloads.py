@@ -68,7 +68,8 @@ class AcrossWorkloads:
 
 
 def _workload_name(key: tuple, names: Sequence[str]) -> str:
-    return " ".join(f"{name}={value}" for name, value in zip(names, key, strict=True))
+    return " ".join(f"{name}={'null' if pd.isna(value) else value}" for name, value in zip(names, key, strict=True)
+                    if not pd.isna(value) or name.split(".")[0] != name)  # a setting this workload lacks: left out
 
 
 def across_workloads(runs: pd.DataFrame, factors: Sequence[str], baselines: dict | None = None,
