@@ -16,7 +16,9 @@ Prints, on this machine:
 4. **Training-loop overhead**: the harness's timed ``fit`` (epoch timer, NaN guard, log line, Comet
    logger on an offline experiment) against a bare ``model.fit`` of the same model on the same data,
    alternating in one process: the ratio of median steady epoch times with its CI.
-5. **Memory**: the run server's and the sweep process's RSS after ``--rss-runs`` short runs.
+5. **Resource facts**: the same fit with the run's counters read at its two ends (CPU time, energy, peak
+   memory) and without, alternating: steady epoch time and the whole fit, each as a ratio with its interval.
+6. **Memory**: the run server's and the sweep process's RSS after ``--rss-runs`` short runs.
 
 Timings on a shared machine drift (see the timing methodology, docs/explanation/timing.md): compare only numbers from
 one invocation, and read the CIs. The README quotes a run of this script with the machine it ran on.
@@ -284,6 +286,51 @@ def fit_overhead_section(repeats: int) -> None:
     print(f"steady epoch time (validation and every callback included), harness / bare: {ratio_ci(ratios)}")
 
 
+def facts_overhead_section(repeats: int) -> None:
+    """The resource facts: the same fit with the counters read at its two ends (CPU time, RAPL/NVML energy,
+    peak memory, the GPU's peak) and without, alternating: steady epoch time and the whole fit, as ratios."""
+    print("\n## Resource facts: the same fit with the counters read at its ends vs without (alternating)")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    from harness import hardware
+    from harness.run import data, device_memory, models, optimizers
+
+    cfg = composed_run(["epochs=15"])
+    task, _ = data.load_tasks(cfg["dataset"], Path(tempfile.mkdtemp()))
+
+    def fit(facts: bool) -> tuple[float, float]:
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(cfg["seed"])
+        model = models.build_classifier(models.build_feature_extractor(task.input_shape, cfg["model"]),
+                                        task.num_classes, cfg["model"], frozen=False)
+        model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"], jit_compile=cfg["jit_compile"])
+        marks: list[float] = []
+        clock = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: marks.append(time.perf_counter()),
+                                               on_train_end=lambda logs: marks.append(time.perf_counter()))
+        started = time.perf_counter()
+        if facts:  # as harness.run.train.fit_model reads them
+            counters = hardware.EnergyCounters(gpu_index=None)
+            energy, cpu = counters.read(), time.process_time()
+        model.fit(task.train.x, task.train.y, validation_data=(task.val.x, task.val.y), epochs=cfg["epochs"],
+                  batch_size=cfg["batch_size"], callbacks=[clock], verbose=0)
+        if facts:
+            counters.joules(energy, counters.read())
+            _ = time.process_time() - cpu, device_memory.peak_bytes(cfg["backend"])
+            hardware.process_memory_and_cpus()
+        return statistics.median(np.diff(marks)[1:]), time.perf_counter() - started
+
+    steady, whole = [], []
+    for repeat in range(repeats):
+        order = (True, False) if repeat % 2 == 0 else (False, True)
+        seconds = {facts: fit(facts) for facts in order}
+        steady.append(seconds[True][0] / seconds[False][0])
+        whole.append(seconds[True][1] / seconds[False][1])
+    print(f"steady epoch time, facts on / off: {ratio_ci(steady)}")
+    print(f"the whole fit, facts on / off: {ratio_ci(whole)}")
+
+
 def memory_section(work: Path, runs: int) -> None:
     print(f"\n## Memory over {runs} short runs (run_process=fork)")
     sweep = run_sweep([f"seed=range(0,{runs})", "epochs=1", "tracking=disabled"], work, watch_memory=True)
@@ -300,7 +347,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a 2-run grid instead of seed_grid (a smoke test)")
     parser.add_argument("--repeats", type=int, default=5, help="A/B pairs for the equivalence and fit checks")
     parser.add_argument("--rss-runs", type=int, default=100, help="short runs for the memory check")
-    parser.add_argument("--sections", default="sweeps,startup,equivalence,fit,memory",
+    parser.add_argument("--sections", default="sweeps,startup,equivalence,fit,facts,memory",
                         help="which parts to run, comma-separated (startup needs sweeps)")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
@@ -316,6 +363,8 @@ def main() -> None:
             equivalence_section(work, args.repeats)
         if "fit" in sections:
             fit_overhead_section(args.repeats)
+        if "facts" in sections:
+            facts_overhead_section(args.repeats)
         if "memory" in sections:
             memory_section(work, args.rss_runs)
 

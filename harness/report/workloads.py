@@ -68,8 +68,10 @@ class AcrossWorkloads:
 
 
 def _workload_name(key: tuple, names: Sequence[str]) -> str:
-    return " ".join(f"{name}={'null' if pd.isna(value) else value}" for name, value in zip(names, key, strict=True)
-                    if not pd.isna(value) or name.split(".")[0] != name)  # a setting this workload lacks: left out
+    """``dataset=digits model=small_cnn model.dense_units=128``: a setting this workload lacks is left out."""
+    shown = {name: int(value) if isinstance(value, float) and value.is_integer() else value
+             for name, value in zip(names, key, strict=True) if not pd.isna(value)}
+    return " ".join(f"{name}={value}" for name, value in shown.items())
 
 
 def across_workloads(runs: pd.DataFrame, factors: Sequence[str], baselines: dict | None = None,

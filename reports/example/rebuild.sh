@@ -4,6 +4,7 @@
 # The results came from:
 #   .                  python -m harness -m experiment=seed_grid seed=0,1,2 tracking=disabled
 #   tuned_optimizers/  python -m harness -m experiment=tuned_optimizers tracking=disabled
+#   across_workloads/  python -m harness -m experiment=across_workloads tracking=disabled seed=0,1,2,3,4,5
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 for archive in "$here"/results.tar.gz "$here"/*/results.tar.gz; do
