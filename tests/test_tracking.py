@@ -128,23 +128,28 @@ def test_comet_failing_costs_the_run_its_tracking_not_its_result(tmp_path):
     assert result["comet"]["error"].startswith(("FileExistsError", "NotADirectoryError"))
 
 
-def test_comets_system_metrics_are_logged_only_when_asked_for(tmp_path, monkeypatch):
-    # a real offline experiment each way, read back from its archive: Comet's system details and sampling are
-    # in the archive with tracking.system_metrics=true, and absent by default (they run threads in the run)
+def _message_types(archive: Path) -> set[str]:
+    """The kinds of message an offline archive holds (metrics, others, system details, ...)."""
     import json
     import zipfile
 
+    with zipfile.ZipFile(archive) as opened:
+        lines = opened.read("messages.json").decode().splitlines()
+    return {json.loads(line).get("type") for line in lines if line.strip()}
+
+
+def test_comets_system_metrics_are_logged_only_when_asked_for(offline_sweep, tmp_path, monkeypatch):
+    # by default a run's archive has no system details (Comet's sampling threads would run inside the timed
+    # epochs); a real offline experiment with tracking.system_metrics=true has them
+    cwd, _ = offline_sweep
+    ok = next(r for r in results_under(cwd / "multirun") if r["status"] == "ok")
+    assert "metric_msg" in _message_types(Path(ok["comet"]["archive"]))
+    assert "system_details" not in _message_types(Path(ok["comet"]["archive"]))
     monkeypatch.setenv("COMET_DISABLE_AUTO_LOGGING", "1")
     from harness.run import comet
 
-    record = {"factors": {"optimizer": "adam"}, "seed": 0, "sweep_name": "s"}
-    kinds = {}
-    for asked in (False, True):
-        tracking = {"mode": "offline", "offline_dir": str(tmp_path / str(asked)), "project_name": None,
-                    "workspace": None, "system_metrics": asked}
-        comet.start_experiment(tracking, record).end()
-        (archive,) = (tmp_path / str(asked)).glob("*.zip")
-        with zipfile.ZipFile(archive) as opened:
-            lines = opened.read("messages.json").decode().splitlines()
-        kinds[asked] = {json.loads(line).get("type") for line in lines if line.strip()}
-    assert "system_details" in kinds[True] and "system_details" not in kinds[False]
+    tracking = {"mode": "offline", "offline_dir": str(tmp_path), "project_name": None, "workspace": None,
+                "system_metrics": True}
+    comet.start_experiment(tracking, {"factors": {"optimizer": "adam"}, "seed": 0, "sweep_name": "s"}).end()
+    (archive,) = tmp_path.glob("*.zip")
+    assert "system_details" in _message_types(archive)
