@@ -410,20 +410,31 @@ def profile_sections(runs: pd.DataFrame, factors: Sequence[str], figure_dir: Pat
                     [sentence], ratios.reset_index(), figure)]
 
 
+def _in_family(effect: stats.Effect) -> str:
+    """``, beyond noise`` or ``, not told from noise (Holm-adjusted p = 0.31)``; nothing where too few to tell."""
+    if effect.too_few or math.isnan(effect.p_value):
+        return ""
+    if effect.distinguishable:
+        return ", beyond noise"
+    return f", not told from noise (Holm-adjusted p = {effect.p_adjusted:.2g})"
+
+
 def workload_sections(runs: pd.DataFrame, factors: Sequence[str], baselines: dict) -> list[Section]:
     """Where the sweep spans workloads: each other factor's effect on time to target within each workload,
     and whether it agrees, differs or reverses between them (``workloads.across_workloads``)."""
     found = workloads.across_workloads(runs, factors, baselines)
     items = [f"{c.factor}={c.level} vs {c.baseline}, time to target: "
-             + "; ".join(f"{name} {format_effect(effect)}" for name, effect in c.effects.items())
+             + "; ".join(f"{name} {format_effect(effect)}{_in_family(effect)}" for name, effect in c.effects.items())
              + f". So {c.statement()}." for c in found if any(e.pairs for e in c.effects.values())]
     if not items:
         return []
     tested = sum(not e.too_few for c in found for e in c.effects.values())
+    needs = (f"; with {tested} comparisons, one needs at least {stats.fewest_pairs(stats.ALPHA / tested)} pairs to "
+             "be told from noise" if tested else "")
     return [Section("Effects per workload", "Each setting's levels against its baseline within each workload (every "
                     f"combination of {', '.join(workloads.workload_factors(factors))}), paired by every other factor "
-                    f"and the seed; the {tested} comparisons with enough pairs are judged as one family (Holm), and "
-                    "whether a ratio's size differs between workloads by a permutation test of its spread. A pooled "
+                    f"and the seed; the {tested} comparisons with enough pairs are judged as one family (Holm){needs}; "
+                    "whether a ratio's size differs between workloads, by a permutation test of its spread. A pooled "
                     "effect elsewhere in this report averages over workloads; this section says where it holds.",
                     items)]
 
