@@ -223,6 +223,21 @@ def composed_run(overrides: list[str]) -> dict[str, Any]:
         return OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)  # type: ignore[return-value]
 
 
+def fresh_model(cfg: dict[str, Any], task: Any) -> Any:
+    """The default run's model, compiled as a run compiles it, in a cleared Keras session with the run's seed."""
+    import keras
+
+    from harness.run import models, optimizers
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(cfg["seed"])
+    model = models.build_classifier(models.build_feature_extractor(task.input_shape, cfg["model"]),
+                                    task.num_classes, cfg["model"], frozen=False)
+    model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=cfg["jit_compile"])
+    return model
+
+
 def fit_overhead_section(repeats: int) -> None:
     print("\n## Training loop: the harness's timed fit vs a bare Keras fit (alternating, one process)")
     os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
@@ -230,7 +245,7 @@ def fit_overhead_section(repeats: int) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from harness.run import data, models, optimizers
+    from harness.run import data
     from harness.run.train import fit_callbacks
 
     cfg = composed_run(["epochs=15"])
@@ -251,12 +266,7 @@ def fit_overhead_section(repeats: int) -> None:
             self.marks.append(time.perf_counter())
 
     def fit(harnessed: bool, offline_dir: str) -> float:
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(cfg["seed"])
-        model = models.build_classifier(models.build_feature_extractor(task.input_shape, cfg["model"]),
-                                        task.num_classes, cfg["model"], frozen=False)
-        model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], jit_compile=cfg["jit_compile"])
+        model = fresh_model(cfg, task)
         experiment = None
         if harnessed:
             import comet_ml
@@ -294,18 +304,13 @@ def facts_overhead_section(repeats: int) -> None:
     import keras
 
     from harness import hardware
-    from harness.run import data, device_memory, models, optimizers
+    from harness.run import data, device_memory
 
     cfg = composed_run(["epochs=15"])
     task, _ = data.load_tasks(cfg["dataset"], Path(tempfile.mkdtemp()))
 
     def fit(facts: bool) -> tuple[float, float]:
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(cfg["seed"])
-        model = models.build_classifier(models.build_feature_extractor(task.input_shape, cfg["model"]),
-                                        task.num_classes, cfg["model"], frozen=False)
-        model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), loss="sparse_categorical_crossentropy",
-                      metrics=["accuracy"], jit_compile=cfg["jit_compile"])
+        model = fresh_model(cfg, task)
         marks: list[float] = []
         clock = keras.callbacks.LambdaCallback(on_epoch_begin=lambda epoch, logs: marks.append(time.perf_counter()),
                                                on_train_end=lambda logs: marks.append(time.perf_counter()))
