@@ -161,6 +161,14 @@ def sorted_levels(levels: Iterable[Any]) -> list[Any]:
         (v for v in unique if not _is_number(v)), key=str)
 
 
+def read_back(value: Any) -> Any:
+    """A factor level as a table gives it back (runs.csv, a DataFrame): ``None`` for NaN, where the cell lacks
+    the setting (a workload without it), and a whole float as the int it was (a column with NaN is float)."""
+    if isinstance(value, float) and value != value:
+        return None
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def _shown(value: Any) -> str:
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 

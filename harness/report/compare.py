@@ -35,7 +35,7 @@ from scipy import stats as scipy_stats
 
 from harness.cells import NON_SEMANTIC_KEYS
 from harness.report import stats
-from harness.report.tables import ENVIRONMENT_COLUMNS, factor_columns, results_frame, table_factors
+from harness.report.tables import ENVIRONMENT_COLUMNS, cell_name, factor_columns, results_frame, table_factors
 from harness.result_files import collect_results, one_per_cell
 
 METRICS = (("median_epoch_seconds", "ratio", "steady epoch time"), ("train_seconds", "ratio", "train seconds"),
@@ -164,7 +164,7 @@ def match(before: Side, after: Side) -> Matching:
 
 
 def _cell_name(row: pd.Series, named: Sequence[str]) -> str:
-    return " ".join(f"{key}={row[key]}" for key in named) or "(the one cell)"
+    return cell_name(row, named) or "(the one cell)"
 
 
 def _metric(runs: pd.DataFrame, metric: str) -> np.ndarray:

@@ -29,7 +29,7 @@ from harness.comet_summary import comet_summary
 from harness.config.schema import TARGET_MODES
 from harness.report import figures, stability, stats, tuning, workloads
 from harness.report.profiles import MAX_TAU, profile_verdict, spans_workloads
-from harness.report.tables import factor_baselines, factor_columns, history_frame, results_frame
+from harness.report.tables import cell_name, factor_baselines, factor_columns, history_frame, results_frame
 from harness.report.verdicts import format_effect, optimizer_ranking, resource_verdicts, speed_verdicts, verdicts
 from harness.result_files import collect_results, one_per_cell
 from harness.results import Result
@@ -265,11 +265,6 @@ def setup_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list
         items.append(f"{reused.sum()} results were reused from earlier sweeps (resume), run on host(s) {hosts} "
                      "with this sweep's hardware; rerun=true retrains them.")
     return items
-
-
-def cell_name(row: pd.Series | dict, factors: Sequence[str] = FACTORS) -> str:
-    """A cell in words, from its factor columns: ``optimizer=adam transfer=off ...``."""
-    return " ".join(f"{factor}={row[factor]}" for factor in factors)
 
 
 def measurement_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Section:

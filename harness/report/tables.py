@@ -4,11 +4,12 @@
 from __future__ import annotations
 
 import typing
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
-from harness.cells import FACTORS
+from harness.cells import FACTORS, read_back
 from harness.results import Result, result_fields
 
 
@@ -95,3 +96,10 @@ def table_factors(columns: list[str]) -> list[str]:
     """The factor columns of a runs table (``runs.csv``) read back: ``results_frame`` puts them between
     ``sweep_name`` and ``seed``."""
     return columns[columns.index("sweep_name") + 1:columns.index("seed")]
+
+
+def cell_name(row: pd.Series | dict, factors: Sequence[str] = FACTORS) -> str:
+    """A cell in words, from its factor columns: ``optimizer=adam transfer=off ...`` (a setting the cell lacks,
+    empty in the table, left out)."""
+    levels = {factor: read_back(row[factor]) for factor in factors}
+    return " ".join(f"{factor}={level}" for factor, level in levels.items() if level is not None)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.cells import WORKLOAD_FACTORS
+from harness.cells import WORKLOAD_FACTORS, read_back
 from harness.report.stats import (
     ALPHA,
     INFINITE_LOG,
@@ -69,9 +69,8 @@ class AcrossWorkloads:
 
 def _workload_name(key: tuple, names: Sequence[str]) -> str:
     """``dataset=digits model=small_cnn model.dense_units=128``: a setting this workload lacks is left out."""
-    shown = {name: int(value) if isinstance(value, float) and value.is_integer() else value
-             for name, value in zip(names, key, strict=True) if not pd.isna(value)}
-    return " ".join(f"{name}={value}" for name, value in shown.items())
+    shown = {name: read_back(value) for name, value in zip(names, key, strict=True)}
+    return " ".join(f"{name}={value}" for name, value in shown.items() if value is not None)
 
 
 def across_workloads(runs: pd.DataFrame, factors: Sequence[str], baselines: dict | None = None,
