@@ -73,14 +73,18 @@ def factor_baselines(results: list[Result]) -> dict[str, Any]:
 def results_frame(results: list[Result]) -> pd.DataFrame:
     """One row per run: ``COLUMNS`` (with every factor beyond the article's four after them, from each
     result's ``factors``), the device's ``price_per_hour``, then ``ENVIRONMENT_COLUMNS``."""
-    extra = [key for key in factor_columns(results) if key not in COLUMNS]
+    swept = [key for key in factor_columns(results) if key not in FACTORS]
+    extra = [key for key in swept if key not in COLUMNS]
     at = COLUMNS.index(FACTORS[-1]) + 1
     columns = [*COLUMNS[:at], *extra, *COLUMNS[at:]]
     environment_columns = [col for col in ENVIRONMENT_COLUMNS if col not in columns]  # a swept backend: a factor
     rows = []
     for result in results:
         row = {col: result.get(col) for col in COLUMNS}
-        row.update({key: (result.get("factors") or {}).get(key) for key in extra})
+        levels = result.get("factors") or {}
+        row.update({key: levels.get(key) for key in extra})
+        row.update({key: levels[key] for key in swept if key in levels})  # its cell's level, even where a field of
+        # the same name says otherwise (target_accuracy, re-targeted after the fact)
         row["price_per_hour"] = ((result.get("config") or {}).get("device") or {}).get("price_per_hour")
         environment = result.get("environment") or {}
         for col in environment_columns:
