@@ -94,7 +94,7 @@ def workload_of(result: Result) -> str:
     swept = {key: value for key, value in (result.get("factors") or {}).items()
              if key.split(".")[0] in WORKLOAD_FACTORS and key not in WORKLOAD_FACTORS}
     parts = {"dataset": result.get("dataset"), "model": result.get("model"), **swept}
-    return " ".join(f"{key}={value}" for key, value in parts.items())
+    return " ".join(f"{key}={value}" for key, value in parts.items() if value is not None)  # lacked: left out
 
 
 def auto_targets(results: list[Result], metric: str | None = None,
