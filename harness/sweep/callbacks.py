@@ -26,6 +26,7 @@ from harness.interpreters import interpreter_path
 from harness.result_files import collect_results
 from harness.sweep import progress, run_process
 from harness.sweep.cell import run_env, will_train
+from harness.sweep.compositions import compose_once
 from harness.sweep.faults import stop_when_disk_full, sweep_places
 from harness.sweep.order import ordered_batches
 
@@ -91,6 +92,7 @@ class SweepCallbacks(Callback):
             self._start(config)
 
     def _start(self, config: DictConfig) -> None:
+        compose_once(GlobalHydra.instance().config_loader())  # the launcher reuses what the check composes
         jobs = sweep_job_overrides(config)
         sweep_dir = Path(config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
