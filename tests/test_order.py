@@ -109,3 +109,29 @@ def test_a_sweep_runs_and_records_its_cells_in_order(tmp_path, order):
     for position, result in ran.items():  # each run knows its place, and ran the cell listed there
         assert f"optimizer={result['optimizer']}" in cells[position]
         assert f"seed={result['seed']}" in cells[position]
+
+
+def test_each_cell_is_composed_once_the_check_reads_it_and_the_launcher_owns_it():
+    from harness.sweep import compositions
+
+    class Loader:  # Hydra's config loader, counting its compositions
+        calls = 0
+
+        def load_sweep_config(self, master, overrides):
+            Loader.calls += 1
+            return {"overrides": list(overrides)}
+
+    loader, master = Loader(), object()
+    compositions.compose_once(loader)
+    compositions.compose_once(loader)  # idempotent: not wrapped twice
+    checked = loader.load_sweep_config(master, ["seed=1"])  # the pre-flight check
+    launched = loader.load_sweep_config(master, ["seed=1"])  # the launcher: the same composition, handed over
+    assert launched is checked and Loader.calls == 1
+    assert loader.load_sweep_config(master, ["seed=1"]) is not checked and Loader.calls == 2  # handed over once
+    assert loader.load_sweep_config(object(), ["seed=1"]) is not checked  # another master config: its own
+    for seed in range(compositions.KEPT + 5):  # a large sweep: the first KEPT are kept, the rest composed again
+        loader.load_sweep_config(master, [f"seed={seed + 10}"])
+    Loader.calls = 0
+    loader.load_sweep_config(master, ["seed=10"])
+    loader.load_sweep_config(master, [f"seed={compositions.KEPT + 14}"])
+    assert Loader.calls == 1
