@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from harness.report import stats, verdicts
 
@@ -617,3 +618,20 @@ def test_the_resources_section_has_its_figure_and_is_left_out_for_results_withou
     assert section.text.startswith("Resources per run: peak memory of its process median 300 MiB")
     old = _resource_runs().assign(peak_rss_bytes=None, cores_used=None, cpus_available=None)  # empty in the table
     assert resources_section(old, [*FACTORS, "precision"], {"precision": "float32"}, tmp_path) is None
+
+
+def test_above_the_exact_limit_the_signed_rank_test_is_within_a_thousandth_of_the_exact_one():
+    from harness.report.stats import EXACT_UP_TO, _subset_sum_distribution, signed_rank_p
+
+    rng = np.random.default_rng(7)
+    n = EXACT_UP_TO + 50
+    for shift in (0.0, 0.1, 0.2, 0.3):
+        tied = np.round(rng.normal(shift, 1, n), 1)  # ties and zeros: the approximation's harder case
+        nonzero = tied[tied != 0]
+        doubled = np.rint(2 * scipy.stats.rankdata(np.abs(tied))[tied != 0]).astype(int)
+        observed, dist = int(doubled[nonzero > 0].sum()), _subset_sum_distribution(doubled)
+        exact = min(1.0, 2 * min(dist[:observed + 1].sum(), dist[observed:].sum()))
+        assert signed_rank_p(tied) == pytest.approx(exact, abs=1e-3)
+        untied = rng.normal(shift, 1, n)
+        assert signed_rank_p(untied) == pytest.approx(
+            scipy.stats.wilcoxon(untied, method="exact").pvalue, abs=1e-3)
