@@ -635,3 +635,43 @@ def test_above_the_exact_limit_the_signed_rank_test_is_within_a_thousandth_of_th
         untied = rng.normal(shift, 1, n)
         assert signed_rank_p(untied) == pytest.approx(
             scipy.stats.wilcoxon(untied, method="exact").pvalue, abs=1e-3)
+
+
+def test_walsh_averages_selected_without_listing_them_are_the_listed_ones_exactly():
+    from harness.report.stats import EXACT_UP_TO, _select_sums, walsh_averages_at, walsh_median
+
+    rng = np.random.default_rng(3)
+    for trial in range(150):  # small arrays, with ties and identical values, bisected down to 0, 1 or 7 listed
+        n = int(rng.integers(1, 40))
+        x = np.sort([rng.normal, lambda size: rng.integers(-2, 3, size) * 0.1,
+                     lambda size: np.full(size, 0.3)][trial % 3](size=n))
+        rows, columns = np.triu_indices(n)
+        sums = np.sort(x[rows] + x[columns])
+        positions = rng.integers(0, len(sums), 4)
+        for listed in (0, 1, 7):
+            assert _select_sums(x, positions, listed) == [float(sums[p]) for p in positions]
+    tied = np.round(rng.normal(0.2, 1, EXACT_UP_TO + 51), 1)  # above the limit: selected, not listed
+    rows, columns = np.triu_indices(len(tied))
+    walsh = np.sort((np.sort(tied)[rows] + np.sort(tied)[columns]) / 2)
+    assert walsh_averages_at(tied, [0, 999, len(walsh) - 1]) == [walsh[0], walsh[999], walsh[-1]]
+    assert walsh_median(tied) == float(np.median(walsh))
+
+
+def test_above_the_exact_limit_the_critical_counts_are_the_normal_approximations():
+    from harness.report.stats import EXACT_UP_TO, _critical_count, _untied_at_most
+
+    for n in (EXACT_UP_TO, EXACT_UP_TO + 1, 5000):
+        for tail in (0.025, 0.025 / 7, 1e-6):
+            critical = _critical_count(n, tail)  # the largest count whose lower tail is within `tail`
+            assert _untied_at_most(n, critical) <= tail < _untied_at_most(n, critical + 1)
+    assert _critical_count(6, 0.025) == 0 and _critical_count(5, 0.025) == -1  # 1/64 <= 0.025 < 2/64; 1/32 > 0.025
+
+
+def test_the_verdicts_note_tells_no_paired_runs_from_too_few_pairs():
+    from harness.report.verdicts import Judged
+
+    streaming_only = table(*(run(seed=s) for s in range(6)))  # the article's factors held fixed: nothing to pair
+    assert verdicts.verdicts(streaming_only).note == "None of these comparisons has paired runs in this sweep."
+    two_seeds = table(*(run(o, seed=s) for o in ("adam", "sgd") for s in range(2)))
+    assert verdicts.verdicts(two_seeds).note.startswith("No comparison here has the 6 pairs that a 95 % statement")
+    assert Judged([], 1, 1).note.startswith("Intervals are exact 95 % intervals")

@@ -98,20 +98,46 @@ def _subset_sum_distribution(weights: np.ndarray) -> np.ndarray:
 
 
 EXACT_UP_TO = 200
-"""Up to this many values the signed-rank statistic's null is enumerated exactly (``O(n³)``); above, its normal
-approximation with continuity correction (and, with ties, scipy's tie correction) is used, within 0.001 of the
-exact p-value there and ``O(n²)``: a sweep of thousands of runs is judged in seconds, not minutes."""
+"""Up to this many values the signed-rank statistic's null is enumerated exactly (``O(n³)``) and the Walsh averages
+are listed; above, the null is its normal approximation with continuity correction (with ties, scipy's tie
+correction), within 0.001 of the exact p-value there, and the Walsh averages needed are selected without listing
+them (``walsh_averages_at``): a sweep of thousands of runs is judged in seconds, not minutes."""
 
 
 @functools.lru_cache(maxsize=256)
-def _untied_null(n: int) -> np.ndarray:
-    """``_subset_sum_distribution`` of the ranks 1..n: the signed-rank statistic's null without ties (its
-    normal approximation, point by point, above ``EXACT_UP_TO`` values)."""
+def _untied_cdf(n: int) -> np.ndarray:
+    """``P(T <= t)`` for t = 0 .. n(n+1)/2: the signed-rank statistic's exact null without ties (n values)."""
+    return np.cumsum(_subset_sum_distribution(np.arange(1, n + 1)))
+
+
+def _untied_normal(n: int) -> tuple[float, float]:
+    """The mean and standard deviation of the untied signed-rank statistic of ``n`` values under no effect."""
+    return n * (n + 1) / 4, math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
+
+
+def _untied_at_most(n: int, count: int) -> float:
+    """``P(T <= count)`` under no effect, ``T`` the untied signed-rank statistic of ``n`` values: exact up to
+    ``EXACT_UP_TO`` values, above that its normal approximation with continuity correction."""
+    if count < 0:
+        return 0.0
     if n <= EXACT_UP_TO:
-        return _subset_sum_distribution(np.arange(1, n + 1))
-    mean, sd = n * (n + 1) / 4, math.sqrt(n * (n + 1) * (2 * n + 1) / 24)
-    edges = (np.arange(n * (n + 1) // 2 + 2) - 0.5 - mean) / sd
-    return np.diff(scipy_stats.norm.cdf(edges))
+        cdf = _untied_cdf(n)
+        return float(cdf[min(count, len(cdf) - 1)])
+    mean, sd = _untied_normal(n)
+    return float(scipy_stats.norm.cdf((count + 0.5 - mean) / sd))
+
+
+def _critical_count(n: int, tail: float) -> int:
+    """The largest ``c`` with ``P(T <= c) <= tail`` for the untied statistic of ``n`` values (-1 if none)."""
+    if n <= EXACT_UP_TO:
+        return int(np.searchsorted(_untied_cdf(n), tail, side="right")) - 1
+    mean, sd = _untied_normal(n)
+    count = math.floor(mean - 0.5 + sd * scipy_stats.norm.ppf(tail))
+    while _untied_at_most(n, count + 1) <= tail:
+        count += 1
+    while count >= 0 and _untied_at_most(n, count) > tail:
+        count -= 1
+    return count
 
 
 def signed_rank_p(values: np.ndarray | Sequence[float]) -> float:
@@ -129,15 +155,77 @@ def signed_rank_p(values: np.ndarray | Sequence[float]) -> float:
     if nonzero.all() and len(np.unique(magnitudes)) == len(data):  # no ties: ranks 1..n, a cached null
         ranks = np.empty(len(data))
         ranks[np.argsort(magnitudes)] = np.arange(1, len(data) + 1)
-        observed, dist = int(ranks[data > 0].sum()), _untied_null(len(data))
-    elif nonzero.sum() > EXACT_UP_TO:
+        n, observed = len(data), int(ranks[data > 0].sum())  # the null is symmetric: P(T >= t) = P(T <= m - t)
+        below, above = _untied_at_most(n, observed), _untied_at_most(n, n * (n + 1) // 2 - observed)
+        return float(min(1.0, 2 * min(below, above)))
+    if nonzero.sum() > EXACT_UP_TO:
         return float(scipy_stats.wilcoxon(data, zero_method="pratt", method="approx", correction=True).pvalue)
-    else:
-        doubled = np.rint(2 * scipy_stats.rankdata(magnitudes)[nonzero]).astype(int)  # mid-ranks: halves
-        observed = int(doubled[data[nonzero] > 0].sum())
-        dist = _subset_sum_distribution(doubled)
+    doubled = np.rint(2 * scipy_stats.rankdata(magnitudes)[nonzero]).astype(int)  # mid-ranks: halves
+    observed = int(doubled[data[nonzero] > 0].sum())
+    dist = _subset_sum_distribution(doubled)
     below, above = dist[:observed + 1].sum(), dist[observed:].sum()
     return float(min(1.0, 2 * min(below, above)))
+
+
+def walsh_averages_at(values: np.ndarray | Sequence[float], positions: Sequence[int]) -> list[float]:
+    """The Walsh averages ``(x_i + x_j) / 2`` (``i <= j``) of ``values`` at 0-based ``positions`` of their sorted
+    order. Up to ``EXACT_UP_TO`` values all ``n(n+1)/2`` are listed and sorted; above, each is selected without
+    listing them (``_select_sums``: ``O(n log n)`` per step, a few dozen steps), the same numbers exactly: 5,000
+    pairs have 12.5 million Walsh averages, which a report of thousands of runs would otherwise sort per effect."""
+    data = np.sort(_clean(values))
+    if len(data) <= EXACT_UP_TO:
+        rows, columns = np.triu_indices(len(data))
+        walsh = np.sort((data[rows] + data[columns]) / 2)
+        return [float(walsh[p]) for p in positions]
+    return [float(total / 2) for total in _select_sums(data, positions)]
+
+
+def walsh_median(values: np.ndarray | Sequence[float]) -> float:
+    """The median of the Walsh averages of ``values``: their Hodges-Lehmann estimate."""
+    n = len(_clean(values))
+    count = n * (n + 1) // 2
+    middle = walsh_averages_at(values, sorted({(count - 1) // 2, count // 2}))
+    return float(np.mean(middle))
+
+
+def _sums_at_most(x: np.ndarray, total: float) -> np.ndarray:
+    """Per ``i``, the end ``c_i`` of the ``j >= i`` whose sum ``x_i + x_j`` (as floats add) is at most ``total``
+    (``x`` sorted, so each row of sums is sorted): a search, then corrected where ``total - x_i`` rounded."""
+    index = np.arange(len(x))
+    ends = np.maximum(np.searchsorted(x, total - x, side="right"), index)
+    while True:
+        grow = (ends < len(x)) & (x + x[np.minimum(ends, len(x) - 1)] <= total)
+        shrink = (ends > index) & (x + x[np.maximum(ends - 1, 0)] > total)
+        if not (grow.any() or shrink.any()):
+            return ends
+        ends = ends + grow - shrink
+
+
+def _select_sums(x: np.ndarray, positions: Sequence[int], listed: int = 4096) -> list[float]:
+    """The pairwise sums ``x_i + x_j`` (``i <= j``, ``x`` sorted, finite) at 0-based ``positions`` of their
+    sorted order, by bisection on the value: it keeps ``count(lo) <= k < count(hi)`` until at most ``listed``
+    sums lie in ``(lo, hi]``, then lists those and picks the one at ``k``; or until no float lies between
+    ``lo`` and ``hi``, when every sum in ``(lo, hi]`` is ``hi``."""
+    index = np.arange(len(x))
+    found = []
+    for k in positions:
+        lo, hi = np.nextafter(x[0] + x[0], -np.inf), x[-1] + x[-1]  # no sum at or below lo; all at or below hi
+        lo_ends, hi_ends = index.copy(), np.full(len(x), len(x))
+        while int((hi_ends - lo_ends).sum()) > listed and lo < (mid := lo + (hi - lo) / 2) < hi:
+            ends = _sums_at_most(x, mid)
+            if int((ends - index).sum()) > k:
+                hi, hi_ends = mid, ends
+            else:
+                lo, lo_ends = mid, ends
+        counts = hi_ends - lo_ends
+        if counts.sum() > listed:  # no float between lo and hi
+            found.append(float(hi))
+            continue
+        rows = np.repeat(index, counts)
+        columns = np.arange(counts.sum()) + np.repeat(lo_ends - (np.cumsum(counts) - counts), counts)
+        window = np.sort(x[rows] + x[columns])
+        found.append(float(window[k - int((lo_ends - index).sum())]))
+    return found
 
 
 def hodges_lehmann(values: np.ndarray | Sequence[float],
@@ -151,14 +239,12 @@ def hodges_lehmann(values: np.ndarray | Sequence[float],
     n = len(data)
     if n == 0:
         return (float("nan"), float("nan"), float("nan"))
-    rows, columns = np.triu_indices(n)
-    walsh = np.sort((data[rows] + data[columns]) / 2)
-    estimate = float(np.median(walsh))
+    estimate = walsh_median(data)
     if n < fewest_pairs(1 - confidence):
         return (estimate, float("nan"), float("nan"))
-    cdf = np.cumsum(_untied_null(n))
-    critical = int(np.searchsorted(cdf, (1 - confidence) / 2, side="right")) - 1  # largest c: P(T <= c) <= alpha/2
-    return (estimate, float(walsh[critical]), float(walsh[len(walsh) - critical - 1]))
+    critical = _critical_count(n, (1 - confidence) / 2)
+    low, high = walsh_averages_at(data, [critical, n * (n + 1) // 2 - critical - 1])
+    return (estimate, low, high)
 
 
 def detectable_ratios(logs: np.ndarray | Sequence[float], family: int = 1,
@@ -175,15 +261,13 @@ def detectable_ratios(logs: np.ndarray | Sequence[float], family: int = 1,
     level = alpha / max(family, 1)
     if n < fewest_pairs():
         return (0.0, float("inf"))
-    tail = np.cumsum(_untied_null(n)[::-1])[::-1]  # tail[t] = P(T >= t) under no change
-    callable_counts = np.nonzero(np.minimum(1.0, 2 * tail) <= level)[0]
-    if not len(callable_counts):
+    critical = _critical_count(n, level / 2)  # P(T >= m - c) = P(T <= c) <= level / 2, by symmetry
+    if critical < 0:
         return (0.0, float("inf"))
-    needed = int(callable_counts[0])  # positive Walsh averages the shifted values need (or negative ones)
-    rows, columns = np.triu_indices(n)
-    walsh = np.sort((data[rows] + data[columns]) / 2)
-    centred = walsh - np.median(walsh)
-    return (_exp(-centred[needed - 1]), _exp(-centred[len(walsh) - needed]))
+    needed = n * (n + 1) // 2 - critical  # positive Walsh averages the shifted values need (or negative ones)
+    centre = walsh_median(data)
+    low, high = walsh_averages_at(data, [needed - 1, n * (n + 1) // 2 - needed])
+    return (_exp(centre - low), _exp(centre - high))
 
 
 def log_ratios(ratios: np.ndarray | Sequence[float]) -> np.ndarray:
