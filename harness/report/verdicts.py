@@ -40,15 +40,18 @@ Sentence = Callable[[Measure], str]
 
 @dataclass(frozen=True)
 class Judged:
-    """Verdict ``sentences`` whose ``comparisons`` (those with enough pairs to test) were judged as one
-    family with Holm's correction."""
+    """Verdict ``sentences`` whose ``comparisons`` (those with enough pairs to test, of ``measured`` with any
+    pairs) were judged as one family with Holm's correction."""
 
     sentences: list[str]
     comparisons: int
+    measured: int = 0
 
     @property
     def note(self) -> str:
         """How the family was judged, for the section's text."""
+        if self.comparisons == 0 and self.measured == 0:
+            return "None of these comparisons has paired runs in this sweep."
         if self.comparisons == 0:
             return (f"No comparison here has the {fewest_pairs()} pairs that a 95 % statement needs: every effect "
                     f"is too few to tell (run more seeds, e.g. {example_seeds()}).")
@@ -82,7 +85,8 @@ def judge_as_family(runs: pd.DataFrame, sentences: Sequence[Sentence], factors: 
         sentence(measure)
     family = dict(zip(found, judged(list(found.values()), "holm"), strict=True))
     written = [sentence(lambda *comparison: family.get(comparison) or measure(*comparison)) for sentence in sentences]
-    return Judged(written, sum(not e.too_few for e in found.values()))
+    with_pairs = [e for e in found.values() if e.pairs]
+    return Judged(written, sum(not e.too_few for e in with_pairs), len(with_pairs))
 
 
 def _counts(effect: Effect) -> str:
@@ -430,4 +434,4 @@ def resource_verdicts(runs: pd.DataFrame, factors: Sequence[str], baselines: dic
                              for factor in factors if factor in runs
                              for level, base in factor_levels(runs, factor, baselines.get(factor))]
     judged_family = judge_as_family(runs, found, factors)
-    return Judged([s for s in judged_family.sentences if s], judged_family.comparisons)
+    return Judged([s for s in judged_family.sentences if s], judged_family.comparisons, judged_family.measured)
