@@ -1,6 +1,6 @@
 """Benchmark (not a test): what the harness costs beside the training it measures.
 
-    python benchmarks/overhead.py [--quick] [--repeats N] [--rss-runs N]
+    python benchmarks/overhead.py [--quick] [--repeats N] [--rss-runs N] [--sections LIST] [--out DIR]
 
 Prints, on this machine:
 
@@ -12,7 +12,7 @@ Prints, on this machine:
    seconds) / trained runs, and where it goes: the run's own phases (``phase_seconds`` in each result),
    the hand-back to the sweep, Hydra per job, the sweep's start and its end (Comet archives, report).
 3. **Equivalence**: the same cells forked and fresh, alternating, ``--repeats`` times: the ratio of
-   median steady epoch times (fork / fresh) with a bootstrap CI, and whether results are identical.
+   median steady epoch times (fork / fresh) with its exact 95 % interval, and whether results are identical.
 4. **Training-loop overhead**: the harness's timed ``fit`` (epoch timer, NaN guard, log line, Comet
    logger on an offline experiment) against a bare ``model.fit`` of the same model on the same data,
    alternating in one process: the ratio of median steady epoch times with its CI.
@@ -21,7 +21,8 @@ Prints, on this machine:
 6. **Memory**: the run server's and the sweep process's RSS after ``--rss-runs`` short runs.
 
 Timings on a shared machine drift (see the timing methodology, docs/explanation/timing.md): compare only numbers from
-one invocation, and read the CIs. The README quotes a run of this script with the machine it ran on.
+one invocation, and read the intervals. Everything printed also goes to ``--out``/output.txt, headed by the
+machine, the date and the command: the README and docs/explanation/benchmarks.md quote those files.
 """
 
 from __future__ import annotations
@@ -40,12 +41,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from transcript import add_out_option, transcript
 
 from harness.hardware import cpu_model
 from harness.report.stats import effect_of
 from harness.report.verdicts import format_effect
 
 PHASES = ("startup", "imports", "backend", "comet_start", "data", "model", "evaluate")
+
+REPEATS = 8
+"""A/B pairs by default: 6 is the fewest for a 95 % interval, 8 leaves room for a pair lost to a hiccup."""
 
 
 def harness_env() -> dict[str, str]:
@@ -151,7 +156,7 @@ def cost_per_run(sweep: dict[str, Any]) -> tuple[float, float, int]:
 
 def ratio_ci(ratios: list[float]) -> str:
     """The median ratio with the report's exact interval, or "too few to tell" (``stats.effect_of``)."""
-    return format_effect(effect_of(ratios, "ratio"), digits=3)
+    return format_effect(effect_of(ratios, "ratio"), digits=3, more_seeds=f"--repeats {REPEATS}")
 
 
 def startup_section(work: Path, finished_sweep: Path) -> None:
@@ -350,12 +355,19 @@ def memory_section(work: Path, runs: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 2-run grid instead of seed_grid (a smoke test)")
-    parser.add_argument("--repeats", type=int, default=5, help="A/B pairs for the equivalence and fit checks")
+    parser.add_argument("--repeats", type=int, default=REPEATS,
+                        help=f"A/B pairs for the equivalence and fit checks (default {REPEATS})")
     parser.add_argument("--rss-runs", type=int, default=100, help="short runs for the memory check")
     parser.add_argument("--sections", default="sweeps,startup,equivalence,fit,facts,memory",
                         help="which parts to run, comma-separated (startup needs sweeps)")
+    add_out_option(parser, "overhead")
     args = parser.parse_args()
     sections = set(args.sections.split(","))
+    with transcript(args.out):
+        run_sections(args, sections)
+
+
+def run_sections(args: argparse.Namespace, sections: set[str]) -> None:
     print(f"# Harness overhead on {platform.node()}: {cpu_model()}, {os.cpu_count()} cores, Python "
           f"{platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}")
     with tempfile.TemporaryDirectory() as folder:

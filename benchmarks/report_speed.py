@@ -1,19 +1,22 @@
 """Benchmark (not a test): how long the report takes for 1,000 and 10,000 runs.
 
-    python benchmarks/report_speed.py [N ...]
+    python benchmarks/report_speed.py [N ...] [--out DIR]
 
 Builds synthetic result records (``harness.report.synthetic``, shaped like real result files) and times
-``harness.report.render_report`` on them: the tables, statistics (bootstrap CIs), figures and files.
-Target: 1,000 runs in under 10 s on 2 cores. The README quotes the numbers.
+``harness.report.render_report`` on them: the tables, statistics (exact intervals), figures and files.
+Target: 1,000 runs in under 10 s on 2 cores. What it prints also goes to ``--out``/output.txt, which the
+README quotes.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
+
+from transcript import add_out_option, transcript
 
 from harness.report import render_report
 from harness.report.synthetic import synthetic_results
@@ -27,12 +30,17 @@ def time_report(n_runs: int) -> float:
         return time.perf_counter() - started
 
 
-def main(sizes: list[int]) -> None:
-    print(f"report generation on {os.cpu_count()} cores")
-    time_report(48)  # warm-up: imports, font cache
-    for n_runs in sizes:
-        print(f"{n_runs:>6} runs: {time_report(n_runs):6.1f} s", flush=True)
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sizes", nargs="*", type=int, default=[1000, 10000], help="runs per report")
+    add_out_option(parser, "report_speed")
+    args = parser.parse_args()
+    with transcript(args.out):
+        print(f"report generation on {os.cpu_count()} cores")
+        time_report(48)  # warm-up: imports, font cache
+        for n_runs in args.sizes:
+            print(f"{n_runs:>6} runs: {time_report(n_runs):6.1f} s", flush=True)
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [1000, 10000])
+    main()
