@@ -77,6 +77,34 @@ def test_the_readme_is_short_and_quotes_the_example_report_as_it_is():
     assert len(quoted) == 4 and all(line in report for line in quoted)
 
 
+FIGURE = re.compile(r"[×~]?\d[\d,]*(?:\.\d+)?")
+"""A quoted figure: ``×0.947``, ``2.81``, ``1,000``."""
+
+
+def benchmark_rows(readme: str) -> list[tuple[str, str, Path]]:
+    """The README's benchmark table: each row's script, its measured figures and the output file they come from."""
+    table = readme.split("| script | what | measured | output |", 1)[1].split("\n\n", 1)[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.strip().splitlines()[1:]]
+    return [(script.strip("`"), measured, REPO / output.strip("`")) for script, _, measured, output in rows]
+
+
+def test_every_benchmark_figure_comes_from_its_scripts_output_file():
+    rows = benchmark_rows((REPO / "README.md").read_text())
+    scripts = {f"benchmarks/{path.name}" for path in (REPO / "benchmarks").glob("*.*")
+               if path.suffix in (".py", ".sh") and path.stem not in ("transcript", "gpu_monitor")}  # not benchmarks
+    assert {script.split()[0] for script, _, _ in rows} == scripts  # every benchmark script has its row
+    for script, measured, output in rows:
+        text = output.read_text()
+        if output.name == "output.txt":  # a transcript: the script wrote it, with its machine and date
+            header = text.splitlines()[:2]
+            assert header[0].startswith("# ") and re.search(r"\d{4}-\d{2}-\d{2}", header[0]), output
+            assert header[1].startswith(f"# python {script.split()[0]}"), (script, header)
+        quoted = [figure for figure in FIGURE.findall(re.sub(r"\d{4}-\d{2}-\d{2}", "", measured))]
+        assert quoted, measured
+        for figure in quoted:
+            assert figure.lstrip("~") in text, f"{figure} (README, {script}) is not in {output}"
+
+
 def shown_commands() -> list[tuple[str, str]]:
     """Every ``python -m harness`` command in the pages' shell blocks: (page, its arguments)."""
     commands = []
