@@ -6,8 +6,9 @@ of the grid. Ratios are ``metric(level) / metric(baseline)`` (below 1: the level
 differences are ``metric(level) - metric(baseline)``. A run that never reached the target (or diverged)
 is infinitely slow to it: it stays in every time-to-target comparison as an infinite ratio.
 
-The tests are exact and distribution-free at any number of pairs. Ratios (times): the Wilcoxon
-signed-rank test on log ratios (``signed_rank_p``, exact with ties) with the Hodges-Lehmann estimate
+The tests are exact and distribution-free at any number of pairs up to ``EXACT_UP_TO`` (above, the signed-rank
+test's normal approximation). Ratios (times): the Wilcoxon signed-rank test on log ratios (``signed_rank_p``,
+exact with ties) with the Hodges-Lehmann estimate
 and its interval (``hodges_lehmann``): under no effect the log ratio of two exchangeable runs is
 symmetric about 0, which is all the test assumes. Differences (accuracies, which move in steps and tie
 often): the sign test over the pairs that changed (ties dropped, as the sign test defines them) with
