@@ -4,6 +4,7 @@ is imported in a clean interpreter and what it pulled in is checked, so that an 
 
 from __future__ import annotations
 
+import ast
 import json
 import subprocess
 import sys
@@ -167,3 +168,26 @@ def test_no_setting_has_its_default_written_again_outside_the_schema():
                                   for arg, default in pairs
                                   if repeated(arg.arg, default) and (where, arg.arg) not in NOT_THE_SETTING]
     assert not written_again, "\n".join(written_again)
+
+
+def harness_imports() -> dict[str, set[str]]:
+    """Each module of the package and the harness modules it imports (at its top or inside a function)."""
+    modules = {}
+    for path in sorted((REPO / "harness").rglob("*.py")):
+        name = ".".join(path.relative_to(REPO).with_suffix("").parts).removesuffix(".__init__")
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("harness"):
+                found |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+            elif isinstance(node, ast.Import):
+                found |= {alias.name for alias in node.names if alias.name.startswith("harness")}
+        modules[name] = found
+    return modules
+
+
+def test_no_two_modules_import_each_other():
+    # a package re-exporting its own submodule on first use (harness.report -> pages) is not a cycle
+    modules = harness_imports()
+    mutual = {tuple(sorted((a, b))) for a, imports in modules.items() for b in imports & modules.keys()
+              if a != b and a in modules[b] and not a.startswith(b + ".") and not b.startswith(a + ".")}
+    assert not mutual, mutual

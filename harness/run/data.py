@@ -537,11 +537,7 @@ def load_tasks(cfg: dict[str, Any], cache_dir: Path, facts: dict[str, Any] | Non
     """The target task every run trains on (``train_size`` caps its training examples) and the source
     task the transfer feature extractor is pretrained on (``source_classes``, all their examples;
     ``None`` without source classes). The data is read once for both; ``facts``, ``on_decoded``: see
-    ``load_arrays``. ``dataset=custom``: the user's function's data (``harness.run.custom``)."""
-    if cfg["name"] == "custom":  # the user's own data (harness.run.custom): no source classes
-        from harness.run.custom import load_task
-
-        return load_task(cfg), None
+    ``load_arrays``. (``dataset=custom``, the user's function's data, is ``harness.run.custom.load_task``.)"""
     x, y = load_arrays(cfg, cache_dir, facts, on_decoded)
     target = make_task(x, y, target_classes(cfg, y), cfg, cfg["train_size"])
     source = make_task(x, y, list(cfg["source_classes"]), cfg, None) if cfg["source_classes"] else None

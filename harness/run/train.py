@@ -267,16 +267,20 @@ def check_input(cfg: dict[str, Any], task: Any, result: Result, clock: Any) -> N
 
 
 def load_task(cfg: dict[str, Any], cache_dir: Path, result: Result, clock: Any, run_dir: Path | None) -> Any:
-    """The run's data (``data.load_tasks``: the task and, for ``source_task`` weights, the source task),
-    its loading timed as ``data_seconds`` (never training time) and its progress shown."""
-    from harness.run import data
+    """The run's data (``data.load_tasks``: the task and, for ``source_task`` weights, the source task; for
+    ``dataset=custom``, ``custom.load_task``: the user's function's, without a source task), its loading timed
+    as ``data_seconds`` (never training time) and its progress shown."""
+    from harness.run import custom, data
 
     write_progress(run_dir, "data", cfg["epochs"])
 
     def decoding(done: int, total: int) -> None:  # a big folder's first run: its live line counts the images
         write_progress(run_dir, "data", cfg["epochs"], decoded=done, images=total)
 
-    task, source = data.load_tasks(cfg["dataset"], cache_dir, result, decoding)
+    if cfg["dataset"]["name"] == "custom":
+        task, source = custom.load_task(cfg["dataset"]), None
+    else:
+        task, source = data.load_tasks(cfg["dataset"], cache_dir, result, decoding)
     clock.lap("data")
     write_progress(run_dir, "model", cfg["epochs"])
     result["data_seconds"] = result["phase_seconds"]["data"]  # loading and decoding: never training time
