@@ -8,8 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from harness.config.presets import register_experiments
+from harness.config.schema import register_configs
 from harness.sweep.order import cell_order
-from tests.conftest import results_under, run_harness
+from hydra_plugins.harness_sweeper import harness_sweeper
+from tests.conftest import CONF, results_under, run_harness
 
 GRID = [[f"optimizer={o}", f"seed={s}"] for s in (0, 1) for o in ("adam", "sgd", "nag")]
 
@@ -111,27 +114,41 @@ def test_a_sweep_runs_and_records_its_cells_in_order(tmp_path, order):
         assert f"seed={result['seed']}" in cells[position]
 
 
-def test_each_cell_is_composed_once_the_check_reads_it_and_the_launcher_owns_it():
+def test_each_cell_is_composed_once_and_one_of_other_values_is_derived_exactly_as_hydra_composes_it():
+    from hydra import initialize_config_dir
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
     from harness.sweep import compositions
+    from harness.sweep.callbacks import without_hydra
 
-    class Loader:  # Hydra's config loader, counting its compositions
-        calls = 0
-
-        def load_sweep_config(self, master, overrides):
-            Loader.calls += 1
-            return {"overrides": list(overrides)}
-
-    loader, master = Loader(), object()
-    compositions.compose_once(loader)
-    compositions.compose_once(loader)  # idempotent: not wrapped twice
-    checked = loader.load_sweep_config(master, ["seed=1"])  # the pre-flight check
-    launched = loader.load_sweep_config(master, ["seed=1"])  # the launcher: the same composition, handed over
-    assert launched is checked and Loader.calls == 1
-    assert loader.load_sweep_config(master, ["seed=1"]) is not checked and Loader.calls == 2  # handed over once
-    assert loader.load_sweep_config(object(), ["seed=1"]) is not checked  # another master config: its own
-    for seed in range(compositions.KEPT + 5):  # a large sweep: the first KEPT are kept, the rest composed again
-        loader.load_sweep_config(master, [f"seed={seed + 10}"])
-    Loader.calls = 0
-    loader.load_sweep_config(master, ["seed=10"])
-    loader.load_sweep_config(master, [f"seed={compositions.KEPT + 14}"])
-    assert Loader.calls == 1
+    register_configs()
+    register_experiments()
+    harness_sweeper.register()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", ["tracking=disabled"], run_mode=RunMode.MULTIRUN)
+        composed = []  # Hydra's full compositions
+        full = loader.load_sweep_config
+        loader.load_sweep_config = lambda master, overrides: composed.append(overrides) or full(master, overrides)
+        compositions.compose_once(loader)
+        compositions.compose_once(loader)  # idempotent: not wrapped twice
+        cells = [[f"optimizer={name}", f"optimizer.learning_rate={rate}", f"seed={seed}", "hydra.job.chdir=false"]
+                 for name in ("adam", "sgd") for rate in (0.1, 0.01) for seed in range(3)]
+        checked = [loader.load_sweep_config(master, cell) for cell in cells]  # the pre-flight check
+        assert len(composed) == 2  # one per optimizer (a config group); rates and seeds are values, derived
+        for cell, config in zip(cells, checked, strict=True):
+            as_hydra = ConfigLoaderImpl.load_sweep_config(loader, master, cell)
+            assert OmegaConf.to_yaml(config) == OmegaConf.to_yaml(as_hydra), cell  # Hydra's part too
+            resolved, as_hydra_resolved = without_hydra(config), without_hydra(as_hydra)  # the run config, resolved
+            for run in (resolved, as_hydra_resolved):  # ${now:...}, resolved anew at each call; a sweep's runs
+                run.pop("sweep_name")  # take its name from sweep.json
+            assert resolved == as_hydra_resolved
+            assert loader.load_sweep_config(master, cell) is config  # the launcher: the same one, handed over
+        assert loader.load_sweep_config(master, cells[0]) is not checked[0]  # handed over once, then its own
+        assert checked[1].seed == 1 and checked[3].optimizer.learning_rate == 0.01  # copies, not one config shared
+        assert checked[0].seed == 0 and checked[0].optimizer.learning_rate == 0.1
+        loader.load_sweep_config(master, ["optimizer=adam", "+optimizer.extra=1"])  # an addition: composed
+        assert len(composed) == 3
