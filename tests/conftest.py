@@ -245,6 +245,16 @@ def doc_block(starting: str, fence: str = "```") -> str:
     return blocks.pop()
 
 
+def write_doc_lab(root: Path) -> Path:
+    """The docs' own ``mylab`` package in ``root``, its code taken from the page as printed."""
+    (root / "mylab").mkdir()
+    (root / "mylab" / "__init__.py").write_text("")
+    models, data = doc_block("# mylab/models.py").split("# mylab/data.py")
+    (root / "mylab" / "models.py").write_text(models)
+    (root / "mylab" / "data.py").write_text(data)
+    return root
+
+
 def shell(command: str, cwd: Path, warm_server: bool = True, **extra: str) -> subprocess.CompletedProcess:
     """``command`` as a user types it in bash, with this environment's ``python`` first on the PATH."""
     env = harness_env(cwd, warm_server, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

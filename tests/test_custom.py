@@ -19,6 +19,7 @@ from tests.conftest import (
     results_under,
     run_harness,
     shell,
+    write_doc_lab,
 )
 
 MODELS = '''
@@ -81,14 +82,8 @@ MINE = ["model=custom", "model._target_=mylab.models.mlp", "dataset=custom", "da
 
 @pytest.fixture(scope="module")
 def readme_lab(tmp_path_factory) -> Path:
-    """The README's own ``mylab`` package, its code taken from the README as printed."""
-    root = tmp_path_factory.mktemp("readme")
-    (root / "mylab").mkdir()
-    (root / "mylab" / "__init__.py").write_text("")
-    models, data = doc_block("# mylab/models.py").split("# mylab/data.py")
-    (root / "mylab" / "models.py").write_text(models)
-    (root / "mylab" / "data.py").write_text(data)
-    return root
+    """The docs' own ``mylab`` package, its code taken from the page as printed."""
+    return write_doc_lab(tmp_path_factory.mktemp("readme"))
 
 
 def test_your_own_model_and_data_sweep_like_the_built_in_ones_and_your_code_is_in_the_run_key(readme_lab):

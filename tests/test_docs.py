@@ -12,9 +12,19 @@ import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import h5py
 import pytest
 
-from tests.conftest import DOC_PAGES, REPO, doc_block, harness_env, shell
+from tests.conftest import (
+    DOC_PAGES,
+    REPO,
+    doc_block,
+    gpu_cell_status,
+    harness_env,
+    shell,
+    write_doc_lab,
+    write_image_folder,
+)
 
 spec = importlib.util.spec_from_file_location("generate_reference", REPO / "docs" / "generate_reference.py")
 generator = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -107,13 +117,20 @@ def test_every_benchmark_figure_comes_from_its_scripts_output_file():
 
 def shown_commands() -> list[tuple[str, str]]:
     """Every ``python -m harness`` command in the pages' shell blocks: (page, its arguments)."""
+    return [(page, code.split("python -m harness", 1)[1]) for page, code in shown_command_lines()]
+
+
+def shown_command_lines() -> list[tuple[str, str]]:
+    """Every ``python -m harness`` command in the pages' shell blocks: (page, the command as printed)."""
     commands = []
     for page in DOC_PAGES:
-        for block in re.findall(r"```(?:bash|text|)\n(.*?)```", page.read_text(), re.S):
+        for language, block in re.findall(r"^ *```(\w*)\n(.*?)^ *```", page.read_text(), re.S | re.M):
+            if language not in ("bash", "text", ""):  # whole blocks, so a python block's end opens nothing
+                continue
             for line in block.replace("\\\n", " ").splitlines():
                 code = line.strip().removeprefix("$ ").split("  #")[0]
                 if re.match(r"^(pip install [^&]*&& )?(\S+=\S+ )*python -m harness -m |^python -m harness$", code):
-                    commands.append((page.relative_to(REPO).as_posix(), code.split("python -m harness", 1)[1]))
+                    commands.append((page.relative_to(REPO).as_posix(), code.strip()))
     return commands
 
 
@@ -127,6 +144,39 @@ def test_every_sweep_the_docs_show_passes_the_harness_checks(page, arguments):
 
     register_configs()
     check_arguments(shlex.split(arguments.replace("$HOME", "/home/user")), register_experiments())
+
+
+def test_every_tutorial_command_runs_as_printed_up_to_its_plan(tmp_path):
+    # Each tutorial's commands exactly as printed, with plan=true added, in a folder laid out as the pages
+    # assume (their image folders, weights file and package): real Hydra multiruns that compose and check
+    # every cell (about 500) and say what each would do. Training them all is what the tutorials are for;
+    # in the suite each kind of sweep trains in its own tests (test_custom runs your-own-model's as printed).
+    home = tmp_path / "home"
+    write_image_folder(home / "data" / "flowers3")
+    write_image_folder(tmp_path / "flowers3")
+    # weights files as a plan checks them (there, and HDF5), not loaded: loading them is test_backbones' part; the
+    # one in Keras' cache stands for its ImageNet download (no network here)
+    imagenet = tmp_path / "keras" / "models" / "vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    imagenet.parent.mkdir(parents=True)
+    for weights in (tmp_path / "vgg16_notop.weights.h5", imagenet):
+        h5py.File(weights, "w").close()
+    write_doc_lab(tmp_path)
+    commands = [code for page, code in shown_command_lines() if page.startswith("docs/tutorials/")]
+    assert len(commands) >= 14  # every tutorial page's sweeps
+    plans = {}
+    for command in commands:
+        done = shell(f"{command} plan=true", tmp_path, HOME=str(home), KERAS_HOME=str(tmp_path / "keras"))
+        assert done.returncode == 0, f"{command}: {done.stderr}"
+        assert done.stdout.rstrip().endswith("Nothing ran (plan=true)."), f"{command}: {done.stdout}"
+        counts = re.search(r"^plan: (\d+) cells: (\d+) to train, (\d+) reused from earlier sweeps, (\d+) skipped\.",
+                           done.stdout, re.M)
+        if counts:  # a grid (a search draws its cells as it goes): one line per cell, each counted once
+            cells = [line for line in done.stdout.splitlines() if line.startswith("[")]
+            assert len(cells) == int(counts[1]) == sum(map(int, counts.groups()[1:])), done.stdout
+            plans[command] = tuple(map(int, counts.groups()))
+    gpu_cells = 24 if gpu_cell_status() == "skipped" else 0
+    assert plans["python -m harness -m experiment=seed_grid"] == (48, 48 - gpu_cells, 0, gpu_cells)
+    assert not any((tmp_path / folder).exists() for folder in ("multirun", "baseline", "candidate", "results"))
 
 
 @pytest.mark.slow

@@ -159,7 +159,8 @@ def test_run_keys_tell_machines_apart(monkeypatch):
     assert run_key(cfg) != here
 
 
-NOT_IN_THE_KEY = {"run_process": "fresh", "rerun": True, "tracking": {"name": "offline", "mode": "offline"},
+NOT_IN_THE_KEY = {"run_process": "fresh", "rerun": True, "plan": True,
+                  "tracking": {"name": "offline", "mode": "offline"},
                   "order": "grid", "results_dir": "/elsewhere/results", "reports_dir": "/elsewhere/reports",
                   "sweep_name": "another", "cache_dir": "/elsewhere/cache", "run_timeout_s": 7,
                   "quiet_tensorflow": False, "optimized_metric": "test_accuracy"}

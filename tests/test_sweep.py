@@ -144,17 +144,20 @@ def test_gpu_cell_fails_when_nvidia_smi_sees_a_gpu_but_the_backend_does_not(tmp_
     assert result["environment"]["backend_devices"] == []
 
 
-def test_a_cell_trains_unless_its_result_is_stored_or_it_is_skipped(tmp_path):
+def test_a_cell_trains_unless_its_result_is_stored_or_it_is_skipped_and_its_plan_says_which(tmp_path):
     """What decides whether a sweep starts a run server ahead: a resume of a finished sweep starts none."""
     from harness.result_files import store_result
     from harness.results import placeholder_result
     from harness.run_key import run_key
-    from harness.sweep.cell import will_train
+    from harness.sweep.cell import planned, will_train
 
-    cfg = compose_config([f"results_dir={tmp_path / 'results'}"])
-    assert will_train(cfg)
+    cfg = compose_config([f"results_dir={tmp_path / 'results'}", "sweep_name=earlier"])
+    assert will_train(cfg) and planned(cfg) == "would train"  # what plan=true prints for it
     finished = json.loads((REPO / "tests" / "data" / "results-2026-12-03" / "ok.json").read_text())  # a real ok run
     store_result(tmp_path / "results", {**finished, **placeholder_result(cfg, "ok", None), "run_key": run_key(cfg)})
     assert not will_train(cfg) and will_train({**cfg, "rerun": True})
+    assert planned(cfg) == "would reuse the result of sweep earlier"
     gpu = compose_config([f"results_dir={tmp_path / 'results'}", "device=gpu"])
     assert will_train(gpu) == (gpu_cell_status() == "ok")
+    if gpu_cell_status() == "skipped":
+        assert planned(gpu) == "would be skipped: no GPU visible"

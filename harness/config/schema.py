@@ -398,6 +398,9 @@ class Config:
     """The results store that makes sweeps resumable: every ok result, by run key."""
     rerun: bool = False
     """Train again even where an ok result is stored."""
+    plan: bool = False
+    """Check every cell and print what the sweep would do with each (train, reuse a stored result, or skip, and
+    why), then stop before anything is trained."""
     quiet_tensorflow: bool = True
     """Silence TensorFlow's C++ logs in each run's `train.log`."""
     order: str = "shuffled"

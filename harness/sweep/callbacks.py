@@ -25,7 +25,7 @@ from harness.config.validate import ConfigError, validate
 from harness.interpreters import interpreter_path
 from harness.result_files import collect_results
 from harness.sweep import progress, run_process
-from harness.sweep.cell import run_env, will_train
+from harness.sweep.cell import planned, run_env, will_train
 from harness.sweep.compositions import compose_once
 from harness.sweep.faults import stop_when_disk_full, sweep_places
 from harness.sweep.order import ordered_batches
@@ -84,6 +84,20 @@ def prestart_run_server(config: DictConfig, configs: list[dict[str, Any]]) -> No
             return
 
 
+def print_plan(configs: list[dict[str, Any]], factors: list[str]) -> None:
+    """``plan=true``: one line per cell, in the order the sweep would run them, with what it would do
+    (``cell.planned``), then the counts; exit 0 before anything is trained or written."""
+    fates = [planned(plain) for plain in configs]
+    for number, (plain, fate) in enumerate(zip(configs, fates, strict=True), 1):
+        print(f"[{number}/{len(configs)}] {cells.describe(cells.cell_factors(plain, factors), plain['seed'])} … "
+              f"{fate}")
+    kinds = (("would train", "to train"), ("would reuse", "reused from earlier sweeps"),
+             ("would be skipped", "skipped"))
+    counts = [f"{sum(fate.startswith(prefix) for fate in fates)} {label}" for prefix, label in kinds]
+    print(f"plan: {len(configs)} cells: {', '.join(counts)}. Nothing ran (plan=true).")
+    raise SystemExit(0)
+
+
 class SweepCallbacks(Callback):
     """Validate all cells before a multirun, write ``sweep.json``, and build the report after it."""
 
@@ -95,19 +109,25 @@ class SweepCallbacks(Callback):
         compose_once(GlobalHydra.instance().config_loader())  # the launcher reuses what the check composes
         jobs = sweep_job_overrides(config)
         sweep_dir = Path(config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
         factors, baselines = list(FACTORS), {}
         if jobs is not None:
             configs = [run_config(config, overrides) for overrides in jobs]
             for overrides, plain in zip(jobs, configs, strict=True):
                 check_cell(plain, f" (in cell: {' '.join(overrides)})")
             factors = swept_factors(configs)
+            if config.plan:
+                print_plan(configs, factors)
             listed = [f for f in factors if f in cells.BASELINE_LISTED_FIRST]
             first_listed = run_config(config, sweep_job_overrides(config, as_listed=True)[0]) if listed else None
             baselines = cells.baselines(run_config(config, []), configs, factors, first_listed)
             prestart_run_server(config, configs)
         else:  # a search: its cells are drawn as it goes; check what the command line fixed
             check_cell(run_config(config, list(config.hydra.overrides.task)))
+            if config.plan:
+                print("plan: the settings are valid; a search draws its cells as it goes, so none can be listed "
+                      "before it runs. Nothing ran (plan=true).")
+                raise SystemExit(0)
+        sweep_dir.mkdir(parents=True, exist_ok=True)
         trials = config.hydra.sweeper.get("n_trials")  # a search (Optuna) knows how many cells it will draw
         progress.start_sweep(sweep_dir, jobs, factors=factors, baselines=baselines, name=str(config.sweep_name),
                              total=int(trials) if isinstance(trials, int) else None)

@@ -55,6 +55,9 @@ def run_cell(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     plain = checked_config(cfg, hydra_cfg, multirun)
+    if plain["plan"]:  # a single run's plan (a sweep's is printed before its first cell: callbacks.print_plan)
+        print(f"{describe(cell_factors(plain), plain['seed'])} … {planned(plain)}. Nothing ran (plan=true).")
+        return None
     run_dir = Path(hydra_cfg.runtime.output_dir)
     launch = sweep_launch(plain, hydra_cfg, multirun)
     job_num, parallel, results_dir = launch.sweep_position, launch.parallel, launch.results_dir
@@ -197,12 +200,22 @@ def obtain_result(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: prog
     return result
 
 
+def planned(cfg: dict[str, Any]) -> str:
+    """What ``obtain_result`` will do with the cell ``cfg``, as ``plan=true`` prints it: ``would train``,
+    ``would reuse the result of sweep NAME`` (an ``ok`` result in the store, unless ``rerun=true``) or
+    ``would be skipped: REASON``."""
+    results_dir = Path(to_absolute_path(cfg["results_dir"]))
+    earlier = None if cfg["rerun"] else load_stored(results_dir, run_key(cfg))
+    if earlier is not None:
+        return f"would reuse the result of sweep {earlier['sweep_name']}"
+    reason = skip_reason(cfg)
+    return f"would be skipped: {reason}" if reason else "would train"
+
+
 def will_train(cfg: dict[str, Any]) -> bool:
     """Whether ``obtain_result`` will train the cell ``cfg``: neither reused from the results store nor
     skipped."""
-    results_dir = Path(to_absolute_path(cfg["results_dir"]))
-    reusable = not cfg["rerun"] and load_stored(results_dir, run_key(cfg)) is not None
-    return not reusable and skip_reason(cfg) is None
+    return planned(cfg) == "would train"
 
 
 def skip_reason(cfg: dict[str, Any]) -> str | None:
