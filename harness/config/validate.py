@@ -7,6 +7,7 @@ never imports TensorFlow.
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 from pathlib import Path
 from typing import Any
@@ -108,10 +109,15 @@ def _is_custom(cfg: Any, group: str) -> bool:
     return group in user_code.CUSTOM_GROUPS and cfg[group].get("name") == "custom"
 
 
-def _type_error(compose: Any, overrides: list[str], setting: str) -> str | None:
-    """Why Hydra refuses ``setting`` on top of ``overrides`` (the first line of its message), or ``None``."""
+def _type_error(cfg: Any, setting: str) -> str | None:
+    """Why Hydra refuses ``setting`` on the composed ``cfg`` (the first line of its message), or ``None``: the
+    override applied to a copy as Hydra's composition applies it, without composing the config again."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     try:
-        compose("config", overrides=[*overrides, setting])
+        ConfigLoaderImpl._apply_overrides_to_config(OverridesParser.create().parse_overrides([setting]),
+                                                    copy.deepcopy(cfg))
     except Exception as err:  # Hydra wraps OmegaConf's ValidationError; its first line says it all
         cause = err.__cause__ or err
         return str(cause).strip().splitlines()[0]
@@ -150,7 +156,7 @@ def check_setting_names(arguments: list[str], experiments: list[str]) -> None:
                 valid = ", ".join(k for k in node if k not in ("name", "keras_class", *groups))
                 _check(key in node, f"{'.'.join(path[:2])} is not a setting of {where}; valid: {valid}")
                 for value in _values(override):
-                    reason = _type_error(compose, picked, f"{override.key_or_group}={value}")
+                    reason = _type_error(cfg, f"{override.key_or_group}={value}")
                     _check(reason is None, f"{override.key_or_group}={value} is invalid: {reason}")
 
 
