@@ -161,3 +161,5 @@ def test_a_cell_trains_unless_its_result_is_stored_or_it_is_skipped_and_its_plan
     assert will_train(gpu) == (gpu_cell_status() == "ok")
     if gpu_cell_status() == "skipped":
         assert planned(gpu) == "would be skipped: no GPU visible"
+        # on a cluster (Slurm, Ray) the cluster says whether a GPU is there (tests/test_slurm.py, test_ray.py)
+        assert planned(gpu, placed_here=False).startswith("would train where the launcher finds a GPU")

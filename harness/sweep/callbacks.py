@@ -84,10 +84,12 @@ def prestart_run_server(config: DictConfig, configs: list[dict[str, Any]]) -> No
             return
 
 
-def print_plan(configs: list[dict[str, Any]], factors: list[str]) -> None:
+def print_plan(configs: list[dict[str, Any]], factors: list[str], launcher: DictConfig) -> None:
     """``plan=true``: one line per cell, in the order the sweep would run them, with what it would do
-    (``cell.planned``), then the counts; exit 0 before anything is trained or written."""
-    fates = [planned(plain) for plain in configs]
+    (``cell.planned``; on a cluster, ``launcher`` Slurm or Ray, the cluster decides where a GPU is), then the
+    counts; exit 0 before anything is trained or written."""
+    placed_here = not any(name in str(launcher.get("_target_", "")).lower() for name in ("slurm", "ray"))
+    fates = [planned(plain, placed_here) for plain in configs]
     for number, (plain, fate) in enumerate(zip(configs, fates, strict=True), 1):
         print(f"[{number}/{len(configs)}] {cells.describe(cells.cell_factors(plain, factors), plain['seed'])} … "
               f"{fate}")
@@ -116,7 +118,7 @@ class SweepCallbacks(Callback):
                 check_cell(plain, f" (in cell: {' '.join(overrides)})")
             factors = swept_factors(configs)
             if config.plan:
-                print_plan(configs, factors)
+                print_plan(configs, factors, config.hydra.launcher)
             listed = [f for f in factors if f in cells.BASELINE_LISTED_FIRST]
             first_listed = run_config(config, sweep_job_overrides(config, as_listed=True)[0]) if listed else None
             baselines = cells.baselines(run_config(config, []), configs, factors, first_listed)

@@ -200,16 +200,23 @@ def obtain_result(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: prog
     return result
 
 
-def planned(cfg: dict[str, Any]) -> str:
+def planned(cfg: dict[str, Any], placed_here: bool = True) -> str:
     """What ``obtain_result`` will do with the cell ``cfg``, as ``plan=true`` prints it: ``would train``,
     ``would reuse the result of sweep NAME`` (an ``ok`` result in the store, unless ``rerun=true``) or
-    ``would be skipped: REASON``."""
+    ``would be skipped: REASON``. ``placed_here``: whether the cell runs on this machine; where a launcher
+    places it on a cluster (Slurm, Ray), whether a GPU is there is the cluster's to say, not this machine's."""
     results_dir = Path(to_absolute_path(cfg["results_dir"]))
     earlier = None if cfg["rerun"] else load_stored(results_dir, run_key(cfg))
     if earlier is not None:
         return f"would reuse the result of sweep {earlier['sweep_name']}"
     reason = skip_reason(cfg)
+    if reason == NO_GPU and not placed_here:
+        return "would train where the launcher finds a GPU (skipped if the cluster has none)"
     return f"would be skipped: {reason}" if reason else "would train"
+
+
+NO_GPU = "no GPU visible"
+"""Why a GPU cell is skipped on a machine without a GPU (``skip_reason``)."""
 
 
 def will_train(cfg: dict[str, Any]) -> bool:
@@ -223,7 +230,7 @@ def skip_reason(cfg: dict[str, Any]) -> str | None:
     a GPU cell without a GPU; float16 on a CPU, which has no float16 units and would only show a slow
     emulation as if it were a result."""
     if cfg["device"]["name"] == "gpu" and not hardware.gpu_names():
-        return "no GPU visible"
+        return NO_GPU
     if cfg["precision"] == "mixed_float16" and cfg["device"]["name"] == "cpu":
         return "mixed_float16 needs a GPU (a CPU emulates float16 slowly); use mixed_bfloat16 or device=gpu"
     return None
