@@ -638,7 +638,7 @@ def test_above_the_exact_limit_the_signed_rank_test_is_within_a_thousandth_of_th
 
 
 def test_walsh_averages_selected_without_listing_them_are_the_listed_ones_exactly():
-    from harness.report.stats import EXACT_UP_TO, _select_sums, walsh_averages_at, walsh_median
+    from harness.report.stats import EXACT_UP_TO, _select_sums, walsh_averages_at, walsh_centre_and
 
     rng = np.random.default_rng(3)
     for trial in range(150):  # small arrays, with ties and identical values, bisected down to 0, 1 or 7 listed
@@ -654,7 +654,7 @@ def test_walsh_averages_selected_without_listing_them_are_the_listed_ones_exactl
     rows, columns = np.triu_indices(len(tied))
     walsh = np.sort((np.sort(tied)[rows] + np.sort(tied)[columns]) / 2)
     assert walsh_averages_at(tied, [0, 999, len(walsh) - 1]) == [walsh[0], walsh[999], walsh[-1]]
-    assert walsh_median(tied) == float(np.median(walsh))
+    assert walsh_centre_and(tied, [5]) == (float(np.median(walsh)), [walsh[5]])
 
 
 def test_above_the_exact_limit_the_critical_counts_are_the_normal_approximations():

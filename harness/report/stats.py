@@ -181,12 +181,12 @@ def walsh_averages_at(values: np.ndarray | Sequence[float], positions: Sequence[
     return [float(total / 2) for total in _select_sums(data, positions)]
 
 
-def walsh_median(values: np.ndarray | Sequence[float]) -> float:
-    """The median of the Walsh averages of ``values``: their Hodges-Lehmann estimate."""
-    n = len(_clean(values))
-    count = n * (n + 1) // 2
-    middle = walsh_averages_at(values, sorted({(count - 1) // 2, count // 2}))
-    return float(np.mean(middle))
+def walsh_centre_and(values: np.ndarray | Sequence[float], positions: Sequence[int]) -> tuple[float, list[float]]:
+    """The median of the Walsh averages of ``values`` (their Hodges-Lehmann estimate) and the Walsh averages at
+    ``positions``, selected together (``walsh_averages_at``)."""
+    count = len(_clean(values)) * (len(_clean(values)) + 1) // 2
+    middle_low, middle_high, *at = walsh_averages_at(values, [(count - 1) // 2, count // 2, *positions])
+    return float(np.mean([middle_low, middle_high])), at
 
 
 def _sums_at_most(x: np.ndarray, total: float) -> np.ndarray:
@@ -240,11 +240,10 @@ def hodges_lehmann(values: np.ndarray | Sequence[float],
     n = len(data)
     if n == 0:
         return (float("nan"), float("nan"), float("nan"))
-    estimate = walsh_median(data)
     if n < fewest_pairs(1 - confidence):
-        return (estimate, float("nan"), float("nan"))
+        return (walsh_centre_and(data, [])[0], float("nan"), float("nan"))
     critical = _critical_count(n, (1 - confidence) / 2)
-    low, high = walsh_averages_at(data, [critical, n * (n + 1) // 2 - critical - 1])
+    estimate, (low, high) = walsh_centre_and(data, [critical, n * (n + 1) // 2 - critical - 1])
     return (estimate, low, high)
 
 
@@ -266,8 +265,7 @@ def detectable_ratios(logs: np.ndarray | Sequence[float], family: int = 1,
     if critical < 0:
         return (0.0, float("inf"))
     needed = n * (n + 1) // 2 - critical  # positive Walsh averages the shifted values need (or negative ones)
-    centre = walsh_median(data)
-    low, high = walsh_averages_at(data, [needed - 1, n * (n + 1) // 2 - needed])
+    centre, (low, high) = walsh_centre_and(data, [needed - 1, n * (n + 1) // 2 - needed])
     return (_exp(centre - low), _exp(centre - high))
 
 
