@@ -84,6 +84,8 @@ def test_the_run_servers_start_up_keys_are_every_variable_a_run_gets_before_its_
     from harness.sweep.cell import run_env
     from tests.conftest import compose_config
 
+    for key in STARTUP_KEYS:  # as a fresh process has them: an earlier test in this worker may have imported a
+        monkeypatch.delenv(key, raising=False)  # module that sets one (harness.run.comet sets Comet's defaults)
     monkeypatch.setenv("COMET_API_KEY", "not-a-real-key")
     touched = set()
     for overrides, threads in ((["device=cpu"], 0), (["device=gpu", "quiet_tensorflow=false"], 0),
