@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 from transcript import add_out_option, transcript
 
+from harness.config.run_config import RunConfig, run_config
 from harness.hardware import cpu_model
 from harness.report.stats import effect_of
 from harness.report.verdicts import format_effect
@@ -211,8 +212,8 @@ def equivalence_section(work: Path, repeats: int) -> None:
     print(f"identical histories and test accuracies for the same seed: {'yes' if identical else 'NO'}")
 
 
-def composed_run(overrides: list[str]) -> dict[str, Any]:
-    """The resolved run config that ``python -m harness OVERRIDES`` trains."""
+def composed_run(overrides: list[str]) -> RunConfig:
+    """The run config that ``python -m harness OVERRIDES`` trains."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
@@ -225,21 +226,21 @@ def composed_run(overrides: list[str]) -> dict[str, Any]:
     register_experiments()
     harness_sweeper.register()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True)  # type: ignore[return-value]
+        return run_config(OmegaConf.to_container(compose(config_name="config", overrides=overrides), resolve=True))
 
 
-def fresh_model(cfg: dict[str, Any], task: Any) -> Any:
+def fresh_model(cfg: RunConfig, task: Any) -> Any:
     """The default run's model, compiled as a run compiles it, in a cleared Keras session with the run's seed."""
     import keras
 
     from harness.run import models, optimizers
 
     keras.backend.clear_session()
-    keras.utils.set_random_seed(cfg["seed"])
-    model = models.build_classifier(models.build_feature_extractor(task.input_shape, cfg["model"]),
-                                    task.num_classes, cfg["model"], frozen=False)
-    model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), loss="sparse_categorical_crossentropy",
-                  metrics=["accuracy"], jit_compile=cfg["jit_compile"])
+    keras.utils.set_random_seed(cfg.seed)
+    model = models.build_classifier(models.build_feature_extractor(task.input_shape, cfg.model),
+                                    task.num_classes, cfg.model, frozen=False)
+    model.compile(optimizer=optimizers.build_optimizer(cfg.optimizer), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=cfg.jit_compile)
     return model
 
 
@@ -254,7 +255,7 @@ def fit_overhead_section(repeats: int) -> None:
     from harness.run.train import fit_callbacks
 
     cfg = composed_run(["epochs=15"])
-    task, _ = data.load_tasks(cfg["dataset"], Path(tempfile.mkdtemp()))
+    task, _ = data.load_tasks(cfg.dataset, Path(tempfile.mkdtemp()))
 
     class EpochClock(keras.callbacks.Callback):
         """The same clock on both sides, last in the list: an epoch runs from one ``on_epoch_begin`` to the
@@ -283,8 +284,8 @@ def fit_overhead_section(repeats: int) -> None:
         else:
             callbacks = []
         clock = EpochClock()
-        model.fit(task.train.x, task.train.y, validation_data=(task.val.x, task.val.y), epochs=cfg["epochs"],
-                  batch_size=cfg["batch_size"], callbacks=[*callbacks, clock], verbose=0)
+        model.fit(task.train.x, task.train.y, validation_data=(task.val.x, task.val.y), epochs=cfg.epochs,
+                  batch_size=cfg.batch_size, callbacks=[*callbacks, clock], verbose=0)
         if experiment is not None:
             experiment.end()
         return statistics.median(np.diff(clock.marks)[1:])  # steady epochs: the first one traces the graph
@@ -312,7 +313,7 @@ def facts_overhead_section(repeats: int) -> None:
     from harness.run import data, device_memory
 
     cfg = composed_run(["epochs=15"])
-    task, _ = data.load_tasks(cfg["dataset"], Path(tempfile.mkdtemp()))
+    task, _ = data.load_tasks(cfg.dataset, Path(tempfile.mkdtemp()))
 
     def fit(facts: bool) -> tuple[float, float]:
         model = fresh_model(cfg, task)
@@ -323,11 +324,11 @@ def facts_overhead_section(repeats: int) -> None:
         if facts:  # as harness.run.train.fit_model reads them
             counters = hardware.EnergyCounters(gpu_index=None)
             energy, cpu = counters.read(), time.process_time()
-        model.fit(task.train.x, task.train.y, validation_data=(task.val.x, task.val.y), epochs=cfg["epochs"],
-                  batch_size=cfg["batch_size"], callbacks=[clock], verbose=0)
+        model.fit(task.train.x, task.train.y, validation_data=(task.val.x, task.val.y), epochs=cfg.epochs,
+                  batch_size=cfg.batch_size, callbacks=[clock], verbose=0)
         if facts:
             counters.joules(energy, counters.read())
-            _ = time.process_time() - cpu, device_memory.peak_bytes(cfg["backend"])
+            _ = time.process_time() - cpu, device_memory.peak_bytes(cfg.backend)
             hardware.process_memory_and_cpus()
         return statistics.median(np.diff(marks)[1:]), time.perf_counter() - started
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 import functools
 import types
 import typing
-from typing import Any, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from harness.cells import FACTORS, cell_factors
 from harness.outcomes import Status
 from harness.run_key import run_key
 from harness.user_code import code_hashes
+
+if TYPE_CHECKING:
+    from harness.config.run_config import RunConfig
 
 RESULT_FILE = "result.json"
 SPEC_FILE = "run_spec.json"
@@ -179,28 +182,28 @@ def result_problems(record: dict[str, Any]) -> list[str]:
     return problems
 
 
-def base_record(cfg: dict[str, Any], factors: dict[str, Any] | None = None,
+def base_record(cfg: RunConfig, factors: dict[str, Any] | None = None,
                 baselines: dict[str, Any] | None = None) -> Result:
     """The fields every result has, whatever happened to the run: its identity (the article's factors
     as columns; ``factors``: every factor of its sweep, ``harness.cells``) and its config."""
     return {
-        "run_key": run_key(cfg),
-        "sweep_name": cfg["sweep_name"],
-        **{factor: cfg[factor]["name"] for factor in FACTORS},
-        "factors": factors if factors is not None else cell_factors(cfg),
+        "run_key": run_key(cfg.resolved),
+        "sweep_name": cfg.sweep_name,
+        **{factor: getattr(cfg, factor).name for factor in FACTORS},
+        "factors": factors if factors is not None else cell_factors(cfg.resolved),
         "factor_baselines": baselines or {},
-        "seed": cfg["seed"],
-        "dataset": cfg["dataset"]["name"],
-        "model": cfg["model"]["name"],
-        "target_accuracy": cfg["target"]["value"] if cfg["target"]["metric"] == "val_accuracy" else None,
-        "target_metric": cfg["target"]["metric"],
-        "target_value": cfg["target"]["value"],
-        **({"user_code": code} if (code := code_hashes(cfg)) else {}),
-        "config": cfg,
+        "seed": cfg.seed,
+        "dataset": cfg.dataset.name,
+        "model": cfg.model.name,
+        "target_accuracy": cfg.target.value if cfg.target.metric == "val_accuracy" else None,
+        "target_metric": cfg.target.metric,
+        "target_value": cfg.target.value,
+        **({"user_code": code} if (code := code_hashes(cfg.resolved)) else {}),
+        "config": cfg.resolved,
     }
 
 
-def placeholder_result(cfg: dict[str, Any], status: Status, reason: str, factors: dict[str, Any] | None = None,
+def placeholder_result(cfg: RunConfig, status: Status, reason: str, factors: dict[str, Any] | None = None,
                        baselines: dict[str, Any] | None = None, **extra: Any) -> Result:
     """The result of a run that has not (or never) produced one of its own: skipped, failed before it
     wrote anything, interrupted, or still running (the run process starts from this). The one place

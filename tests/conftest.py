@@ -26,6 +26,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from harness.config.presets import register_experiments
+from harness.config.run_config import RunConfig, run_config
 from harness.config.schema import register_configs
 from harness.keras_cache import KERAS_DATASETS
 from harness.result_files import write_json_atomic
@@ -80,14 +81,14 @@ def gpu_cell_status() -> str:
     return "ok" if gpu_names() else "skipped"
 
 
-def compose_config(overrides: list[str]) -> dict[str, Any]:
-    """The resolved run config that ``python -m harness <overrides>`` would train."""
+def compose_config(overrides: list[str]) -> RunConfig:
+    """The run config that ``python -m harness <overrides>`` would train (``.resolved``: as a mapping)."""
     register_configs()
     register_experiments()
     harness_sweeper.register()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
-    return OmegaConf.to_container(cfg, resolve=True)
+    return run_config(OmegaConf.to_container(cfg, resolve=True))
 
 
 def harness_env(tmp_path: Path, warm_server: bool = True, **extra: str) -> dict[str, str]:

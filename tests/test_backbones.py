@@ -167,10 +167,10 @@ def test_every_backbone_builds_frozen_and_trains_a_step_and_one_from_scratch(nam
     from harness.run.models import build_classifier, build_feature_extractor
 
     cfg = compose_config([f"model={name}", "model.image_size=32", "dataset.train_size=16"])
-    task = load_tasks(cfg["dataset"], tmp_path)[0]  # digits: 8x8 grey, resized and made RGB in the model
+    task = load_tasks(cfg.dataset, tmp_path)[0]  # digits: 8x8 grey, resized and made RGB in the model
     for frozen in (True, False) if name == "vgg16" else (True,):
-        extractor = build_feature_extractor(task.input_shape, cfg["model"], pixel_max=task.pixel_max)
-        model = build_classifier(extractor, task.num_classes, cfg["model"], frozen=frozen)
+        extractor = build_feature_extractor(task.input_shape, cfg.model, pixel_max=task.pixel_max)
+        model = build_classifier(extractor, task.num_classes, cfg.model, frozen=frozen)
         model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
         before = [w.copy() for w in extractor.get_weights()]
         loss = model.fit(task.train.x, task.train.y, epochs=1, batch_size=16, verbose=0).history["loss"][0]

@@ -6,6 +6,7 @@ import re
 
 import pytest
 
+from harness.config.run_config import settings_of
 from harness.config.validate import validate
 from tests.conftest import CONF, compose_config, gpu_cell_status, results_under, run_harness
 
@@ -36,7 +37,7 @@ def test_every_option_composes_and_validates(group, option, request, tmp_path, m
     if option == "custom":  # the user's function: the shipped examples stand in for it
         extra = [f"{group}._target_=harness.examples.tabular.{'mlp' if group == 'model' else 'wine'}"]
     cfg = compose_config([f"{group}={option}", *extra])
-    assert cfg[group]["name"] == option
+    assert getattr(cfg, group).name == option
     validate(cfg)
 
 
@@ -46,12 +47,12 @@ def test_every_optimizer_builds_its_keras_optimizer(option):
 
     from harness.run.optimizers import build_optimizer
 
-    cfg = compose_config([f"optimizer={option}"])["optimizer"]
+    cfg = compose_config([f"optimizer={option}"]).optimizer
     optimizer = build_optimizer(cfg)
     expected = {"sgd": "SGD", "momentum": "SGD", "nag": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop",
                 "adam": "Adam"}[option]
     assert type(optimizer) is getattr(keras.optimizers, expected)
-    assert float(optimizer.learning_rate) == pytest.approx(cfg["learning_rate"])
+    assert float(optimizer.learning_rate) == pytest.approx(cfg.learning_rate)
     if option in ("momentum", "nag"):
         assert optimizer.momentum == 0.9
         assert optimizer.nesterov is (option == "nag")
@@ -63,7 +64,7 @@ def test_every_adam_knob_reaches_keras():
     cfg = compose_config(["optimizer=adam", "optimizer.amsgrad=true", "optimizer.beta_1=0.8",
                           "optimizer.beta_2=0.99", "optimizer.epsilon=1e-6", "optimizer.learning_rate=0.003",
                           "optimizer.weight_decay=0.0001", "optimizer.clipnorm=1.0"])
-    optimizer = build_optimizer(cfg["optimizer"])
+    optimizer = build_optimizer(cfg.optimizer)
     assert optimizer.amsgrad is True
     assert (optimizer.beta_1, optimizer.beta_2, optimizer.epsilon) == (0.8, 0.99, 1e-6)
     assert optimizer.weight_decay == 0.0001 and optimizer.clipnorm == 1.0
@@ -74,7 +75,7 @@ def test_early_stopping_on_builds_keras_callback():
     import keras
 
     cfg = compose_config(["early_stopping=on", "early_stopping.patience=5", "early_stopping.monitor=val_accuracy"])
-    es = {k: v for k, v in cfg["early_stopping"].items() if k not in ("name", "enabled")}
+    es = settings_of(cfg.early_stopping, leaving_out=("name", "enabled"))
     callback = keras.callbacks.EarlyStopping(**es)
     assert callback.patience == 5 and callback.monitor == "val_accuracy"
 
@@ -84,10 +85,10 @@ def test_models_build_for_both_transfer_options():
     from harness.run.models import build_classifier, build_feature_extractor
 
     cfg = compose_config([])
-    task = load_tasks(cfg["dataset"], CONF)[0]  # digits: bundled, the cache folder is not used
+    task = load_tasks(cfg.dataset, CONF)[0]  # digits: bundled, the cache folder is not used
     for frozen in (True, False):
-        model = build_classifier(build_feature_extractor(task.input_shape, cfg["model"]), task.num_classes,
-                                 cfg["model"], frozen=frozen)
+        model = build_classifier(build_feature_extractor(task.input_shape, cfg.model), task.num_classes,
+                                 cfg.model, frozen=frozen)
         assert model.output_shape == (None, 5)
         assert model.get_layer("feature_extractor").trainable is (not frozen)
 
@@ -98,7 +99,7 @@ def test_seed_grid_preset_is_the_article_grid():
     from tests.conftest import CONF
 
     cfg = compose_config(["experiment=seed_grid"])
-    assert cfg["sweep_name"].startswith("seed_grid")
+    assert cfg.sweep_name.startswith("seed_grid")
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         composed = compose(config_name="config", overrides=["experiment=seed_grid"], return_hydra_config=True)
     params = composed.hydra.sweeper.params

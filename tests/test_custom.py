@@ -304,9 +304,10 @@ def test_the_default_target_keeps_the_run_keys_of_results_stored_before_it_exist
     from harness.run_key import run_key
 
     cfg = compose_config([])
-    before = {k: v for k, v in cfg.items() if k not in ("target", "loss", "metrics")}
-    assert run_key(cfg) == run_key(before)  # stored results are reused
-    assert run_key(compose_config(["target.metric=val_loss"])) != run_key(cfg)
-    assert run_key(compose_config(["target.value=0.8"])) == run_key(compose_config(["target_accuracy=0.8"]))
-    assert json.dumps(compose_config(["target_accuracy=0.8"])["target"]) == \
+    before = {k: v for k, v in cfg.resolved.items() if k not in ("target", "loss", "metrics")}
+    assert run_key(cfg.resolved) == run_key(before)  # stored results are reused
+    assert run_key(compose_config(["target.metric=val_loss"]).resolved) != run_key(cfg.resolved)
+    by_value, by_alias = compose_config(["target.value=0.8"]), compose_config(["target_accuracy=0.8"])
+    assert run_key(by_value.resolved) == run_key(by_alias.resolved)
+    assert json.dumps(compose_config(["target_accuracy=0.8"]).resolved["target"]) == \
         '{"metric": "val_accuracy", "value": 0.8, "mode": "auto"}'

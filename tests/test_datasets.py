@@ -8,11 +8,13 @@ from __future__ import annotations
 import json
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from harness.config.schema import DatasetConfig
 from harness.config.validate import ConfigError, validate
 from harness.keras_cache import dataset_files
 from harness.run.data import load_image_folder, load_tasks
@@ -35,7 +37,7 @@ def test_keras_datasets_load_from_keras_cache_as_8_bit_images(tmp_path, monkeypa
     cfg = compose_config([f"dataset={name}", "dataset.limit=100"])
     assert all(path.is_file() for path in dataset_files(name))  # where Keras looks under KERAS_HOME
     validate(cfg)  # cached: no network needed
-    task, _ = load_tasks(cfg["dataset"], tmp_path)
+    task, _ = load_tasks(cfg.dataset, tmp_path)
     examples = len(task.train.y) + len(task.val.y) + len(task.test.y)
     assert task.input_shape == shape and task.train.x.dtype == np.uint8 and task.pixel_max == 255
     if name == "mnist":  # digits 5-9 of 100 examples (limit) drawn from 120 (train and test joined)
@@ -71,11 +73,11 @@ def test_cifar10_trains_from_the_cache_with_data_time_apart_from_training_time(t
 
 def test_an_image_folder_is_decoded_once_made_rgb_and_resized_to_a_common_size(tmp_path):
     root = write_image_folder(tmp_path / "images")
-    cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}"]).dataset
     x, y = load_image_folder(cfg)
     assert x.shape == (36, 40, 40, 3) and x.dtype == np.uint8  # one grey, one 48x36 image among them
     assert np.bincount(y).tolist() == [12, 12, 12]
-    x, y = load_image_folder({**cfg, "image_size": 16, "class_folders": ["class_2", "class_0"]})
+    x, y = load_image_folder(replace(cfg, image_size=16, class_folders=["class_2", "class_0"]))
     assert x.shape == (24, 16, 16, 3) and y[:12].tolist() == [0] * 12  # class_2 is label 0: the order given
     assert x[:12, ..., 2].mean() > x[:12, ..., 0].mean()  # ...and its images are class_2's (blue)
 
@@ -86,7 +88,7 @@ def test_too_few_examples_to_split_is_a_clear_reason(tmp_path, monkeypatch):
     cfg = compose_config(["dataset=cifar10", "dataset.limit=20"])  # 2 per class: 20 % held out is 4 in all
     with pytest.raises(ValueError, match="dataset 'cifar10': too few examples to split train/validation/test "
                                          "with every class in each \\(the smallest class has 2; 20% held out\\)"):
-        load_tasks(cfg["dataset"], tmp_path)
+        load_tasks(cfg.dataset, tmp_path)
 
 
 def test_big_photos_are_scaled_down_keeping_their_aspect_unless_a_size_is_given():
@@ -106,8 +108,7 @@ def test_a_photo_taken_sideways_is_turned_upright_by_its_exif_orientation(tmp_pa
         exif = photo.getexif()
         exif[0x0112] = 6  # ...and shown rotated by 90 degrees: 20 wide, 40 high
         photo.save(tmp_path / label / "photo.jpg", exif=exif)
-    x, _ = load_image_folder({"path": str(tmp_path), "class_folders": [], "image_size": None,
-                              "limit": None, "split_seed": 0})
+    x, _ = load_image_folder(DatasetConfig(name="folder", path=str(tmp_path)))
     assert x.shape == (2, 40, 20, 3)
 
 
@@ -123,8 +124,7 @@ def test_big_sideways_photos_are_decoded_small_and_upright(tmp_path):
         exif = photo.getexif()
         exif[0x0112] = 6  # shown turned: 1200 wide, 1600 high
         photo.save(tmp_path / label / "photo.jpg", exif=exif, quality=95)
-    x, _ = load_image_folder({"path": str(tmp_path), "class_folders": [], "image_size": None,
-                              "limit": None, "split_seed": 0})
+    x, _ = load_image_folder(DatasetConfig(name="folder", path=str(tmp_path)))
     assert x.shape == (2, 256, 192, 3)  # scaled down to 256 on the longer side, upright
     with Image.open(tmp_path / "a" / "photo.jpg") as image:
         full = np.asarray(ImageOps.exif_transpose(image).convert("RGB").resize((192, 256), Image.BILINEAR))
@@ -135,13 +135,13 @@ def test_a_limit_on_a_folder_decodes_only_the_images_it_keeps(tmp_path):
     from harness.run.data import limit_examples, limited_indices
 
     root = write_image_folder(tmp_path / "images")
-    cfg = compose_config(["dataset=folder", f"dataset.path={root}", "dataset.image_size=16"])["dataset"]
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}", "dataset.image_size=16"]).dataset
     x_all, y_all = load_image_folder(cfg)
-    limited = {**cfg, "limit": 9}
+    limited = replace(cfg, limit=9)
     x, y = load_image_folder(limited)
-    x_expected, y_expected = limit_examples(x_all, y_all, 9, cfg["split_seed"])  # what any other dataset gets
+    x_expected, y_expected = limit_examples(x_all, y_all, 9, cfg.split_seed)  # what any other dataset gets
     assert np.array_equal(x, x_expected) and np.array_equal(y, y_expected) and np.bincount(y).tolist() == [3, 3, 3]
-    kept = set(limited_indices(y_all, 9, cfg["split_seed"]).tolist())
+    kept = set(limited_indices(y_all, 9, cfg.split_seed).tolist())
     paths = sorted(root.glob("class_*/*.png"))  # the loader's order: class folders, then names
     left_out = next(path for i, path in enumerate(paths) if i not in kept)
     left_out.write_bytes(b"no longer an image")  # never opened: only the kept images are read
@@ -155,7 +155,7 @@ def test_a_folder_too_big_for_memory_is_streamed_from_disk_or_refused_in_one_lin
     import harness.run.data as data
 
     root = write_image_folder(tmp_path / "images")
-    cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}"]).dataset
     x_in_memory, _ = load_image_folder(cfg, tmp_path / "cache")
     monkeypatch.setattr(data, "available_memory", lambda: 100_000)  # 36 images at 40x40 take 172,800 bytes
     facts = {}
@@ -167,10 +167,10 @@ def test_a_folder_too_big_for_memory_is_streamed_from_disk_or_refused_in_one_lin
                "memory available; use dataset.load=stream (batches read from disk), dataset.limit=N or a smaller "
                "dataset.image_size (e.g. 21)")
     with pytest.raises(ValueError, match=re.escape(message)):
-        load_image_folder({**cfg, "load": "memory"}, tmp_path / "cache")
+        load_image_folder(replace(cfg, load="memory"), tmp_path / "cache")
     with pytest.raises(ValueError, match=re.escape(message)):  # no cache to stream from: refused before decoding
         load_image_folder(cfg)
-    assert len(load_image_folder({**cfg, "limit": 18, "load": "memory"}, tmp_path / "cache")[1]) == 18  # 86,400 B fit
+    assert len(load_image_folder(replace(cfg, limit=18, load="memory"), tmp_path / "cache")[1]) == 18  # 86,400 B fit
 
 
 def test_bad_image_folders_are_named_clearly(tmp_path):
@@ -178,19 +178,19 @@ def test_bad_image_folders_are_named_clearly(tmp_path):
     cfg = compose_config(["dataset=folder", f"dataset.path={root}"])
     (root / "class_1" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match=f"1 image cannot be read: {root / 'class_1' / 'broken.png'} "):
-        load_image_folder(cfg["dataset"])
+        load_image_folder(cfg.dataset)
     (root / "class_3").mkdir()
     with pytest.raises(ConfigError, match=f"class folder {root / 'class_3'} has no images"):
         validate(cfg)
     with pytest.raises(ConfigError, match=r"has 1 class folder\(s\) \['class_0'\]; a classification needs at least 2"):
-        validate({**cfg, "dataset": {**cfg["dataset"], "class_folders": ["class_0"]}})
+        validate(replace(cfg, dataset=replace(cfg.dataset, class_folders=["class_0"])))
     with pytest.raises(ConfigError, match="dataset.class_folders: roses is not a folder in .*; valid: class_0, "):
-        validate({**cfg, "dataset": {**cfg["dataset"], "class_folders": ["roses", "class_0"]}})
+        validate(replace(cfg, dataset=replace(cfg.dataset, class_folders=["roses", "class_0"])))
 
 
 def test_a_folder_is_decoded_once_then_read_from_the_cache_until_its_files_change(tmp_path):
     root = write_image_folder(tmp_path / "images")
-    cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}"]).dataset
     first, second = {}, {}
     x, y = load_image_folder(cfg, tmp_path / "cache", first)
     assert first == {"data_cache_hit": False, "data_streamed": False}
@@ -207,7 +207,7 @@ def test_a_folder_is_decoded_once_then_read_from_the_cache_until_its_files_chang
         load_image_folder(cfg, tmp_path / "cache")
     image.unlink()
     smaller = {}
-    assert load_image_folder({**cfg, "image_size": 16}, tmp_path / "cache", smaller)[0].shape == (35, 16, 16, 3)
+    assert load_image_folder(replace(cfg, image_size=16), tmp_path / "cache", smaller)[0].shape == (35, 16, 16, 3)
     assert smaller == {"data_cache_hit": False, "data_streamed": False}  # another size, one file fewer: decoded
 
 
@@ -269,7 +269,7 @@ def test_a_decoded_copy_half_written_by_a_killed_run_is_removed_by_the_next_one(
     from harness.run.data import decoded_folder_key, folder_images
 
     root = write_image_folder(tmp_path / "images")
-    cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}"]).dataset
     key = decoded_folder_key(folder_images(cfg)[0], None)
     folder = tmp_path / "cache" / "folders"
     folder.mkdir(parents=True)
@@ -289,7 +289,7 @@ def test_a_long_decoding_says_how_far_it_got(tmp_path, monkeypatch):
     import harness.run.data as data
 
     root = write_image_folder(tmp_path / "images")
-    cfg = compose_config(["dataset=folder", f"dataset.path={root}"])["dataset"]
+    cfg = compose_config(["dataset=folder", f"dataset.path={root}"]).dataset
     monkeypatch.setattr(data, "DECODE_REPORT_S", 0.0)  # every image, rather than every second
     told = []
     data.load_tasks(cfg, tmp_path / "cache", on_decoded=lambda done, total: told.append((done, total)))
@@ -303,8 +303,8 @@ def test_each_dataset_brings_its_own_target_and_the_command_line_still_wins():
     from tests.conftest import compose_config
 
     # digits keeps the harness's target; MNIST and CIFAR-10 take AlgoPerf's published ones (conf/dataset_target)
-    assert compose_config([])["target"]["value"] == 0.9
-    assert compose_config(["dataset=mnist"])["target"]["value"] == 0.97
-    assert compose_config(["dataset=cifar10"])["target"]["value"] == 0.85
-    assert compose_config(["dataset=mnist", "target_accuracy=0.95"])["target"]["value"] == 0.95
-    assert compose_config(["dataset=cifar10", "target.value=0.6"])["target"]["value"] == 0.6
+    assert compose_config([]).target.value == 0.9
+    assert compose_config(["dataset=mnist"]).target.value == 0.97
+    assert compose_config(["dataset=cifar10"]).target.value == 0.85
+    assert compose_config(["dataset=mnist", "target_accuracy=0.95"]).target.value == 0.95
+    assert compose_config(["dataset=cifar10", "target.value=0.6"]).target.value == 0.6

@@ -16,7 +16,7 @@ from tests.conftest import compose_config, results_under, run_harness
 
 
 def configs(*cells: list[str]) -> list[dict]:
-    return [compose_config(cell) for cell in cells]
+    return [compose_config(cell).resolved for cell in cells]
 
 
 def test_a_value_swept_within_an_option_is_a_factor_the_option_change_alone_is_not():
@@ -48,7 +48,7 @@ def test_seeds_and_bookkeeping_settings_are_never_factors():
 
 def test_baselines_are_the_default_where_swept_else_the_first_level():
     grid = configs(["optimizer.learning_rate=0.1", "epochs=3"], ["optimizer.learning_rate=0.001", "epochs=2"])
-    found = baselines(compose_config([]), grid, [*FACTORS, "optimizer.learning_rate", "epochs"])
+    found = baselines(compose_config([]).resolved, grid, [*FACTORS, "optimizer.learning_rate", "epochs"])
     assert found == {"optimizer.learning_rate": 0.001, "epochs": 2}  # adam's default 0.001; 50 epochs not swept
 
 
@@ -143,9 +143,9 @@ def test_settings_a_workload_brings_with_it_are_not_factors_of_their_own():
     # each workload sets its dataset and model, and with them its target, loss and metrics: those vary only
     # together with dataset._target_, so they describe its levels rather than being factors to judge apart
     workloads = ("digits_cnn", "digits_wide_cnn", "wine_mlp", "diabetes_mlp")
-    configs = [compose_config([f"workload={name}", f"optimizer={optimizer}"])
+    configs = [compose_config([f"workload={name}", f"optimizer={optimizer}"]).resolved
                for name in workloads for optimizer in ("adam", "sgd")]
     assert swept_factors(configs) == [*FACTORS, "dataset", "model", "dataset._target_", "model.dense_units"]
     # two settings swept independently stay two factors
-    both = [compose_config([f"epochs={e}", f"batch_size={b}"]) for e in (1, 2) for b in (16, 64)]
+    both = [compose_config([f"epochs={e}", f"batch_size={b}"]).resolved for e in (1, 2) for b in (16, 64)]
     assert swept_factors(both) == [*FACTORS, "epochs", "batch_size"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +88,7 @@ def test_unreadable_images_are_found_at_the_first_decoding_then_refused_at_once_
     import harness.run.data as data
 
     truncated, empty = _broken_folder(tmp_path / "images")
-    cfg = compose_config(["dataset=folder", f"dataset.path={tmp_path / 'images'}"])["dataset"]
+    cfg = compose_config(["dataset=folder", f"dataset.path={tmp_path / 'images'}"]).dataset
     facts = {}
     with pytest.raises(UnreadableImages) as refused:
         load_image_folder(cfg, tmp_path / "cache", facts)
@@ -102,7 +103,7 @@ def test_unreadable_images_are_found_at_the_first_decoding_then_refused_at_once_
     with pytest.raises(UnreadableImages, match="2 images cannot be read"):  # from the record beside the copy
         load_image_folder(cfg, tmp_path / "cache")
     kept = {}
-    x, y = load_image_folder({**cfg, "skip_unreadable": True}, tmp_path / "cache", kept)
+    x, y = load_image_folder(replace(cfg, skip_unreadable=True), tmp_path / "cache", kept)
     assert len(x) == len(y) == 18 and np.bincount(y).tolist() == [6, 6, 6]  # the 18 good images
     assert kept["skipped_images"] == sorted([str(truncated), str(empty)]) and kept["data_cache_hit"] is True
     assert x.reshape(len(x), -1).max(axis=1).min() > 0  # no black row of a skipped image left in

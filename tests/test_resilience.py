@@ -90,10 +90,10 @@ def test_two_sweeps_started_in_the_same_second_get_different_folders():
 
     from tests.conftest import compose_config
 
-    names = [compose_config([])["sweep_name"] for _ in range(2)]
+    names = [compose_config([]).sweep_name for _ in range(2)]
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_\d{6}", name) for name in names), names
     assert names[0] != names[1]
-    preset = compose_config(["experiment=seed_grid"])["sweep_name"]
+    preset = compose_config(["experiment=seed_grid"]).sweep_name
     assert re.fullmatch(r"seed_grid_\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_\d{6}", preset), preset
 
 
@@ -149,14 +149,14 @@ def test_run_keys_tell_machines_apart(monkeypatch):
     from tests.conftest import compose_config
 
     cfg = compose_config(["tracking=disabled"])
-    here = run_key(cfg)
+    here = run_key(cfg.resolved)
     monkeypatch.setattr(hardware, "cpu_model", lambda: "Another CPU")
-    assert run_key(cfg) != here  # a results/ folder copied from another machine is not this one's
+    assert run_key(cfg.resolved) != here  # a results/ folder copied from another machine is not this one's
     monkeypatch.undo()
     monkeypatch.setattr(hardware, "_nvidia_smi_names", lambda: ("Some GPU",))
-    assert run_key(cfg) != here
+    assert run_key(cfg.resolved) != here
     monkeypatch.setattr(hardware.os, "cpu_count", lambda: 1024)
-    assert run_key(cfg) != here
+    assert run_key(cfg.resolved) != here
 
 
 NOT_IN_THE_KEY = {"run_process": "fresh", "rerun": True, "plan": True,
@@ -196,7 +196,7 @@ def test_the_run_key_holds_every_setting_that_changes_a_result_and_none_that_doe
     from harness.run_key import run_key
     from tests.conftest import compose_config
 
-    cfg = compose_config([])
+    cfg = compose_config([]).resolved
     here = run_key(cfg)
     for key, value in NOT_IN_THE_KEY.items():
         assert run_key({**cfg, key: value}) == here, f"{key} changed the run key"  # a resumed sweep reuses
@@ -225,9 +225,10 @@ def test_a_price_changes_the_report_never_the_run_and_stored_results_keep_their_
 
     for device in ("cpu", "gpu"):
         cfg = compose_config([f"device={device}"])
-        assert cfg["device"]["price_per_hour"] == KEYED_PRICE_PER_HOUR[device]  # conf/device's default: keys as before
-        assert run_key(compose_config([f"device={device}", "device.price_per_hour=2.0"])) == run_key(cfg)
-    assert run_key(compose_config(["device=gpu"])) != run_key(compose_config(["device=cpu"]))
+        assert cfg.device.price_per_hour == KEYED_PRICE_PER_HOUR[device]  # conf/device's default: keys as before
+        priced = compose_config([f"device={device}", "device.price_per_hour=2.0"])
+        assert run_key(priced.resolved) == run_key(cfg.resolved)
+    assert run_key(compose_config(["device=gpu"]).resolved) != run_key(compose_config(["device=cpu"]).resolved)
 
 
 def test_upgrading_a_backend_or_the_timing_rules_makes_its_results_retrain(monkeypatch):
@@ -238,15 +239,15 @@ def test_upgrading_a_backend_or_the_timing_rules_makes_its_results_retrain(monke
     from tests.conftest import compose_config
 
     jax, tensorflow = compose_config(["backend=jax"]), compose_config([])
-    before = run_key(jax), run_key(tensorflow)
+    before = run_key(jax.resolved), run_key(tensorflow.resolved)
     real = importlib.metadata.version
     monkeypatch.setattr(importlib.metadata, "version",
                         lambda name: "99.0" if name in ("jax", "jaxlib") else real(name))  # JAX upgraded
-    assert run_key(jax) != before[0]  # a backend=jax rerun retrains, instead of reusing the old JAX's timings
-    assert run_key(tensorflow) == before[1]  # TensorFlow runs are not JAX's business
+    assert run_key(jax.resolved) != before[0]  # a backend=jax rerun retrains, instead of reusing the old JAX's timings
+    assert run_key(tensorflow.resolved) == before[1]  # TensorFlow runs are not JAX's business
     monkeypatch.undo()
     monkeypatch.setattr(keys, "TIMING_VERSION", 2)  # the timing rules changed
-    assert run_key(tensorflow) != before[1] and run_key(jax) != before[0]
+    assert run_key(tensorflow.resolved) != before[1] and run_key(jax.resolved) != before[0]
 
 
 def test_comets_own_system_metrics_are_off_and_a_run_that_turns_them_on_is_keyed_apart():
@@ -254,7 +255,8 @@ def test_comets_own_system_metrics_are_off_and_a_run_that_turns_them_on_is_keyed
     from tests.conftest import compose_config
 
     cfg = compose_config([])
-    assert cfg["tracking"]["system_metrics"] is False  # Comet's sampling threads stay out of the timed epochs
+    assert cfg.tracking.system_metrics is False  # Comet's sampling threads stay out of the timed epochs
     on = compose_config(["tracking.system_metrics=true"])
-    assert run_key(on) != run_key(cfg)  # its epochs shared the CPU with Comet's threads: not the same timing
-    assert run_key(compose_config(["tracking=offline"])) == run_key(cfg)  # where the data goes: the same run
+    assert run_key(on.resolved) != run_key(cfg.resolved)  # its epochs shared the CPU with Comet's threads
+    offline = compose_config(["tracking=offline"])
+    assert run_key(offline.resolved) == run_key(cfg.resolved)  # where the data goes: the same run

@@ -73,10 +73,10 @@ def test_an_uninstalled_or_unknown_backend_and_an_unknown_precision_get_one_line
 
 def test_the_new_settings_at_their_defaults_keep_earlier_run_keys():
     cfg = compose_config([])
-    earlier = {k: v for k, v in cfg.items() if k not in ("precision", "steps_per_execution", "backend")}
-    assert run_key(cfg) == run_key(earlier)  # results stored before these settings existed are reused
-    assert run_key({**cfg, "precision": "mixed_bfloat16"}) != run_key(cfg)
-    assert run_key({**cfg, "backend": "jax"}) != run_key(cfg)
+    earlier = {k: v for k, v in cfg.resolved.items() if k not in ("precision", "steps_per_execution", "backend")}
+    assert run_key(cfg.resolved) == run_key(earlier)  # results stored before these settings existed are reused
+    assert run_key({**cfg.resolved, "precision": "mixed_bfloat16"}) != run_key(cfg.resolved)
+    assert run_key({**cfg.resolved, "backend": "jax"}) != run_key(cfg.resolved)
 
 
 def test_xla_trains_for_real_and_is_recorded(tmp_path):

@@ -72,7 +72,7 @@ def test_each_default_is_read_from_the_schema_not_written_again():
     composed = compose_config([])
     for dotted, default in KEYED_ONLY_OFF_DEFAULT.items():
         *group, name = dotted.split(".")
-        assert (composed[group[0]] if group else composed)[name] == default, dotted
+        assert getattr(getattr(composed, group[0]) if group else composed, name) == default, dotted
 
 
 def test_the_run_servers_start_up_keys_are_every_variable_a_run_gets_before_its_backend(monkeypatch):

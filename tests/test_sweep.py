@@ -7,6 +7,7 @@ import json
 import os
 import re
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -154,8 +155,9 @@ def test_a_cell_trains_unless_its_result_is_stored_or_it_is_skipped_and_its_plan
     cfg = compose_config([f"results_dir={tmp_path / 'results'}", "sweep_name=earlier"])
     assert will_train(cfg) and planned(cfg) == "would train"  # what plan=true prints for it
     finished = json.loads((REPO / "tests" / "data" / "results-2026-12-03" / "ok.json").read_text())  # a real ok run
-    store_result(tmp_path / "results", {**finished, **placeholder_result(cfg, "ok", None), "run_key": run_key(cfg)})
-    assert not will_train(cfg) and will_train({**cfg, "rerun": True})
+    stored = {**finished, **placeholder_result(cfg, "ok", None), "run_key": run_key(cfg.resolved)}
+    store_result(tmp_path / "results", stored)
+    assert not will_train(cfg) and will_train(replace(cfg, rerun=True))
     assert planned(cfg) == "would reuse the result of sweep earlier"
     gpu = compose_config([f"results_dir={tmp_path / 'results'}", "device=gpu"])
     assert will_train(gpu) == (gpu_cell_status() == "ok")

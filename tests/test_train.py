@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,13 +57,13 @@ def test_transfer_freezes_the_extractor_and_reuses_the_cache(tmp_path):
     from harness.run.models import build_classifier, pretrained_extractor
 
     cfg = compose_config(["transfer=on", "transfer.pretrain_epochs=2"])
-    target, source = load_tasks(cfg["dataset"], tmp_path)
+    target, source = load_tasks(cfg.dataset, tmp_path)
     extractor, info = pretrained_extractor(cfg, source, tmp_path)
     assert info["pretrain_cache_hit"] is False and info["pretrain_seconds"] > 0
     assert Path(info["pretrained_weights"]).is_file()
 
     before = [w.copy() for w in extractor.get_weights()]
-    model = build_classifier(extractor, target.num_classes, cfg["model"], frozen=True)
+    model = build_classifier(extractor, target.num_classes, cfg.model, frozen=True)
     head_before = [w.copy() for w in model.get_layer("head_output").get_weights()]
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="sparse_categorical_crossentropy")
     model.fit(target.train.x, target.train.y, epochs=2, verbose=0)
@@ -79,7 +80,7 @@ def test_npz_dataset_loads_a_locally_made_file(digits_npz, tmp_path):
     from harness.run.data import load_tasks
 
     cfg = compose_config(["dataset=npz", f"dataset.path={digits_npz}", "dataset.source_classes=[0,1,2,3,4]"])
-    task = load_tasks(cfg["dataset"], tmp_path)[0]
+    task = load_tasks(cfg.dataset, tmp_path)[0]
     assert task.classes == (5, 6, 7, 8, 9)
     assert task.input_shape == (8, 8, 1)
     assert task.train.x.dtype == np.uint8 and task.pixel_max == 255  # 8-bit stays 8-bit; the model scales it
@@ -90,11 +91,11 @@ def test_npz_dataset_loads_a_locally_made_file(digits_npz, tmp_path):
 def test_splits_are_stratified_disjoint_and_fixed_by_split_seed(tmp_path, monkeypatch):
     from harness.run import data
 
-    cfg = compose_config([])["dataset"]
+    cfg = compose_config([]).dataset
     a, b = data.load_tasks(cfg, tmp_path)[0], data.load_tasks(cfg, tmp_path)[0]
     assert np.array_equal(a.train.x, b.train.x)
-    assert len(a.train.y) == cfg["train_size"]
-    assert np.bincount(a.train.y).min() >= cfg["train_size"] // 5 - 1
+    assert len(a.train.y) == cfg.train_size
+    assert np.bincount(a.train.y).min() >= cfg.train_size // 5 - 1
     rows = {x.tobytes() for x in a.test.x}
     assert not rows & {x.tobytes() for x in a.train.x}
 
@@ -131,7 +132,7 @@ def test_downloaded_dataset_goes_through_the_download_code_on_a_local_file(tmp_p
     source.parent.mkdir()
     sha256 = keras_layout_npz(source)
     cfg = compose_config(["dataset=npz", f"dataset.url={source.as_uri()}", f"dataset.sha256={sha256}",
-                          "dataset.train_size=100", "dataset.target_classes=[5,6,7,8,9]"])["dataset"]
+                          "dataset.train_size=100", "dataset.target_classes=[5,6,7,8,9]"]).dataset
     task = load_tasks(cfg, tmp_path / "cache")[0]
     assert (tmp_path / "cache" / "datasets" / "mnist.npz").is_file()  # cached for later runs
     assert task.classes == (5, 6, 7, 8, 9) and len(task.train.y) == 100
@@ -139,7 +140,7 @@ def test_downloaded_dataset_goes_through_the_download_code_on_a_local_file(tmp_p
     source.unlink()  # later runs read the cache, no network needed
     assert load_tasks(cfg, tmp_path / "cache")[0].train.x.shape == task.train.x.shape
 
-    tampered = {**cfg, "sha256": "0" * 64, "url": (tmp_path / "served" / "other.npz").as_uri()}
+    tampered = replace(cfg, sha256="0" * 64, url=(tmp_path / "served" / "other.npz").as_uri())
     keras_layout_npz(tmp_path / "served" / "other.npz")
     with pytest.raises(ValueError, match="hash"):
         load_tasks(tampered, tmp_path / "cache")[0]
@@ -165,11 +166,11 @@ def test_mobilenet_v2_loads_application_weights_from_a_local_file_and_freezes_th
     cfg = compose_config(small)
     from harness.run.data import load_tasks
 
-    task = load_tasks(cfg["dataset"], tmp_path)[0]
+    task = load_tasks(cfg.dataset, tmp_path)[0]
     extractor, _ = pretrained_extractor(cfg, task, tmp_path)
     loaded = extractor.get_layer(index=-1).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(loaded, base.get_weights(), strict=True))
-    model = build_classifier(extractor, task.num_classes, cfg["model"], frozen=True)
+    model = build_classifier(extractor, task.num_classes, cfg.model, frozen=True)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     model.fit(task.train.x, task.train.y, epochs=1, verbose=0)
     assert all(np.array_equal(a, b) for a, b in zip(extractor.get_layer(index=-1).get_weights(),

@@ -5,17 +5,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from harness.config.schema import DatasetConfig
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 
 
-def class_folders(cfg: dict[str, Any]) -> list[Path]:
+def class_folders(cfg: DatasetConfig) -> list[Path]:
     """The class folders of a ``folder`` dataset: ``class_folders`` in that order, or every sub-folder
     of ``path`` (hidden ones left out) in name order. Checked in the Hydra process too."""
-    root = Path(cfg["path"]).expanduser()
-    if cfg["class_folders"]:
-        return [root / name for name in cfg["class_folders"]]
+    root = Path(cfg.path).expanduser()
+    if cfg.class_folders:
+        return [root / name for name in cfg.class_folders]
     return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 

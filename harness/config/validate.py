@@ -8,13 +8,23 @@ never imports TensorFlow.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 from pathlib import Path
 from typing import Any
 
 from harness import keras_cache, user_code
 from harness.config.files import CONF_DIR
-from harness.config.schema import BACKENDS, CHOICES, MOBILENET_V2_IMAGENET_ALPHAS
+from harness.config.run_config import RunConfig, UserDatasetConfig, UserModelConfig
+from harness.config.schema import (
+    BACKENDS,
+    CHOICES,
+    MOBILENET_V2_IMAGENET_ALPHAS,
+    ApplicationConfig,
+    DatasetConfig,
+    ModelConfig,
+    OptimizerConfig,
+)
 from harness.interpreters import InterpreterError, interpreter_versions
 
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
@@ -227,67 +237,68 @@ def check_plugins(arguments: list[str]) -> None:
                 _check(found, f"{override.key_or_group}={value} needs a Hydra plugin that is not installed: {install}")
 
 
-def check_optimizer(opt: dict[str, Any]) -> None:
+def check_optimizer(opt: OptimizerConfig) -> None:
     """Raise ``ConfigError`` for an invalid value of the ``optimizer`` config."""
-    lr = opt["learning_rate"]
+    lr = opt.learning_rate
     _check(lr > 0, f"optimizer.learning_rate={lr} is invalid: it must be > 0 (e.g. 0.001)")
-    _check(opt["lr_scale"] > 0, f"optimizer.lr_scale={opt['lr_scale']} is invalid: it must be > 0 (e.g. 0.3)")
-    if "momentum" in opt:
-        m = opt["momentum"]
+    _check(opt.lr_scale > 0, f"optimizer.lr_scale={opt.lr_scale} is invalid: it must be > 0 (e.g. 0.3)")
+    if hasattr(opt, "momentum"):
+        m = opt.momentum
         _check(0 <= m < 1, f"optimizer.momentum={m} is invalid: it must be in [0, 1) (e.g. 0.9)")
     for key in ("beta_1", "beta_2", "rho"):
-        if key in opt:
-            _check(0 <= opt[key] < 1, f"optimizer.{key}={opt[key]} is invalid: it must be in [0, 1)")
-    if "epsilon" in opt:
-        _check(opt["epsilon"] > 0, f"optimizer.epsilon={opt['epsilon']} is invalid: it must be > 0")
+        if hasattr(opt, key):
+            value = getattr(opt, key)
+            _check(0 <= value < 1, f"optimizer.{key}={value} is invalid: it must be in [0, 1)")
+    if hasattr(opt, "epsilon"):
+        _check(opt.epsilon > 0, f"optimizer.epsilon={opt.epsilon} is invalid: it must be > 0")
 
 
-def check_choices(cfg: dict[str, Any]) -> None:
+def check_choices(cfg: RunConfig) -> None:
     """Raise ``ConfigError`` for a setting outside its fixed set of values (``CHOICES``); a setting the config
     lacks (``model.pooling`` of ``small_cnn``) or leaves unset (``optimized_metric: null``) has none to check."""
     for setting, valid in CHOICES.items():
         node: Any = cfg
         for part in setting.split("."):
-            node = node.get(part) if isinstance(node, dict) else None
+            node = getattr(node, part, None)
         _check(node is None or node in valid,
                f"{setting}={node} is unknown; valid: {', '.join(valid)}{CHOICE_NOTES.get(setting, '')}")
 
 
-def validate(cfg: dict[str, Any]) -> None:
-    """Raise ``ConfigError`` for the first invalid value in ``cfg`` (a resolved run config)."""
-    check_optimizer(cfg["optimizer"])
-    for key in ("epochs", "batch_size"):
-        _check(cfg[key] >= 1, f"{key}={cfg[key]} is invalid: it must be an integer >= 1")
-    t = cfg["target_accuracy"]
+def validate(cfg: RunConfig) -> None:
+    """Raise ``ConfigError`` for the first invalid value in ``cfg``."""
+    check_optimizer(cfg.optimizer)
+    for key, value in (("epochs", cfg.epochs), ("batch_size", cfg.batch_size)):
+        _check(value >= 1, f"{key}={value} is invalid: it must be an integer >= 1")
+    t = cfg.target_accuracy
     _check(0 < t <= 1, f"target_accuracy={t} is invalid: it must be in (0, 1], e.g. 0.9")
-    reported = reported_metrics(cfg["metrics"])
-    target = cfg["target"]
-    _check(target["metric"] in reported, f"target.metric={target['metric']} is not a metric the model reports; valid: "
-           f"{', '.join(reported)} (metrics={list(cfg['metrics'])})")
-    _check(cfg["threads"] >= 0, f"threads={cfg['threads']} is invalid: 0 (TensorFlow's default) or more")
+    reported = reported_metrics(cfg.metrics)
+    target = cfg.target
+    _check(target.metric in reported, f"target.metric={target.metric} is not a metric the model reports; valid: "
+           f"{', '.join(reported)} (metrics={list(cfg.metrics)})")
+    _check(cfg.threads >= 0, f"threads={cfg.threads} is invalid: 0 (TensorFlow's default) or more")
 
-    es = cfg["early_stopping"]
-    _check(es["patience"] >= 0, f"early_stopping.patience={es['patience']} is invalid: it must be >= 0")
+    es = cfg.early_stopping
+    _check(es.patience >= 0, f"early_stopping.patience={es.patience} is invalid: it must be >= 0")
     monitors = list(dict.fromkeys([*MONITORS, *reported, "target"]))  # target: follow target.metric
-    _check(es["monitor"] in monitors,
-           f"early_stopping.monitor={es['monitor']} is unknown; valid: {', '.join(monitors)}")
-    _check(es["start_from_epoch"] >= 0, f"early_stopping.start_from_epoch={es['start_from_epoch']} must be >= 0")
+    _check(es.monitor in monitors,
+           f"early_stopping.monitor={es.monitor} is unknown; valid: {', '.join(monitors)}")
+    _check(es.start_from_epoch >= 0, f"early_stopping.start_from_epoch={es.start_from_epoch} must be >= 0")
 
-    check_model(cfg["model"])
+    check_model(cfg.model)
     check_transfer(cfg)
-    check_dataset(cfg["dataset"])
+    check_dataset(cfg.dataset)
 
     check_choices(cfg)
-    _check(cfg["steps_per_execution"] >= 1,
-           f"steps_per_execution={cfg['steps_per_execution']} is invalid: it must be an integer >= 1")
-    backend = cfg["backend"]
-    if cfg.get("python") is None:
+    _check(cfg.steps_per_execution >= 1,
+           f"steps_per_execution={cfg.steps_per_execution} is invalid: it must be an integer >= 1")
+    backend = cfg.backend
+    if cfg.python is None:
         _check(importlib.util.find_spec(BACKENDS[backend]) is not None,
                f"backend={backend} is not installed here; install it with: pip install -e '.[{backend}]' "
                "(or choose an installed backend, e.g. backend=tensorflow)")
     else:
-        check_interpreter(cfg["python"], backend)
-    for path in cfg["callbacks"]:
+        check_interpreter(cfg.python, backend)
+    for path in cfg.callbacks:
         check_callback_path(path)
 
 
@@ -310,17 +321,17 @@ def reported_metrics(metrics: list[str]) -> list[str]:
     return [f"val_{name}" for name in names] + names
 
 
-def check_user_code(group: dict[str, Any], setting: str) -> None:
+def check_user_code(group: UserModelConfig | UserDatasetConfig, setting: str) -> None:
     """``model=custom`` / ``dataset=custom``: a ``_target_`` is given, its module and function exist, and
     the function takes every keyword the group sets (read, not imported: ``harness.user_code``)."""
-    target = group.get("_target_")
+    target = group._target_
     _check(bool(target), f"{setting}=custom needs {setting}._target_=package.module.function (your function; e.g. "
            f"{setting}._target_=mylab.{'models.mlp' if setting == 'model' else 'data.load'})")
     try:
         user_code.check(str(target), f"{setting}._target_")
     except user_code.UserCodeError as err:
         raise ConfigError(str(err)) from None
-    given = list(user_code.keywords(setting, group))
+    given = list(group.keywords)
     refused = user_code.refused_keyword(setting, str(target), given, user_code.parameters(str(target)))
     _check(refused is None, str(refused))
 
@@ -338,63 +349,63 @@ def check_callback_path(path: str) -> None:
     _check(found, f"callbacks: module {module!r} of {path!r} cannot be found (is it on PYTHONPATH?)")
 
 
-def check_model(model: dict[str, Any]) -> None:
+def check_model(model: ModelConfig | UserModelConfig) -> None:
     """The head's and the backbone's settings, or the user's own model function."""
-    if model["name"] == "custom":
+    if model.name == "custom":
         check_user_code(model, "model")
         return
-    units = model["dense_units"]
+    units = model.dense_units
     _check(units >= 0, f"model.dense_units={units} is invalid: 0 (no hidden layer) or more")
-    _check(0 <= model["dropout"] < 1, f"model.dropout={model['dropout']} is invalid: it must be in [0, 1)")
-    if model["name"] in keras_cache.APPLICATIONS:
-        size = model["image_size"]
+    _check(0 <= model.dropout < 1, f"model.dropout={model.dropout} is invalid: it must be in [0, 1)")
+    if model.name in keras_cache.APPLICATIONS:
+        size = model.image_size
         _check(size is None or size >= 32, f"model.image_size={size} is invalid: keras.applications backbones need "
-               f">= 32 (null: the native {keras_cache.APPLICATIONS[model['name']].native_size})")
+               f">= 32 (null: the native {keras_cache.APPLICATIONS[model.name].native_size})")
 
 
-def imagenet_source(model: dict[str, Any]) -> tuple[Path, str]:
+def imagenet_source(model: ApplicationConfig) -> tuple[Path, str]:
     """Where Keras caches the ImageNet weights of application ``model``, and where it downloads them from."""
-    size = model["image_size"] or keras_cache.APPLICATIONS[model["name"]].native_size
-    alpha = model.get("alpha")  # the width of the models that have one (MobileNetV2); None for the others
-    return (keras_cache.imagenet_weights_file(model["name"], alpha, size),
-            keras_cache.imagenet_weights_url(model["name"], alpha, size))
+    size = model.image_size or keras_cache.APPLICATIONS[model.name].native_size
+    alpha = getattr(model, "alpha", None)  # the width of the models that have one (MobileNetV2); None for the others
+    return (keras_cache.imagenet_weights_file(model.name, alpha, size),
+            keras_cache.imagenet_weights_url(model.name, alpha, size))
 
 
-def check_transfer(cfg: dict[str, Any]) -> None:
+def check_transfer(cfg: RunConfig) -> None:
     """Where ``transfer=on`` gets its weights from, and that it can get them: ImageNet weights cached or
     downloadable (checked here, in a second, rather than failing every cell), a readable weights file,
     or source classes to pretrain on."""
-    tr, model = cfg["transfer"], cfg["model"]
-    if not tr["enabled"] or model["name"] == "custom":  # a custom model gives its own pretrained part
+    tr, model = cfg.transfer, cfg.model
+    if not tr.enabled or model.name == "custom":  # a custom model gives its own pretrained part
         return
-    _check(tr["pretrain_epochs"] >= 1, f"transfer.pretrain_epochs={tr['pretrain_epochs']} must be >= 1")
-    _check(tr["fine_tune_layers"] >= 0, f"transfer.fine_tune_layers={tr['fine_tune_layers']} is invalid: 0 (frozen) "
+    _check(tr.pretrain_epochs >= 1, f"transfer.pretrain_epochs={tr.pretrain_epochs} must be >= 1")
+    _check(tr.fine_tune_layers >= 0, f"transfer.fine_tune_layers={tr.fine_tune_layers} is invalid: 0 (frozen) "
            "or the number of top layers to fine-tune")
-    _check(tr["head_epochs"] >= 1, f"transfer.head_epochs={tr['head_epochs']} is invalid: it must be >= 1")
-    _check(tr["fine_tune_learning_rate"] > 0,
-           f"transfer.fine_tune_learning_rate={tr['fine_tune_learning_rate']} is invalid: it must be > 0 (e.g. 1e-5)")
-    weights = tr["weights"]
+    _check(tr.head_epochs >= 1, f"transfer.head_epochs={tr.head_epochs} is invalid: it must be >= 1")
+    _check(tr.fine_tune_learning_rate > 0,
+           f"transfer.fine_tune_learning_rate={tr.fine_tune_learning_rate} is invalid: it must be > 0 (e.g. 1e-5)")
+    weights = tr.weights
     _check(weights in TRANSFER_WEIGHTS or Path(weights).is_file(),
            f"transfer.weights={weights} is invalid; valid: source_task, imagenet, or an existing weights file")
     applications = ", ".join(keras_cache.APPLICATIONS)
     if weights == "imagenet":
-        _check(model["name"] in keras_cache.APPLICATIONS,
+        _check(model.name in keras_cache.APPLICATIONS,
                f"transfer.weights=imagenet needs a keras.applications model; valid: model={applications}")
-        alpha = model.get("alpha")
-        _check(model["name"] != "mobilenet_v2" or alpha in MOBILENET_V2_IMAGENET_ALPHAS,
+        alpha = getattr(model, "alpha", None)
+        _check(model.name != "mobilenet_v2" or alpha in MOBILENET_V2_IMAGENET_ALPHAS,
                f"model.alpha={alpha} has no ImageNet weights; valid: "
                f"{', '.join(map(str, MOBILENET_V2_IMAGENET_ALPHAS))}")
         cached, url = imagenet_source(model)
         _check(cached.is_file() or keras_cache.reachable(url),
-               f"transfer.weights=imagenet: model={model['name']} needs Keras' ImageNet weights {cached.name}, which "
+               f"transfer.weights=imagenet: model={model.name} needs Keras' ImageNet weights {cached.name}, which "
                f"are not in Keras' cache ({cached.parent}) and cannot be downloaded here (no network); put the file "
                f"there (from {url}) or pass a local weights file: transfer.weights=FILE")
     elif weights != "source_task":
         _check(not weights.endswith((".h5", ".hdf5")) or _is_hdf5(weights),
                f"transfer.weights={weights} is not an HDF5 weights file (expected what model.save_weights writes)")
     else:
-        source = list(cfg["dataset"].get("source_classes", []))
-        _check(cfg["dataset"]["name"] != "custom", "transfer=on with dataset=custom and a built-in model needs "
+        source = list(getattr(cfg.dataset, "source_classes", []))
+        _check(cfg.dataset.name != "custom", "transfer=on with dataset=custom and a built-in model needs "
                "transfer.weights=imagenet or a weights file (your data has no source classes to pretrain on), or "
                "model=custom with its own pretrained part")
         _check(len(source) >= 2, "transfer=on needs dataset.source_classes (at least 2 classes to pretrain on), got "
@@ -407,63 +418,65 @@ def _is_hdf5(path: str) -> bool:
     return bool(h5py.is_hdf5(path))
 
 
-def check_dataset(ds: dict[str, Any]) -> None:
+def check_dataset(ds: DatasetConfig | UserDatasetConfig) -> None:
     """The dataset's settings, and that its files are there (or, for Keras' datasets, can be fetched), or
     the user's own data function."""
-    if ds["name"] == "custom":
+    if ds.name == "custom":
         check_user_code(ds, "dataset")
         check_split(ds)
         return
-    _check(ds["name"] != "npz" or bool(ds["path"] or ds["url"]),
+    _check(ds.name != "npz" or bool(ds.path or ds.url),
            "dataset=npz needs dataset.path=<a .npz file with arrays x and y> (or dataset.url=<where to download it>)")
-    _check(ds["name"] != "folder" or bool(ds["path"]),
+    _check(ds.name != "folder" or bool(ds.path),
            "dataset=folder needs dataset.path=<a folder with one sub-folder of images per class>")
-    _check(ds["load"] != "stream" or ds["name"] == "folder",
-           f"dataset.load=stream applies to dataset=folder only (dataset={ds['name']} is held in memory); valid "
+    _check(ds.load != "stream" or ds.name == "folder",
+           f"dataset.load=stream applies to dataset=folder only (dataset={ds.name} is held in memory); valid "
            "here: auto, memory")
-    if ds["name"] == "folder":
+    if ds.name == "folder":
         check_image_folder(ds)
-    elif ds["path"] is not None:
-        _check(Path(ds["path"]).is_file(), f"dataset.path={ds['path']!r} does not exist (expected an .npz file)")
+    elif ds.path is not None:
+        _check(Path(ds.path).is_file(), f"dataset.path={ds.path!r} does not exist (expected an .npz file)")
     check_split(ds)
-    if ds["image_size"] is not None:
-        _check(ds["image_size"] >= 1, f"dataset.image_size={ds['image_size']} is invalid: >= 1 or null")
-    overlap = set(ds["source_classes"]) & set(ds["target_classes"])
+    if ds.image_size is not None:
+        _check(ds.image_size >= 1, f"dataset.image_size={ds.image_size} is invalid: >= 1 or null")
+    overlap = set(ds.source_classes) & set(ds.target_classes)
     _check(not overlap, f"dataset: classes {sorted(overlap)} are both source and target classes")
-    if ds["name"] in keras_cache.KERAS_DATASETS:
-        missing = [path for path in keras_cache.dataset_files(ds["name"]) if not path.is_file()]
-        url = keras_cache.KERAS_DATASETS[ds["name"]][0][1]
+    if ds.name in keras_cache.KERAS_DATASETS:
+        missing = [path for path in keras_cache.dataset_files(ds.name) if not path.is_file()]
+        url = keras_cache.KERAS_DATASETS[ds.name][0][1]
         _check(not missing or keras_cache.reachable(url),
-               f"dataset={ds['name']}: {missing[0] if missing else ''} is not in Keras' cache "
+               f"dataset={ds.name}: {missing[0] if missing else ''} is not in Keras' cache "
                f"({keras_cache.keras_home() / 'datasets'}) and cannot be downloaded here (no network); put Keras' "
                f"files there (from {url}) or set KERAS_HOME to a folder that has them")
 
 
-def check_split(ds: dict[str, Any]) -> None:
+def check_split(ds: DatasetConfig | UserDatasetConfig) -> None:
     """How a dataset is split and capped: fractions that leave data to train on, sizes >= 1."""
     for key in ("val_fraction", "test_fraction"):
-        _check(0 < ds[key] < 1, f"dataset.{key}={ds[key]} is invalid: it must be in (0, 1)")
+        fraction = getattr(ds, key)
+        _check(0 < fraction < 1, f"dataset.{key}={fraction} is invalid: it must be in (0, 1)")
     _check(
-        ds["val_fraction"] + ds["test_fraction"] < 1,
+        ds.val_fraction + ds.test_fraction < 1,
         "dataset.val_fraction + dataset.test_fraction must leave data to train on (sum < 1)",
     )
     for key in ("train_size", "limit"):
-        if ds[key] is not None:
-            _check(ds[key] >= 1, f"dataset.{key}={ds[key]} is invalid: >= 1 or null")
+        size = getattr(ds, key)
+        if size is not None:
+            _check(size >= 1, f"dataset.{key}={size} is invalid: >= 1 or null")
 
 
-def check_image_folder(ds: dict[str, Any]) -> None:
+def check_image_folder(ds: DatasetConfig) -> None:
     """A ``folder`` dataset: the folder exists, has at least two class folders, each with images (the
     images themselves are read in the run, which names any file it cannot decode)."""
     from harness.config.folders import IMAGE_SUFFIXES, class_folders, image_files
 
-    root = Path(ds["path"]).expanduser()
-    _check(root.is_dir(), f"dataset.path={ds['path']} is not a folder (expected one sub-folder of images per class)")
+    root = Path(ds.path).expanduser()
+    _check(root.is_dir(), f"dataset.path={ds.path} is not a folder (expected one sub-folder of images per class)")
     folders = class_folders(ds)
     for folder in folders:
         _check(folder.is_dir(), f"dataset.class_folders: {folder.name} is not a folder in {root}; valid: "
-               f"{', '.join(p.name for p in class_folders({**ds, 'class_folders': []}))}")
+               f"{', '.join(p.name for p in class_folders(dataclasses.replace(ds, class_folders=[])))}")
         _check(bool(image_files(folder)), f"dataset.path: class folder {folder} has no images "
                f"({', '.join(IMAGE_SUFFIXES)})")
-    _check(len(folders) >= 2, f"dataset.path={ds['path']} has {len(folders)} class folder(s) "
+    _check(len(folders) >= 2, f"dataset.path={ds.path} has {len(folders)} class folder(s) "
            f"{[p.name for p in folders]}; a classification needs at least 2 (one sub-folder of images per class)")

@@ -9,22 +9,22 @@ from __future__ import annotations
 import hashlib
 import math
 from pathlib import Path
-from typing import Any
 
 import keras
 
 from harness import keras_cache
+from harness.config.schema import ApplicationConfig
 from harness.keras_cache import APPLICATIONS
 
 FEATURE_EXTRACTOR = "feature_extractor"
 
 
-def image_size(cfg: dict[str, Any]) -> int:
+def image_size(cfg: ApplicationConfig) -> int:
     """The input size of application model ``cfg``: its ``image_size``, or the application's native one."""
-    return cfg["image_size"] or APPLICATIONS[cfg["name"]].native_size
+    return cfg.image_size or APPLICATIONS[cfg.name].native_size
 
 
-def build_application(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None,
+def build_application(input_shape: tuple[int, ...], cfg: ApplicationConfig, weights: str | None,
                       pixel_max: float = 1.0) -> keras.Model:
     """A ``keras.applications`` backbone without its top (``harness.keras_cache.APPLICATIONS``), as
     Keras' transfer-learning guide uses it: the images resized to ``image_size`` (in the model, batch
@@ -32,7 +32,7 @@ def build_application(input_shape: tuple[int, ...], cfg: dict[str, Any], weights
     the application's own ``preprocess_input``; its feature maps pooled (``avg``, ``max``) or
     flattened (``flatten``). ``weights`` goes to Keras as is: ``"imagenet"``, a weights file of the
     application, or ``None``."""
-    application = APPLICATIONS[cfg["name"]]
+    application = APPLICATIONS[cfg.name]
     size = image_size(cfg)
     inputs = keras.Input(shape=input_shape)
     x = inputs
@@ -43,14 +43,14 @@ def build_application(input_shape: tuple[int, ...], cfg: dict[str, Any], weights
     x = keras.layers.Rescaling(255.0 / pixel_max, name="to_0_255")(x)
     preprocess = getattr(keras.applications, application.module).preprocess_input
     x = keras.layers.Lambda(preprocess, name="preprocess_input")(x)
-    options = {"alpha": cfg["alpha"]} if "alpha" in cfg else {}
-    pooling = None if cfg["pooling"] == "flatten" else cfg["pooling"]
+    options = {"alpha": cfg.alpha} if hasattr(cfg, "alpha") else {}
+    pooling = None if cfg.pooling == "flatten" else cfg.pooling
     try:
         base = getattr(keras.applications, application.keras_name)(
             input_shape=(size, size, 3), include_top=False, weights=weights, pooling=pooling, **options)
     except ValueError as err:  # Keras' own words, on the first line, after what was asked
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"weights {weights} do not fit model={cfg['name']} at image_size {size}: {first}") from err
+        raise ValueError(f"weights {weights} do not fit model={cfg.name} at image_size {size}: {first}") from err
     features = base(x)
     if pooling is None:
         features = keras.layers.Flatten(name="flatten")(features)
@@ -94,11 +94,11 @@ def sha256_of(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def resolve_weights(cfg: dict[str, Any], weights: str) -> str:
+def resolve_weights(cfg: ApplicationConfig, weights: str) -> str:
     """What to pass Keras for ``weights``: ``imagenet`` becomes the file in Keras' cache where it is
     there already (Keras would check it against the hash of its download and fetch it again on any
     difference; the run records the file's SHA-256 instead), else stays ``imagenet`` (Keras downloads)."""
     if weights != "imagenet":
         return weights
-    cached = keras_cache.imagenet_weights_file(cfg["name"], cfg.get("alpha"), image_size(cfg))
+    cached = keras_cache.imagenet_weights_file(cfg.name, getattr(cfg, "alpha", None), image_size(cfg))
     return str(cached) if cached.is_file() else weights

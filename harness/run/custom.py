@@ -25,8 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from harness.config.run_config import UserDatasetConfig, UserModelConfig
 from harness.run.data import Split, Task, limit_examples, make_task
-from harness.user_code import TARGET, keywords, refused_keyword
+from harness.user_code import refused_keyword
 
 
 def _function(target: str) -> Any:
@@ -61,19 +62,19 @@ def accepts(target: str, argument: str) -> bool:
     return argument in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
 
 
-def build_model(cfg: dict[str, Any], task: Task, pretrained: bool) -> Any:
+def build_model(cfg: UserModelConfig, task: Task, pretrained: bool) -> Any:
     """The user's model for ``task``, its ``frozen_layer`` frozen where ``pretrained`` (transfer on);
     ``TypeError``/``ValueError`` naming the function where it is not a usable ``keras.Model``."""
     import keras
 
-    target = cfg[TARGET]
+    target = str(cfg._target_)
     if pretrained and not accepts(target, "pretrained"):
         raise ValueError(f"transfer=on with model._target_={target}: the function takes no 'pretrained' argument, "
                          "so it cannot give a pretrained model; add pretrained=False to its signature")
     num_classes = task.num_classes or None
     try:
         model = _call("model", target, {"input_shape": task.input_shape, "num_classes": num_classes,
-                                        "pretrained": pretrained}, keywords("model", cfg))
+                                        "pretrained": pretrained}, cfg.keywords)
     except KeywordError:
         raise
     except (TypeError, ValueError) as err:
@@ -87,17 +88,17 @@ def build_model(cfg: dict[str, Any], task: Task, pretrained: bool) -> Any:
         raise TypeError(f"model._target_={target} returned {type(model).__name__}, not a keras.Model")
     if pretrained:
         names = [layer.name for layer in model.layers]
-        if cfg["frozen_layer"] not in names:
+        if cfg.frozen_layer not in names:
             raise ValueError(f"transfer=on with model._target_={target}: the model has no layer named "
-                             f"{cfg['frozen_layer']!r} to freeze (model.frozen_layer); its layers: {', '.join(names)}")
-        model.get_layer(cfg["frozen_layer"]).trainable = False
+                             f"{cfg.frozen_layer!r} to freeze (model.frozen_layer); its layers: {', '.join(names)}")
+        model.get_layer(cfg.frozen_layer).trainable = False
     return model
 
 
-def load_task(cfg: dict[str, Any]) -> Task:
+def load_task(cfg: UserDatasetConfig) -> Task:
     """The user's data as the ``Task`` every run trains on (``limit`` and ``train_size`` apply to arrays)."""
-    target = cfg[TARGET]
-    data = _call("dataset", target, {}, keywords("dataset", cfg))
+    target = str(cfg._target_)
+    data = _call("dataset", target, {}, cfg.keywords)
     if isinstance(data, Mapping):
         missing = [part for part in ("train", "val") if part not in data]
         if missing:
@@ -115,8 +116,8 @@ def load_task(cfg: dict[str, Any]) -> Task:
     y = y.reshape(len(y), -1)[:, 0] if y.ndim > 1 and y.shape[1] == 1 else y
     if _is_classes(y):
         y = y.astype("int64")
-        x, y = limit_examples(x, y, cfg["limit"], cfg["split_seed"])
-        return make_task(x, y, sorted(int(c) for c in np.unique(y)), cfg, cfg["train_size"])
+        x, y = limit_examples(x, y, cfg.limit, cfg.split_seed)
+        return make_task(x, y, sorted(int(c) for c in np.unique(y)), cfg, cfg.train_size)
     return _regression_task(x.astype("float32") if x.dtype == np.float64 else x, y.astype("float32"), cfg)
 
 
@@ -124,18 +125,18 @@ def _is_classes(y: np.ndarray) -> bool:
     return y.ndim == 1 and np.issubdtype(y.dtype, np.integer)
 
 
-def _regression_task(x: np.ndarray, y: np.ndarray, cfg: dict[str, Any]) -> Task:
+def _regression_task(x: np.ndarray, y: np.ndarray, cfg: UserDatasetConfig) -> Task:
     """A regression's seeded split (no strata: the targets are numbers)."""
     from sklearn.model_selection import train_test_split
 
-    seed, held_out = cfg["split_seed"], cfg["val_fraction"] + cfg["test_fraction"]
+    seed, held_out = cfg.split_seed, cfg.val_fraction + cfg.test_fraction
     index = np.arange(len(y))
-    if cfg["limit"] is not None and cfg["limit"] < len(y):
-        index, _ = train_test_split(index, train_size=cfg["limit"], random_state=seed)
+    if cfg.limit is not None and cfg.limit < len(y):
+        index, _ = train_test_split(index, train_size=cfg.limit, random_state=seed)
     train, rest = train_test_split(index, test_size=held_out, random_state=seed)
-    val, test = train_test_split(rest, test_size=cfg["test_fraction"] / held_out, random_state=seed)
-    if cfg["train_size"] is not None and cfg["train_size"] < len(train):
-        train = train[:cfg["train_size"]]
+    val, test = train_test_split(rest, test_size=cfg.test_fraction / held_out, random_state=seed)
+    if cfg.train_size is not None and cfg.train_size < len(train):
+        train = train[:cfg.train_size]
     return Task(*(Split(x[part], y[part]) for part in (train, val, test)), classes=())
 
 

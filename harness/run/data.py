@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from harness.config.folders import IMAGE_SUFFIXES, class_folders, image_files  # noqa: F401
+from harness.config.schema import DatasetConfig
 from harness.result_files import write_json_atomic
 
 
@@ -253,7 +254,7 @@ def check_fits_in_memory(count: int, size: tuple[int, int], root: Path) -> None:
                          f"dataset.image_size (e.g. {smaller})")
 
 
-def folder_images(cfg: dict[str, Any]) -> tuple[list[Path], np.ndarray]:
+def folder_images(cfg: DatasetConfig) -> tuple[list[Path], np.ndarray]:
     """The image files of a ``folder`` dataset, class folder by class folder, and their labels (N,)
     (class-folder index); at most ``limit`` of them, drawn as ``limit_examples`` draws."""
     paths, labels = [], []
@@ -264,7 +265,7 @@ def folder_images(cfg: dict[str, Any]) -> tuple[list[Path], np.ndarray]:
         paths += found
         labels += [label] * len(found)
     y = np.asarray(labels)
-    if (chosen := limited_indices(y, cfg["limit"], cfg["split_seed"])) is not None:
+    if (chosen := limited_indices(y, cfg.limit, cfg.split_seed)) is not None:
         paths, y = [paths[i] for i in chosen], y[chosen]
     return paths, y
 
@@ -375,7 +376,7 @@ def unreadable_record(cached: Path) -> Path:
     return cached.with_suffix(".unreadable.json")
 
 
-def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None, facts: dict[str, Any] | None = None,
+def load_image_folder(cfg: DatasetConfig, cache_dir: Path | None = None, facts: dict[str, Any] | None = None,
                       on_decoded: Callable[[int, int], None] | None = None) -> tuple[np.ndarray | DiskRows, np.ndarray]:
     """The images of every class folder (``folder_images``: a ``limit`` applies before any is decoded),
     as ``decode_images`` makes them, and their labels.
@@ -392,18 +393,18 @@ def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None, facts:
     that later runs of a sweep refuse at once instead of decoding again: ``UnreadableImages`` names them,
     unless ``skip_unreadable`` leaves them out (listed in ``facts``)."""
     paths, y = folder_images(cfg)
-    root = Path(cfg["path"]).expanduser()
+    root = Path(cfg.path).expanduser()
     if cache_dir is None:
-        x, unreadable = decode_images(paths, cfg["image_size"], root, on_decoded=on_decoded)
+        x, unreadable = decode_images(paths, cfg.image_size, root, on_decoded=on_decoded)
         keep = _readable(paths, unreadable, cfg, facts)
         return (x if keep is None else x[keep]), (y if keep is None else y[keep])
-    cached = Path(cache_dir) / "folders" / f"{decoded_folder_key(paths, cfg['image_size'])}.npy"
+    cached = Path(cache_dir) / "folders" / f"{decoded_folder_key(paths, cfg.image_size)}.npy"
     hit = cached.is_file()
     if not hit:
         cached.parent.mkdir(parents=True, exist_ok=True)
         remove_abandoned_partials(cached)
         partial = cached.with_name(f".{cached.stem}.{_host()}.{os.getpid()}.{time.time_ns()}.npy")  # then renamed
-        _, unreadable = decode_images(paths, cfg["image_size"], root, out=partial, on_decoded=on_decoded)
+        _, unreadable = decode_images(paths, cfg.image_size, root, out=partial, on_decoded=on_decoded)
         if unreadable:  # before the copy appears: a run that finds the copy finds its list too
             write_json_atomic(unreadable_record(cached), unreadable)
         partial.replace(cached)
@@ -414,7 +415,7 @@ def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None, facts:
     stored = np.load(cached, mmap_mode="r")
     rows = np.arange(len(stored)) if keep is None else keep
     free = available_memory()
-    stream = cfg["load"] == "stream" or (cfg["load"] == "auto" and free is not None and stored.nbytes > free / 2)
+    stream = cfg.load == "stream" or (cfg.load == "auto" and free is not None and stored.nbytes > free / 2)
     if facts is not None:
         facts["data_streamed"] = stream
     y = y if keep is None else y[keep]
@@ -424,13 +425,13 @@ def load_image_folder(cfg: dict[str, Any], cache_dir: Path | None = None, facts:
     return (np.array(stored) if keep is None else np.asarray(stored[rows])), y
 
 
-def _readable(paths: list[Path], unreadable: dict[str, str], cfg: dict[str, Any],
+def _readable(paths: list[Path], unreadable: dict[str, str], cfg: DatasetConfig,
               facts: dict[str, Any] | None) -> np.ndarray | None:
     """The indices of ``paths`` to train on (``None``: all), or ``UnreadableImages`` where some cannot be
     read and ``skip_unreadable`` is off; skipped files go into ``facts["skipped_images"]``."""
     if not unreadable:
         return None
-    if not cfg.get("skip_unreadable"):
+    if not cfg.skip_unreadable:
         raise UnreadableImages(unreadable)
     if facts is not None:
         facts["skipped_images"] = sorted(unreadable)
@@ -466,7 +467,7 @@ def download(url: str, sha256: str | None, cache_dir: Path) -> Path:
                                      cache_subdir="datasets"))
 
 
-def load_arrays(cfg: dict[str, Any], cache_dir: Path, facts: dict[str, Any] | None = None,
+def load_arrays(cfg: DatasetConfig, cache_dir: Path, facts: dict[str, Any] | None = None,
                 on_decoded: Callable[[int, int], None] | None = None) -> tuple[np.ndarray | DiskRows, np.ndarray]:
     """All images (N, H, W, C; uint8 or float32, see ``Split``) and labels (N,) int of the dataset that
     ``cfg`` names: the bundled digits, a Keras dataset, a folder of images, a local ``.npz`` ``path``
@@ -475,25 +476,25 @@ def load_arrays(cfg: dict[str, Any], cache_dir: Path, facts: dict[str, Any] | No
     ``on_decoded`` hears how far a folder's decoding got (``decode_images``)."""
     from harness.keras_cache import KERAS_DATASETS
 
-    if cfg["name"] == "digits":
+    if cfg.name == "digits":
         x, y = load_digits_arrays()
-    elif cfg["name"] in KERAS_DATASETS:
-        x, y = load_keras_dataset(cfg["name"])
-    elif cfg["name"] == "folder":  # 8-bit RGB already, limited before decoding, perhaps left on disk
+    elif cfg.name in KERAS_DATASETS:
+        x, y = load_keras_dataset(cfg.name)
+    elif cfg.name == "folder":  # 8-bit RGB already, limited before decoding, perhaps left on disk
         return load_image_folder(cfg, cache_dir, facts, on_decoded)
-    elif cfg["path"]:
-        x, y = load_npz_arrays(cfg["path"])
-    elif cfg["url"]:
-        x, y = load_npz_arrays(download(cfg["url"], cfg["sha256"], Path(cache_dir)))
+    elif cfg.path:
+        x, y = load_npz_arrays(cfg.path)
+    elif cfg.url:
+        x, y = load_npz_arrays(download(cfg.url, cfg.sha256, Path(cache_dir)))
     else:
-        raise ValueError(f"dataset {cfg['name']!r} has neither a path nor a url")
+        raise ValueError(f"dataset {cfg.name!r} has neither a path nor a url")
     x = eight_bit(np.asarray(x))
     if x.ndim == 3:
         x = x[..., None]
-    return limit_examples(x, np.asarray(y).reshape(-1).astype("int64"), cfg["limit"], cfg["split_seed"])
+    return limit_examples(x, np.asarray(y).reshape(-1).astype("int64"), cfg.limit, cfg.split_seed)
 
 
-def make_task(x: np.ndarray | DiskRows, y: np.ndarray, classes: list[int], cfg: dict[str, Any],
+def make_task(x: np.ndarray | DiskRows, y: np.ndarray, classes: list[int], cfg: DatasetConfig,
               train_size: int | None) -> Task:
     """The task of telling ``classes`` apart, split by ``cfg``'s fractions and ``split_seed``. The split
     is drawn on positions and the images taken once per split (``take``: left on disk when streamed)."""
@@ -501,20 +502,20 @@ def make_task(x: np.ndarray | DiskRows, y: np.ndarray, classes: list[int], cfg: 
 
     keep = np.flatnonzero(np.isin(y, classes))
     if not keep.size:
-        raise ValueError(f"dataset {cfg['name']!r} has no examples of classes {classes}")
+        raise ValueError(f"dataset {cfg.name!r} has no examples of classes {classes}")
     labels = np.searchsorted(np.asarray(sorted(classes)), y[keep]).astype("int32")
-    seed = cfg["split_seed"]
-    held_out = cfg["val_fraction"] + cfg["test_fraction"]
+    seed = cfg.split_seed
+    held_out = cfg.val_fraction + cfg.test_fraction
     try:
         train, rest, y_train, y_rest = train_test_split(
             keep, labels, test_size=held_out, stratify=labels, random_state=seed
         )
         val, test, y_val, y_test = train_test_split(
-            rest, y_rest, test_size=cfg["test_fraction"] / held_out, stratify=y_rest, random_state=seed
+            rest, y_rest, test_size=cfg.test_fraction / held_out, stratify=y_rest, random_state=seed
         )
     except ValueError as err:  # scikit-learn's words are about "groups" and "test_size"
         fewest = int(np.bincount(labels).min())
-        raise ValueError(f"dataset {cfg['name']!r}: too few examples to split train/validation/test with every "
+        raise ValueError(f"dataset {cfg.name!r}: too few examples to split train/validation/test with every "
                          f"class in each (the smallest class has {fewest}; {held_out:.0%} held out); use more "
                          f"examples (dataset.limit) or other dataset.val_fraction/test_fraction ({err})") from err
     if train_size is not None and train_size < len(train):
@@ -525,20 +526,20 @@ def make_task(x: np.ndarray | DiskRows, y: np.ndarray, classes: list[int], cfg: 
                 tuple(sorted(classes)))
 
 
-def target_classes(cfg: dict[str, Any], y: np.ndarray) -> list[int]:
+def target_classes(cfg: DatasetConfig, y: np.ndarray) -> list[int]:
     """The classes runs learn: ``target_classes``, or every label not used as a source class."""
-    if cfg["target_classes"]:
-        return list(cfg["target_classes"])
-    return sorted(set(np.unique(y).tolist()) - set(cfg["source_classes"]))
+    if cfg.target_classes:
+        return list(cfg.target_classes)
+    return sorted(set(np.unique(y).tolist()) - set(cfg.source_classes))
 
 
-def load_tasks(cfg: dict[str, Any], cache_dir: Path, facts: dict[str, Any] | None = None,
+def load_tasks(cfg: DatasetConfig, cache_dir: Path, facts: dict[str, Any] | None = None,
                on_decoded: Callable[[int, int], None] | None = None) -> tuple[Task, Task | None]:
     """The target task every run trains on (``train_size`` caps its training examples) and the source
     task the transfer feature extractor is pretrained on (``source_classes``, all their examples;
     ``None`` without source classes). The data is read once for both; ``facts``, ``on_decoded``: see
     ``load_arrays``. (``dataset=custom``, the user's function's data, is ``harness.run.custom.load_task``.)"""
     x, y = load_arrays(cfg, cache_dir, facts, on_decoded)
-    target = make_task(x, y, target_classes(cfg, y), cfg, cfg["train_size"])
-    source = make_task(x, y, list(cfg["source_classes"]), cfg, None) if cfg["source_classes"] else None
+    target = make_task(x, y, target_classes(cfg, y), cfg, cfg.train_size)
+    source = make_task(x, y, list(cfg.source_classes), cfg, None) if cfg.source_classes else None
     return target, source

@@ -16,12 +16,12 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import keras
 
 from harness import keras_cache
-from harness.config.schema import KEYED_ONLY_OFF_DEFAULT
+from harness.config.run_config import RunConfig, settings_of
+from harness.config.schema import KEYED_ONLY_OFF_DEFAULT, ModelConfig
 from harness.result_files import write_json_atomic
 from harness.run import streaming
 from harness.run.backbones import (
@@ -37,7 +37,7 @@ from harness.run.data import Task
 _UNSET = object()
 
 
-def build_small_cnn(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None,
+def build_small_cnn(input_shape: tuple[int, ...], cfg: ModelConfig, weights: str | None,
                     pixel_max: float = 1.0) -> keras.Model:
     """Conv layers (3x3, ReLU, same padding; a 2x2 max-pool after each but the first), flattened, on
     images scaled to [0, 1] (``pixel_max``: the value of a white pixel in the data).
@@ -45,7 +45,7 @@ def build_small_cnn(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: 
     layers: list[keras.layers.Layer] = [keras.Input(shape=input_shape)]
     if pixel_max != 1.0:
         layers.append(keras.layers.Rescaling(1.0 / pixel_max))
-    for i, filters in enumerate(cfg["conv_filters"]):
+    for i, filters in enumerate(cfg.conv_filters):
         layers.append(keras.layers.Conv2D(filters, 3, padding="same", activation="relu"))
         if i > 0:
             layers.append(keras.layers.MaxPooling2D(2))
@@ -56,11 +56,11 @@ def build_small_cnn(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: 
     return extractor
 
 
-def build_feature_extractor(input_shape: tuple[int, ...], cfg: dict[str, Any], weights: str | None = None,
+def build_feature_extractor(input_shape: tuple[int, ...], cfg: ModelConfig, weights: str | None = None,
                             pixel_max: float = 1.0) -> keras.Model:
-    """The feature extractor of model ``cfg["name"]`` (``small_cnn`` or an application), randomly
+    """The feature extractor of model ``cfg.name`` (``small_cnn`` or an application), randomly
     initialised or loaded from ``weights``, for images of ``input_shape`` whose white is ``pixel_max``."""
-    build = build_application if cfg["name"] in APPLICATIONS else build_small_cnn
+    build = build_application if cfg.name in APPLICATIONS else build_small_cnn
     return build(input_shape, cfg, weights, pixel_max)
 
 
@@ -80,7 +80,7 @@ def seed_everything(seed: int) -> None:
         del sys.modules["tensorflow"]
 
 
-def build_classifier(extractor: keras.Model, num_classes: int, cfg: dict[str, Any], frozen: bool) -> keras.Model:
+def build_classifier(extractor: keras.Model, num_classes: int, cfg: ModelConfig, frozen: bool) -> keras.Model:
     """``extractor`` plus a new head (a dense ReLU layer of ``dense_units`` unless 0, dropout, softmax).
 
     A ``frozen`` extractor is not trainable and runs in inference mode (``training=False``).
@@ -88,35 +88,36 @@ def build_classifier(extractor: keras.Model, num_classes: int, cfg: dict[str, An
     extractor.trainable = not frozen
     inputs = keras.Input(shape=extractor.input_shape[1:])
     x = extractor(inputs, training=False) if frozen else extractor(inputs)
-    if cfg["dense_units"]:
-        x = keras.layers.Dense(cfg["dense_units"], activation="relu", name="head_dense")(x)
-    if cfg["dropout"]:
-        x = keras.layers.Dropout(cfg["dropout"], name="head_dropout")(x)
+    if cfg.dense_units:
+        x = keras.layers.Dense(cfg.dense_units, activation="relu", name="head_dense")(x)
+    if cfg.dropout:
+        x = keras.layers.Dropout(cfg.dropout, name="head_dropout")(x)
     # float32 whatever the dtype policy: softmax in float16 or bfloat16 loses the small probabilities
     # (Keras' mixed-precision guide)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="head_output", dtype="float32")(x)
     return keras.Model(inputs, outputs, name="classifier")
 
 
-def pretrain_key(cfg: dict[str, Any]) -> str:
+def pretrain_key(cfg: RunConfig) -> str:
     """Hash of everything that determines pretrained weights (not the target task, not the run seed)."""
-    dataset = {k: v for k, v in cfg["dataset"].items() if k not in ("target_classes", "train_size")
+    dataset = {k: v for k, v in settings_of(cfg.dataset).items() if k not in ("target_classes", "train_size")
                and KEYED_ONLY_OFF_DEFAULT.get(f"dataset.{k}", _UNSET) != v}  # keys cached before they existed
     if dataset.get("path"):
         stat = Path(dataset["path"]).stat()
         dataset["file"] = [stat.st_size, stat.st_mtime_ns]
-    transfer = {k: cfg["transfer"][k] for k in ("pretrain_epochs", "pretrain_seed", "pretrain_learning_rate")}
-    model = {k: v for k, v in cfg["model"].items() if k != "pretrained_weights"}  # where transfer=on starts
+    transfer = {"pretrain_epochs": cfg.transfer.pretrain_epochs, "pretrain_seed": cfg.transfer.pretrain_seed,
+                "pretrain_learning_rate": cfg.transfer.pretrain_learning_rate}
+    model = settings_of(cfg.model, leaving_out=("pretrained_weights",))  # where transfer=on starts
     basis = {
-        "dataset": dataset, "model": model, "transfer": transfer, "batch_size": cfg["batch_size"],
+        "dataset": dataset, "model": model, "transfer": transfer, "batch_size": cfg.batch_size,
         "keras": keras.__version__, "backend": keras.backend.backend(),
     }
-    if cfg["precision"] != KEYED_ONLY_OFF_DEFAULT["precision"]:  # only then: weights cached before it keep their key
-        basis["precision"] = cfg["precision"]
+    if cfg.precision != KEYED_ONLY_OFF_DEFAULT["precision"]:  # only then: weights cached before it keep their key
+        basis["precision"] = cfg.precision
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def pretrained_extractor(cfg: dict[str, Any], source: Task, cache_dir: Path) -> tuple[keras.Model, dict]:
+def pretrained_extractor(cfg: RunConfig, source: Task, cache_dir: Path) -> tuple[keras.Model, dict]:
     """The feature extractor for transfer ``on`` and facts about where it came from.
 
     With ``transfer.weights=source_task`` it is trained on ``source`` once and cached under
@@ -125,33 +126,33 @@ def pretrained_extractor(cfg: dict[str, Any], source: Task, cache_dir: Path) -> 
     its input shape). Returns ``(extractor, info)``; ``info`` holds ``pretrain_cache_hit``,
     ``pretrain_seconds`` (what pretraining cost when it ran) and where the weights came from.
     """
-    weights = cfg["transfer"]["weights"]
+    weights = cfg.transfer.weights
     if weights != "source_task":  # ImageNet or a file: loaded by the model's own loading code
-        given = resolve_weights(cfg["model"], weights)
-        extractor = build_feature_extractor(source.input_shape, cfg["model"], given, source.pixel_max)
+        given = resolve_weights(cfg.model, weights)
+        extractor = build_feature_extractor(source.input_shape, cfg.model, given, source.pixel_max)
         if given == "imagenet":  # downloaded just now into Keras' cache
-            given = str(keras_cache.imagenet_weights_file(cfg["model"]["name"], cfg["model"].get("alpha"),
-                                                          image_size(cfg["model"])))
+            given = str(keras_cache.imagenet_weights_file(cfg.model.name, getattr(cfg.model, "alpha", None),
+                                                          image_size(cfg.model)))
         return extractor, {"pretrain_cache_hit": None, "pretrain_seconds": 0.0, "pretrained_weights": weights,
                            "weights_file": given, "weights_sha256": sha256_of(given) if Path(given).is_file() else None}
     key = pretrain_key(cfg)
     folder = Path(cache_dir) / "pretrained"
     weights_path, meta_path = folder / f"{key}.weights.h5", folder / f"{key}.json"
-    extractor = build_feature_extractor(source.input_shape, cfg["model"], pixel_max=source.pixel_max)
+    extractor = build_feature_extractor(source.input_shape, cfg.model, pixel_max=source.pixel_max)
     if weights_path.is_file() and meta_path.is_file():
         extractor.load_weights(weights_path)
         meta = json.loads(meta_path.read_text())
         return extractor, {**meta, "pretrain_cache_hit": True, "pretrained_weights": str(weights_path)}
 
-    seed_everything(cfg["transfer"]["pretrain_seed"])
-    model = build_classifier(extractor, source.num_classes, cfg["model"], frozen=False)
+    seed_everything(cfg.transfer.pretrain_seed)
+    model = build_classifier(extractor, source.num_classes, cfg.model, frozen=False)
     model.compile(
-        optimizer=keras.optimizers.Adam(cfg["transfer"]["pretrain_learning_rate"]),
-        loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=cfg["jit_compile"],
+        optimizer=keras.optimizers.Adam(cfg.transfer.pretrain_learning_rate),
+        loss="sparse_categorical_crossentropy", metrics=["accuracy"], jit_compile=cfg.jit_compile,
     )
     started = time.perf_counter()
-    model.fit(**streaming.inputs(source.train, cfg["batch_size"], seed=cfg["transfer"]["pretrain_seed"]),
-              epochs=cfg["transfer"]["pretrain_epochs"], verbose=0)
+    model.fit(**streaming.inputs(source.train, cfg.batch_size, seed=cfg.transfer.pretrain_seed),
+              epochs=cfg.transfer.pretrain_epochs, verbose=0)
     seconds = time.perf_counter() - started
     _, accuracy = model.evaluate(**streaming.inputs(source.val, 32), verbose=0)  # Keras' default batch size
     meta = {"pretrain_seconds": seconds, "pretrain_source_val_accuracy": float(accuracy), "pretrain_key": key}

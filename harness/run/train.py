@@ -9,6 +9,7 @@ by the parent before this process started (CPU cells hide GPUs).
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.metadata
 import json
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import hardware
+from harness.config.run_config import RunConfig, run_config, settings_of
 from harness.config.schema import target_mode
 from harness.outcomes import DIVERGED
 from harness.result_files import store_result, write_json_atomic, write_result
@@ -72,13 +74,13 @@ def backend_gpus() -> list[str]:
     return []
 
 
-def environment(cfg: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+def environment(cfg: RunConfig, spec: dict[str, Any]) -> dict[str, Any]:
     """Versions, hardware and run conditions (threads, parallel runs) that shape the run's numbers."""
     import keras
 
     env = {**hardware.host_environment(), "keras": keras.__version__, "backend": keras.backend.backend(),
-           "jit_compile": cfg["jit_compile"], "precision": cfg["precision"],
-           "steps_per_execution": cfg["steps_per_execution"], "threads": spec["threads"],
+           "jit_compile": cfg.jit_compile, "precision": cfg.precision,
+           "steps_per_execution": cfg.steps_per_execution, "threads": spec["threads"],
            "parallel_jobs": spec["parallel_jobs"], "gpu_names": hardware.gpu_names()}
     backend_module = importlib.import_module(env["backend"])  # tensorflow, jax or torch: already loaded by Keras
     env[env["backend"]] = getattr(backend_module, "__version__", None)
@@ -152,7 +154,7 @@ def progress_writer(run_dir: Path | None, epochs: int, stages: list[str]) -> Any
     return keras.callbacks.LambdaCallback(on_train_begin=begin, on_epoch_end=write)
 
 
-def fit_callbacks(cfg: dict[str, Any], experiment: Any, run_dir: Path | None = None,
+def fit_callbacks(cfg: RunConfig, experiment: Any, run_dir: Path | None = None,
                   stages: list[str] | None = None) -> tuple[list[Any], Any, Any]:
     """The callbacks every timed ``fit`` gets: the epoch timer (first), the NaN guard, the log line, the
     progress file (with a ``run_dir``; ``stages``: the training stage names so far, the last one
@@ -164,16 +166,16 @@ def fit_callbacks(cfg: dict[str, Any], experiment: Any, run_dir: Path | None = N
 
     timer = timing.EpochTimer()
     nan_guard = keras.callbacks.TerminateOnNaN()
-    callbacks = [timer, nan_guard, epoch_printer(cfg["epochs"]),
-                 progress_writer(run_dir, cfg["epochs"], stages if stages is not None else []),
-                 *user_callbacks(cfg["callbacks"])]
+    callbacks = [timer, nan_guard, epoch_printer(cfg.epochs),
+                 progress_writer(run_dir, cfg.epochs, stages if stages is not None else []),
+                 *user_callbacks(cfg.callbacks)]
     stopper = None
-    if cfg["early_stopping"]["enabled"]:
-        settings = {k: v for k, v in cfg["early_stopping"].items() if k not in ("name", "enabled")}
+    if cfg.early_stopping.enabled:
+        settings = settings_of(cfg.early_stopping, leaving_out=("name", "enabled"))
         if settings["monitor"] == "target":  # follow the metric that defines time to target, its way
-            settings["monitor"] = cfg["target"]["metric"]
+            settings["monitor"] = cfg.target.metric
             if settings["mode"] == "auto":
-                settings["mode"] = target_mode(cfg["target"]["metric"], cfg["target"]["mode"])
+                settings["mode"] = target_mode(cfg.target.metric, cfg.target.mode)
         stopper = keras.callbacks.EarlyStopping(**settings)
         callbacks.append(stopper)
     if experiment is not None:
@@ -183,46 +185,46 @@ def fit_callbacks(cfg: dict[str, Any], experiment: Any, run_dir: Path | None = N
     return callbacks, timer, stopper
 
 
-def build_model(cfg: dict[str, Any], task: Any, source: Any, cache_dir: Path, result: Result) -> tuple[Any, Any]:
+def build_model(cfg: RunConfig, task: Any, source: Any, cache_dir: Path, result: Result) -> tuple[Any, Any]:
     """The classifier of the run ``cfg``, compiled, and its feature extractor: pretrained and frozen
     with transfer on (from ``source``, the source-classes task, for ``source_task`` weights), else
     from scratch after seeding. Records where the weights came from and the model's facts in ``result``."""
     from harness.run import backbones, models, optimizers
 
-    transfer = cfg["transfer"]
-    if cfg["model"]["name"] == "custom":  # the user's own function (harness.run.custom); transfer: its pretrained part
+    transfer = cfg.transfer
+    if cfg.model.name == "custom":  # the user's own function (harness.run.custom); transfer: its pretrained part
         from harness.run import custom
 
-        models.seed_everything(cfg["seed"])
-        model = custom.build_model(cfg["model"], task, pretrained=transfer["enabled"])
-        extractor = model.get_layer(cfg["model"]["frozen_layer"]) if transfer["enabled"] else model
-        result["learning_rate"] = optimizers.effective_learning_rate(cfg["optimizer"])
-        model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), **compile_options(cfg))
-        result.update(backbone=cfg["model"]["_target_"], **backbones.parameter_counts(model))
+        models.seed_everything(cfg.seed)
+        model = custom.build_model(cfg.model, task, pretrained=transfer.enabled)
+        extractor = model.get_layer(cfg.model.frozen_layer) if transfer.enabled else model
+        result["learning_rate"] = optimizers.effective_learning_rate(cfg.optimizer)
+        model.compile(optimizer=optimizers.build_optimizer(cfg.optimizer), **compile_options(cfg))
+        result.update(backbone=cfg.model._target_, **backbones.parameter_counts(model))
         return model, extractor
-    if transfer["enabled"]:
-        from_source_task = transfer["weights"] == "source_task"
+    if transfer.enabled:
+        from_source_task = transfer.weights == "source_task"
         extractor, info = models.pretrained_extractor(cfg, source if from_source_task else task, cache_dir)
         result.update(info)
-    models.seed_everything(cfg["seed"])
-    if not transfer["enabled"]:
-        extractor = models.build_feature_extractor(task.input_shape, cfg["model"], pixel_max=task.pixel_max)
-    model = models.build_classifier(extractor, task.num_classes, cfg["model"], frozen=transfer["enabled"])
-    result["learning_rate"] = optimizers.effective_learning_rate(cfg["optimizer"])
-    model.compile(optimizer=optimizers.build_optimizer(cfg["optimizer"]), **compile_options(cfg))
-    result.update(backbone=cfg["model"]["name"], **backbones.parameter_counts(model))
-    if cfg["model"]["name"] in backbones.APPLICATIONS:
-        result["image_size"] = backbones.image_size(cfg["model"])
+    models.seed_everything(cfg.seed)
+    if not transfer.enabled:
+        extractor = models.build_feature_extractor(task.input_shape, cfg.model, pixel_max=task.pixel_max)
+    model = models.build_classifier(extractor, task.num_classes, cfg.model, frozen=transfer.enabled)
+    result["learning_rate"] = optimizers.effective_learning_rate(cfg.optimizer)
+    model.compile(optimizer=optimizers.build_optimizer(cfg.optimizer), **compile_options(cfg))
+    result.update(backbone=cfg.model.name, **backbones.parameter_counts(model))
+    if cfg.model.name in backbones.APPLICATIONS:
+        result["image_size"] = backbones.image_size(cfg.model)
     return model, extractor
 
 
-def compile_options(cfg: dict[str, Any]) -> dict[str, Any]:
+def compile_options(cfg: RunConfig) -> dict[str, Any]:
     """What every ``compile`` of the run gets besides its optimizer (both fine-tuning stages alike)."""
-    return {"loss": cfg["loss"], "metrics": list(cfg["metrics"]), "jit_compile": cfg["jit_compile"],
-            "steps_per_execution": cfg["steps_per_execution"]}
+    return {"loss": cfg.loss, "metrics": list(cfg.metrics), "jit_compile": cfg.jit_compile,
+            "steps_per_execution": cfg.steps_per_execution}
 
 
-def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result, clock: Any, *,
+def train(cfg: RunConfig, cache_dir: Path, experiment: Any, result: Result, clock: Any, *,
           run_dir: Path | None = None) -> None:
     """Train and evaluate the run ``cfg``, filling ``result`` as facts become known; ``clock``: the run's
     ``timing.PhaseClock``; ``run_dir``: where to write the progress file (``None``: nowhere)."""
@@ -231,7 +233,7 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     from harness.run import streaming
 
     task, source = load_task(cfg, cache_dir, result, clock, run_dir)
-    keras.config.set_dtype_policy(cfg["precision"])  # before any layer is built; the output stays float32
+    keras.config.set_dtype_policy(cfg.precision)  # before any layer is built; the output stays float32
     model, extractor = build_model(cfg, task, source, cache_dir, result)
     history, stopper = fit_stages(cfg, model, extractor, task, result, experiment=experiment, clock=clock,
                                   run_dir=run_dir)
@@ -240,21 +242,21 @@ def train(cfg: dict[str, Any], cache_dir: Path, experiment: Any, result: Result,
     if any(not math.isfinite(epoch.get("loss", 0.0)) for epoch in history):  # TerminateOnNaN stopped it
         result.update(status="failed", reason=DIVERGED)
         return
-    tested = model.evaluate(**streaming.inputs(task.test, cfg["batch_size"]), verbose=0, return_dict=True)
+    tested = model.evaluate(**streaming.inputs(task.test, cfg.batch_size), verbose=0, return_dict=True)
     clock.lap("evaluate")
     result.update(status="ok", reason=None, test_loss=float(tested["loss"]),
                   test_accuracy=float(tested["accuracy"]) if "accuracy" in tested else None,
                   test_metrics={name: float(value) for name, value in tested.items()})
 
 
-def check_input(cfg: dict[str, Any], task: Any, result: Result, clock: Any) -> None:
+def check_input(cfg: RunConfig, task: Any, result: Result, clock: Any) -> None:
     """Is the input pipeline the bottleneck? After training (never inside it), time one epoch of the
     training input alone (``streaming.input_epoch_seconds``) where ``input_check`` asks for it, and its
     share of a steady epoch: ``input_bound`` at ``streaming.INPUT_BOUND_SHARE`` or more."""
     from harness.run import streaming
 
-    given = streaming.inputs(task.train, cfg["batch_size"], seed=cfg["seed"])
-    if cfg["input_check"] == "off" or (cfg["input_check"] == "auto" and "y" in given):  # in-memory arrays
+    given = streaming.inputs(task.train, cfg.batch_size, seed=cfg.seed)
+    if cfg.input_check == "off" or (cfg.input_check == "auto" and "y" in given):  # in-memory arrays
         return
     if not result.get("steps_per_epoch"):  # a dataset of unknown length: one epoch is not defined
         return
@@ -266,30 +268,30 @@ def check_input(cfg: dict[str, Any], task: Any, result: Result, clock: Any) -> N
                   input_bound=None if share is None else share >= streaming.INPUT_BOUND_SHARE)
 
 
-def load_task(cfg: dict[str, Any], cache_dir: Path, result: Result, clock: Any, run_dir: Path | None) -> Any:
+def load_task(cfg: RunConfig, cache_dir: Path, result: Result, clock: Any, run_dir: Path | None) -> Any:
     """The run's data (``data.load_tasks``: the task and, for ``source_task`` weights, the source task; for
     ``dataset=custom``, ``custom.load_task``: the user's function's, without a source task), its loading timed
     as ``data_seconds`` (never training time) and its progress shown."""
     from harness.run import custom, data
 
-    write_progress(run_dir, "data", cfg["epochs"])
+    write_progress(run_dir, "data", cfg.epochs)
 
     def decoding(done: int, total: int) -> None:  # a big folder's first run: its live line counts the images
-        write_progress(run_dir, "data", cfg["epochs"], decoded=done, images=total)
+        write_progress(run_dir, "data", cfg.epochs, decoded=done, images=total)
 
-    if cfg["dataset"]["name"] == "custom":
-        task, source = custom.load_task(cfg["dataset"]), None
+    if cfg.dataset.name == "custom":
+        task, source = custom.load_task(cfg.dataset), None
     else:
-        task, source = data.load_tasks(cfg["dataset"], cache_dir, result, decoding)
+        task, source = data.load_tasks(cfg.dataset, cache_dir, result, decoding)
     clock.lap("data")
-    write_progress(run_dir, "model", cfg["epochs"])
+    write_progress(run_dir, "model", cfg.epochs)
     result["data_seconds"] = result["phase_seconds"]["data"]  # loading and decoding: never training time
     result["train_examples"] = task.train_examples
     result["image_shape"] = list(task.input_shape)
     return task, source
 
 
-def fit_stages(cfg: dict[str, Any], model: Any, extractor: Any, task: Any, result: Result, *, experiment: Any,
+def fit_stages(cfg: RunConfig, model: Any, extractor: Any, task: Any, result: Result, *, experiment: Any,
                clock: Any, run_dir: Path | None) -> tuple[list[dict[str, Any]], Any]:
     """Fit ``model``: the head (transfer) or the whole model, then, for fine-tuning, the top of the
     ``extractor`` too. Both stages are training time (``fit_seconds``), and so is the recompilation between
@@ -297,45 +299,45 @@ def fit_stages(cfg: dict[str, Any], model: Any, extractor: Any, task: Any, resul
     the epoch timer's seconds, the stage) and the early stopper (``None`` if off)."""
     from harness.run import backbones, device_memory, optimizers, streaming
 
-    transfer = cfg["transfer"]
-    fine_tune = transfer["enabled"] and transfer["fine_tune_layers"] > 0 and transfer["head_epochs"] < cfg["epochs"]
-    result["transfer_mode"] = ("fine-tuned" if fine_tune else "frozen") if transfer["enabled"] else "from scratch"
-    stage_names = ["head" if transfer["enabled"] else "all"]  # what the progress file says is training now
+    transfer = cfg.transfer
+    fine_tune = transfer.enabled and transfer.fine_tune_layers > 0 and transfer.head_epochs < cfg.epochs
+    result["transfer_mode"] = ("fine-tuned" if fine_tune else "frozen") if transfer.enabled else "from scratch"
+    stage_names = ["head" if transfer.enabled else "all"]  # what the progress file says is training now
     callbacks, timer, stopper = fit_callbacks(cfg, experiment, run_dir, stage_names)
     clock.lap("model")
 
-    fit_options = {**streaming.inputs(task.train, cfg["batch_size"], seed=cfg["seed"]),
-                   "validation_data": streaming.validation_data(task.val, cfg["batch_size"]),
+    fit_options = {**streaming.inputs(task.train, cfg.batch_size, seed=cfg.seed),
+                   "validation_data": streaming.validation_data(task.val, cfg.batch_size),
                    "callbacks": callbacks, "verbose": 0}
-    counters = hardware.EnergyCounters(gpu_index=hardware.visible_gpu_index() if cfg["device"]["name"] == "gpu"
+    counters = hardware.EnergyCounters(gpu_index=hardware.visible_gpu_index() if cfg.device.name == "gpu"
                                        else None)  # opened before the timed fit: its two reads are file reads
     energy_started = counters.read()
     cpu_started, started = time.process_time(), time.perf_counter()
-    metrics = model.fit(epochs=transfer["head_epochs"] if fine_tune else cfg["epochs"], **fit_options).history
+    metrics = model.fit(epochs=transfer.head_epochs if fine_tune else cfg.epochs, **fit_options).history
     stages = [stage_names[0]] * len(timer.epochs)
     if fine_tune and all(math.isfinite(loss) for loss in metrics.get("loss", [])):
         stage_names.append("fine_tune")
-        result["fine_tuned_layers"] = backbones.unfreeze_top(extractor, transfer["fine_tune_layers"])
-        learning_rate = transfer["fine_tune_learning_rate"]
-        model.compile(optimizer=optimizers.build_optimizer({**cfg["optimizer"], "learning_rate": learning_rate,
-                                                            "lr_scale": 1.0}), **compile_options(cfg))
+        result["fine_tuned_layers"] = backbones.unfreeze_top(extractor, transfer.fine_tune_layers)
+        learning_rate = transfer.fine_tune_learning_rate
+        fine_tuning = dataclasses.replace(cfg.optimizer, learning_rate=learning_rate, lr_scale=1.0)
+        model.compile(optimizer=optimizers.build_optimizer(fine_tuning), **compile_options(cfg))
         result["fine_tune_params"] = backbones.parameter_counts(model)["trainable_params"]
         done = len(timer.epochs)
-        more = model.fit(initial_epoch=done, epochs=cfg["epochs"], **fit_options).history
+        more = model.fit(initial_epoch=done, epochs=cfg.epochs, **fit_options).history
         metrics = {key: [*metrics.get(key, []), *values] for key, values in more.items()}
         stages += ["fine_tune"] * (len(timer.epochs) - done)
     result["fit_seconds"] = time.perf_counter() - started
     result["fit_cpu_seconds"] = time.process_time() - cpu_started
     result.update(counters.joules(energy_started, counters.read()), energy_unmeasured=counters.unmeasured)
     result["cores_used"] = result["fit_cpu_seconds"] / result["fit_seconds"] if result["fit_seconds"] > 0 else 0.0
-    result["device_peak_memory_bytes"] = device_memory.peak_bytes(cfg["backend"])
+    result["device_peak_memory_bytes"] = device_memory.peak_bytes(cfg.backend)
     clock.lap("fit")
     history = [{**{k: float(v[i]) for k, v in metrics.items()}, **timer.epochs[i], "stage": stages[i]}
                for i in range(len(timer.epochs))]
     return history, stopper
 
 
-def record_history(cfg: dict[str, Any], task: Any, history: list[dict[str, Any]], stopper: Any,
+def record_history(cfg: RunConfig, task: Any, history: list[dict[str, Any]], stopper: Any,
                    result: Result) -> None:
     """Put the fit's per-epoch ``history`` in ``result`` with what it says: the timing figures and time to
     target (``timing.summarize_epochs``), the best values, whether and when early stopping ended it."""
@@ -343,13 +345,13 @@ def record_history(cfg: dict[str, Any], task: Any, history: list[dict[str, Any]]
 
     result["history"] = history
     result["epochs_run"] = len(history)
-    steps_per_epoch = custom.steps_per_epoch(task, cfg["batch_size"])
+    steps_per_epoch = custom.steps_per_epoch(task, cfg.batch_size)
     result["steps_per_epoch"] = steps_per_epoch
-    target = cfg["target"]
-    facts = target_facts(history, metric=target["metric"], value=target["value"], mode=target["mode"])
+    target = cfg.target
+    facts = target_facts(history, metric=target.metric, value=target.value, mode=target.mode)
     result.update(facts)
-    result.update(timing.summarize_epochs(history, target["value"], task.train_examples,
-                                          steps_per_epoch=steps_per_epoch, metric=target["metric"],
+    result.update(timing.summarize_epochs(history, target.value, task.train_examples,
+                                          steps_per_epoch=steps_per_epoch, metric=target.metric,
                                           mode=facts["target_mode"]))
     val_accuracies = [epoch["val_accuracy"] for epoch in history if "val_accuracy" in epoch]
     result["best_val_accuracy"] = max(val_accuracies) if val_accuracies else None
@@ -366,7 +368,7 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
     is checked at the end of the sweep (``harness.comet_summary``).
     """
     spec: RunSpec = json.loads((run_dir / SPEC_FILE).read_text())
-    cfg = spec["config"]
+    cfg = run_config(spec["config"])
     result = placeholder_result(cfg, "failed", "run did not finish", spec.get("factors"), spec.get("factor_baselines"),
                                 started_at=time.time(), sweep_position=spec.get("sweep_position"),
                                 rerun_command=spec.get("rerun_command", ""), log_file=str(run_dir / LOG_FILE))
@@ -404,14 +406,14 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
     return result
 
 
-def use_device(cfg: dict[str, Any], result: Result) -> bool:
+def use_device(cfg: RunConfig, result: Result) -> bool:
     """Record the device the run trains on (``device_used``). A GPU cell whose backend sees no GPU would
     silently train on the CPU, never a GPU result: it is ``skipped`` (no GPU at all) or ``failed`` (a GPU
     that the backend cannot use), and ``False`` says the run ends there."""
     import keras
 
     gpus = backend_gpus()
-    if cfg["device"]["name"] == "gpu":
+    if cfg.device.name == "gpu":
         result["environment"].update(gpus=list(hardware.gpu_details()), backend_devices=gpus)
         if not gpus:
             seen = hardware.gpu_names()
@@ -422,7 +424,7 @@ def use_device(cfg: dict[str, Any], result: Result) -> bool:
             else:
                 result.update(status="skipped", reason=f"no GPU visible to the {backend} backend", device_used=None)
             return False
-    result["device_used"] = f"gpu:{gpus[0]}" if cfg["device"]["name"] == "gpu" else "cpu"
+    result["device_used"] = f"gpu:{gpus[0]}" if cfg.device.name == "gpu" else "cpu"
     return True
 
 

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness import cells
 from harness.cells import FACTORS, swept_factors
 from harness.comet_summary import comet_summary
+from harness.config.run_config import RunConfig, run_config
 from harness.config.validate import ConfigError, validate
 from harness.interpreters import interpreter_path
 from harness.result_files import collect_results
@@ -50,7 +51,7 @@ def sweep_job_overrides(config: DictConfig, as_listed: bool = False) -> list[lis
     return [job for batch in batches for job in batch]
 
 
-def run_config(config: DictConfig, overrides: list[str]) -> dict[str, Any]:
+def resolved_job_config(config: DictConfig, overrides: list[str]) -> dict[str, Any]:
     """The resolved run config (Hydra's part removed) of the job with ``overrides`` in this sweep."""
     return without_hydra(GlobalHydra.instance().config_loader().load_sweep_config(config, overrides))
 
@@ -62,36 +63,38 @@ def without_hydra(job_cfg: DictConfig) -> dict[str, Any]:
     return OmegaConf.to_container(OmegaConf.create(with_hydra_removed), resolve=True)  # type: ignore[return-value]
 
 
-def check_cell(plain: dict[str, Any], where: str = "") -> None:
-    """Exit 2 with one line if the run config ``plain`` is invalid, before anything trains."""
+def check_cell(resolved: dict[str, Any], where: str = "") -> RunConfig:
+    """The run config of ``resolved``; exit 2 with one line if it is invalid, before anything trains."""
+    config = run_config(resolved)
     try:
-        validate(plain)
+        validate(config)
     except ConfigError as err:
         print(f"harness: error: {err}{where}", file=sys.stderr)
         raise SystemExit(2) from None
+    return config
 
 
-def prestart_run_server(config: DictConfig, configs: list[dict[str, Any]]) -> None:
+def prestart_run_server(config: DictConfig, configs: list[RunConfig]) -> None:
     """Start the run server of the sweep's first cell that will train now, if the runs will be forked in
     this process (Hydra's basic launcher): it imports Keras while Hydra prepares the jobs. A sweep whose
     cells are all reused or skipped (a resume of a finished sweep) starts none."""
     if "BasicLauncher" not in str(config.hydra.launcher.get("_target_", "")):
         return
-    for plain in configs:
-        if will_train(plain):
-            run_process.prestart(plain["run_process"], run_env(plain, online=False, threads=plain["threads"]),
-                                 interpreter_path(plain["python"]))
+    for cell in configs:
+        if will_train(cell):
+            run_process.prestart(cell.run_process, run_env(cell, online=False, threads=cell.threads),
+                                 interpreter_path(cell.python))
             return
 
 
-def print_plan(configs: list[dict[str, Any]], factors: list[str], launcher: DictConfig) -> None:
+def print_plan(configs: list[RunConfig], factors: list[str], launcher: DictConfig) -> None:
     """``plan=true``: one line per cell, in the order the sweep would run them, with what it would do
     (``cell.planned``; on a cluster, ``launcher`` Slurm or Ray, the cluster decides where a GPU is), then the
     counts; exit 0 before anything is trained or written."""
     placed_here = not any(name in str(launcher.get("_target_", "")).lower() for name in ("slurm", "ray"))
-    fates = [planned(plain, placed_here) for plain in configs]
-    for number, (plain, fate) in enumerate(zip(configs, fates, strict=True), 1):
-        print(f"[{number}/{len(configs)}] {cells.describe(cells.cell_factors(plain, factors), plain['seed'])} … "
+    fates = [planned(cell, placed_here) for cell in configs]
+    for number, (cell, fate) in enumerate(zip(configs, fates, strict=True), 1):
+        print(f"[{number}/{len(configs)}] {cells.describe(cells.cell_factors(cell.resolved, factors), cell.seed)} … "
               f"{fate}")
     kinds = (("would train", "to train"), ("would reuse", "reused from earlier sweeps"),
              ("would be skipped", "skipped"))
@@ -113,18 +116,19 @@ class SweepCallbacks(Callback):
         sweep_dir = Path(config.hydra.sweep.dir)
         factors, baselines = list(FACTORS), {}
         if jobs is not None:
-            configs = [run_config(config, overrides) for overrides in jobs]
-            for overrides, plain in zip(jobs, configs, strict=True):
-                check_cell(plain, f" (in cell: {' '.join(overrides)})")
-            factors = swept_factors(configs)
+            resolved = [resolved_job_config(config, overrides) for overrides in jobs]
+            checked = [check_cell(cell, f" (in cell: {' '.join(overrides)})")
+                       for overrides, cell in zip(jobs, resolved, strict=True)]
+            factors = swept_factors(resolved)
             if config.plan:
-                print_plan(configs, factors, config.hydra.launcher)
+                print_plan(checked, factors, config.hydra.launcher)
             listed = [f for f in factors if f in cells.BASELINE_LISTED_FIRST]
-            first_listed = run_config(config, sweep_job_overrides(config, as_listed=True)[0]) if listed else None
-            baselines = cells.baselines(run_config(config, []), configs, factors, first_listed)
-            prestart_run_server(config, configs)
+            as_listed = sweep_job_overrides(config, as_listed=True)
+            first_listed = resolved_job_config(config, as_listed[0]) if listed and as_listed else None
+            baselines = cells.baselines(resolved_job_config(config, []), resolved, factors, first_listed)
+            prestart_run_server(config, checked)
         else:  # a search: its cells are drawn as it goes; check what the command line fixed
-            check_cell(run_config(config, list(config.hydra.overrides.task)))
+            check_cell(resolved_job_config(config, list(config.hydra.overrides.task)))
             if config.plan:
                 print("plan: the settings are valid; a search draws its cells as it goes, so none can be listed "
                       "before it runs. Nothing ran (plan=true).")

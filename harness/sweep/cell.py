@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from harness import hardware
 from harness.cells import FACTORS, cell_factors, describe, rerun_command, searched_factors
 from harness.comet_summary import comet_summary
+from harness.config.run_config import RunConfig, run_config
 from harness.config.validate import ConfigError, validate
 from harness.interpreters import interpreter_path
 from harness.result_files import load_stored, read_result, store_result, write_json_atomic, write_result
@@ -54,25 +55,25 @@ def run_cell(cfg: DictConfig) -> float | None:
     """
     hydra_cfg = HydraConfig.get()
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    plain = checked_config(cfg, hydra_cfg, multirun)
-    if plain["plan"]:  # a single run's plan (a sweep's is printed before its first cell: callbacks.print_plan)
-        print(f"{describe(cell_factors(plain), plain['seed'])} … {planned(plain)}. Nothing ran (plan=true).")
+    config = checked_config(cfg, hydra_cfg, multirun)
+    if config.plan:  # a single run's plan (a sweep's is printed before its first cell: callbacks.print_plan)
+        print(f"{describe(cell_factors(config.resolved), config.seed)} … {planned(config)}. Nothing ran (plan=true).")
         return None
     run_dir = Path(hydra_cfg.runtime.output_dir)
-    launch = sweep_launch(plain, hydra_cfg, multirun)
+    launch = sweep_launch(config, hydra_cfg, multirun)
     job_num, parallel, results_dir = launch.sweep_position, launch.parallel, launch.results_dir
     heading = (progress.position(launch.sweep_dir, job_num) if job_num is not None else "") + \
-        describe(launch.factors or {}, plain["seed"])
+        describe(launch.factors or {}, config.seed)
     live = None
     if parallel == 1:  # in parallel, lines would interleave: each run prints one whole line when it ends
         print(f"{heading} …", end=" ", flush=True)
         live = progress.LiveLine(run_dir)  # a long run's epochs, after the heading
     started = time.perf_counter()
-    places = SweepPlaces(launch.sweep_dir, results_dir, Path(to_absolute_path(plain["reports_dir"])),  # type: ignore[arg-type]
-                         plain["sweep_name"])
+    places = SweepPlaces(launch.sweep_dir, results_dir, Path(to_absolute_path(config.reports_dir)),  # type: ignore[arg-type]
+                         config.sweep_name)
     try:
         with stop_when_disk_full(places, line_open=parallel == 1):
-            result = obtain_result(plain, run_dir, launch, live)
+            result = obtain_result(config, run_dir, launch, live)
     except KeyboardInterrupt:
         print(progress.interrupted(results_dir), file=sys.stderr)
         raise SystemExit(130) from None
@@ -86,41 +87,43 @@ def run_cell(cfg: DictConfig) -> float | None:
     print(outcome if live is not None and not live.printed_plain else f"{heading} … {outcome}", flush=True)
     if not multirun:
         finish_single_run(result, run_dir)
-    return objective(result, plain["optimized_metric"])
+    return objective(result, config.optimized_metric)
 
 
-def checked_config(cfg: DictConfig, hydra_cfg: Any, multirun: bool) -> dict[str, Any]:
-    """The resolved run config of ``cfg``, with the sweep's one name; exits 2 with one line if a value is
+def checked_config(cfg: DictConfig, hydra_cfg: Any, multirun: bool) -> RunConfig:
+    """The run config of ``cfg``, with the sweep's one name; exits 2 with one line if a value is
     invalid (``validate``), or if a single ``device=gpu`` run has no GPU to run on."""
-    plain: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     if multirun:  # one identity for the whole sweep, as it was fixed when the sweep started
-        plain["sweep_name"] = progress.sweep_name(Path(hydra_cfg.sweep.dir)) or plain["sweep_name"]
+        resolved["sweep_name"] = progress.sweep_name(Path(hydra_cfg.sweep.dir)) or resolved["sweep_name"]
+    config = run_config(resolved)
     try:
-        validate(plain)
-        if not multirun and plain["device"]["name"] == "gpu" and not hardware.gpu_names():
+        validate(config)
+        if not multirun and config.device.name == "gpu" and not hardware.gpu_names():
             raise ConfigError("device=gpu but no GPU is visible here (nvidia-smi finds none); valid: device=cpu")
     except ConfigError as err:
         print(f"harness: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    return plain
+    return config
 
 
-def sweep_launch(plain: dict[str, Any], hydra_cfg: Any, multirun: bool) -> Launch:
+def sweep_launch(config: RunConfig, hydra_cfg: Any, multirun: bool) -> Launch:
     """How this job's run is launched: its sweep, results store, parallelism (``parallel_jobs``), the CPUs a
     launcher allocated to it, its place in the sweep and the sweep's view of its factors."""
-    results_dir = Path(to_absolute_path(plain["results_dir"]))
+    results_dir = Path(to_absolute_path(config.results_dir))
     if not multirun:
         run_dir = Path(hydra_cfg.runtime.output_dir)
-        return Launch(run_dir, results_dir, 1, None, cell_factors(plain, list(FACTORS)), {},
-                      rerun=rerun_command(plain, hydra_cfg.overrides.task))
+        return Launch(run_dir, results_dir, 1, None, cell_factors(config.resolved, list(FACTORS)), {},
+                      rerun=rerun_command(config.resolved, hydra_cfg.overrides.task))
     sweep_dir = Path(hydra_cfg.sweep.dir)
     parallel = parallel_jobs(hydra_cfg.launcher, hydra_cfg.sweeper, progress.total(sweep_dir))
     factor_names, baselines = progress.factors(sweep_dir)
     if progress.is_search(sweep_dir):  # a search (Optuna): the sweep could not list its cells
         factor_names = searched_factors((hydra_cfg.sweeper.get("params") or {}).keys())
-    return Launch(sweep_dir, results_dir, parallel, hydra_cfg.job.num, cell_factors(plain, factor_names), baselines,
+    factors = cell_factors(config.resolved, factor_names)
+    return Launch(sweep_dir, results_dir, parallel, hydra_cfg.job.num, factors, baselines,
                   hydra_cfg.launcher.get("cpus_per_run"),  # cpus: a launcher's allocation (Ray)
-                  rerun_command(plain, hydra_cfg.overrides.task))
+                  rerun_command(config.resolved, hydra_cfg.overrides.task))
 
 
 def finish_single_run(result: Result, run_dir: Path) -> None:
@@ -172,21 +175,21 @@ class Launch:
     rerun: str = ""
 
 
-def obtain_result(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: progress.LiveLine | None = None) -> Result:
+def obtain_result(cfg: RunConfig, run_dir: Path, launch: Launch, live: progress.LiveLine | None = None) -> Result:
     """The cell's result: reused from the results store if it finished ``ok`` before (unless
     ``rerun=true``), else skipped (a GPU cell without a GPU) or trained now. Writes it to the run's
     folder; an ``ok`` result is in the store before its ``result.json`` appears (the run process puts
     it there), so no kill can lose a finished run. ``launch.factors``/``baselines`` (this sweep's view of
     the cell) are also given to a reused result, whose earlier sweep may have varied other settings.
     ``live``: where a trained run shows its epochs while it trains."""
-    factors, baselines = launch.factors or cell_factors(cfg), launch.baselines or {}
+    factors, baselines = launch.factors or cell_factors(cfg.resolved), launch.baselines or {}
     launch = replace(launch, factors=factors, baselines=baselines)
     results_dir = launch.results_dir
     assert results_dir is not None, "a cell's result is obtained with a results store"
-    earlier = None if cfg["rerun"] else load_stored(results_dir, run_key(cfg))
+    earlier = None if cfg.rerun else load_stored(results_dir, run_key(cfg.resolved))
     if earlier is not None:
         result = {**earlier, "factors": factors, "factor_baselines": baselines, "reused": True,
-                  "reused_from": earlier["sweep_name"], "sweep_name": cfg["sweep_name"]}
+                  "reused_from": earlier["sweep_name"], "sweep_name": cfg.sweep_name}
         write_result(run_dir / RESULT_FILE, result)
         return result
     reason = skip_reason(cfg)
@@ -200,13 +203,13 @@ def obtain_result(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: prog
     return result
 
 
-def planned(cfg: dict[str, Any], placed_here: bool = True) -> str:
+def planned(cfg: RunConfig, placed_here: bool = True) -> str:
     """What ``obtain_result`` will do with the cell ``cfg``, as ``plan=true`` prints it: ``would train``,
     ``would reuse the result of sweep NAME`` (an ``ok`` result in the store, unless ``rerun=true``) or
     ``would be skipped: REASON``. ``placed_here``: whether the cell runs on this machine; where a launcher
     places it on a cluster (Slurm, Ray), whether a GPU is there is the cluster's to say, not this machine's."""
-    results_dir = Path(to_absolute_path(cfg["results_dir"]))
-    earlier = None if cfg["rerun"] else load_stored(results_dir, run_key(cfg))
+    results_dir = Path(to_absolute_path(cfg.results_dir))
+    earlier = None if cfg.rerun else load_stored(results_dir, run_key(cfg.resolved))
     if earlier is not None:
         return f"would reuse the result of sweep {earlier['sweep_name']}"
     reason = skip_reason(cfg)
@@ -219,19 +222,19 @@ NO_GPU = "no GPU visible"
 """Why a GPU cell is skipped on a machine without a GPU (``skip_reason``)."""
 
 
-def will_train(cfg: dict[str, Any]) -> bool:
+def will_train(cfg: RunConfig) -> bool:
     """Whether ``obtain_result`` will train the cell ``cfg``: neither reused from the results store nor
     skipped."""
     return planned(cfg) == "would train"
 
 
-def skip_reason(cfg: dict[str, Any]) -> str | None:
+def skip_reason(cfg: RunConfig) -> str | None:
     """Why the cell ``cfg`` cannot give a meaningful measurement here (it is then ``skipped``, not run):
     a GPU cell without a GPU; float16 on a CPU, which has no float16 units and would only show a slow
     emulation as if it were a result."""
-    if cfg["device"]["name"] == "gpu" and not hardware.gpu_names():
+    if cfg.device.name == "gpu" and not hardware.gpu_names():
         return NO_GPU
-    if cfg["precision"] == "mixed_float16" and cfg["device"]["name"] == "cpu":
+    if cfg.precision == "mixed_float16" and cfg.device.name == "cpu":
         return "mixed_float16 needs a GPU (a CPU emulates float16 slowly); use mixed_bfloat16 or device=gpu"
     return None
 
@@ -258,21 +261,21 @@ def parallel_jobs(launcher: Any, sweeper: Any, total: int | None) -> int:
     return 1
 
 
-def run_spec(cfg: dict[str, Any], launch: Launch) -> RunSpec:
+def run_spec(cfg: RunConfig, launch: Launch) -> RunSpec:
     """What the run process is asked to do (``run_spec.json``, ``harness.results.RunSpec``): the config
     plus what the sweep decided for it (``launch``): the pretrained-weights cache, Comet's mode, threads,
     how many runs share the machine, the results store to put an ``ok`` result in (``None``: none), the
     cell's place in the sweep's order and its ``factors`` and ``factor_baselines`` (``harness.cells``; the
     article's four factors by default)."""
     return {
-        "factors": launch.factors or cell_factors(cfg),
+        "factors": launch.factors or cell_factors(cfg.resolved),
         "factor_baselines": launch.baselines or {},
         "results_dir": str(launch.results_dir) if launch.results_dir is not None else None,
         "sweep_position": launch.sweep_position,
-        "config": cfg,
-        "cache_dir": str(Path(cfg["cache_dir"]).expanduser() if cfg["cache_dir"] else default_cache_dir()),
-        "tracking": comet_mode.resolve(cfg["tracking"], launch.sweep_dir),
-        "threads": cfg["threads"] or default_threads(launch.parallel, launch.cpus),
+        "config": cfg.resolved,
+        "cache_dir": str(Path(cfg.cache_dir).expanduser() if cfg.cache_dir else default_cache_dir()),
+        "tracking": comet_mode.resolve(cfg.tracking, launch.sweep_dir),
+        "threads": cfg.threads or default_threads(launch.parallel, launch.cpus),
         "parallel_jobs": launch.parallel,
         "rerun_command": launch.rerun,
     }
@@ -290,18 +293,18 @@ def default_threads(parallel: int, cpus: int | None = None) -> int:
     return max(1, (os.cpu_count() or 1) // parallel) if parallel > 1 else 0
 
 
-def run_env(cfg: dict[str, Any], online: bool, threads: int) -> dict[str, str]:
+def run_env(cfg: RunConfig, online: bool, threads: int) -> dict[str, str]:
     """The environment of the run of ``cfg``: this process's, with its start-up settings
     (``harness.startup.startup_settings``: backend, device, logs, JAX's ``threads``) and the Comet key only
     for a run that goes ``online``."""
-    env = startup_settings(dict(os.environ), backend=cfg["backend"], device=cfg["device"]["name"],
-                           quiet=cfg["quiet_tensorflow"], threads=threads)
+    env = startup_settings(dict(os.environ), backend=cfg.backend, device=cfg.device.name,
+                           quiet=cfg.quiet_tensorflow, threads=threads)
     if not online:
         env.pop("COMET_API_KEY", None)  # a run that does not go online has no use for the key
     return env
 
 
-def launch_run(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: progress.LiveLine | None = None) -> Result:
+def launch_run(cfg: RunConfig, run_dir: Path, launch: Launch, live: progress.LiveLine | None = None) -> Result:
     """Train ``cfg`` in a fresh process; return its result, recorded as ``failed`` if it crashed.
     ``live`` (optional) is updated while the run trains.
 
@@ -318,13 +321,13 @@ def launch_run(cfg: dict[str, Any], run_dir: Path, launch: Launch, live: progres
     env = run_env(cfg, online=spec["tracking"]["mode"] == "online", threads=spec["threads"])
     started = time.perf_counter()
     reason = None
-    run = run_process.start_run(cfg["run_process"], run_dir, env, interpreter_path(cfg["python"]))
+    run = run_process.start_run(cfg.run_process, run_dir, env, interpreter_path(cfg.python))
     try:
-        code = wait_showing(run, time.monotonic() + cfg["run_timeout_s"], live)
+        code = wait_showing(run, time.monotonic() + cfg.run_timeout_s, live)
     except subprocess.TimeoutExpired:
         run.signal(signal.SIGKILL)
         run.wait()
-        code, reason = None, f"timed out after {cfg['run_timeout_s']:g} s"
+        code, reason = None, f"timed out after {cfg.run_timeout_s:g} s"
     except KeyboardInterrupt:
         run_process.stop_run(run, INTERRUPT_GRACE_S)
         _ensure_result(result_path, spec, "interrupted", "interrupted by the user (Ctrl-C)")
@@ -370,8 +373,8 @@ def _ensure_result(path: Path, spec: RunSpec, status: Status, reason: str | None
     try:
         return read_result(path)
     except (OSError, ValueError):
-        result = placeholder_result(spec["config"], status, reason or "run wrote no result", spec["factors"],
-                                    spec["factor_baselines"], rerun_command=spec.get("rerun_command", ""),
-                                    log_file=str(path.with_name(LOG_FILE)))
+        result = placeholder_result(run_config(spec["config"]), status, reason or "run wrote no result",
+                                    spec["factors"], spec["factor_baselines"],
+                                    rerun_command=spec.get("rerun_command", ""), log_file=str(path.with_name(LOG_FILE)))
         write_result(path, result)
         return result

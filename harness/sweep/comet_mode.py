@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from harness.config.schema import TrackingConfig
+
 STATUS_FILE = "comet_connection.json"
 DEFAULT_SERVER = "https://www.comet.com/clientlib/"
 
@@ -48,24 +50,24 @@ def server_reachable(timeout_s: float) -> tuple[bool, str]:
         return False, f"cannot reach Comet at {host}:{port} ({err.__class__.__name__}: {err})"
 
 
-def resolve(cfg: dict[str, Any], sweep_dir: Path) -> dict[str, Any]:
+def resolve(cfg: TrackingConfig, sweep_dir: Path) -> dict[str, Any]:
     """The tracking settings a run gets: ``mode`` (online/offline/disabled), ``offline_dir``,
     ``project_name``, ``workspace``, ``fallback`` (why online became offline, or ``None``) and
     ``system_metrics`` (Comet's own sampling of CPU, GPU, host, network and disk)."""
-    offline_dir = Path(cfg["offline_dir"])
+    offline_dir = Path(cfg.offline_dir)
     if not offline_dir.is_absolute():
         offline_dir = Path(sweep_dir).resolve() / offline_dir
-    mode, fallback = cfg["mode"], None
+    mode, fallback = cfg.mode, None
     if mode == "auto":
         mode = "online" if api_key_configured() else "offline"
     elif mode == "online" and not api_key_configured():
         mode, fallback = "offline", "tracking=online but no COMET_API_KEY is configured"
     if mode == "online":
-        ok, fallback = _connection_status(Path(sweep_dir), cfg["connect_timeout_s"])
+        ok, fallback = _connection_status(Path(sweep_dir), cfg.connect_timeout_s)
         if not ok:
             mode = "offline"
-    return {"mode": mode, "offline_dir": str(offline_dir), "project_name": cfg["project_name"],
-            "workspace": cfg["workspace"], "fallback": fallback, "system_metrics": cfg["system_metrics"]}
+    return {"mode": mode, "offline_dir": str(offline_dir), "project_name": cfg.project_name,
+            "workspace": cfg.workspace, "fallback": fallback, "system_metrics": cfg.system_metrics}
 
 
 def _connection_status(sweep_dir: Path, timeout_s: float) -> tuple[bool, str | None]:

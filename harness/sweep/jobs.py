@@ -20,6 +20,7 @@ from typing import Any, NoReturn, Protocol
 from omegaconf import DictConfig, open_dict
 
 from harness.cells import cell_factors, describe, rerun_command
+from harness.config.run_config import RunConfig, run_config
 from harness.result_files import write_result
 from harness.results import LOG_FILE, RESULT_FILE, Result, placeholder_result
 from harness.sweep import progress
@@ -30,7 +31,7 @@ def stop_on_ctrl_c(config: DictConfig, jobs: list[Job], cancel: Callable[[], Non
     """What Ctrl-C does on an engine that runs cells elsewhere (Slurm, Ray), as on the local launchers:
     ``cancel`` the cells still queued or training, say that finished runs are kept, exit 130."""
     cancel()
-    results_dir = Path(str(config.hydra.runtime.cwd)) / str(jobs[0].plain["results_dir"]) if jobs else None
+    results_dir = Path(str(config.hydra.runtime.cwd)) / str(jobs[0].run.results_dir) if jobs else None
     print(progress.interrupted(results_dir), file=sys.stderr)
     raise SystemExit(130) from None
 
@@ -42,8 +43,8 @@ class Job:
 
     overrides: list[str]
     num: int
-    config: DictConfig  # the composed job config, Hydra's part included (for its JobReturn)
-    plain: dict[str, Any]  # the resolved run config, as the run sees it
+    composed: DictConfig  # the composed job config, Hydra's part included (for its JobReturn)
+    run: RunConfig  # the run config, as the run sees it
     folder: Path
 
 
@@ -57,9 +58,9 @@ def compose_jobs(hydra_context: Any, config: DictConfig, job_overrides: Sequence
         with open_dict(job_cfg.hydra.job):
             job_cfg.hydra.job.num = num
         folder = Path(str(job_cfg.hydra.sweep.dir)) / str(job_cfg.hydra.sweep.subdir)
-        plain = without_hydra(job_cfg)
-        plain["sweep_name"] = progress.sweep_name(folder.parent) or plain["sweep_name"]  # the sweep's one name
-        jobs.append(Job(list(overrides), num, job_cfg, plain, folder))
+        resolved = without_hydra(job_cfg)
+        resolved["sweep_name"] = progress.sweep_name(folder.parent) or resolved["sweep_name"]  # the sweep's one name
+        jobs.append(Job(list(overrides), num, job_cfg, run_config(resolved), folder))
     return jobs
 
 
@@ -70,17 +71,17 @@ def job_return(job: Job, result: Result) -> Any:
 
     from harness.sweep.cell import objective
 
-    value = objective(result, job.plain.get("optimized_metric"))
-    return JobReturn(overrides=job.overrides, cfg=job.config, hydra_cfg=job.config, working_dir=str(job.folder),
-                     task_name=str(job.config.hydra.job.name), status=JobStatus.COMPLETED,
+    value = objective(result, job.run.optimized_metric)
+    return JobReturn(overrides=job.overrides, cfg=job.composed, hydra_cfg=job.composed, working_dir=str(job.folder),
+                     task_name=str(job.composed.hydra.job.name), status=JobStatus.COMPLETED,
                      _return_value=math.nan if value is None and result["status"] != "ok" else value)
 
 
 def record(job: Job, status: str, reason: str, sweep_dir: Path) -> Result:
     """Write the ``result.json`` of a job that did not write its own."""
     factors, baselines = progress.factors(sweep_dir)
-    result = placeholder_result(job.plain, status, reason, cell_factors(job.plain, factors), baselines,  # type: ignore[arg-type]
-                                rerun_command=rerun_command(job.plain, job.overrides),
+    result = placeholder_result(job.run, status, reason, cell_factors(job.run.resolved, factors), baselines,
+                                rerun_command=rerun_command(job.run.resolved, job.overrides),
                                 log_file=str(job.folder / LOG_FILE))
     job.folder.mkdir(parents=True, exist_ok=True)
     write_result(job.folder / RESULT_FILE, result)
@@ -90,7 +91,7 @@ def record(job: Job, status: str, reason: str, sweep_dir: Path) -> Result:
 def job_line(job: Job, result: Result, sweep_dir: Path, where: str) -> str:
     """``[2/4] adam, cpu, seed 0 … ok 6.1 s, test acc 0.95 · Slurm job 12_1 on node7``."""
     factors, _ = progress.factors(sweep_dir)
-    heading = progress.position(sweep_dir, job.num) + describe(cell_factors(job.plain, factors), job.plain["seed"])
+    heading = progress.position(sweep_dir, job.num) + describe(cell_factors(job.run.resolved, factors), job.run.seed)
     outcome = progress.outcome(result, float(result.get("wall_seconds") or 0.0), sweep_dir, None)
     return f"{heading} … {outcome} · {where}"
 

@@ -213,7 +213,7 @@ class RayEngine:
     remote: dict[str, Any]  # ray.remote options
 
     def skip_reason(self, job: Job) -> str | None:
-        if job.plain["device"]["name"] != "gpu" or any(node.get("GPU", 0) >= 1 for node in self.nodes):
+        if job.run.device.name != "gpu" or any(node.get("GPU", 0) >= 1 for node in self.nodes):
             return None
         return f"no GPU in {self.where}: no Ray node offers a GPU resource"
 
@@ -271,8 +271,8 @@ def submit(launcher: Any, jobs: list[Job], cpus: int, remote: dict[str, Any]) ->
     options = {"max_retries": 0, **remote, "num_cpus": cpus}
     pending = {}
     for job in jobs:
-        gpus = launcher.gpus_per_cell if job.plain["device"]["name"] == "gpu" else 0
-        ref = task.options(**options, num_gpus=gpus).remote(launcher.hydra_context, job.config,
+        gpus = launcher.gpus_per_cell if job.run.device.name == "gpu" else 0
+        ref = task.options(**options, num_gpus=gpus).remote(launcher.hydra_context, job.composed,
                                                              launcher.task_function, Singleton.get_state(), len(jobs))
         pending[ref] = job
     return pending

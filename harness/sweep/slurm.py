@@ -208,7 +208,7 @@ class SlurmEngine:
     next_queue_check: float = 0.0
 
     def skip_reason(self, job: Job) -> str | None:
-        if job.plain["device"]["name"] != "gpu" or self.has_gpus:
+        if job.run.device.name != "gpu" or self.has_gpus:
             return None
         partition = self.launcher.params.get("partition")
         return f"no GPU on {f'partition {partition}' if partition else 'this Slurm cluster'}: sinfo lists no gpu GRES"
@@ -218,7 +218,7 @@ class SlurmEngine:
 
         params = self.launcher.params
         note_still_queued(params.get("name"))
-        gpu_jobs = [job for job in jobs if job.plain["device"]["name"] == "gpu"]
+        gpu_jobs = [job for job in jobs if job.run.device.name == "gpu"]
         cpu_jobs = [job for job in jobs if job not in gpu_jobs]
         handles: dict[int, Any] = {}
         for gpus, group in ((0, cpu_jobs), (params.get("gpus_per_node") or 1, gpu_jobs)):
@@ -270,6 +270,6 @@ def launch_cells(slurm_launcher: Any, job_overrides: Sequence[Sequence[str]], in
     if not accounting_works():
         SlurmJob.watcher = queue_watcher()  # this process only: it alone polls the jobs
     jobs = compose_jobs(slurm_launcher.hydra_context, config, job_overrides, initial_job_idx)
-    wants_gpus = any(job.plain["device"]["name"] == "gpu" for job in jobs)
+    wants_gpus = any(job.run.device.name == "gpu" for job in jobs)
     has_gpus = wants_gpus and cluster_has_gpus(slurm_launcher.params.get("partition"))
     return launch(SlurmEngine(slurm_launcher, sweep_dir, has_gpus), config, jobs, sweep_dir, POLL_S)
