@@ -166,3 +166,32 @@ def test_a_setting_of_every_swept_backbone_works_although_the_default_model_lack
     assert "harness: error" not in done.stderr, done.stderr
     cells = {(r["config"]["model"]["name"], r["config"]["model"]["image_size"]) for r in results_under(tmp_path)}
     assert cells == {("vgg16", 32), ("vgg16", 48), ("resnet50", 32), ("resnet50", 48)}
+
+
+def test_the_run_config_is_each_options_own_schema_and_keeps_what_it_was_built_from():
+    from harness.config import schema
+    from harness.config.run_config import UserModelConfig, run_config
+
+    cases = {"optimizer=nag": ("optimizer", schema.SGDConfig),
+             "optimizer=rmsprop": ("optimizer", schema.RMSpropConfig),
+             "model=mobilenet_v2": ("model", schema.MobileNetV2Config),
+             "model=vgg16": ("model", schema.ApplicationConfig),
+             "dataset=folder": ("dataset", schema.DatasetConfig),
+             "transfer=on": ("transfer", schema.TransferConfig)}
+    for override, (group, option) in cases.items():
+        cfg = compose_config([override])
+        assert type(getattr(cfg, group)) is option, override
+        assert run_config(cfg.resolved) == cfg and cfg.resolved[group]["name"] == getattr(cfg, group).name
+    assert compose_config(["optimizer=nag"]).optimizer.nesterov is True
+
+    mine = compose_config(["model=custom", "model._target_=harness.examples.tabular.mlp", "+model.units=8"])
+    assert type(mine.model) is UserModelConfig
+    assert mine.model.keywords == {"units": 8} and mine.model.frozen_layer == "feature_extractor"
+
+    named = run_config(mine.resolved, "sweep_of_the_day")
+    assert named.sweep_name == named.resolved["sweep_name"] == "sweep_of_the_day"
+    assert run_config(mine.resolved, None).sweep_name == mine.sweep_name
+
+    stray = {**compose_config([]).resolved, "optimizer": {"name": "adam", "learning_rate": 0.1, "no_such": 1}}
+    with pytest.raises(ValueError, match=r"optimizer settings .* match none of its options \(sgd, adagrad"):
+        run_config(stray)

@@ -193,3 +193,18 @@ def test_no_two_modules_import_each_other():
     mutual = {tuple(sorted((a, b))) for a, imports in modules.items() for b in imports & modules.keys()
               if a != b and a in modules[b] and not a.startswith(b + ".") and not b.startswith(a + ".")}
     assert not mutual, mutual
+
+
+CONTENT_KEYS = {"harness/run_key.py", "harness/cells.py", "harness/config/run_config.py"}
+"""Where the resolved config is read as a mapping on purpose: its construction, the run key (a hash of all of
+it) and the grid's factors (any dotted setting, by name)."""
+
+
+def test_the_run_config_is_read_as_typed_attributes_not_string_keys():
+    import re
+
+    lookup = re.compile(r"\b(cfg|config|plain|resolved|opt|ds|es|tr|model|transfer|target)\[\s*[\"']")
+    found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+             for path in sorted((REPO / "harness").rglob("*.py")) if str(path.relative_to(REPO)) not in CONTENT_KEYS
+             for number, line in enumerate(path.read_text().splitlines(), 1) if lookup.search(line)]
+    assert found == [], "\n".join(found)

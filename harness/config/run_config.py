@@ -66,13 +66,16 @@ class RunConfig(Config):
 _USER_OPTIONS = {"model": UserModelConfig, "dataset": UserDatasetConfig}
 
 
-def run_config(resolved: Mapping[str, Any]) -> RunConfig:
-    """The typed run config of ``resolved`` (``OmegaConf.to_container(cfg, resolve=True)``).
+def run_config(resolved: Mapping[str, Any], sweep_name: str | None = None) -> RunConfig:
+    """The typed run config of ``resolved`` (``OmegaConf.to_container(cfg, resolve=True)``); ``sweep_name``:
+    the sweep's one name, fixed when it started, in place of the one each job resolved for itself.
 
     Raises:
         ValueError: a group whose settings match none of its schema's options (a config not composed by
             the harness's schema).
     """
+    if sweep_name:
+        resolved = {**resolved, "sweep_name": sweep_name}
     groups = {group: _option(group, resolved[group]) for group in SCHEMAS}
     top = {f.name: resolved[f.name] for f in fields(Config) if f.name not in SCHEMAS and f.name in resolved}
     top["target"] = TargetConfig(**resolved["target"])

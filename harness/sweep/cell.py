@@ -94,9 +94,8 @@ def checked_config(cfg: DictConfig, hydra_cfg: Any, multirun: bool) -> RunConfig
     """The run config of ``cfg``, with the sweep's one name; exits 2 with one line if a value is
     invalid (``validate``), or if a single ``device=gpu`` run has no GPU to run on."""
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
-    if multirun:  # one identity for the whole sweep, as it was fixed when the sweep started
-        resolved["sweep_name"] = progress.sweep_name(Path(hydra_cfg.sweep.dir)) or resolved["sweep_name"]
-    config = run_config(resolved)
+    # in a multirun, one identity for the whole sweep, as it was fixed when the sweep started
+    config = run_config(resolved, progress.sweep_name(Path(hydra_cfg.sweep.dir)) if multirun else None)
     try:
         validate(config)
         if not multirun and config.device.name == "gpu" and not hardware.gpu_names():

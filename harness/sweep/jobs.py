@@ -58,9 +58,8 @@ def compose_jobs(hydra_context: Any, config: DictConfig, job_overrides: Sequence
         with open_dict(job_cfg.hydra.job):
             job_cfg.hydra.job.num = num
         folder = Path(str(job_cfg.hydra.sweep.dir)) / str(job_cfg.hydra.sweep.subdir)
-        resolved = without_hydra(job_cfg)
-        resolved["sweep_name"] = progress.sweep_name(folder.parent) or resolved["sweep_name"]  # the sweep's one name
-        jobs.append(Job(list(overrides), num, job_cfg, run_config(resolved), folder))
+        run = run_config(without_hydra(job_cfg), progress.sweep_name(folder.parent))  # the sweep's one name
+        jobs.append(Job(list(overrides), num, job_cfg, run, folder))
     return jobs
 
 
