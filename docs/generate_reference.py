@@ -196,7 +196,7 @@ def results_page() -> str:
 
 
 def cli_page() -> str:
-    from harness.report import compare, pages
+    from harness.report import before_after, pages
     from harness.run import server
 
     parts = ["# Command line", "",
@@ -205,7 +205,7 @@ def cli_page() -> str:
              "`python -m harness [-m] [group=option ...] [key=value ...]`: one run, or with `-m` a sweep over every",
              "combination of the comma-separated values. The groups and keys are the [settings](settings.md);",
              "`python -m harness --help` lists them, `--cfg job` prints the composed config.", ""]
-    for module in (pages, compare, server):
+    for module in (pages, before_after, server):
         parser: argparse.ArgumentParser = module.options_parser()
         parts += [f"## `{parser.prog}`", "", "```text", parser.format_help().rstrip(), "```", ""]
         for action in parser._actions:  # every option must say what it does

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.report import compare
+from harness.report import before_after
 from harness.report.synthetic import synthetic_results
 from harness.result_files import write_json_atomic
 from tests.conftest import FAST, results_under, run_harness
@@ -34,7 +34,7 @@ def slowed(results: list[dict], factor: float) -> list[dict]:
 
 
 def run_compare(tmp_path: Path, before: Path, after: Path, *more: str, capsys) -> tuple[int, str, str]:
-    code = compare.main([str(before), str(after), "--out", str(tmp_path / "out"), *more])
+    code = before_after.main([str(before), str(after), "--out", str(tmp_path / "out"), *more])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 
@@ -78,18 +78,18 @@ def test_two_sweeps_of_noise_compare_as_unchanged():
     # Over 30 such comparisons the overall steady epoch time is called changed at most in a few.
     called = 0
     for seed in range(30):
-        before = compare.Side("before", *_frames(synthetic_results(96, seed=seed)))
-        after = compare.Side("after", *_frames(synthetic_results(96, seed=100 + seed)))
-        matching = compare.match(before, after)
+        before = before_after.Side("before", *_frames(synthetic_results(96, seed=seed)))
+        after = before_after.Side("after", *_frames(synthetic_results(96, seed=100 + seed)))
+        matching = before_after.match(before, after)
         assert matching.changed == {}
-        pairs, alone = compare.paired_runs(before, after, matching)
+        pairs, alone = before_after.paired_runs(before, after, matching)
         assert len(pairs) == 96 and alone == []
-        table = compare.comparison_table(pairs)
+        table = before_after.comparison_table(pairs)
         cells = table[table["scope"] == "cell"]
         assert not cells["distinguishable"].any()  # 2 seeds per cell: too few to tell, never a verdict
         overall = table[(table["scope"] == "overall") & (table["metric"] == "median_epoch_seconds")].iloc[0]
         called += bool(overall["distinguishable"])
-        assert compare.slower_beyond(table, 0.05).empty
+        assert before_after.slower_beyond(table, 0.05).empty
     assert called <= 3
 
 
@@ -102,12 +102,12 @@ def _frames(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
 
 
 def test_the_gate_threshold_reads_percentages_and_refuses_a_bare_number_above_one(tmp_path, capsys):
-    assert compare.parse_threshold("5%") == pytest.approx(0.05) and compare.parse_threshold("0.05") == 0.05
-    assert compare.parse_threshold("1") == 1.0  # a fraction: 100 %
+    assert before_after.parse_threshold("5%") == pytest.approx(0.05) and before_after.parse_threshold("0.05") == 0.05
+    assert before_after.parse_threshold("1") == 1.0  # a fraction: 100 %
     sweep = write_sweep(tmp_path / "before", synthetic_results(8))
     for text, said in (("5", "--fail-if-slower 5 would mean 500% slower; write 5% for 5 percent"),
                        ("fast", "--fail-if-slower fast is invalid; valid: a percentage such as 5% (or 0.05)")):
-        assert compare.main([str(sweep), str(sweep), "--fail-if-slower", text]) == 2
+        assert before_after.main([str(sweep), str(sweep), "--fail-if-slower", text]) == 2
         (line,) = capsys.readouterr().err.strip().splitlines()
         assert said in line, line
 
@@ -160,7 +160,7 @@ def test_two_real_sweeps_with_one_setting_changed(tmp_path, capsys):
         (across["estimate"], across["low"], across["high"], across["pairs"]))
     assert inside["p_value"] == pytest.approx(across["p_value"])
     # a report's runs.csv serves as a side too: the same 6 pairs (it records the factors, not every setting)
-    assert compare.main([str(runs_csv), str(tmp_path / "after"), "--out", str(tmp_path / "csv")]) == 0
+    assert before_after.main([str(runs_csv), str(tmp_path / "after"), "--out", str(tmp_path / "csv")]) == 0
     assert "6 pairs" in capsys.readouterr().out
 
 
@@ -181,7 +181,8 @@ def test_a_gate_that_could_not_see_its_threshold_says_so_and_can_be_made_to_fail
                      for side, seed in (("before", 0), ("after", 1)))
     code, out, err = run_compare(tmp_path, before, after, "--fail-if-slower", "5%", capsys=capsys)
     table = pd.read_csv(tmp_path / "out" / "comparison.csv")
-    smallest = table[(table["scope"] == "overall") & (table["metric"] == compare.GATED)]["detectable_slower"].item()
+    overall = table[(table["scope"] == "overall") & (table["metric"] == before_after.GATED)]
+    smallest = overall["detectable_slower"].item()
     assert code == 0 and 1.1 < smallest < 1.4
     assert (f"cannot see a 5% slowdown in steady epoch time: at this noise its 12 pairs could see ×{smallest:.2f} "
             "or more") in err
@@ -197,8 +198,8 @@ def test_the_noise_within_each_side_is_said_and_a_shift_with_nothing_changed_is_
     # the same ×1.5 after.
     pairs = pd.DataFrame({"cell": ["a"] * 3, "median_epoch_seconds_before": np.exp([0.0, 0.1, -0.1]),
                           "median_epoch_seconds_after": 1.5 * np.exp([0.0, 0.1, -0.1])})
-    assert compare.spread_within_cells(pairs, "before") == pytest.approx(1.482602 * 0.1, rel=1e-5)
-    assert math.isnan(compare.spread_within_cells(pairs.head(1), "before"))  # one seed: no spread to measure
+    assert before_after.spread_within_cells(pairs, "before") == pytest.approx(1.482602 * 0.1, rel=1e-5)
+    assert math.isnan(before_after.spread_within_cells(pairs.head(1), "before"))  # one seed: no spread to measure
     # Two sweeps of the same runs, the second ×1.3 slower with nothing recorded changed: the machine drifted.
     runs = synthetic_results(96, seed=0)
     drifted = copy.deepcopy(runs)

@@ -40,7 +40,7 @@ def test_the_reference_pages_are_what_the_code_generates():
 def test_every_setting_result_field_and_option_has_its_entry():
     from harness import results
     from harness.config.schema import SCHEMAS, Config, TargetConfig
-    from harness.report import compare, pages
+    from harness.report import before_after, pages
     from harness.run import server
 
     settings = (REPO / "docs" / "reference" / "settings.md").read_text()
@@ -52,7 +52,7 @@ def test_every_setting_result_field_and_option_has_its_entry():
     fields_page = (REPO / "docs" / "reference" / "results.md").read_text()
     assert [k for k in results.result_fields() if f"| `{k}` |" not in fields_page] == []
     cli = (REPO / "docs" / "reference" / "cli.md").read_text()
-    options = [o for m in (pages, compare, server) for a in m.options_parser()._actions for o in a.option_strings]
+    options = [o for m in (pages, before_after, server) for a in m.options_parser()._actions for o in a.option_strings]
     assert [o for o in options if o not in cli] == []
 
 

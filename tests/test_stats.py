@@ -536,7 +536,7 @@ def test_early_stopping_is_judged_where_it_acted():
 
 
 def test_the_gate_fails_only_where_the_whole_interval_is_slower_than_the_threshold():
-    from harness.report.compare import slower_beyond
+    from harness.report.before_after import slower_beyond
 
     gated = pd.DataFrame([
         {"cell": "a", "metric": "median_epoch_seconds", "estimate": 1.10, "low": 1.02, "high": 1.20,

@@ -26,7 +26,7 @@ NEVER = {
     "harness.targets": CORE,
     "harness.interpreters": CORE,
     "harness.report.pages": ("harness.sweep", "harness.run", "tensorflow", "keras"),
-    "harness.report.compare": ("harness.sweep", "harness.run", "tensorflow", "keras"),
+    "harness.report.before_after": ("harness.sweep", "harness.run", "tensorflow", "keras"),
     "harness.report.stats": ("hydra", "omegaconf", "harness.config", "harness.sweep", "harness.run"),
     "harness.report.stability": ("hydra", "omegaconf", "harness.config", "harness.sweep", "harness.run"),
     "harness.sweep.callbacks": ("hydra_plugins", "harness.run", "tensorflow", "keras"),
