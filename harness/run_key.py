@@ -8,7 +8,7 @@ import json
 from typing import Any
 
 from harness.cells import NON_SEMANTIC_KEYS
-from harness.config.schema import KEYED_ONLY_OFF_DEFAULT, KEYED_PRICE_PER_HOUR
+from harness.config.schema import KEYED_PRICE_PER_HOUR, LATER_SETTING_DEFAULTS
 from harness.hardware import machine_fingerprint
 from harness.interpreters import interpreter_path, interpreter_versions
 from harness.user_code import code_hashes
@@ -28,7 +28,7 @@ def run_key(cfg: dict[str, Any]) -> str:
     rules' version (``TIMING_VERSION``), and the machine (CPU model and count, GPUs): a result from other
     code, other software or another machine is not reused as this one's."""
     semantic = {k: v for k, v in cfg.items() if k not in NON_SEMANTIC_KEYS}
-    for dotted, default in KEYED_ONLY_OFF_DEFAULT.items():
+    for dotted, default in LATER_SETTING_DEFAULTS.items():
         *group, key = dotted.split(".")
         if not group:
             if key in semantic and semantic[key] == default:

@@ -65,12 +65,12 @@ def test_the_sweeper_plugin_is_a_thin_class_over_the_core():
 
 
 def test_each_default_is_read_from_the_schema_not_written_again():
-    # KEYED_ONLY_OFF_DEFAULT is derived from the dataclasses: the defaults a run composes with are its values
-    from harness.config.schema import KEYED_ONLY_OFF_DEFAULT
+    # LATER_SETTING_DEFAULTS is derived from the dataclasses: the defaults a run composes with are its values
+    from harness.config.schema import LATER_SETTING_DEFAULTS
     from tests.conftest import compose_config
 
     composed = compose_config([])
-    for dotted, default in KEYED_ONLY_OFF_DEFAULT.items():
+    for dotted, default in LATER_SETTING_DEFAULTS.items():
         *group, name = dotted.split(".")
         assert getattr(getattr(composed, group[0]) if group else composed, name) == default, dotted
 

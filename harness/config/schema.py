@@ -433,7 +433,7 @@ SCHEMAS: dict[str, dict[str, type]] = {
 }
 
 
-KEYED_ONLY_OFF_DEFAULT_SETTINGS = {
+LATER_SETTINGS = {
     "": ("precision", "steps_per_execution", "backend", "loss", "metrics", "python", "input_check"),
     "dataset": ("limit", "image_size", "class_folders", "load", "skip_unreadable"),
     "transfer": ("fine_tune_layers", "head_epochs", "fine_tune_learning_rate"),
@@ -453,11 +453,11 @@ def _default(owner: type, name: str) -> Any:
     return found.default_factory() if found.default is MISSING_FIELD else found.default
 
 
-KEYED_ONLY_OFF_DEFAULT: dict[str, Any] = {
+LATER_SETTING_DEFAULTS: dict[str, Any] = {
     (f"{group}.{name}" if group else name): _RESOLVED.get(name, _default(_DEFAULT_OWNERS[group], name))
-    for group, names in KEYED_ONLY_OFF_DEFAULT_SETTINGS.items() for name in names
+    for group, names in LATER_SETTINGS.items() for name in names
 }
-"""``setting -> default`` of ``KEYED_ONLY_OFF_DEFAULT_SETTINGS``, read from the dataclasses above (every
+"""``setting -> default`` of ``LATER_SETTINGS``, read from the dataclasses above (every
 default is written once, there)."""
 
 KEYED_PRICE_PER_HOUR: dict[str, float | None] = {"cpu": None, "gpu": 0.35}

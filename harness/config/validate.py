@@ -1,8 +1,8 @@
 """Range checks for a composed run config, done before any training (types are Hydra's job).
 
 Each check gives one line naming the bad value and what is valid, so that a typo in a 48-cell sweep
-is caught in the first second instead of at cell 31. Works on the plain dict of a resolved config;
-never imports TensorFlow.
+is caught in the first second instead of at cell 31. Works on the typed run config
+(``harness.config.run_config``); never imports TensorFlow.
 """
 
 from __future__ import annotations

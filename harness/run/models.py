@@ -21,7 +21,7 @@ import keras
 
 from harness import keras_cache
 from harness.config.run_config import RunConfig, settings_of
-from harness.config.schema import KEYED_ONLY_OFF_DEFAULT, ModelConfig
+from harness.config.schema import LATER_SETTING_DEFAULTS, ModelConfig
 from harness.result_files import write_json_atomic
 from harness.run import streaming
 from harness.run.backbones import (
@@ -101,7 +101,7 @@ def build_classifier(extractor: keras.Model, num_classes: int, cfg: ModelConfig,
 def pretrain_key(cfg: RunConfig) -> str:
     """Hash of everything that determines pretrained weights (not the target task, not the run seed)."""
     dataset = {k: v for k, v in settings_of(cfg.dataset).items() if k not in ("target_classes", "train_size")
-               and KEYED_ONLY_OFF_DEFAULT.get(f"dataset.{k}", _UNSET) != v}  # keys cached before they existed
+               and LATER_SETTING_DEFAULTS.get(f"dataset.{k}", _UNSET) != v}  # keys cached before they existed
     if dataset.get("path"):
         stat = Path(dataset["path"]).stat()
         dataset["file"] = [stat.st_size, stat.st_mtime_ns]
@@ -112,7 +112,7 @@ def pretrain_key(cfg: RunConfig) -> str:
         "dataset": dataset, "model": model, "transfer": transfer, "batch_size": cfg.batch_size,
         "keras": keras.__version__, "backend": keras.backend.backend(),
     }
-    if cfg.precision != KEYED_ONLY_OFF_DEFAULT["precision"]:  # only then: weights cached before it keep their key
+    if cfg.precision != LATER_SETTING_DEFAULTS["precision"]:  # only then: weights cached before it keep their key
         basis["precision"] = cfg.precision
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
