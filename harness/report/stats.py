@@ -401,7 +401,8 @@ def paired_values(runs: pd.DataFrame, factor: str, level: object, baseline: obje
     Needs the ``factors`` columns, ``seed``, ``status`` and ``metric`` (and ``where``'s column).
     """
     keys = [f for f in factors if f != factor] + ["seed"]
-    judged_on = runs.loc[metric_values(runs, metric).index].assign(_value=metric_values(runs, metric))
+    values = metric_values(runs, metric)
+    judged_on = runs.loc[values.index].assign(_value=values)
     at_level = judged_on[judged_on[factor] == level]
     if where is not None:
         at_level = at_level[at_level[where[0]] == where[1]]
