@@ -54,11 +54,6 @@ def module_file(target: str, setting: str) -> tuple[Path, str]:
     return Path(spec.origin), name
 
 
-def keywords(group: str, settings: dict[str, Any]) -> dict[str, Any]:
-    """The settings of a custom ``group`` (``model``/``dataset``) that are the user function's keywords."""
-    return {key: value for key, value in settings.items() if key not in HARNESS_SETTINGS[group]}
-
-
 def _tree(target: str, setting: str) -> tuple[Path, str, ast.Module]:
     path, name = module_file(target, setting)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 
 import pytest
 
@@ -171,6 +172,7 @@ def test_a_setting_of_every_swept_backbone_works_although_the_default_model_lack
 def test_the_run_config_is_each_options_own_schema_and_keeps_what_it_was_built_from():
     from harness.config import schema
     from harness.config.run_config import UserModelConfig, run_config
+    from harness.user_code import HARNESS_SETTINGS
 
     cases = {"optimizer=nag": ("optimizer", schema.SGDConfig),
              "optimizer=rmsprop": ("optimizer", schema.RMSpropConfig),
@@ -187,6 +189,8 @@ def test_the_run_config_is_each_options_own_schema_and_keeps_what_it_was_built_f
     mine = compose_config(["model=custom", "model._target_=harness.examples.tabular.mlp", "+model.units=8"])
     assert type(mine.model) is UserModelConfig
     assert mine.model.keywords == {"units": 8} and mine.model.frozen_layer == "feature_extractor"
+    for group, option in (("model", schema.CustomModelConfig), ("dataset", schema.CustomDatasetConfig)):
+        assert set(HARNESS_SETTINGS[group]) == {f.name for f in fields(option)}  # the rest: the function's keywords
 
     named = run_config(mine.resolved, "sweep_of_the_day")
     assert named.sweep_name == named.resolved["sweep_name"] == "sweep_of_the_day"

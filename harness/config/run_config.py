@@ -28,7 +28,7 @@ from harness.config.schema import (
     TrackingConfig,
     TransferConfig,
 )
-from harness.user_code import TARGET
+from harness.user_code import HARNESS_SETTINGS, TARGET
 
 
 @dataclass
@@ -86,8 +86,7 @@ def _option(group: str, settings: Mapping[str, Any]) -> Any:
     """The schema dataclass of ``group``'s option holding ``settings``: the option whose fields are
     exactly its keys, or the user's option (``_target_``) with the other keys as its keywords."""
     if group in _USER_OPTIONS and TARGET in settings:
-        option = _USER_OPTIONS[group]
-        own = {f.name for f in fields(option)} - {"keywords"}
+        option, own = _USER_OPTIONS[group], HARNESS_SETTINGS[group]
         return option(**{k: v for k, v in settings.items() if k in own},
                       keywords={k: v for k, v in settings.items() if k not in own})
     for option in SCHEMAS[group].values():
