@@ -32,7 +32,7 @@ verdict across workloads judges within each, and each may have its own target.""
 
 NON_SEMANTIC_KEYS = (
     "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow", "rerun",
-    "order", "optimized_metric", "run_process", "plan",
+    "order", "optimized_metric", "run_process", "plan", "report",
 )
 """Settings that do not change what a run computes: left out of its run key, and never factors."""
 

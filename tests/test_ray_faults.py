@@ -63,7 +63,7 @@ HANG = ["callbacks=[tests.hang:HangOnce]"]
 
 
 def test_a_killed_worker_is_recorded_failed_and_a_rerun_retrains_only_that_cell(tmp_path):
-    args = [*FAST, *RAY, *HANG, "optimizer=adam,sgd,rmsprop"]
+    args = [*FAST, *RAY, *HANG, "optimizer=adam,sgd,rmsprop", "report=false"]
     env, hang_file = hanging(tmp_path)
     sweep = start_sweep(args, tmp_path, env)
     wait_for(lambda: hang_file.exists() and task_worker(sweep.pid) is not None)  # a cell hangs in training
@@ -85,7 +85,7 @@ def test_a_killed_worker_is_recorded_failed_and_a_rerun_retrains_only_that_cell(
 
 
 def test_ctrl_c_keeps_finished_cells_and_a_rerun_trains_only_the_rest(tmp_path):
-    args = [*FAST, *RAY, *HANG, "optimizer=adam,sgd"]
+    args = [*FAST, *RAY, *HANG, "optimizer=adam,sgd", "report=false"]
     env, hang_file = hanging(tmp_path, skip=1)  # the first cell finishes; the second hangs until Ctrl-C
     sweep = start_sweep(args, tmp_path, env)
     wait_for(lambda: stored(tmp_path) == 1 and hang_file.exists())

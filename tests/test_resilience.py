@@ -115,7 +115,7 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_and_the_sweep_goes_on_wit
     # trained beforehand without one and is reused from the results store (the timeout is no part of
     # a run's key). The sweep must record the killed cell and go on to the next.
     env = harness_env(tmp_path, PYTHONPATH=str(REPO))
-    trained = run_harness(["-m", "tracking=disabled", "epochs=2"], cwd=tmp_path, env=env)
+    trained = run_harness(["-m", "tracking=disabled", "epochs=2", "report=false"], cwd=tmp_path, env=env)
     assert trained.returncode == 0, trained.stderr
     [stored] = (tmp_path / "results").glob("*.json")  # as if trained on a cluster node with the same hardware
     stored.write_text(json.dumps({**(record := json.loads(stored.read_text())),
@@ -159,7 +159,7 @@ def test_run_keys_tell_machines_apart(monkeypatch):
     assert run_key(cfg.resolved) != here
 
 
-NOT_IN_THE_KEY = {"run_process": "fresh", "rerun": True, "plan": True,
+NOT_IN_THE_KEY = {"run_process": "fresh", "rerun": True, "plan": True, "report": False,
                   "tracking": {"name": "offline", "mode": "offline"},
                   "order": "grid", "results_dir": "/elsewhere/results", "reports_dir": "/elsewhere/reports",
                   "sweep_name": "another", "cache_dir": "/elsewhere/cache", "run_timeout_s": 7,

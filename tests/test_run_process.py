@@ -32,9 +32,12 @@ def test_forked_and_fresh_runs_give_identical_results_for_the_same_seed(tmp_path
     # In fork mode adam runs first, so sgd's process comes from a server that already forked a run (the
     # test worker's warm server: it may have forked other tests' runs too): nothing of them may reach it.
     # A fresh process for sgd alone: the forked sgd run, the one that could carry something over, is compared.
-    args = ["-m", *FAST, "epochs=3", "order=grid", "rerun=true"]
+    args = ["-m", *FAST, "epochs=3", "order=grid", "rerun=true", "report=false"]
     forked = run_harness([*args, "optimizer=adam,sgd", "run_process=fork"], cwd=tmp_path)
     assert forked.returncode == 0, forked.stderr
+    *_, summary, said = forked.stdout.splitlines()  # report=false: the summary, and how to build the report later
+    assert summary.startswith("2 runs: 2 ok") and not (tmp_path / "reports").exists()
+    assert said.startswith("report: not built (report=false); build it with `python -m harness.report ")
     fresh = run_harness([*args, "optimizer=sgd", "run_process=fresh"], cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stderr
     sweeps = sorted((tmp_path / "multirun").iterdir(), key=lambda p: p.stat().st_mtime)

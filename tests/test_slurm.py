@@ -102,7 +102,7 @@ def test_kill_9_of_the_submitting_process_then_a_rerun_finishes_the_grid(slurm_c
     hang_file = tmp_path / "hang-once"
     env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_HANG_ONCE_FILE=str(hang_file))
     args = ["-m", *FAST, "optimizer=adam,sgd", "callbacks=[tests.hang:HangOnce]", "hydra/launcher=slurm",
-            "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
+            "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "report=false"]
     sweep = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: hang_file.exists() and hang_file.read_text()[-1:].isdigit())
@@ -128,7 +128,7 @@ def test_ctrl_c_cancels_the_sweeps_slurm_jobs_and_keeps_the_finished_run(slurm_c
     hang_file = tmp_path / "hang-once"
     env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_HANG_ONCE_FILE=str(hang_file), HARNESS_HANG_SKIP="1")
     args = [*FAST, "optimizer=adam,sgd", "callbacks=[tests.hang:HangOnce]", "hydra/launcher=slurm",
-            "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
+            "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "report=false"]
     sweep = start_sweep(args, tmp_path, env)
     stored = lambda: len(list((tmp_path / "results").glob("*.json")))  # noqa: E731
     wait_for(lambda: hang_file.exists() and hang_file.read_text()[-1:].isdigit() and stored() == 1)

@@ -18,7 +18,7 @@ from tests.conftest import FAST, REPO, compose_config, harness_env, results_unde
 
 def test_precision_and_steps_per_execution_train_for_real_and_float16_on_a_cpu_is_skipped(tmp_path):
     done = run_harness(["-m", *FAST, "precision=float32,mixed_bfloat16,mixed_float16", "steps_per_execution=1,4",
-                        "order=grid"], cwd=tmp_path)
+                        "order=grid", "report=false"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     results = results_under(tmp_path / "multirun")
     runs = {(r["config"]["precision"], r["config"]["steps_per_execution"]): r for r in results}
@@ -40,8 +40,8 @@ def test_jax_backend_trains_without_importing_tensorflow_and_the_report_compares
         pytest.skip("jax is not installed here (pip install -e '.[jax]')")
     modules = tmp_path / "modules.json"
     env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_MODULES_FILE=str(modules))
-    done = run_harness(["-m", *FAST, "backend=jax", "tracking=offline", "callbacks=[tests.hang:RecordModules]"],
-                       cwd=tmp_path, env=env)
+    done = run_harness(["-m", *FAST, "backend=jax", "tracking=offline", "callbacks=[tests.hang:RecordModules]",
+                        "report=false"], cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(modules.read_text()) == ["jax"]  # as on a machine without TensorFlow
     (jax_run,) = results_under(tmp_path / "multirun")
@@ -82,8 +82,8 @@ def test_the_new_settings_at_their_defaults_keep_earlier_run_keys():
 def test_xla_trains_for_real_and_is_recorded(tmp_path):
     seen = tmp_path / "jit.jsonl"
     env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_JIT_FILE=str(seen))
-    done = run_harness(["-m", *FAST, "jit_compile=false,true", "callbacks=[tests.hang:RecordJit]"], cwd=tmp_path,
-                       env=env)
+    done = run_harness(["-m", *FAST, "jit_compile=false,true", "callbacks=[tests.hang:RecordJit]", "report=false"],
+                       cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     runs = results_under(tmp_path / "multirun")
     assert sorted(run["environment"]["jit_compile"] for run in runs) == [False, True]

@@ -401,6 +401,9 @@ class Config:
     plan: bool = False
     """Check every cell and print what the sweep would do with each (train, reuse a stored result, or skip, and
     why), then stop before anything is trained."""
+    report: bool = True
+    """Build the sweep's report when it ends. false: only the summary lines, for a sweep whose report is built
+    later (`python -m harness.report SWEEP_DIR`), e.g. one of many parts, or a resumed sweep's first try."""
     quiet_tensorflow: bool = True
     """Silence TensorFlow's C++ logs in each run's `train.log`."""
     order: str = "shuffled"

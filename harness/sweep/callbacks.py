@@ -139,11 +139,24 @@ class SweepCallbacks(Callback):
                              total=int(trials) if isinstance(trials, int) else None)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        from harness.report.pages import render_report, sweep_label
-
         sweep_dir = Path(config.hydra.sweep.dir)
         run_process.finish_runs()  # runs still ending their Comet experiments: their archives, then the summary
         results, problems = collect_results(sweep_dir)
+        built = self._report(config, sweep_dir, results, problems) if config.report else None
+        print(progress.summary(results, problems))
+        comet = comet_summary(results)
+        if comet:
+            print(comet)
+        print(f"report: {built.resolve()}" if built is not None else
+              f"report: not built (report=false); build it with `python -m harness.report {sweep_dir}`")
+        if any(r["status"] in ("failed", "interrupted") for r in results):
+            raise SystemExit(1)  # the sweep finished, but not every cell did
+
+    @staticmethod
+    def _report(config: DictConfig, sweep_dir: Path, results: list[Any], problems: list[str]) -> Path:
+        """The sweep's report (its ``index.html``); exit 1 with how to rebuild it if it fails."""
+        from harness.report.pages import render_report, sweep_label
+
         try:
             if not results:
                 raise FileNotFoundError(f"no result.json files under {sweep_dir}")
@@ -154,10 +167,4 @@ class SweepCallbacks(Callback):
             print(f"harness: error: the report failed ({type(err).__name__}: {err}); the results are kept: "
                   f"rebuild it with `python -m harness.report {sweep_dir}`", file=sys.stderr)
             raise SystemExit(1) from None
-        print(progress.summary(results, problems))
-        comet = comet_summary(results)
-        if comet:
-            print(comet)
-        print(f"report: {index.resolve()}")
-        if any(r["status"] in ("failed", "interrupted") for r in results):
-            raise SystemExit(1)  # the sweep finished, but not every cell did
+        return index
