@@ -146,7 +146,7 @@ def test_a_folder_of_images_streams_into_a_backbone_under_jax_without_tensorflow
     env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_MODULES_FILE=str(modules))
     done = run_harness(["-m", *SMALL, "backend=jax", "model=vgg16", "dataset=folder", f"dataset.path={images}",
                         "dataset.load=stream", "jit_compile=true",  # XLA: one compiled step, not each op apart
-                        "callbacks=[tests.hang:RecordModules]"], cwd=tmp_path, env=env)
+                        "callbacks=[tests.hang:RecordModules]", "report=false"], cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     # the data path (decoding, the cache, batches streamed from disk) and VGG16's preprocessing need no TensorFlow
     assert json.loads(modules.read_text()) == ["jax"]

@@ -31,7 +31,8 @@ def test_submitit_local_runs_a_batch_of_two_cells_at_once(tmp_path):
 
 def test_joblib_launcher_preset_runs_cells_in_parallel(tmp_path):
     env, meet = meeting(tmp_path, 2)
-    done = run_harness(["-m", *FAST, *meet, "hydra/launcher=parallel", "optimizer=adam,sgd"], cwd=tmp_path, env=env)
+    done = run_harness(["-m", *FAST, *meet, "hydra/launcher=parallel", "optimizer=adam,sgd", "report=false"],
+                       cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     results = results_under(tmp_path / "multirun")
     assert [r["status"] for r in results] == ["ok", "ok"]

@@ -55,7 +55,8 @@ def test_forked_and_fresh_runs_give_identical_results_for_the_same_seed(tmp_path
 
 def test_a_forked_run_that_crashes_costs_that_run_only(tmp_path):
     env = harness_env(tmp_path, PYTHONPATH=str(REPO))
-    done = run_harness(["-m", *FAST, "order=grid", "callbacks=['tests.hang:CrashHard'],[]"], cwd=tmp_path, env=env)
+    done = run_harness(["-m", *FAST, "order=grid", "callbacks=['tests.hang:CrashHard'],[]", "report=false"],
+                       cwd=tmp_path, env=env)
     assert done.returncode == 1, done.stderr
     crashed, fine = results_under(tmp_path / "multirun")
     assert (crashed["status"], crashed["reason"]) == ("failed", "run process killed by SIGSEGV")

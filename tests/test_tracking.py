@@ -97,7 +97,7 @@ def test_unreachable_comet_falls_back_to_offline_once_and_never_leaks_the_key(tm
     # A key is configured, so tracking=auto means online; Comet's server is "down" (nothing listens on
     # 127.0.0.1:9). The sweep must warn once, write archives, finish, and never write the key anywhere.
     env = harness_env(tmp_path, COMET_API_KEY=SENTINEL, COMET_URL_OVERRIDE="http://127.0.0.1:9/clientlib/")
-    done = run_harness(["-m", "epochs=2", "optimizer=adam,rmsprop"], cwd=tmp_path, env=env)
+    done = run_harness(["-m", "epochs=2", "optimizer=adam,rmsprop", "report=false"], cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     assert done.stderr.count("cannot reach Comet") == 1
     results = results_under(tmp_path / "multirun")
