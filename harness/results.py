@@ -146,7 +146,7 @@ REQUIRED_WHEN_OK = ("history", "train_seconds", "time_to_target_seconds", "test_
 """Keys every ``ok`` result has besides: what the report's verdicts are made of."""
 
 
-def _fits(value: Any, annotation: Any) -> bool:
+def fits(value: Any, annotation: Any) -> bool:
     """Whether a JSON value fits a ``Result`` annotation (ints count as floats, as JSON has one number)."""
     origin = typing.get_origin(annotation)
     if annotation is Any:
@@ -154,7 +154,7 @@ def _fits(value: Any, annotation: Any) -> bool:
     if origin is typing.Literal:
         return value in typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        return any(_fits(value, option) for option in typing.get_args(annotation))
+        return any(fits(value, option) for option in typing.get_args(annotation))
     if annotation is type(None):
         return value is None
     if annotation is float:
@@ -178,7 +178,7 @@ def result_problems(record: dict[str, Any]) -> list[str]:
     required = REQUIRED + (REQUIRED_WHEN_OK if record.get("status") == "ok" else ())
     problems += [f"missing required key {key!r}" for key in required if key not in record]
     problems += [f"{key}={record[key]!r} is not {hints[key]}" for key in record
-                 if key in hints and not _fits(record[key], hints[key])]
+                 if key in hints and not fits(record[key], hints[key])]
     return problems
 
 

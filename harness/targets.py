@@ -11,6 +11,7 @@ from typing import Any
 from harness.cells import WORKLOAD_FACTORS
 from harness.config.schema import target_mode
 from harness.results import Result
+from harness.stage_records import TargetFacts, assemble
 
 
 def time_to_target(history: list[dict[str, Any]], value: float, *, metric: str,
@@ -26,18 +27,16 @@ def time_to_target(history: list[dict[str, Any]], value: float, *, metric: str,
     return None, None
 
 
-def target_facts(history: list[dict[str, Any]], *, metric: str, value: float, mode: str) -> dict[str, Any]:
+def target_facts(history: list[dict[str, Any]], *, metric: str, value: float, mode: str) -> TargetFacts:
     """What a result says about its target: the target itself (``mode`` resolved), time and epochs to it,
-    and the best epoch value of its metric (absent where no epoch recorded the metric)."""
+    and the best epoch value of its metric (``None`` where no epoch recorded the metric)."""
     resolved = target_mode(metric, mode)
     seconds, epochs = time_to_target(history, value, metric=metric, mode=resolved)
-    facts: dict[str, Any] = {"target_metric": metric, "target_value": value, "target_mode": resolved,
-                             "target_accuracy": value if metric == "val_accuracy" else None,
-                             "time_to_target_seconds": seconds, "epochs_to_target": epochs}
     recorded = [epoch[metric] for epoch in history if metric in epoch]
-    if recorded:  # the best value of the target's metric, whichever way it improves
-        facts["best_target_metric"] = (max if resolved == "max" else min)(recorded)
-    return facts
+    return TargetFacts(target_metric=metric, target_value=value, target_mode=resolved,
+                       target_accuracy=value if metric == "val_accuracy" else None,
+                       time_to_target_seconds=seconds, epochs_to_target=epochs,
+                       best_target_metric=(max if resolved == "max" else min)(recorded) if recorded else None)
 
 
 def own_target(result: Result) -> tuple[str, float, str]:
@@ -79,7 +78,7 @@ def retarget(results: list[Result], *, metric: str | None = None, value: float |
                                 f"valid: {', '.join(recorded) or 'none recorded'}")
         how = mode or ("auto" if metric else own_mode)
         facts = target_facts(history, metric=name, value=own_value if value is None else value, mode=how)
-        judged.append({**result, **facts})
+        judged.append(assemble(result, facts))
     return judged
 
 

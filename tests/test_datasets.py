@@ -18,6 +18,7 @@ from harness.config.schema import DatasetConfig
 from harness.config.validate import ConfigError, validate
 from harness.keras_cache import dataset_files
 from harness.run.data import load_image_folder, load_tasks
+from harness.stage_records import FolderFacts
 from tests.conftest import (
     REPO,
     compose_config,
@@ -158,10 +159,10 @@ def test_a_folder_too_big_for_memory_is_streamed_from_disk_or_refused_in_one_lin
     cfg = compose_config(["dataset=folder", f"dataset.path={root}"]).dataset
     x_in_memory, _ = load_image_folder(cfg, tmp_path / "cache")
     monkeypatch.setattr(data, "available_memory", lambda: 100_000)  # 36 images at 40x40 take 172,800 bytes
-    facts = {}
+    facts = FolderFacts()
     x, y = load_image_folder(cfg, tmp_path / "cache", facts)  # load=auto: more than half the memory, so streamed
     assert isinstance(x, data.DiskRows) and x.shape == (36, 40, 40, 3) and x.dtype == np.uint8
-    assert facts == {"data_cache_hit": True, "data_streamed": True}
+    assert facts == FolderFacts(data_cache_hit=True, data_streamed=True)
     assert np.array_equal(x.rows(np.array([0, 5, 35])), x_in_memory[[0, 5, 35]])
     message = (f"dataset.path: the 36 images of {root} take 0.17 MB decoded at 40x40, more than the 0.10 MB of "
                "memory available; use dataset.load=stream (batches read from disk), dataset.limit=N or a smaller "
@@ -191,24 +192,24 @@ def test_bad_image_folders_are_named_clearly(tmp_path):
 def test_a_folder_is_decoded_once_then_read_from_the_cache_until_its_files_change(tmp_path):
     root = write_image_folder(tmp_path / "images")
     cfg = compose_config(["dataset=folder", f"dataset.path={root}"]).dataset
-    first, second = {}, {}
+    first, second = FolderFacts(), FolderFacts()
     x, y = load_image_folder(cfg, tmp_path / "cache", first)
-    assert first == {"data_cache_hit": False, "data_streamed": False}
+    assert first == FolderFacts(data_cache_hit=False, data_streamed=False)
     assert len(list((tmp_path / "cache" / "folders").glob("*.npy"))) == 1
     image = root / "class_1" / "005.png"
     stat = image.stat()
     image.write_bytes(b"x" * stat.st_size)  # same size and (below) same time: the cache cannot tell...
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     x_again, y_again = load_image_folder(cfg, tmp_path / "cache", second)
-    assert second == {"data_cache_hit": True, "data_streamed": False}  # ...so nothing was decoded: it went unread
+    assert second == FolderFacts(data_cache_hit=True, data_streamed=False)  # ...so nothing was decoded: it went unread
     assert np.array_equal(x_again, x) and np.array_equal(y_again, y)
     os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))  # a changed file: decoded again
     with pytest.raises(ValueError, match=f"1 image cannot be read: {image} "):
         load_image_folder(cfg, tmp_path / "cache")
     image.unlink()
-    smaller = {}
+    smaller = FolderFacts()
     assert load_image_folder(replace(cfg, image_size=16), tmp_path / "cache", smaller)[0].shape == (35, 16, 16, 3)
-    assert smaller == {"data_cache_hit": False, "data_streamed": False}  # another size, one file fewer: decoded
+    assert smaller == FolderFacts(data_cache_hit=False, data_streamed=False)  # another size, one file fewer: decoded
 
 
 def test_streamed_batches_cover_every_example_once_per_epoch_shuffled_anew_and_seeded(tmp_path):

@@ -67,3 +67,51 @@ def test_the_runs_table_has_a_column_for_every_flat_field_and_reads_its_factors_
     columns = list(pd.read_csv(tmp_path / "runs.csv").columns)
     assert table_factors(columns) == factor_columns([result, swept]) == [
         "optimizer", "transfer", "early_stopping", "device", "batch_size"]
+
+
+def test_each_stage_record_field_is_a_result_key_of_the_same_type():
+    # A record's field that may be None where the contract has no None stands for "does not apply":
+    # assemble leaves it out of the result, so its type is the contract's own, or that | None.
+    import typing
+
+    from harness.results import fits, result_fields
+    from harness.stage_records import stage_records
+
+    contract = result_fields()
+    for record in stage_records():
+        for name, hint in typing.get_type_hints(record).items():
+            assert name in contract, f"{record.__name__}.{name} is not a result key"
+            absent_marker = not fits(None, contract[name]) and hint == contract[name] | None
+            assert hint == contract[name] or absent_marker, f"{record.__name__}.{name}: {hint} vs {contract[name]}"
+
+
+def test_every_result_key_comes_from_the_identity_or_a_stage_record():
+    import typing
+
+    from harness.results import placeholder_result, result_fields
+    from harness.stage_records import stage_records
+    from tests.conftest import compose_config
+
+    identity = placeholder_result(compose_config([]), "failed", "never ran", started_at=0.0, sweep_position=0,
+                                  rerun_command="", log_file="train.log")
+    from_records = {name for record in stage_records() for name in typing.get_type_hints(record)}
+    from_identity = {*identity, "user_code"}  # user_code: only where the run calls the user's own functions
+    assert set(result_fields()) - from_records - from_identity == set()
+    written_before = read_result(WRITTEN_BEFORE / "ok.json")
+    assert set(written_before) <= from_records | from_identity
+
+
+def test_assemble_lays_records_over_the_result_in_order_and_leaves_out_what_does_not_apply():
+    from harness.stage_records import EpochTimings, FolderFacts, ModelFacts, Outcome, assemble
+
+    start = read_result(WRITTEN_BEFORE / "skipped.json")
+    timings = EpochTimings(train_seconds=3.0, validation_seconds=1.0, first_epoch_seconds=2.0,
+                           median_epoch_seconds=None, samples_per_second=None, median_step_seconds=None,
+                           time_to_target_seconds=None, epochs_to_target=None)
+    result = assemble(start, Outcome("failed", "first"), FolderFacts(data_cache_hit=True),
+                      ModelFacts("small_cnn", 0.001, 10, 0), timings, Outcome("ok", None))
+    assert (result["status"], result["reason"]) == ("ok", None)  # the later record wins
+    assert result["data_cache_hit"] is True and "data_streamed" not in result and "skipped_images" not in result
+    assert "image_size" not in result  # None where the contract has no None: does not apply, left out
+    assert result["median_epoch_seconds"] is None and result["epochs_to_target"] is None  # None the contract allows
+    assert start["status"] == "skipped" and "train_seconds" not in start  # a new result: the start is unchanged

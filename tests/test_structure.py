@@ -21,6 +21,7 @@ NEVER = {
     "harness.config.schema": ("harness.sweep", "harness.run", "harness.report", "tensorflow", "keras"),
     "harness.config.validate": ("harness.sweep", "harness.run", "harness.report", "tensorflow", "keras"),
     "harness.results": CORE,
+    "harness.stage_records": CORE,
     "harness.result_files": CORE,
     "harness.run_key": CORE,
     "harness.targets": CORE,
@@ -207,4 +208,17 @@ def test_the_run_config_is_read_as_typed_attributes_not_string_keys():
     found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
              for path in sorted((REPO / "harness").rglob("*.py")) if str(path.relative_to(REPO)) not in CONTENT_KEYS
              for number, line in enumerate(path.read_text().splitlines(), 1) if lookup.search(line)]
+    assert found == [], "\n".join(found)
+
+
+def test_a_result_gets_its_keys_only_from_the_stage_records():
+    # A result is its identity (results.placeholder_result) with the stage records laid over it
+    # (stage_records.assemble): nothing else sets a result's key, so every key has one typed place.
+    import re
+
+    writes = re.compile(r"\b(result|earlier|run)\[[^]]+\]\s*=[^=]|\b(result|earlier|run)\.(update|setdefault|pop)\(|"
+                        r"\{\*\*(result|earlier|run)\b")
+    found = [f"{path.relative_to(REPO)}:{number}: {line.strip()}"
+             for path in sorted((REPO / "harness").rglob("*.py")) if path.name != "stage_records.py"
+             for number, line in enumerate(path.read_text().splitlines(), 1) if writes.search(line)]
     assert found == [], "\n".join(found)

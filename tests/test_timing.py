@@ -16,26 +16,26 @@ def epoch(train: float, val: float, acc: float) -> dict:
 def test_time_to_target_counts_training_seconds_up_to_the_first_epoch_reaching_it():
     history = [epoch(2.0, 0.5, 0.5), epoch(1.0, 0.5, 0.8), epoch(1.0, 0.5, 0.95), epoch(3.0, 0.5, 0.99)]
     summary = summarize_epochs(history, target=0.9, train_examples=100, **VAL_ACCURACY)
-    assert summary["time_to_target_seconds"] == 4.0
-    assert summary["epochs_to_target"] == 3
-    assert summary["train_seconds"] == 7.0
-    assert summary["validation_seconds"] == 2.0
-    assert summary["first_epoch_seconds"] == 2.0
-    assert summary["median_epoch_seconds"] == 1.0
-    assert summary["samples_per_second"] == 100.0
+    assert summary.time_to_target_seconds == 4.0
+    assert summary.epochs_to_target == 3
+    assert summary.train_seconds == 7.0
+    assert summary.validation_seconds == 2.0
+    assert summary.first_epoch_seconds == 2.0
+    assert summary.median_epoch_seconds == 1.0
+    assert summary.samples_per_second == 100.0
 
 
 def test_target_never_reached_is_none():
     summary = summarize_epochs([epoch(1.0, 0.0, 0.1), epoch(1.0, 0.0, 0.2)], target=0.9, train_examples=10,
                                **VAL_ACCURACY)
-    assert summary["time_to_target_seconds"] is None and summary["epochs_to_target"] is None
+    assert summary.time_to_target_seconds is None and summary.epochs_to_target is None
 
 
 def test_target_reached_exactly_counts():
     summary = summarize_epochs([epoch(1.5, 0.0, 0.9)], target=0.9, train_examples=30, **VAL_ACCURACY)
-    assert summary["time_to_target_seconds"] == 1.5
-    assert summary["median_epoch_seconds"] is None
-    assert summary["samples_per_second"] == pytest.approx(20.0)
+    assert summary.time_to_target_seconds == 1.5
+    assert summary.median_epoch_seconds is None
+    assert summary.samples_per_second == pytest.approx(20.0)
 
 
 def test_energy_counters_read_rapl_at_two_ends_and_say_why_where_there_is_none(tmp_path):

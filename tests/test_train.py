@@ -59,8 +59,8 @@ def test_transfer_freezes_the_extractor_and_reuses_the_cache(tmp_path):
     cfg = compose_config(["transfer=on", "transfer.pretrain_epochs=2"])
     target, source = load_tasks(cfg.dataset, tmp_path)
     extractor, info = pretrained_extractor(cfg, source, tmp_path)
-    assert info["pretrain_cache_hit"] is False and info["pretrain_seconds"] > 0
-    assert Path(info["pretrained_weights"]).is_file()
+    assert info.pretrain_cache_hit is False and info.pretrain_seconds > 0
+    assert Path(info.pretrained_weights).is_file()
 
     before = [w.copy() for w in extractor.get_weights()]
     model = build_classifier(extractor, target.num_classes, cfg.model, frozen=True)
@@ -71,8 +71,8 @@ def test_transfer_freezes_the_extractor_and_reuses_the_cache(tmp_path):
     assert not np.array_equal(head_before[0], model.get_layer("head_output").get_weights()[0])
 
     again, info_again = pretrained_extractor(cfg, source, tmp_path)
-    assert info_again["pretrain_cache_hit"] is True
-    assert info_again["pretrain_seconds"] == info["pretrain_seconds"]  # what pretraining cost, once
+    assert info_again.pretrain_cache_hit is True
+    assert info_again.pretrain_seconds == info.pretrain_seconds  # what pretraining cost, once
     assert all(np.array_equal(a, b) for a, b in zip(before, again.get_weights(), strict=True))
 
 

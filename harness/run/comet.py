@@ -17,6 +17,8 @@ from typing import Any
 import keras
 
 from harness.cells import describe, flatten
+from harness.results import Result
+from harness.stage_records import Tracking
 
 # Set before comet_ml is imported: no auto-logging, no error reports to Comet's own servers.
 os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
@@ -28,21 +30,21 @@ DEFAULT_PROJECT = "harness"
 """Comet project when neither the config, ``COMET_PROJECT_NAME`` nor Comet's config file names one."""
 
 
-def experiment_name(record: dict[str, Any]) -> str:
+def experiment_name(result: Result) -> str:
     """The run's cell as every part of the harness describes it (``harness.cells.describe``):
     ``adam transfer=on early_stopping=off cpu optimizer.learning_rate=0.01 seed=0``; unique per cell."""
-    return describe(record["factors"], record["seed"])
+    return describe(result["factors"], result["seed"])
 
 
-def experiment_tags(record: dict[str, Any]) -> list[str]:
+def experiment_tags(result: Result) -> list[str]:
     """One tag per factor level (``optimizer:adam``, ``optimizer.learning_rate:0.01``), the seed and the
     sweep, for grouping and filters on a Comet dashboard."""
-    tags = [f"{factor}:{level}" for factor, level in record["factors"].items()]
-    return [*tags, f"seed:{record['seed']}", f"sweep:{record['sweep_name']}"]
+    tags = [f"{factor}:{level}" for factor, level in result["factors"].items()]
+    return [*tags, f"seed:{result['seed']}", f"sweep:{result['sweep_name']}"]
 
 
-def start_experiment(tracking: dict[str, Any], record: dict[str, Any]) -> comet_ml.CometExperiment | None:
-    """A new Comet experiment for the run in ``record`` (``None`` when tracking is disabled).
+def start_experiment(tracking: dict[str, Any], result: Result) -> comet_ml.CometExperiment | None:
+    """A new Comet experiment for the run in ``result`` (``None`` when tracking is disabled).
 
     ``tracking`` is what ``harness.sweep.comet_mode.resolve`` decided for the sweep. An online experiment
     that cannot talk to Comet (a bad key, the network gone since the sweep's probe) is replaced by an
@@ -57,7 +59,7 @@ def start_experiment(tracking: dict[str, Any], record: dict[str, Any]) -> comet_
         "log_env_cpu": system, "log_env_network": system, "log_env_disk": system,
         "auto_param_logging": False, "auto_metric_logging": False, "auto_log_co2": False,
         "auto_output_logging": None, "display_summary_level": 0,
-        "name": experiment_name(record), "tags": experiment_tags(record),
+        "name": experiment_name(result), "tags": experiment_tags(result),
     }
     os.makedirs(tracking["offline_dir"], exist_ok=True)
     config = comet_ml.get_config()
@@ -88,15 +90,15 @@ def experiment_location(experiment: comet_ml.CometExperiment, tracking: dict[str
             "url": None if offline else experiment.url}
 
 
-def log_start(experiment: comet_ml.CometExperiment, record: dict[str, Any]) -> None:
+def log_start(experiment: comet_ml.CometExperiment, result: Result) -> None:
     """Parameters (the flattened run config) and the run's identity: its run key, its sweep, and the SHA-256
     of each of the user's own ``_target_`` modules (``user_code.<target>``), which the run key includes."""
-    experiment.log_parameters(flatten(record["config"]))
-    code = {f"user_code.{target}": digest for target, digest in (record.get("user_code") or {}).items()}
-    experiment.log_others({"run_key": record["run_key"], "sweep_name": record["sweep_name"], **code})
+    experiment.log_parameters(flatten(result["config"]))
+    code = {f"user_code.{target}": digest for target, digest in (result.get("user_code") or {}).items()}
+    experiment.log_others({"run_key": result["run_key"], "sweep_name": result["sweep_name"], **code})
 
 
-def log_end(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> None:
+def log_end(experiment: comet_ml.CometExperiment, result: Result) -> None:
     """The run's outcome: final metrics, status and reason, device, the model's facts, versions and hardware."""
     finals = ("train_seconds", "time_to_target_seconds", "epochs_to_target", "best_val_accuracy",
               "test_accuracy", "test_loss", "epochs_run", "stopped_epoch", "first_epoch_seconds",
@@ -115,45 +117,45 @@ def log_end(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> Non
     experiment.log_others(others)
 
 
-def _comet_failed(result: dict[str, Any], err: Exception, when: str) -> None:
+def _comet_failed(tracked: Tracking, err: Exception, when: str) -> None:
     """Tracking is a copy of the run's result, never a reason to lose it: note the error and go on."""
     print(f"harness: warning: Comet failed {when} ({type(err).__name__}: {err}); the run goes on, its "
           "result file holds everything", file=sys.stderr)
-    result.setdefault("comet", {})["error"] = f"{type(err).__name__}: {err}"[:300]
+    tracked.comet["error"] = f"{type(err).__name__}: {err}"[:300]
 
 
-def begin_experiment(tracking: dict[str, Any], result: dict[str, Any]) -> comet_ml.CometExperiment | None:
-    """Start the run's experiment and log its parameters (``result["comet"]`` says where it lives);
-    ``None`` if Comet fails, which costs the run its tracking, not its result."""
+def begin_experiment(tracking: dict[str, Any], result: Result) -> tuple[comet_ml.CometExperiment | None, Tracking]:
+    """Start the run's experiment and log its parameters. Returns it (``None`` if Comet fails, which costs
+    the run its tracking, not its result) and the ``Tracking`` record that says where it lives."""
+    tracked = Tracking()
     try:
         experiment = start_experiment(tracking, result)
         if experiment is not None:
             log_start(experiment, result)
-            result["comet"] = experiment_location(experiment, tracking)
-        return experiment
+            tracked.comet.update(experiment_location(experiment, tracking))
+        return experiment, tracked
     except Exception as err:  # any Comet error: the run must go on
-        _comet_failed(result, err, "to start")
-        return None
+        _comet_failed(tracked, err, "to start")
+        return None, tracked
 
 
-def log_outcome(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> None:
-    """Log the run's outcome, and note in ``result["comet"]`` where its offline archive will be (the
-    archive is written by ``end_experiment``, after the result; the sweep checks that it exists)."""
+def log_outcome(experiment: comet_ml.CometExperiment, result: Result, tracked: Tracking) -> None:
+    """Log the run's outcome, and note in ``tracked`` where its offline archive will be (the archive is
+    written by ``end_experiment``, after the result; the sweep checks that it exists)."""
     try:
         log_end(experiment, result)
     except Exception as err:  # any Comet error: the result is written regardless
-        _comet_failed(result, err, "to log the outcome")
-    comet = result.get("comet") or {}
-    if comet.get("mode") == "offline":
-        comet["archive"] = str(Path(comet["offline_dir"]) / f"{comet['experiment_key']}.zip")
+        _comet_failed(tracked, err, "to log the outcome")
+    if tracked.comet.get("mode") == "offline":
+        tracked.comet["archive"] = str(Path(tracked.comet["offline_dir"]) / f"{tracked.comet['experiment_key']}.zip")
 
 
-def end_experiment(experiment: comet_ml.CometExperiment, result: dict[str, Any]) -> None:
+def end_experiment(experiment: comet_ml.CometExperiment, tracked: Tracking) -> None:
     """End the experiment (an offline one writes its archive now); a failure is printed to the run's log."""
     try:
         experiment.end()
     except Exception as err:
-        _comet_failed(result, err, "to finish")
+        _comet_failed(tracked, err, "to finish")
 
 
 EPOCH_TIME_NAMES = {"val_seconds": "epoch_val_seconds", "train_seconds": "epoch_train_seconds"}

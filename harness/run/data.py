@@ -25,6 +25,7 @@ import numpy as np
 from harness.config.folders import IMAGE_SUFFIXES, class_folders, image_files  # noqa: F401
 from harness.config.schema import DatasetConfig
 from harness.result_files import write_json_atomic
+from harness.stage_records import FolderFacts
 
 
 @dataclass(frozen=True)
@@ -376,7 +377,7 @@ def unreadable_record(cached: Path) -> Path:
     return cached.with_suffix(".unreadable.json")
 
 
-def load_image_folder(cfg: DatasetConfig, cache_dir: Path | None = None, facts: dict[str, Any] | None = None,
+def load_image_folder(cfg: DatasetConfig, cache_dir: Path | None = None, facts: FolderFacts | None = None,
                       on_decoded: Callable[[int, int], None] | None = None) -> tuple[np.ndarray | DiskRows, np.ndarray]:
     """The images of every class folder (``folder_images``: a ``limit`` applies before any is decoded),
     as ``decode_images`` makes them, and their labels.
@@ -409,7 +410,7 @@ def load_image_folder(cfg: DatasetConfig, cache_dir: Path | None = None, facts: 
             write_json_atomic(unreadable_record(cached), unreadable)
         partial.replace(cached)
     if facts is not None:
-        facts["data_cache_hit"] = hit  # also in a result that fails below: it shows what was decoded, and when
+        facts.data_cache_hit = hit  # also in a result that fails below: it shows what was decoded, and when
     record = unreadable_record(cached)
     keep = _readable(paths, json.loads(record.read_text()) if record.is_file() else {}, cfg, facts)
     stored = np.load(cached, mmap_mode="r")
@@ -417,7 +418,7 @@ def load_image_folder(cfg: DatasetConfig, cache_dir: Path | None = None, facts: 
     free = available_memory()
     stream = cfg.load == "stream" or (cfg.load == "auto" and free is not None and stored.nbytes > free / 2)
     if facts is not None:
-        facts["data_streamed"] = stream
+        facts.data_streamed = stream
     y = y if keep is None else y[keep]
     if stream:
         return DiskRows(stored, rows), y
@@ -426,15 +427,15 @@ def load_image_folder(cfg: DatasetConfig, cache_dir: Path | None = None, facts: 
 
 
 def _readable(paths: list[Path], unreadable: dict[str, str], cfg: DatasetConfig,
-              facts: dict[str, Any] | None) -> np.ndarray | None:
+              facts: FolderFacts | None) -> np.ndarray | None:
     """The indices of ``paths`` to train on (``None``: all), or ``UnreadableImages`` where some cannot be
-    read and ``skip_unreadable`` is off; skipped files go into ``facts["skipped_images"]``."""
+    read and ``skip_unreadable`` is off; skipped files go into ``facts.skipped_images``."""
     if not unreadable:
         return None
     if not cfg.skip_unreadable:
         raise UnreadableImages(unreadable)
     if facts is not None:
-        facts["skipped_images"] = sorted(unreadable)
+        facts.skipped_images = sorted(unreadable)
     return np.array([i for i, path in enumerate(paths) if str(path) not in unreadable], dtype=int)
 
 
@@ -467,12 +468,12 @@ def download(url: str, sha256: str | None, cache_dir: Path) -> Path:
                                      cache_subdir="datasets"))
 
 
-def load_arrays(cfg: DatasetConfig, cache_dir: Path, facts: dict[str, Any] | None = None,
+def load_arrays(cfg: DatasetConfig, cache_dir: Path, facts: FolderFacts | None = None,
                 on_decoded: Callable[[int, int], None] | None = None) -> tuple[np.ndarray | DiskRows, np.ndarray]:
     """All images (N, H, W, C; uint8 or float32, see ``Split``) and labels (N,) int of the dataset that
     ``cfg`` names: the bundled digits, a Keras dataset, a folder of images, a local ``.npz`` ``path``
-    or a ``url`` downloaded into ``cache_dir``; capped by ``limit``. ``facts`` (optional, the run's
-    result) gets what is worth recording about the loading (a folder: ``data_cache_hit``, ``data_streamed``);
+    or a ``url`` downloaded into ``cache_dir``; capped by ``limit``. ``facts`` (optional) gets how a
+    folder was read (``FolderFacts``);
     ``on_decoded`` hears how far a folder's decoding got (``decode_images``)."""
     from harness.keras_cache import KERAS_DATASETS
 
@@ -533,7 +534,7 @@ def target_classes(cfg: DatasetConfig, y: np.ndarray) -> list[int]:
     return sorted(set(np.unique(y).tolist()) - set(cfg.source_classes))
 
 
-def load_tasks(cfg: DatasetConfig, cache_dir: Path, facts: dict[str, Any] | None = None,
+def load_tasks(cfg: DatasetConfig, cache_dir: Path, facts: FolderFacts | None = None,
                on_decoded: Callable[[int, int], None] | None = None) -> tuple[Task, Task | None]:
     """The target task every run trains on (``train_size`` caps its training examples) and the source
     task the transfer feature extractor is pretrained on (``source_classes``, all their examples;

@@ -33,6 +33,7 @@ from harness.run.backbones import (
     sha256_of,
 )
 from harness.run.data import Task
+from harness.stage_records import Pretraining
 
 _UNSET = object()
 
@@ -117,13 +118,13 @@ def pretrain_key(cfg: RunConfig) -> str:
     return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def pretrained_extractor(cfg: RunConfig, source: Task, cache_dir: Path) -> tuple[keras.Model, dict]:
+def pretrained_extractor(cfg: RunConfig, source: Task, cache_dir: Path) -> tuple[keras.Model, Pretraining]:
     """The feature extractor for transfer ``on`` and facts about where it came from.
 
     With ``transfer.weights=source_task`` it is trained on ``source`` once and cached under
     ``cache_dir/pretrained/<key>.weights.h5``; later runs load it (``pretrain_cache_hit``). With
     ``imagenet`` or a weights file, the model loads those (``source`` is then the target task, for
-    its input shape). Returns ``(extractor, info)``; ``info`` holds ``pretrain_cache_hit``,
+    its input shape). Returns the extractor and its ``Pretraining`` record: ``pretrain_cache_hit``,
     ``pretrain_seconds`` (what pretraining cost when it ran) and where the weights came from.
     """
     weights = cfg.transfer.weights
@@ -133,8 +134,8 @@ def pretrained_extractor(cfg: RunConfig, source: Task, cache_dir: Path) -> tuple
         if given == "imagenet":  # downloaded just now into Keras' cache
             given = str(keras_cache.imagenet_weights_file(cfg.model.name, getattr(cfg.model, "alpha", None),
                                                           image_size(cfg.model)))
-        return extractor, {"pretrain_cache_hit": None, "pretrain_seconds": 0.0, "pretrained_weights": weights,
-                           "weights_file": given, "weights_sha256": sha256_of(given) if Path(given).is_file() else None}
+        return extractor, Pretraining(weights, pretrain_cache_hit=None, pretrain_seconds=0.0, weights_file=given,
+                                      weights_sha256=sha256_of(given) if Path(given).is_file() else None)
     key = pretrain_key(cfg)
     folder = Path(cache_dir) / "pretrained"
     weights_path, meta_path = folder / f"{key}.weights.h5", folder / f"{key}.json"
@@ -142,7 +143,7 @@ def pretrained_extractor(cfg: RunConfig, source: Task, cache_dir: Path) -> tuple
     if weights_path.is_file() and meta_path.is_file():
         extractor.load_weights(weights_path)
         meta = json.loads(meta_path.read_text())
-        return extractor, {**meta, "pretrain_cache_hit": True, "pretrained_weights": str(weights_path)}
+        return extractor, Pretraining(str(weights_path), pretrain_cache_hit=True, **meta)
 
     seed_everything(cfg.transfer.pretrain_seed)
     model = build_classifier(extractor, source.num_classes, cfg.model, frozen=False)
@@ -161,4 +162,4 @@ def pretrained_extractor(cfg: RunConfig, source: Task, cache_dir: Path) -> tuple
     extractor.save_weights(partial)
     partial.replace(weights_path)
     write_json_atomic(meta_path, meta)
-    return extractor, {**meta, "pretrain_cache_hit": False, "pretrained_weights": str(weights_path)}
+    return extractor, Pretraining(str(weights_path), pretrain_cache_hit=False, **meta)

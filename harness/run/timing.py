@@ -30,6 +30,7 @@ from typing import Any
 
 import keras
 
+from harness.stage_records import EpochTimings
 from harness.targets import time_to_target
 
 EPOCH_TIMES = ("epoch_seconds", "val_seconds", "train_seconds")
@@ -71,14 +72,14 @@ class EpochTimer(keras.callbacks.Callback):
 
 
 def summarize_epochs(history: list[dict[str, Any]], target: float, train_examples: int, *,
-                     steps_per_epoch: int | None = None, metric: str, mode: str) -> dict[str, Any]:
+                     steps_per_epoch: int | None = None, metric: str, mode: str) -> EpochTimings:
     """Timing figures of a run from its per-epoch ``history``.
 
     ``history``: one dict per epoch with ``train_seconds``, ``val_seconds`` and the target's ``metric``.
     ``target``: the value of ``metric`` that defines time to target, reached at ``target`` or above
     (``mode="max"``: accuracies) or at or below (``"min"``: losses, errors). ``train_examples``: examples per
-    epoch, for throughput; ``steps_per_epoch``: batches per epoch, for the step time. Returns
-    ``train_seconds``, ``validation_seconds``, ``first_epoch_seconds``,
+    epoch, for throughput; ``steps_per_epoch``: batches per epoch, for the step time. Returns its
+    ``EpochTimings``: ``train_seconds``, ``validation_seconds``, ``first_epoch_seconds``,
     ``median_epoch_seconds`` (of epochs after the first; ``None`` with one epoch),
     ``samples_per_second`` (later epochs if any, else the first), ``median_step_seconds`` (the same
     epoch time per step; ``None`` without ``steps_per_epoch``), ``time_to_target_seconds`` and
@@ -88,16 +89,16 @@ def summarize_epochs(history: list[dict[str, Any]], target: float, train_example
     later = train[1:]
     steady = statistics.median(later) if later else (train[0] if train else None)
     to_target_seconds, to_target_epochs = time_to_target(history, target, metric=metric, mode=mode)
-    return {
-        "train_seconds": sum(train),
-        "validation_seconds": sum(epoch["val_seconds"] for epoch in history),
-        "first_epoch_seconds": train[0] if train else None,
-        "median_epoch_seconds": statistics.median(later) if later else None,
-        "samples_per_second": train_examples / steady if steady else None,
-        "median_step_seconds": steady / steps_per_epoch if steady and steps_per_epoch else None,
-        "time_to_target_seconds": to_target_seconds,
-        "epochs_to_target": to_target_epochs,
-    }
+    return EpochTimings(
+        train_seconds=sum(train),
+        validation_seconds=sum(epoch["val_seconds"] for epoch in history),
+        first_epoch_seconds=train[0] if train else None,
+        median_epoch_seconds=statistics.median(later) if later else None,
+        samples_per_second=train_examples / steady if steady else None,
+        median_step_seconds=steady / steps_per_epoch if steady and steps_per_epoch else None,
+        time_to_target_seconds=to_target_seconds,
+        epochs_to_target=to_target_epochs,
+    )
 
 
 class PhaseClock:

@@ -29,6 +29,24 @@ from harness.config.schema import target_mode
 from harness.outcomes import DIVERGED
 from harness.result_files import store_result, write_json_atomic, write_result
 from harness.results import LOG_FILE, PROGRESS_FILE, RESULT_FILE, SPEC_FILE, Result, RunSpec, placeholder_result
+from harness.stage_records import (
+    DataFacts,
+    EpochFacts,
+    EpochTimings,
+    Evaluation,
+    FitFacts,
+    FolderFacts,
+    InputCheck,
+    ModelFacts,
+    Outcome,
+    Phases,
+    ProcessFacts,
+    RunEnvironment,
+    StageRecord,
+    TargetFacts,
+    Tracking,
+    assemble,
+)
 from harness.targets import target_facts
 
 
@@ -185,37 +203,37 @@ def fit_callbacks(cfg: RunConfig, experiment: Any, run_dir: Path | None = None,
     return callbacks, timer, stopper
 
 
-def build_model(cfg: RunConfig, task: Any, source: Any, cache_dir: Path, result: Result) -> tuple[Any, Any]:
+def build_model(cfg: RunConfig, task: Any, source: Any, cache_dir: Path) -> tuple[Any, Any, list[StageRecord]]:
     """The classifier of the run ``cfg``, compiled, and its feature extractor: pretrained and frozen
     with transfer on (from ``source``, the source-classes task, for ``source_task`` weights), else
-    from scratch after seeding. Records where the weights came from and the model's facts in ``result``."""
+    from scratch after seeding. Returns them with their records: ``ModelFacts``, and ``Pretraining`` (where
+    the weights came from) with transfer on."""
     from harness.run import backbones, models, optimizers
 
     transfer = cfg.transfer
+    records: list[StageRecord] = []
     if cfg.model.name == "custom":  # the user's own function (harness.run.custom); transfer: its pretrained part
         from harness.run import custom
 
         models.seed_everything(cfg.seed)
         model = custom.build_model(cfg.model, task, pretrained=transfer.enabled)
         extractor = model.get_layer(cfg.model.frozen_layer) if transfer.enabled else model
-        result["learning_rate"] = optimizers.effective_learning_rate(cfg.optimizer)
-        model.compile(optimizer=optimizers.build_optimizer(cfg.optimizer), **compile_options(cfg))
-        result.update(backbone=cfg.model._target_, **backbones.parameter_counts(model))
-        return model, extractor
-    if transfer.enabled:
-        from_source_task = transfer.weights == "source_task"
-        extractor, info = models.pretrained_extractor(cfg, source if from_source_task else task, cache_dir)
-        result.update(info)
-    models.seed_everything(cfg.seed)
-    if not transfer.enabled:
-        extractor = models.build_feature_extractor(task.input_shape, cfg.model, pixel_max=task.pixel_max)
-    model = models.build_classifier(extractor, task.num_classes, cfg.model, frozen=transfer.enabled)
-    result["learning_rate"] = optimizers.effective_learning_rate(cfg.optimizer)
+        backbone, image_size = cfg.model._target_, None
+    else:
+        if transfer.enabled:
+            from_source_task = transfer.weights == "source_task"
+            extractor, pretraining = models.pretrained_extractor(cfg, source if from_source_task else task, cache_dir)
+            records.append(pretraining)
+        models.seed_everything(cfg.seed)
+        if not transfer.enabled:
+            extractor = models.build_feature_extractor(task.input_shape, cfg.model, pixel_max=task.pixel_max)
+        model = models.build_classifier(extractor, task.num_classes, cfg.model, frozen=transfer.enabled)
+        backbone = cfg.model.name
+        image_size = backbones.image_size(cfg.model) if cfg.model.name in backbones.APPLICATIONS else None
     model.compile(optimizer=optimizers.build_optimizer(cfg.optimizer), **compile_options(cfg))
-    result.update(backbone=cfg.model.name, **backbones.parameter_counts(model))
-    if cfg.model.name in backbones.APPLICATIONS:
-        result["image_size"] = backbones.image_size(cfg.model)
-    return model, extractor
+    records.append(ModelFacts(backbone, optimizers.effective_learning_rate(cfg.optimizer),
+                              **backbones.parameter_counts(model), image_size=image_size))
+    return model, extractor, records
 
 
 def compile_options(cfg: RunConfig) -> dict[str, Any]:
@@ -224,54 +242,64 @@ def compile_options(cfg: RunConfig) -> dict[str, Any]:
             "steps_per_execution": cfg.steps_per_execution}
 
 
-def train(cfg: RunConfig, cache_dir: Path, experiment: Any, result: Result, clock: Any, *,
+def train(cfg: RunConfig, cache_dir: Path, experiment: Any, records: list[StageRecord], clock: Any, *,
           run_dir: Path | None = None) -> None:
-    """Train and evaluate the run ``cfg``, filling ``result`` as facts become known; ``clock``: the run's
-    ``timing.PhaseClock``; ``run_dir``: where to write the progress file (``None``: nowhere)."""
+    """Train and evaluate the run ``cfg``, adding each stage's record to ``records`` as it ends (the last
+    an ``Outcome``); ``clock``: the run's ``timing.PhaseClock``; ``run_dir``: where to write the progress
+    file (``None``: nowhere)."""
     import keras
 
     from harness.run import streaming
 
-    task, source = load_task(cfg, cache_dir, result, clock, run_dir)
+    folder = FolderFacts()  # filled while loading: kept even where loading fails
+    records.append(folder)
+    task, source, loaded = load_task(cfg, cache_dir, folder, clock, run_dir)
+    records.append(loaded)
     keras.config.set_dtype_policy(cfg.precision)  # before any layer is built; the output stays float32
-    model, extractor = build_model(cfg, task, source, cache_dir, result)
-    history, stopper = fit_stages(cfg, model, extractor, task, result, experiment=experiment, clock=clock,
-                                  run_dir=run_dir)
-    record_history(cfg, task, history, stopper, result)
-    check_input(cfg, task, result, clock)
+    model, extractor, model_records = build_model(cfg, task, source, cache_dir)
+    records += model_records
+    history, stopper, fitted = fit_stages(cfg, model, extractor, task, experiment=experiment, clock=clock,
+                                          run_dir=run_dir)
+    records.append(fitted)
+    epochs, reached, timings = summarize_history(cfg, task, history, stopper)
+    records += [epochs, reached, timings]
+    records += check_input(cfg, task, epochs.steps_per_epoch, timings.median_epoch_seconds, clock)
     if any(not math.isfinite(epoch.get("loss", 0.0)) for epoch in history):  # TerminateOnNaN stopped it
-        result.update(status="failed", reason=DIVERGED)
+        records.append(Outcome("failed", DIVERGED))
         return
     tested = model.evaluate(**streaming.inputs(task.test, cfg.batch_size), verbose=0, return_dict=True)
     clock.lap("evaluate")
-    result.update(status="ok", reason=None, test_loss=float(tested["loss"]),
-                  test_accuracy=float(tested["accuracy"]) if "accuracy" in tested else None,
-                  test_metrics={name: float(value) for name, value in tested.items()})
+    records += [Evaluation(test_loss=float(tested["loss"]),
+                           test_accuracy=float(tested["accuracy"]) if "accuracy" in tested else None,
+                           test_metrics={name: float(value) for name, value in tested.items()}),
+                Outcome("ok", None)]
 
 
-def check_input(cfg: RunConfig, task: Any, result: Result, clock: Any) -> None:
+def check_input(cfg: RunConfig, task: Any, steps_per_epoch: int | None, steady_seconds: float | None,
+                clock: Any) -> list[InputCheck]:
     """Is the input pipeline the bottleneck? After training (never inside it), time one epoch of the
     training input alone (``streaming.input_epoch_seconds``) where ``input_check`` asks for it, and its
-    share of a steady epoch: ``input_bound`` at ``streaming.INPUT_BOUND_SHARE`` or more."""
+    share of a steady epoch (``steady_seconds``): ``input_bound`` at ``streaming.INPUT_BOUND_SHARE`` or
+    more. Returns its record, or none where it was not asked for or one epoch is not defined."""
     from harness.run import streaming
 
     given = streaming.inputs(task.train, cfg.batch_size, seed=cfg.seed)
     if cfg.input_check == "off" or (cfg.input_check == "auto" and "y" in given):  # in-memory arrays
-        return
-    if not result.get("steps_per_epoch"):  # a dataset of unknown length: one epoch is not defined
-        return
-    seconds = streaming.input_epoch_seconds(given, result["steps_per_epoch"])
+        return []
+    if not steps_per_epoch:  # a dataset of unknown length: one epoch is not defined
+        return []
+    seconds = streaming.input_epoch_seconds(given, steps_per_epoch)
     clock.lap("input_check")
-    steady = result.get("median_epoch_seconds")
-    share = seconds / steady if steady else None
-    result.update(input_epoch_seconds=seconds, input_share=share,
-                  input_bound=None if share is None else share >= streaming.INPUT_BOUND_SHARE)
+    share = seconds / steady_seconds if steady_seconds else None
+    return [InputCheck(seconds, share, None if share is None else share >= streaming.INPUT_BOUND_SHARE)]
 
 
-def load_task(cfg: RunConfig, cache_dir: Path, result: Result, clock: Any, run_dir: Path | None) -> Any:
+def load_task(cfg: RunConfig, cache_dir: Path, folder: FolderFacts, clock: Any,
+              run_dir: Path | None) -> tuple[Any, Any, DataFacts]:
     """The run's data (``data.load_tasks``: the task and, for ``source_task`` weights, the source task; for
-    ``dataset=custom``, ``custom.load_task``: the user's function's, without a source task), its loading timed
-    as ``data_seconds`` (never training time) and its progress shown."""
+    ``dataset=custom``, ``custom.load_task``: the user's function's, without a source task) and its
+    ``DataFacts``, its loading timed as ``data_seconds`` (never training time) and its progress shown;
+    ``folder`` gets how an image folder was read."""
     from harness.run import custom, data
 
     write_progress(run_dir, "data", cfg.epochs)
@@ -282,26 +310,24 @@ def load_task(cfg: RunConfig, cache_dir: Path, result: Result, clock: Any, run_d
     if cfg.dataset.name == "custom":
         task, source = custom.load_task(cfg.dataset), None
     else:
-        task, source = data.load_tasks(cfg.dataset, cache_dir, result, decoding)
+        task, source = data.load_tasks(cfg.dataset, cache_dir, folder, decoding)
     clock.lap("data")
     write_progress(run_dir, "model", cfg.epochs)
-    result["data_seconds"] = result["phase_seconds"]["data"]  # loading and decoding: never training time
-    result["train_examples"] = task.train_examples
-    result["image_shape"] = list(task.input_shape)
-    return task, source
+    loaded = DataFacts(data_seconds=clock.seconds["data"], train_examples=task.train_examples,
+                       image_shape=list(task.input_shape))
+    return task, source, loaded
 
 
-def fit_stages(cfg: RunConfig, model: Any, extractor: Any, task: Any, result: Result, *, experiment: Any,
-               clock: Any, run_dir: Path | None) -> tuple[list[dict[str, Any]], Any]:
+def fit_stages(cfg: RunConfig, model: Any, extractor: Any, task: Any, *, experiment: Any, clock: Any,
+               run_dir: Path | None) -> tuple[list[dict[str, Any]], Any, FitFacts]:
     """Fit ``model``: the head (transfer) or the whole model, then, for fine-tuning, the top of the
     ``extractor`` too. Both stages are training time (``fit_seconds``), and so is the recompilation between
     them; a head stage stopped by a NaN loss is not fine-tuned. Returns the per-epoch history (metrics,
-    the epoch timer's seconds, the stage) and the early stopper (``None`` if off)."""
+    the epoch timer's seconds, the stage), the early stopper (``None`` if off) and the fit's record."""
     from harness.run import backbones, device_memory, optimizers, streaming
 
     transfer = cfg.transfer
     fine_tune = transfer.enabled and transfer.fine_tune_layers > 0 and transfer.head_epochs < cfg.epochs
-    result["transfer_mode"] = ("fine-tuned" if fine_tune else "frozen") if transfer.enabled else "from scratch"
     stage_names = ["head" if transfer.enabled else "all"]  # what the progress file says is training now
     callbacks, timer, stopper = fit_callbacks(cfg, experiment, run_dir, stage_names)
     clock.lap("model")
@@ -315,53 +341,58 @@ def fit_stages(cfg: RunConfig, model: Any, extractor: Any, task: Any, result: Re
     cpu_started, started = time.process_time(), time.perf_counter()
     metrics = model.fit(epochs=transfer.head_epochs if fine_tune else cfg.epochs, **fit_options).history
     stages = [stage_names[0]] * len(timer.epochs)
+    fine_tuned_layers, fine_tune_params = None, None
     if fine_tune and all(math.isfinite(loss) for loss in metrics.get("loss", [])):
         stage_names.append("fine_tune")
-        result["fine_tuned_layers"] = backbones.unfreeze_top(extractor, transfer.fine_tune_layers)
+        fine_tuned_layers = backbones.unfreeze_top(extractor, transfer.fine_tune_layers)
         learning_rate = transfer.fine_tune_learning_rate
         fine_tuning = dataclasses.replace(cfg.optimizer, learning_rate=learning_rate, lr_scale=1.0)
         model.compile(optimizer=optimizers.build_optimizer(fine_tuning), **compile_options(cfg))
-        result["fine_tune_params"] = backbones.parameter_counts(model)["trainable_params"]
+        fine_tune_params = backbones.parameter_counts(model)["trainable_params"]
         done = len(timer.epochs)
         more = model.fit(initial_epoch=done, epochs=cfg.epochs, **fit_options).history
         metrics = {key: [*metrics.get(key, []), *values] for key, values in more.items()}
         stages += ["fine_tune"] * (len(timer.epochs) - done)
-    result["fit_seconds"] = time.perf_counter() - started
-    result["fit_cpu_seconds"] = time.process_time() - cpu_started
-    result.update(counters.joules(energy_started, counters.read()), energy_unmeasured=counters.unmeasured)
-    result["cores_used"] = result["fit_cpu_seconds"] / result["fit_seconds"] if result["fit_seconds"] > 0 else 0.0
-    result["device_peak_memory_bytes"] = device_memory.peak_bytes(cfg.backend)
+    fit_seconds = time.perf_counter() - started
+    fit_cpu_seconds = time.process_time() - cpu_started
+    fitted = FitFacts(
+        transfer_mode=("fine-tuned" if fine_tune else "frozen") if transfer.enabled else "from scratch",
+        fit_seconds=fit_seconds, fit_cpu_seconds=fit_cpu_seconds,
+        cores_used=fit_cpu_seconds / fit_seconds if fit_seconds > 0 else 0.0,
+        **counters.joules(energy_started, counters.read()), energy_unmeasured=counters.unmeasured,
+        device_peak_memory_bytes=device_memory.peak_bytes(cfg.backend),
+        fine_tuned_layers=fine_tuned_layers, fine_tune_params=fine_tune_params)
     clock.lap("fit")
     history = [{**{k: float(v[i]) for k, v in metrics.items()}, **timer.epochs[i], "stage": stages[i]}
                for i in range(len(timer.epochs))]
-    return history, stopper
+    return history, stopper, fitted
 
 
-def record_history(cfg: RunConfig, task: Any, history: list[dict[str, Any]], stopper: Any,
-                   result: Result) -> None:
-    """Put the fit's per-epoch ``history`` in ``result`` with what it says: the timing figures and time to
-    target (``timing.summarize_epochs``), the best values, whether and when early stopping ended it."""
+def summarize_history(cfg: RunConfig, task: Any, history: list[dict[str, Any]],
+                      stopper: Any) -> tuple[EpochFacts, TargetFacts, EpochTimings]:
+    """What the fit's per-epoch ``history`` says: the history itself with the best values and whether and
+    when early stopping ended it (``EpochFacts``), its target (``target_facts``) and its timing figures
+    (``timing.summarize_epochs``)."""
     from harness.run import custom, timing
 
-    result["history"] = history
-    result["epochs_run"] = len(history)
     steps_per_epoch = custom.steps_per_epoch(task, cfg.batch_size)
-    result["steps_per_epoch"] = steps_per_epoch
     target = cfg.target
-    facts = target_facts(history, metric=target.metric, value=target.value, mode=target.mode)
-    result.update(facts)
-    result.update(timing.summarize_epochs(history, target.value, task.train_examples,
-                                          steps_per_epoch=steps_per_epoch, metric=target.metric,
-                                          mode=facts["target_mode"]))
+    reached = target_facts(history, metric=target.metric, value=target.value, mode=target.mode)
+    timings = timing.summarize_epochs(history, target.value, task.train_examples, steps_per_epoch=steps_per_epoch,
+                                      metric=target.metric, mode=reached.target_mode)
     val_accuracies = [epoch["val_accuracy"] for epoch in history if "val_accuracy" in epoch]
-    result["best_val_accuracy"] = max(val_accuracies) if val_accuracies else None
-    result["early_stopped"] = bool(stopper is not None and stopper.stopped_epoch > 0)
-    result["stopped_epoch"] = stopper.stopped_epoch + 1 if result["early_stopped"] else None
+    early_stopped = bool(stopper is not None and stopper.stopped_epoch > 0)
+    epochs = EpochFacts(history=history, epochs_run=len(history), steps_per_epoch=steps_per_epoch,
+                        best_val_accuracy=max(val_accuracies) if val_accuracies else None,
+                        early_stopped=early_stopped, stopped_epoch=stopper.stopped_epoch + 1 if early_stopped else None)
+    return epochs, reached, timings
 
 
 def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
     """Do the run described in ``run_dir/run_spec.json``; write and return its result.
 
+    The result is the run's identity with the record of each stage that ran laid over it
+    (``harness.stage_records.assemble``): whatever stage it ended in, what the earlier ones found is kept.
     ``on_result`` is called once ``result.json`` is written, before the Comet experiment ends (Comet's
     offline ``end()`` waits about a second, nearly without CPU): a run server tells the sweep then, so
     that the next run need not wait for it. The archive's path is in the result; whether it was written
@@ -369,83 +400,85 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
     """
     spec: RunSpec = json.loads((run_dir / SPEC_FILE).read_text())
     cfg = run_config(spec["config"])
-    result = placeholder_result(cfg, "failed", "run did not finish", spec.get("factors"), spec.get("factor_baselines"),
-                                started_at=time.time(), sweep_position=spec.get("sweep_position"),
-                                rerun_command=spec.get("rerun_command", ""), log_file=str(run_dir / LOG_FILE))
-    experiment = None
-    phases = result["phase_seconds"] = {}
+    start = placeholder_result(cfg, "failed", "run did not finish", spec.get("factors"), spec.get("factor_baselines"),
+                               started_at=time.time(), sweep_position=spec.get("sweep_position"),
+                               rerun_command=spec.get("rerun_command", ""), log_file=str(run_dir / LOG_FILE))
+    phases = Phases()
+    records: list[StageRecord] = [phases]
+    experiment, tracked = None, None
     if spec.get("launched_at"):  # process start and imports (a fresh process) or the fork (a run server)
-        phases["startup"] = max(0.0, result["started_at"] - spec["launched_at"])
+        phases.phase_seconds["startup"] = max(0.0, start["started_at"] - spec["launched_at"])
     try:
         importing = time.perf_counter()
         import keras  # noqa: F401  (timed: the imports a fresh process pays, ~0 when forked)
 
         from harness.run.timing import PhaseClock
 
-        phases["imports"] = time.perf_counter() - importing  # ~5 s in a fresh process; ~0 when forked
-        clock = PhaseClock(phases)
-        applied = configure_backend(spec["threads"])
-        result["environment"] = {**environment(cfg, spec), "threads_applied": applied}
-        if not use_device(cfg, result):
-            return result
-        clock.lap("backend")
-        if spec["tracking"]["mode"] != "disabled":
-            from harness.run import comet
+        phases.phase_seconds["imports"] = time.perf_counter() - importing  # ~5 s in a fresh process; ~0 when forked
+        clock = PhaseClock(phases.phase_seconds)
+        applied = configure_backend(spec["threads"])  # before anything else touches the backend
+        env = {**environment(cfg, spec), "threads_applied": applied}
+        records += [RunEnvironment(env), *use_device(cfg, env)]  # the first: kept if finding the GPU fails
+        if not isinstance(records[-1], Outcome):
+            clock.lap("backend")
+            if spec["tracking"]["mode"] != "disabled":
+                from harness.run import comet
 
-            experiment = comet.begin_experiment(spec["tracking"], result)
-            clock.lap("comet_start")
-        train(cfg, Path(spec["cache_dir"]), experiment, result, clock, run_dir=run_dir)
+                experiment, tracked = comet.begin_experiment(spec["tracking"], assemble(start, *records))
+                records.append(tracked)
+                clock.lap("comet_start")
+            train(cfg, Path(spec["cache_dir"]), experiment, records, clock, run_dir=run_dir)
     except KeyboardInterrupt:
-        result.update(status="interrupted", reason="interrupted by the user (Ctrl-C)")
+        records.append(Outcome("interrupted", "interrupted by the user (Ctrl-C)"))
     except Exception as err:  # any failure is this run's, recorded, never the sweep's
         traceback.print_exc()
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        result.update(status="failed", reason=f"{type(err).__name__}: {message}"[:500])
+        records.append(Outcome("failed", f"{type(err).__name__}: {message}"[:500]))
     finally:
-        keep_result(run_dir, spec, result, experiment, on_result)
+        result = keep_result(run_dir, spec, assemble(start, *records), experiment, tracked, on_result)
     return result
 
 
-def use_device(cfg: RunConfig, result: Result) -> bool:
-    """Record the device the run trains on (``device_used``). A GPU cell whose backend sees no GPU would
-    silently train on the CPU, never a GPU result: it is ``skipped`` (no GPU at all) or ``failed`` (a GPU
-    that the backend cannot use), and ``False`` says the run ends there."""
+def use_device(cfg: RunConfig, env: dict[str, Any]) -> list[StageRecord]:
+    """The run's environment ``env`` and the device it trains on (``device_used``). A GPU cell whose backend
+    sees no GPU would silently train on the CPU, never a GPU result: it is ``skipped`` (no GPU at all) or
+    ``failed`` (a GPU that the backend cannot use), and an ``Outcome`` last says the run ends there."""
     import keras
 
     gpus = backend_gpus()
-    if cfg.device.name == "gpu":
-        result["environment"].update(gpus=list(hardware.gpu_details()), backend_devices=gpus)
-        if not gpus:
-            seen = hardware.gpu_names()
-            backend = keras.backend.backend()
-            if seen:
-                result.update(status="failed", device_used=None, reason=f"nvidia-smi sees {seen[0]} but the "
-                              f"{backend} backend sees no GPU (a CPU-only build of {backend}?)")
-            else:
-                result.update(status="skipped", reason=f"no GPU visible to the {backend} backend", device_used=None)
-            return False
-    result["device_used"] = f"gpu:{gpus[0]}" if cfg.device.name == "gpu" else "cpu"
-    return True
+    if cfg.device.name != "gpu":
+        return [RunEnvironment(env, device_used="cpu")]
+    env = {**env, "gpus": list(hardware.gpu_details()), "backend_devices": gpus}
+    if gpus:
+        return [RunEnvironment(env, device_used=f"gpu:{gpus[0]}")]
+    seen = hardware.gpu_names()
+    backend = keras.backend.backend()
+    if seen:
+        return [RunEnvironment(env), Outcome("failed", f"nvidia-smi sees {seen[0]} but the {backend} backend "
+                                             f"sees no GPU (a CPU-only build of {backend}?)")]
+    return [RunEnvironment(env), Outcome("skipped", f"no GPU visible to the {backend} backend")]
 
 
-def keep_result(run_dir: Path, spec: RunSpec, result: Result, experiment: Any,
-                on_result: Callable[[], Any] | None) -> None:
+def keep_result(run_dir: Path, spec: RunSpec, result: Result, experiment: Any, tracked: Tracking | None,
+                on_result: Callable[[], Any] | None) -> Result:
     """However the run ended: its outcome logged to Comet, an ``ok`` result put in the results store first
     (once ``result.json`` exists, it is kept), ``result.json`` written, the caller told (``on_result``),
-    and only then the Comet experiment ended (its offline ``end()`` waits)."""
+    and only then the Comet experiment ended (its offline ``end()`` waits). Returns the result written."""
     if experiment is not None:
         from harness.run import comet
 
-        comet.log_outcome(experiment, result)
-    result["ended_at"] = time.time()  # with started_at: when this run's process was busy (parallel runs overlap)
-    result.update(hardware.process_memory_and_cpus())
+        comet.log_outcome(experiment, result, tracked)
+    # ended_at, with started_at: when this run's process was busy (parallel runs overlap)
+    ended = ProcessFacts(ended_at=time.time(), **hardware.process_memory_and_cpus())
+    result = assemble(result, *([tracked] if tracked is not None else []), ended)
     if result["status"] == "ok" and spec.get("results_dir"):
         store_result(Path(spec["results_dir"]), result)
     write_result(run_dir / RESULT_FILE, result)
     if on_result is not None:
         on_result()
     if experiment is not None:
-        comet.end_experiment(experiment, result)
+        comet.end_experiment(experiment, tracked)
+    return result
 
 
 def exit_code(result: Result) -> int:

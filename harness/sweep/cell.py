@@ -33,6 +33,7 @@ from harness.interpreters import interpreter_path
 from harness.result_files import load_stored, read_result, store_result, write_json_atomic, write_result
 from harness.results import LOG_FILE, RESULT_FILE, SPEC_FILE, Result, RunSpec, Status, placeholder_result
 from harness.run_key import run_key
+from harness.stage_records import Reuse, Supervision, assemble
 from harness.startup import startup_settings
 from harness.sweep import comet_mode, progress, run_process
 from harness.sweep.faults import SweepPlaces, stop_when_disk_full
@@ -187,8 +188,8 @@ def obtain_result(cfg: RunConfig, run_dir: Path, launch: Launch, live: progress.
     assert results_dir is not None, "a cell's result is obtained with a results store"
     earlier = None if cfg.rerun else load_stored(results_dir, run_key(cfg.resolved))
     if earlier is not None:
-        result = {**earlier, "factors": factors, "factor_baselines": baselines, "reused": True,
-                  "reused_from": earlier["sweep_name"], "sweep_name": cfg.sweep_name}
+        result = assemble(earlier, Reuse(sweep_name=cfg.sweep_name, reused_from=earlier["sweep_name"],
+                                         factors=factors, factor_baselines=baselines))
         write_result(run_dir / RESULT_FILE, result)
         return result
     reason = skip_reason(cfg)
@@ -333,9 +334,9 @@ def launch_run(cfg: RunConfig, run_dir: Path, launch: Launch, live: progress.Liv
         raise
     if reason is None and code != 0:
         reason = run.failure or exit_reason(code)
-    result = _ensure_result(result_path, spec, "failed", reason)
-    result["wall_seconds"] = time.perf_counter() - started
-    result["run_process"] = "fork" if isinstance(run, run_process.ForkedRun) else "fresh"
+    result = assemble(_ensure_result(result_path, spec, "failed", reason),
+                      Supervision(wall_seconds=time.perf_counter() - started,
+                                  run_process="fork" if isinstance(run, run_process.ForkedRun) else "fresh"))
     write_result(result_path, result)
     return result
 

@@ -76,7 +76,7 @@ def job_return(job: Job, result: Result) -> Any:
                      _return_value=math.nan if value is None and result["status"] != "ok" else value)
 
 
-def record(job: Job, status: str, reason: str, sweep_dir: Path) -> Result:
+def write_placeholder(job: Job, status: str, reason: str, sweep_dir: Path) -> Result:
     """Write the ``result.json`` of a job that did not write its own."""
     factors, baselines = progress.factors(sweep_dir)
     result = placeholder_result(job.run, status, reason, cell_factors(job.run.resolved, factors), baselines,
@@ -126,7 +126,7 @@ def launch(engine: Engine, config: DictConfig, jobs: list[Job], sweep_dir: Path,
     returns: dict[int, Any] = {}
     for job in jobs:
         if reason := engine.skip_reason(job):
-            returns[job.num] = job_return(job, result := record(job, "skipped", reason, sweep_dir))
+            returns[job.num] = job_return(job, result := write_placeholder(job, "skipped", reason, sweep_dir))
             print(job_line(job, result, sweep_dir, "not submitted"), flush=True)
     by_num = {job.num: job for job in jobs}
     waiting = engine.submit([job for job in jobs if job.num not in returns])

@@ -41,7 +41,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from harness.result_files import read_result
 from harness.results import RESULT_FILE, Result
 from harness.sweep import run_process
-from harness.sweep.jobs import Job, compose_jobs, job_return, launch, record
+from harness.sweep.jobs import Job, compose_jobs, job_return, launch, write_placeholder
 
 POLL_S = 1.0  # how long the launching process waits for a task before it looks again (so Ctrl-C is seen)
 LOCAL_OBJECT_STORE_BYTES = 78_643_200  # Ray's minimum: tasks pass only configs; /dev/shm is small in containers
@@ -169,7 +169,7 @@ def finished(job: Job, ref: Any, sweep_dir: Path) -> tuple[Any, Result, str | No
     try:
         outcome: TaskOutcome = ray.get(ref)
     except RayError as err:
-        result = record(job, "failed", task_failure(err), sweep_dir)
+        result = write_placeholder(job, "failed", task_failure(err), sweep_dir)
         return job_return(job, result), result, None
     if outcome.job_return is None:
         sys.stderr.write(outcome.stderr)
@@ -177,12 +177,12 @@ def finished(job: Job, ref: Any, sweep_dir: Path) -> tuple[Any, Result, str | No
     returned = outcome.job_return
     if returned.status == JobStatus.FAILED:  # the task function raised: the job wrote no result
         error = returned._return_value
-        result = record(job, "failed", f"{type(error).__name__}: {error}"[:500], sweep_dir)
+        result = write_placeholder(job, "failed", f"{type(error).__name__}: {error}"[:500], sweep_dir)
         return job_return(job, result), result, outcome.node
     try:
         return returned, read_result(job.folder / RESULT_FILE), outcome.node
     except (OSError, ValueError) as err:
-        result = record(job, "failed", f"the cell's task wrote no result: {err}"[:500], sweep_dir)
+        result = write_placeholder(job, "failed", f"the cell's task wrote no result: {err}"[:500], sweep_dir)
         return job_return(job, result), result, outcome.node
 
 

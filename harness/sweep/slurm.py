@@ -33,7 +33,8 @@ from omegaconf import OmegaConf
 
 from harness.result_files import read_result, write_result
 from harness.results import RESULT_FILE, Result
-from harness.sweep.jobs import Job, compose_jobs, job_return, launch, record
+from harness.stage_records import Outcome, assemble
+from harness.sweep.jobs import Job, compose_jobs, job_return, launch, write_placeholder
 
 POLL_S = 1.0  # how often the submitting process looks for finished jobs (a result file check: cheap)
 QUEUE_REFRESH_S = 30  # the longest gap between two squeue calls (submitit's own default for sacct is 600)
@@ -177,10 +178,10 @@ def finished(cell: Job, job: Any, sweep_dir: Path) -> tuple[Any, Result]:
         else:
             last = [line for line in str(err).strip().splitlines() if line.strip()]
             reason = f"Slurm job {job.job_id} failed: {last[-1] if last else type(err).__name__}"[:500]
-        result = record(cell, "failed", reason, sweep_dir)
+        result = write_placeholder(cell, "failed", reason, sweep_dir)
         return job_return(cell, result), result
     if result["status"] == "failed" and (ended := slurm_end(job)):
-        result["reason"] = f"{ended}: {result.get('reason')}"
+        result = assemble(result, Outcome("failed", f"{ended}: {result.get('reason')}"))
         write_result(cell.folder / RESULT_FILE, result)
     return returned, result
 
