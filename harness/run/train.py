@@ -435,7 +435,8 @@ def run(run_dir: Path, on_result: Callable[[], Any] | None = None) -> Result:
         message = str(err).strip().splitlines()[0] if str(err).strip() else ""
         records.append(Outcome("failed", f"{type(err).__name__}: {message}"[:500]))
     finally:
-        result = keep_result(run_dir, spec, assemble(start, *records), experiment, tracked, on_result)
+        result = keep_result(run_dir, spec, assemble(start, *records), experiment, tracked=tracked,
+                             on_result=on_result)
     return result
 
 
@@ -459,7 +460,7 @@ def use_device(cfg: RunConfig, env: dict[str, Any]) -> list[StageRecord]:
     return [RunEnvironment(env), Outcome("skipped", f"no GPU visible to the {backend} backend")]
 
 
-def keep_result(run_dir: Path, spec: RunSpec, result: Result, experiment: Any, tracked: Tracking | None,
+def keep_result(run_dir: Path, spec: RunSpec, result: Result, experiment: Any, *, tracked: Tracking | None,
                 on_result: Callable[[], Any] | None) -> Result:
     """However the run ended: its outcome logged to Comet, an ``ok`` result put in the results store first
     (once ``result.json`` exists, it is kept), ``result.json`` written, the caller told (``on_result``),
