@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from harness.run.data import UnreadableImages, load_image_folder
+from harness.stage_records import FolderFacts
 from harness.sweep.faults import disk_full
 from tests.conftest import compose_config, results_under, run_harness, write_image_folder
 
@@ -89,10 +90,10 @@ def test_unreadable_images_are_found_at_the_first_decoding_then_refused_at_once_
 
     truncated, empty = _broken_folder(tmp_path / "images")
     cfg = compose_config(["dataset=folder", f"dataset.path={tmp_path / 'images'}"]).dataset
-    facts = {}
+    facts = FolderFacts()
     with pytest.raises(UnreadableImages) as refused:
         load_image_folder(cfg, tmp_path / "cache", facts)
-    assert set(refused.value.unreadable) == {str(truncated), str(empty)} and facts["data_cache_hit"] is False
+    assert set(refused.value.unreadable) == {str(truncated), str(empty)} and facts.data_cache_hit is False
     assert str(refused.value).startswith("dataset.path: 2 images cannot be read: ")
     assert str(refused.value).endswith("fix or remove them, or set dataset.skip_unreadable=true to train without them")
 
@@ -102,10 +103,10 @@ def test_unreadable_images_are_found_at_the_first_decoding_then_refused_at_once_
     monkeypatch.setattr(data, "decode_images", no_second_decoding)
     with pytest.raises(UnreadableImages, match="2 images cannot be read"):  # from the record beside the copy
         load_image_folder(cfg, tmp_path / "cache")
-    kept = {}
+    kept = FolderFacts()
     x, y = load_image_folder(replace(cfg, skip_unreadable=True), tmp_path / "cache", kept)
     assert len(x) == len(y) == 18 and np.bincount(y).tolist() == [6, 6, 6]  # the 18 good images
-    assert kept["skipped_images"] == sorted([str(truncated), str(empty)]) and kept["data_cache_hit"] is True
+    assert kept.skipped_images == sorted([str(truncated), str(empty)]) and kept.data_cache_hit is True
     assert x.reshape(len(x), -1).max(axis=1).min() > 0  # no black row of a skipped image left in
 
 
