@@ -53,10 +53,11 @@ def _does_real_work(function: Any) -> bool:
     return any(call in source for call in SLOW_CALLS)
 
 
-HEAVIEST_FIRST = ("test_docs.py", "test_custom.py", "test_backbones.py", "test_run_process.py", "test_speed_factors.py",
-                  "test_slurm.py", "test_compare.py", "test_ray_faults.py", "test_factors.py", "test_report.py",
-                  "test_ray.py", "test_faults.py", "test_profiles.py", "test_resilience.py", "test_tracking.py")
-"""The test files whose tests took longest (2 cores, 3 workers, 2026-12-05), started first: the workers take
+HEAVIEST_FIRST = ("test_custom.py", "test_run_process.py", "test_backbones.py", "test_docs.py", "test_slurm.py",
+                  "test_compare.py", "test_speed_factors.py", "test_report.py", "test_factors.py", "test_stats.py",
+                  "test_ray_faults.py", "test_ray.py", "test_resilience.py", "test_profiles.py", "test_environments.py",
+                  "test_sweep.py", "test_faults.py", "test_tuning.py", "test_tracking.py", "test_launchers.py")
+"""The test files whose tests took longest (2 cores, 4 workers, 2026-12-05), started first: the workers take
 whole files (``--dist loadfile``), and a heavy file taken last runs alone at the end while the others idle.
 A stale list costs only time."""
 

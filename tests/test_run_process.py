@@ -122,7 +122,8 @@ def test_the_sweep_summary_names_runs_whose_comet_archive_is_missing(tmp_path):
 
 def test_a_run_server_that_dies_costs_its_run_only_and_the_next_run_gets_a_new_server(tmp_path):
     sweep = subprocess.Popen([sys.executable, "-m", "harness", "-m", "tracking=disabled", "order=grid",
-                              "epochs=400,2"], cwd=tmp_path, env=harness_env(tmp_path, warm_server=False),
+                              "epochs=400,2", "report=false"],
+                             cwd=tmp_path, env=harness_env(tmp_path, warm_server=False),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: any("epoch 2/" in p.read_text() for p in tmp_path.glob("multirun/*/0/train.log")))
     servers = [pid for pid in processes_in(tmp_path)  # the sweep's child (its runs are the server's children)
