@@ -33,7 +33,7 @@ LOG_FILE = "train.log"
 class Result(TypedDict, total=False):
     """One run's ``result.json``: the contract between the run process (which writes it), the sweep
     (which writes it for runs that could not: skipped, killed, timed out) and the report (which reads
-    nothing else). Every result has the identity fields (``base_record``), ``status``, ``reason`` and
+    nothing else). Every result has the identity fields (``result_identity``), ``status``, ``reason`` and
     ``epochs_run``; an ``ok`` one has the timings (``harness.run.timing``) and accuracies too."""
 
     run_key: str  # hash of what determines the result (``run_key``): the results store's key
@@ -170,19 +170,19 @@ def result_fields() -> dict[str, Any]:
     return typing.get_type_hints(Result)
 
 
-def result_problems(record: dict[str, Any]) -> list[str]:
-    """What is wrong with ``record`` as a ``Result``: keys the contract does not know, required keys it
+def result_problems(result: dict[str, Any]) -> list[str]:
+    """What is wrong with ``result`` as a ``Result``: keys the contract does not know, required keys it
     lacks (``REQUIRED``, and ``REQUIRED_WHEN_OK`` for an ok run), values of the wrong type. Empty: valid."""
     hints = result_fields()
-    problems = [f"unknown key {key!r}" for key in record if key not in hints]
-    required = REQUIRED + (REQUIRED_WHEN_OK if record.get("status") == "ok" else ())
-    problems += [f"missing required key {key!r}" for key in required if key not in record]
-    problems += [f"{key}={record[key]!r} is not {hints[key]}" for key in record
-                 if key in hints and not fits(record[key], hints[key])]
+    problems = [f"unknown key {key!r}" for key in result if key not in hints]
+    required = REQUIRED + (REQUIRED_WHEN_OK if result.get("status") == "ok" else ())
+    problems += [f"missing required key {key!r}" for key in required if key not in result]
+    problems += [f"{key}={result[key]!r} is not {hints[key]}" for key in result
+                 if key in hints and not fits(result[key], hints[key])]
     return problems
 
 
-def base_record(cfg: RunConfig, factors: dict[str, Any] | None = None,
+def result_identity(cfg: RunConfig, factors: dict[str, Any] | None = None,
                 baselines: dict[str, Any] | None = None) -> Result:
     """The fields every result has, whatever happened to the run: its identity (the article's factors
     as columns; ``factors``: every factor of its sweep, ``harness.cells``) and its config."""
@@ -207,6 +207,6 @@ def placeholder_result(cfg: RunConfig, status: Status, reason: str, factors: dic
                        baselines: dict[str, Any] | None = None, **extra: Any) -> Result:
     """The result of a run that has not (or never) produced one of its own: skipped, failed before it
     wrote anything, interrupted, or still running (the run process starts from this). The one place
-    such a record is built."""
-    return {**base_record(cfg, factors, baselines), "status": status, "reason": reason, "epochs_run": 0,
+    such a result is built."""
+    return {**result_identity(cfg, factors, baselines), "status": status, "reason": reason, "epochs_run": 0,
             **extra}  # type: ignore[typeddict-item]

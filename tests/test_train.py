@@ -177,9 +177,9 @@ def test_mobilenet_v2_loads_application_weights_from_a_local_file_and_freezes_th
                                                     base.get_weights(), strict=True))
 
 
-def test_a_real_result_and_the_report_s_synthetic_records_keep_the_one_result_contract(tmp_path):
+def test_a_real_result_and_the_report_s_synthetic_results_keep_the_one_result_contract(tmp_path):
     # The Result type is the contract: a real run's result.json (written by the run process) and the
-    # synthetic records the report's tests use must both fit it: no unknown key, no missing required key,
+    # synthetic results the report's tests use must both fit it: no unknown key, no missing required key,
     # no value of another type. A renamed key fails here instead of becoming an empty report column.
     from harness.report.synthetic import synthetic_results
     from harness.results import Result, placeholder_result, result_problems
@@ -190,6 +190,6 @@ def test_a_real_result_and_the_report_s_synthetic_records_keep_the_one_result_co
     assert result_problems({k: v for k, v in result.items() if k != "test_loss"}) == [
         "missing required key 'test_loss'"]
     assert result_problems({**result, "epochs_run": "two"}) == [f"epochs_run='two' is not {int}"]
-    assert all(result_problems(record) == [] for record in synthetic_results(48))
+    assert all(result_problems(synthetic) == [] for synthetic in synthetic_results(48))
     skipped = placeholder_result(compose_config(["device=gpu"]), "skipped", "no GPU visible")
     assert result_problems(skipped) == [] and set(Result.__annotations__) >= set(result)

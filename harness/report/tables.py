@@ -42,11 +42,11 @@ def history_frame(results: list[Result]) -> pd.DataFrame:
         identity = {"run_key": result["run_key"], **{f: result.get(f) for f in FACTORS}, "seed": result.get("seed")}
         metric = result.get("target_metric") or "val_accuracy"
         elapsed = 0.0
-        for epoch, record in enumerate(result.get("history") or [], start=1):
-            elapsed += record.get("train_seconds", 0.0)
-            rows.append({**identity, "epoch": epoch, "elapsed_train_seconds": elapsed,
-                         "val_accuracy": record.get("val_accuracy"), "target_metric": metric,
-                         "target_metric_value": record.get(metric)})
+        for number, epoch in enumerate(result.get("history") or [], start=1):
+            elapsed += epoch.get("train_seconds", 0.0)
+            rows.append({**identity, "epoch": number, "elapsed_train_seconds": elapsed,
+                         "val_accuracy": epoch.get("val_accuracy"), "target_metric": metric,
+                         "target_metric_value": epoch.get(metric)})
     return pd.DataFrame(rows, columns=["run_key", *FACTORS, "seed", "epoch", "elapsed_train_seconds", "val_accuracy",
                                        "target_metric", "target_metric_value"])
 

@@ -372,7 +372,7 @@ def remove_abandoned_partials(cached: Path) -> None:
             pass
 
 
-def unreadable_record(cached: Path) -> Path:
+def unreadable_list(cached: Path) -> Path:
     """Where the images of the decoded copy ``cached`` that could not be read are listed (JSON)."""
     return cached.with_suffix(".unreadable.json")
 
@@ -407,12 +407,12 @@ def load_image_folder(cfg: DatasetConfig, cache_dir: Path | None = None, facts: 
         partial = cached.with_name(f".{cached.stem}.{_host()}.{os.getpid()}.{time.time_ns()}.npy")  # then renamed
         _, unreadable = decode_images(paths, cfg.image_size, root, out=partial, on_decoded=on_decoded)
         if unreadable:  # before the copy appears: a run that finds the copy finds its list too
-            write_json_atomic(unreadable_record(cached), unreadable)
+            write_json_atomic(unreadable_list(cached), unreadable)
         partial.replace(cached)
     if facts is not None:
         facts.data_cache_hit = hit  # also in a result that fails below: it shows what was decoded, and when
-    record = unreadable_record(cached)
-    keep = _readable(paths, json.loads(record.read_text()) if record.is_file() else {}, cfg, facts)
+    listed = unreadable_list(cached)
+    keep = _readable(paths, json.loads(listed.read_text()) if listed.is_file() else {}, cfg, facts)
     stored = np.load(cached, mmap_mode="r")
     rows = np.arange(len(stored)) if keep is None else keep
     free = available_memory()

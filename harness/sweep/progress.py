@@ -29,12 +29,13 @@ def start_sweep(sweep_dir: Path, cells: list[list[str]] | None, *, factors: list
     (``harness.cells``), so that each job can say where it stands and what it varies, and the order is on
     record."""
     _durations.clear()
-    record = {"name": name, "total": len(cells) if cells is not None else total, "started": time.time(),
+    sweep = {"name": name, "total": len(cells) if cells is not None else total, "started": time.time(),
               "cells": cells, "factors": factors or list(FACTORS), "factor_baselines": baselines or {}}
-    (sweep_dir / SWEEP_FILE).write_text(json.dumps(record, indent=1))
+    (sweep_dir / SWEEP_FILE).write_text(json.dumps(sweep, indent=1))
 
 
-def _record(sweep_dir: Path) -> dict[str, Any]:
+def read_sweep_file(sweep_dir: Path) -> dict[str, Any]:
+    """The sweep's ``sweep.json`` (empty where it has none, or an unreadable one)."""
     try:
         return json.loads((sweep_dir / SWEEP_FILE).read_text())
     except (OSError, ValueError):
@@ -44,26 +45,26 @@ def _record(sweep_dir: Path) -> dict[str, Any]:
 def factors(sweep_dir: Path) -> tuple[list[str], dict[str, Any]]:
     """The sweep's factors and the baselines of those beyond the article's four (the article's four
     alone where the sweep did not record them: a single run, or a sweeper that does not say ahead)."""
-    record = _record(sweep_dir)
-    return record.get("factors") or list(FACTORS), record.get("factor_baselines") or {}
+    sweep = read_sweep_file(sweep_dir)
+    return sweep.get("factors") or list(FACTORS), sweep.get("factor_baselines") or {}
 
 
 def sweep_name(sweep_dir: Path) -> str | None:
     """The sweep's name as recorded when it started (``None``: not a multirun, or none recorded). Hydra
     resolves ``${now:...}`` anew in each job where the folder does not fix it (``hydra.sweep.dir=DIR``),
     so the jobs take the name from here."""
-    return _record(sweep_dir).get("name")
+    return read_sweep_file(sweep_dir).get("name")
 
 
 def is_search(sweep_dir: Path) -> bool:
     """Whether the sweep draws its cells as it goes (a search sweeper: Optuna), so none were listed ahead."""
-    record = _record(sweep_dir)
-    return not record or record.get("cells") is None
+    sweep = read_sweep_file(sweep_dir)
+    return not sweep or sweep.get("cells") is None
 
 
 def total(sweep_dir: Path) -> int | None:
     """How many cells the sweep has (``None`` if unknown)."""
-    return _record(sweep_dir).get("total")
+    return read_sweep_file(sweep_dir).get("total")
 
 
 def position(sweep_dir: Path, job_num: int) -> str:
