@@ -203,10 +203,24 @@ def result_identity(cfg: RunConfig, factors: dict[str, Any] | None = None,
     }
 
 
-def placeholder_result(cfg: RunConfig, status: Status, reason: str, factors: dict[str, Any] | None = None,
-                       baselines: dict[str, Any] | None = None, **extra: Any) -> Result:
+def placeholder_result(cfg: RunConfig, status: Status, reason: str | None, factors: dict[str, Any] | None = None,
+                       baselines: dict[str, Any] | None = None, *, rerun_command: str = "",
+                       log_file: str | None = None, started_at: float | None = None,
+                       sweep_position: int | None = None) -> Result:
     """The result of a run that has not (or never) produced one of its own: skipped, failed before it
     wrote anything, interrupted, or still running (the run process starts from this). The one place
-    such a result is built."""
+    such a result is built; the stages' records are laid over it (``harness.stage_records``).
+
+    Args:
+        cfg: the run's config: its identity (``result_identity``).
+        status: ``failed``, ``skipped``, ``interrupted`` (or ``ok`` only in tests).
+        reason: why it is not ok.
+        factors: the cell's factors in its sweep; baselines: their baselines.
+        rerun_command: the shell command that runs the cell again.
+        log_file: the run's ``train.log``, where it has one.
+        started_at: when the run process started, where it did.
+        sweep_position: the cell's place in the sweep's order, where it has one.
+    """
+    where = {"log_file": log_file, "started_at": started_at, "sweep_position": sweep_position}
     return {**result_identity(cfg, factors, baselines), "status": status, "reason": reason, "epochs_run": 0,
-            **extra}  # type: ignore[typeddict-item]
+            "rerun_command": rerun_command, **{key: value for key, value in where.items() if value is not None}}
