@@ -94,7 +94,7 @@ def compose_config(overrides: list[str]) -> RunConfig:
 
 def harness_env(tmp_path: Path, warm_server: bool = True, **extra: str) -> dict[str, str]:
     """The environment of a real sweep in ``tmp_path``: no Comet settings of the developer's, its own cache,
-    and (``warm_server``) this test worker's warm run server (``warm_run_server``)."""
+    and (``warm_server``) the session's warm run server (``warm_run_server``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
     env.update(HARNESS_CACHE_DIR=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
     if warm_server and os.environ.get("HARNESS_TEST_WARM_SERVER", "1") != "0":  # =0: every sweep starts its own
