@@ -53,5 +53,13 @@ def run_key(cfg: dict[str, Any]) -> str:
     if TIMING_VERSION > 1:  # from the first change of the timing rules on: results timed by older rules retrain
         semantic["timing_version"] = TIMING_VERSION
     semantic["machine"] = machine_fingerprint()
-    blob = json.dumps(semantic, sort_keys=True, separators=(",", ":"), default=str)
+    return content_key(semantic)
+
+
+def content_key(basis: Any, *, sort_keys: bool = True, compact: bool = True) -> str:
+    """A short, stable hash of ``basis`` (JSON; anything else as its ``str``): the key of each content-addressed
+    store, the results store (``run_key``), pretrained weights (``harness.run.models.pretrain_key``) and decoded
+    folders (``harness.run.data.decoded_folder_key``). ``sort_keys`` and ``compact`` say how the JSON is
+    written: as each store first wrote it, so that what it already holds keeps its key."""
+    blob = json.dumps(basis, sort_keys=sort_keys, separators=(",", ":") if compact else None, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -115,3 +115,20 @@ def test_assemble_lays_records_over_the_result_in_order_and_leaves_out_what_does
     assert "image_size" not in result  # None where the contract has no None: does not apply, left out
     assert result["median_epoch_seconds"] is None and result["epochs_to_target"] is None  # None the contract allows
     assert start["status"] == "skipped" and "train_seconds" not in start  # a new result: the start is unchanged
+
+
+def test_one_content_key_serves_the_three_stores_and_keeps_the_keys_each_wrote():
+    # The results store, the pretrained weights and the decoded folders each hashed their JSON their own way
+    # before they shared content_key: what each store holds keeps its key (written out here as each did it).
+    import hashlib
+
+    basis = {"b": [1, 2.5, "x"], "a": {"z": None, "y": True}}
+
+    def sha(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    assert keys.content_key(basis) == sha(json.dumps(basis, sort_keys=True, separators=(",", ":")))  # run keys
+    assert keys.content_key(basis, compact=False) == sha(json.dumps(basis, sort_keys=True))  # pretrained weights
+    assert keys.content_key(basis, sort_keys=False, compact=False) == sha(json.dumps(basis))  # decoded folders
+    assert len({keys.content_key(basis), keys.content_key(basis, compact=False),
+                keys.content_key(basis, sort_keys=False, compact=False)}) == 3  # three encodings, three keys

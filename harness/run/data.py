@@ -8,7 +8,6 @@ the factors, not from the data they happened to draw.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import os
 import pickle
@@ -25,6 +24,7 @@ import numpy as np
 from harness.config.folders import IMAGE_SUFFIXES, class_folders, image_files  # noqa: F401
 from harness.config.schema import DatasetConfig
 from harness.result_files import write_json_atomic
+from harness.run_key import content_key
 from harness.stage_records import FolderFacts
 
 
@@ -286,7 +286,7 @@ def decoded_folder_key(paths: list[Path], image_size: int | None) -> str:
     files = [(str(path.resolve()), stat.st_size, stat.st_mtime_ns) for path in paths for stat in [path.stat()]]
     basis = {"files": files, "image_size": image_size, "max_side": FOLDER_MAX_SIDE, "decoding": DECODING_VERSION,
              "pillow": PIL.__version__}
-    return hashlib.sha256(json.dumps(basis).encode()).hexdigest()[:16]
+    return content_key(basis, sort_keys=False, compact=False)
 
 
 class UnreadableImages(ValueError):

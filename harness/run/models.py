@@ -11,7 +11,6 @@ only a new head trains, and optionally the top layers afterwards (``unfreeze_top
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 import time
@@ -33,6 +32,7 @@ from harness.run.backbones import (
     sha256_of,
 )
 from harness.run.data import Task
+from harness.run_key import content_key
 from harness.stage_records import Pretraining
 
 _UNSET = object()
@@ -115,7 +115,7 @@ def pretrain_key(cfg: RunConfig) -> str:
     }
     if cfg.precision != LATER_SETTING_DEFAULTS["precision"]:  # only then: weights cached before it keep their key
         basis["precision"] = cfg.precision
-    return hashlib.sha256(json.dumps(basis, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return content_key(basis, compact=False)
 
 
 def pretrained_extractor(cfg: RunConfig, source: Task, cache_dir: Path) -> tuple[keras.Model, Pretraining]:
