@@ -170,27 +170,63 @@ def settings_page() -> str:
     return "\n".join(parts)
 
 
+def identity_keys() -> list[str]:
+    """The keys a result has before any stage ran (``placeholder_result`` of the default config), and
+    ``user_code`` (only where the run calls the user's own code)."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from harness.config.files import CONF_DIR
+    from harness.config.presets import register_experiments
+    from harness.config.run_config import run_config
+    from harness.config.schema import register_configs
+    from harness.results import placeholder_result
+    from hydra_plugins.harness_sweeper import harness_sweeper
+
+    register_configs()
+    register_experiments()
+    harness_sweeper.register()  # before Hydra scans its plugins (as every entry point does)
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        resolved = OmegaConf.to_container(compose(config_name="config"), resolve=True)
+    placeholder = placeholder_result(run_config(resolved), "failed", "", rerun_command="", log_file="train.log",
+                                     started_at=0.0, sweep_position=0)
+    return [*placeholder, "user_code"]
+
+
 def results_page() -> str:
-    from harness import results
+    import typing
+
+    from harness import results, stage_records
 
     parts = [
         "# Result files",
         "",
-        "Generated from `harness/results.py` by `python docs/generate_reference.py`; do not edit by hand.",
-        "Each run writes one `result.json`, plain JSON: the only interface between running and reporting.",
-        "Every result has the keys marked *always*; an `ok` result also those marked *ok*.",
+        "Generated from `harness/results.py` and `harness/stage_records.py` by `python docs/generate_reference.py`;",
+        "do not edit by hand. Each run writes one `result.json`, plain JSON: the only interface between running",
+        "and reporting. Every result has the keys marked *always*; an `ok` result also those marked *ok*. *Set by*",
+        "names the stage record that sets a key (identity: the run's config and cell, whatever happened to it).",
         "",
     ]
+    set_by: dict[str, list[str]] = {name: ["identity"] for name in identity_keys()}
+    for record in stage_records.stage_records():
+        for name in typing.get_type_hints(record):
+            set_by.setdefault(name, []).append(f"`{record.__name__}`")
     for typed, title in ((results.Result, "## `result.json` (`Result`)"),
                          (results.RunSpec, "## `run_spec.json` (`RunSpec`): what the sweep asks of a run")):
         docs = attribute_docs(typed)
         hints = annotation_texts(typed)
-        parts += [title, "", "| field | type | | meaning |", "|---|---|---|---|"]
+        is_result = typed is results.Result
+        parts += [title, "", "| field | type | | set by | meaning |" if is_result else "| field | type | meaning |",
+                  "|---|---|---|---|---|" if is_result else "|---|---|---|"]
         for name, kind in hints.items():
+            shown = kind.replace("|", "\\|")
+            if not is_result:
+                parts.append(f"| `{name}` | `{shown}` | {docs[name]} |")
+                continue
             required = ("*always*" if name in results.REQUIRED else
                         "*ok*" if name in results.REQUIRED_WHEN_OK else "")
-            shown = kind.replace("|", "\\|")
-            parts.append(f"| `{name}` | `{shown}` | {required} | {docs[name]} |")
+            parts.append(f"| `{name}` | `{shown}` | {required} | {', '.join(set_by[name])} | "
+                         f"{docs[name]} |")
         parts.append("")
     return "\n".join(parts)
 
