@@ -94,7 +94,7 @@ def compose_config(overrides: list[str]) -> RunConfig:
 
 def harness_env(tmp_path: Path, warm_server: bool = True, **extra: str) -> dict[str, str]:
     """The environment of a real sweep in ``tmp_path``: no Comet settings of the developer's, its own cache,
-    and (``warm_server``) the session's warm run server (``warm_run_server``)."""
+    and (``warm_server``) this test worker's warm run server (``warm_run_server``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
     env.update(HARNESS_CACHE_DIR=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
     if warm_server and os.environ.get("HARNESS_TEST_WARM_SERVER", "1") != "0":  # =0: every sweep starts its own
@@ -124,62 +124,21 @@ def start_warm_run_server(socket_path: Path) -> subprocess.Popen:
 
 
 _warm: dict[str, Any] = {}
-WARM_SOCKET_VARIABLE = "HARNESS_TEST_WARM_SOCKET"
-"""Where the session's warm run server listens: set by the process that started it, read by the test workers."""
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    """In the controlling process (not an xdist worker), start the session's one warm run server, without
-    waiting for it: the workers inherit its socket's path and wait for it on first use (``warm_run_server``).
-    Not where the selection leaves out the real sweeps (``-m "not slow"``) or asks for none (``=0``)."""
-    if os.environ.get("PYTEST_XDIST_WORKER") or WARM_SOCKET_VARIABLE in os.environ:
-        return
-    if "not slow" in (config.getoption("markexpr", "") or "") or os.environ.get("HARNESS_TEST_WARM_SERVER") == "0":
-        return
-    socket_path = Path(tempfile.mkdtemp(prefix="harness-warm-")) / "run-server.sock"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}  # as harness_env gives a sweep
-    with open(socket_path.with_name("run-server.log"), "w") as log:
-        _warm["server"] = subprocess.Popen(
-            [sys.executable, "-m", "harness.run.server", "--listen", str(socket_path)], cwd=socket_path.parent,
-            env=env, stdout=subprocess.DEVNULL, stderr=log, preexec_fn=stop_with_parent)
-    _warm["socket"] = socket_path
-    (socket_path.with_name("server.pid")).write_text(str(_warm["server"].pid))
-    os.environ[WARM_SOCKET_VARIABLE] = str(socket_path)
 
 
 def warm_run_server() -> Path:
-    """The socket of the session's warm run server, once it listens (it binds the socket after its imports):
-    the suite's sweeps with default start-up settings fork their runs from it instead of each paying ~9 CPU-s
-    of imports for a server of its own. One server for every worker (``pytest_configure`` starts it; a
-    selection run without one, ``pytest -n 0 tests/test_x.py -m "not slow"`` then a slow test, starts it
-    here). What only a sweep's own server shows is tested with ``harness_env(..., warm_server=False)``
-    (tests/test_run_process.py)."""
-    if WARM_SOCKET_VARIABLE not in os.environ:
+    """The socket of this test worker's warm run server, started on first use and stopped when the worker
+    ends (``pytest_sessionfinish``): the suite's sweeps with default start-up settings fork their runs from
+    it instead of each paying ~9 CPU-s of imports for a server of its own. What only a sweep's own server
+    shows is tested with ``harness_env(..., warm_server=False)`` (tests/test_run_process.py)."""
+    if "server" not in _warm:
         socket_path = Path(tempfile.mkdtemp(prefix="harness-warm-")) / "run-server.sock"
         _warm["server"], _warm["socket"] = start_warm_run_server(socket_path), socket_path
-        os.environ[WARM_SOCKET_VARIABLE] = str(socket_path)
-    socket_path = Path(os.environ[WARM_SOCKET_VARIABLE])
-    pid_file, log = socket_path.with_name("server.pid"), socket_path.with_name("run-server.log")
-    pid = int(pid_file.read_text()) if pid_file.exists() else None
-
-    def listening_or_gone() -> bool:
-        return socket_path.exists() or (pid is not None and not _alive(pid))
-
-    wait_for(listening_or_gone, poll_s=0.1)
-    assert socket_path.exists(), f"the warm run server did not start: {log.read_text()}"
-    return socket_path
+    return _warm["socket"]
 
 
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs (a zombie, ended but not yet reaped by its parent, does not)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
-def pytest_unconfigure() -> None:
-    """Stop the warm run server this process started (a test that starts a daemon stops it)."""
+def pytest_sessionfinish() -> None:
+    """Stop this worker's warm run server (a test that starts a daemon stops it)."""
     if "server" in _warm:
         _warm["server"].terminate()
         _warm["server"].wait()

@@ -30,7 +30,7 @@ COMPARED = ("test_accuracy", "test_loss", "best_val_accuracy", "epochs_run", "tr
 
 def test_forked_and_fresh_runs_give_identical_results_for_the_same_seed(tmp_path):
     # In fork mode adam runs first, so sgd's process comes from a server that already forked a run (the
-    # session's warm server: it may have forked other tests' runs too): nothing of them may reach it.
+    # test worker's warm server: it may have forked other tests' runs too): nothing of them may reach it.
     # A fresh process for sgd alone: the forked sgd run, the one that could carry something over, is compared.
     args = ["-m", *FAST, "epochs=3", "order=grid", "rerun=true", "report=false"]
     forked = run_harness([*args, "optimizer=adam,sgd", "run_process=fork"], cwd=tmp_path)
