@@ -1,7 +1,8 @@
 """A cell of the grid: its factors (what varies across the sweep) and the one way to describe it.
 
-The article's four factors (``FACTORS``) are always factors. Any other setting whose value differs
-between the cells of a sweep is one too, found from the composed run configs (never from folder
+The settings a sweep names in its ``factors`` setting (the article's four by default,
+``config.schema.Config.factors``) are always factors. Any other setting whose value differs between the
+cells of a sweep is one too, found from the composed run configs (never from folder
 names): a config-group choice is labelled by its option name (``model=mobilenet_v2``), any other value
 by its dotted key (``optimizer.learning_rate=0.01``). ``seed`` is the repeat index, never a factor; nor
 are settings that do not change what a run computes (``config.schema.NON_SEMANTIC_KEYS``).
@@ -23,16 +24,13 @@ from typing import Any
 
 from harness import user_code
 
-FACTORS = ("optimizer", "transfer", "early_stopping", "device")
-"""The config groups (``harness.config.schema``) that make up the grid; their option ``name`` labels each run."""
-
 WORKLOAD_FACTORS = ("dataset", "model")
 """Factors that make another workload, with any setting under them (``dataset._target_``, ``model.alpha``): a
 verdict across workloads judges within each, and each may have its own target."""
 
 NON_SEMANTIC_KEYS = (
     "sweep_name", "reports_dir", "results_dir", "cache_dir", "tracking", "run_timeout_s", "quiet_tensorflow", "rerun",
-    "order", "optimized_metric", "run_process", "plan", "report",
+    "order", "optimized_metric", "run_process", "plan", "report", "factors",
 )
 """Settings that do not change what a run computes: left out of its run key, and never factors."""
 
@@ -72,8 +70,8 @@ def _text(value: Any) -> str:
 
 
 def swept_factors(configs: list[dict[str, Any]]) -> list[str]:
-    """The factors of a sweep of ``configs`` (resolved run configs, one per cell): the four article
-    factors, then every group whose option differs between cells, then every other setting that
+    """The factors of a sweep of ``configs`` (resolved run configs, one per cell): the ones its
+    ``factors`` setting names, then every group whose option differs between cells, then every other setting that
     differs, in config order (settings under ``WORKLOAD_FACTORS`` first). A setting counts only where it
     differs between cells that picked the same option in every group and agree on every setting found
     before it: ``optimizer=adam,sgd`` changes the learning rate with the option (that is the optimizer
@@ -82,12 +80,12 @@ def swept_factors(configs: list[dict[str, Any]]) -> list[str]:
     ``dataset._target_``.
 
     Example: ``optimizer=adam,sgd optimizer.learning_rate=0.1,0.01`` gives ``[optimizer, transfer,
-    early_stopping, device, optimizer.learning_rate]``.
+    early_stopping, device, optimizer.learning_rate]`` (``factors`` as it is by default).
     """
     if not configs:
-        return list(FACTORS)
+        return []
     groups = [g for g in _groups(configs[0]) if g not in NOT_FACTORS]
-    found = list(FACTORS)
+    found = list(configs[0].get("factors") or [])
     found += [g for g in groups if g not in found and len({c[g]["name"] for c in configs}) > 1]
     flat = [flatten(c) for c in configs]
     keys = list(dict.fromkeys(key for f in flat for key in f))
@@ -95,7 +93,7 @@ def swept_factors(configs: list[dict[str, Any]]) -> list[str]:
     keys.sort(key=lambda key: order.get(key.split(".")[0], len(order)))
     for key in keys:
         top = key.split(".")[0]
-        if top in NOT_FACTORS or (top in groups and key.endswith(".name")):
+        if key in found or top in NOT_FACTORS or (top in groups and key.endswith(".name")):
             continue
         cells_by_option: dict[tuple[str, ...], set[str]] = {}
         for config, values in zip(configs, flat, strict=True):
@@ -107,10 +105,10 @@ def swept_factors(configs: list[dict[str, Any]]) -> list[str]:
     return found
 
 
-def searched_factors(search_space: Iterable[str]) -> list[str]:
-    """The factors of a sweep that cannot list its cells ahead (a search such as Optuna's): the
-    article's four, then every setting of its search space (``optimizer.lr_scale``)."""
-    return list(dict.fromkeys([*FACTORS, *(key for key in search_space if key.split(".")[0] not in NOT_FACTORS)]))
+def searched_factors(named: Iterable[str], search_space: Iterable[str]) -> list[str]:
+    """The factors of a sweep that cannot list its cells ahead (a search such as Optuna's): the ones its
+    ``factors`` setting ``named``, then every setting of its search space (``optimizer.lr_scale``)."""
+    return list(dict.fromkeys([*named, *(key for key in search_space if key.split(".")[0] not in NOT_FACTORS)]))
 
 
 def level(config: dict[str, Any], key: str) -> Any:
@@ -126,7 +124,7 @@ def level(config: dict[str, Any], key: str) -> Any:
     return json.dumps(node) if isinstance(node, list) else node
 
 
-def cell_factors(config: dict[str, Any], factors: Iterable[str] = FACTORS) -> dict[str, Any]:
+def cell_factors(config: dict[str, Any], factors: Iterable[str]) -> dict[str, Any]:
     """``{factor: level}`` of the run ``config`` for each of ``factors``."""
     return {key: level(config, key) for key in factors}
 
@@ -137,14 +135,13 @@ BASELINE_LISTED_FIRST = ("python",)
 
 def baselines(default: dict[str, Any], configs: list[dict[str, Any]], factors: Iterable[str],
               first_listed: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The level each swept setting beyond the article's four is compared against: for
+    """The level each factor is compared against: for
     ``BASELINE_LISTED_FIRST``, its level in ``first_listed`` (the sweep's cell of every first-listed level);
     else its value in the ``default`` config where the sweep has it, else the sweep's first level in
-    sorted order (numbers numerically). The article's factors have fixed baselines (``stats.BASELINES``)."""
+    sorted order (numbers numerically). The report compares the article's factors its own way
+    (``report.stats.factor_levels``)."""
     chosen = {}
     for key in factors:
-        if key in FACTORS:
-            continue
         if key in BASELINE_LISTED_FIRST and first_listed is not None:
             chosen[key] = level(first_listed, key)
             continue
@@ -180,12 +177,9 @@ def _worded(value: Any) -> str:
 
 
 def describe(factors: dict[str, Any], seed: Any) -> str:
-    """The cell in words, the same in progress lines, Comet and the report:
-    ``adam transfer=off early_stopping=off cpu optimizer.learning_rate=0.01 seed=0``."""
-    article = (f"{factors.get('optimizer')} transfer={factors.get('transfer')} "
-               f"early_stopping={factors.get('early_stopping')} {factors.get('device')}")
-    extra = [f"{key}={_worded(value)}" for key, value in factors.items() if key not in FACTORS]
-    return " ".join([article, *extra, f"seed={seed}"])
+    """The cell in words, the same in progress lines, Comet and the report: each factor's level, then the
+    seed: ``optimizer=adam transfer=off early_stopping=off device=cpu optimizer.learning_rate=0.01 seed=0``."""
+    return " ".join([*(f"{key}={_worded(value)}" for key, value in factors.items()), f"seed={seed}"])
 
 
 def rerun_command(cfg: dict[str, Any], task_overrides: Iterable[str]) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.outcomes import STATUSES
-from harness.results import RESULT_FILE, Result, result_problems
+from harness.results import RESULT_FILE, Result, result_problems, upgraded
 
 
 def write_json_atomic(path: Path, data: dict[str, Any] | Result) -> None:
@@ -37,12 +37,13 @@ def write_json_atomic(path: Path, data: dict[str, Any] | Result) -> None:
 
 
 def read_result(path: Path) -> Result:
-    """Read one result file, checked against the contract (``result_problems``); raises ``ValueError``
-    naming what is wrong if it is not a valid result, so that a reader fails loudly instead of showing an
-    empty column."""
+    """Read one result file, as today's contract has it (``upgraded``) and checked against it
+    (``result_problems``); raises ``ValueError`` naming what is wrong if it is not a valid result, so that a
+    reader fails loudly instead of showing an empty column."""
     data = json.loads(Path(path).read_text())
     if not isinstance(data, dict) or data.get("status") not in STATUSES:
         raise ValueError(f"{path}: not a result (no valid 'status')")
+    data = upgraded(data)
     problems = result_problems(data)
     if problems:
         raise ValueError(f"{path}: not a result ({'; '.join(problems)})")

@@ -12,7 +12,7 @@ import types
 import typing
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from harness.cells import FACTORS, cell_factors
+from harness.cells import cell_factors
 from harness.outcomes import Status
 from harness.run_key import run_key
 from harness.user_code import code_hashes
@@ -38,12 +38,8 @@ class Result(TypedDict, total=False):
 
     run_key: str  # hash of what determines the result (``run_key``): the results store's key
     sweep_name: str  # the sweep's one name (its folder, its report's folder, its Comet tag)
-    optimizer: str  # the article's four factors, as columns
-    transfer: str  # on or off
-    early_stopping: str  # on or off
-    device: str  # cpu or gpu
-    factors: dict[str, Any]  # every factor of the sweep, key -> level (``harness.cells``)
-    factor_baselines: dict[str, Any]  # the baseline level of each factor beyond the article's four
+    factors: dict[str, Any]  # every factor of the sweep, key -> level (``harness.cells``): the runs table's columns
+    factor_baselines: dict[str, Any]  # the level each factor is compared against
     seed: int  # the repeat: seeds Python, NumPy and the backend
     dataset: str  # the dataset option (digits, folder, custom, ...)
     model: str  # the model option (small_cnn, vgg16, custom, ...)
@@ -139,11 +135,25 @@ class RunSpec(TypedDict, total=False):
     launched_at: float  # Unix time the sweep launched the run: its start-up is measured from here
 
 
-REQUIRED = ("run_key", "sweep_name", "optimizer", "transfer", "early_stopping", "device", "seed", "dataset", "model",
-            "config", "status", "reason", "epochs_run")
+REQUIRED = ("run_key", "sweep_name", "factors", "seed", "dataset", "model", "config", "status", "reason", "epochs_run")
 """Keys every result has, whatever happened to its run (``placeholder_result``)."""
 REQUIRED_WHEN_OK = ("history", "train_seconds", "time_to_target_seconds", "test_loss", "started_at", "environment")
 """Keys every ``ok`` result has besides: what the report's verdicts are made of."""
+
+
+FORMER_FACTOR_KEYS = ("optimizer", "transfer", "early_stopping", "device")
+"""Keys of their own that results of earlier versions gave the article's four factors."""
+
+
+def upgraded(data: dict[str, Any]) -> dict[str, Any]:
+    """A result as the contract has it today, from one written by any earlier harness: the article's
+    factors, once keys of their own (``FORMER_FACTOR_KEYS``), are levels in ``factors``, first, as the runs
+    table had them. Results read back are upgraded before they are checked, so that stored results are reused."""
+    former = {key: data[key] for key in FORMER_FACTOR_KEYS if key in data}
+    if not former:
+        return data
+    rest = {key: value for key, value in data.items() if key not in former}
+    return {**rest, "factors": {**former, **(data.get("factors") or {})}}
 
 
 def fits(value: Any, annotation: Any) -> bool:
@@ -183,14 +193,14 @@ def result_problems(result: dict[str, Any]) -> list[str]:
 
 
 def result_identity(cfg: RunConfig, factors: dict[str, Any] | None = None,
-                baselines: dict[str, Any] | None = None) -> Result:
-    """The fields every result has, whatever happened to the run: its identity (the article's factors
-    as columns; ``factors``: every factor of its sweep, ``harness.cells``) and its config."""
+                    baselines: dict[str, Any] | None = None) -> Result:
+    """The fields every result has, whatever happened to the run: its identity (``factors``: its level of
+    every factor of its sweep, ``harness.cells``; by default of the ones its ``factors`` setting names) and
+    its config."""
     return {
         "run_key": run_key(cfg.resolved),
         "sweep_name": cfg.sweep_name,
-        **{factor: getattr(cfg, factor).name for factor in FACTORS},
-        "factors": factors if factors is not None else cell_factors(cfg.resolved),
+        "factors": factors if factors is not None else cell_factors(cfg.resolved, cfg.factors),
         "factor_baselines": baselines or {},
         "seed": cfg.seed,
         "dataset": cfg.dataset.name,

@@ -96,6 +96,11 @@ def workload_of(result: Result) -> str:
     return " ".join(f"{key}={value}" for key, value in parts.items() if value is not None)  # lacked: left out
 
 
+def optimizer_of(result: Result) -> str | None:
+    """The optimizer option a result's run trained with (its config's, whatever the sweep's factors)."""
+    return ((result.get("config") or {}).get("optimizer") or {}).get("name")
+
+
 def auto_targets(results: list[Result], metric: str | None = None,
                  mode: str | None = None) -> dict[str, tuple[str, float, str]]:
     """Per workload (``workload_of``), a target derived from the runs themselves: the best value of the target
@@ -108,7 +113,7 @@ def auto_targets(results: list[Result], metric: str | None = None,
             by_workload.setdefault(workload_of(result), []).append(result)
     targets = {}
     for workload, runs in sorted(by_workload.items()):
-        reference = [r for r in runs if r.get("optimizer") == AUTO_REFERENCE] or runs
+        reference = [r for r in runs if optimizer_of(r) == AUTO_REFERENCE] or runs
         own_metric, _, own_mode = own_target(reference[0])
         name = metric or own_metric
         how = target_mode(name, mode or ("auto" if metric else own_mode))

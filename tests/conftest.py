@@ -38,6 +38,8 @@ from hydra_plugins.harness_sweeper import harness_sweeper
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "conf"
 FAST = ["epochs=2", "tracking=disabled"]
+ARTICLE = ["optimizer", "transfer", "early_stopping", "device"]
+"""The article's four factors: the default of the ``factors`` setting (``test_config`` checks it is)."""
 
 
 SLOW_CALLS = ("run_harness(", "start_sweep(", "run_in_process(", "shell(", "subprocess.", "Popen(", ".fit(",

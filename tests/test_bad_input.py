@@ -14,6 +14,8 @@ CASES = [
     (["-m", "optimizer=adam,adamw"], "optimizer=adamw is unknown; valid:"),
     (["transfer=yes"], "transfer=yes is unknown; valid: off, on"),
     (["device=tpu"], "device=tpu is unknown; valid: cpu, gpu"),
+    (["factors=[optimiser]"], "factors: optimiser is not a setting that can be a factor; valid: a config group ("),
+    (["factors=[seed]"], "factors: seed is not a setting that can be a factor"),
     (["experiment=full_grid"], "experiment=full_grid is unknown; valid: "),
     (["optimizer.learning_rate=-0.01"], "optimizer.learning_rate=-0.01 is invalid: it must be > 0"),
     (["optimizer.learning_rate=0"], "optimizer.learning_rate=0.0 is invalid: it must be > 0"),

@@ -11,8 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.cells import FACTORS, baselines, describe, overrides, sorted_levels, swept_factors
-from tests.conftest import compose_config, results_under, run_harness
+from harness.cells import baselines, describe, overrides, sorted_levels, swept_factors
+from tests.conftest import ARTICLE, compose_config, results_under, run_harness
 
 
 def configs(*cells: list[str]) -> list[dict]:
@@ -22,12 +22,24 @@ def configs(*cells: list[str]) -> list[dict]:
 def test_a_value_swept_within_an_option_is_a_factor_the_option_change_alone_is_not():
     grid = configs(*([f"optimizer={o}", f"optimizer.learning_rate={lr}"]
                      for o in ("adam", "sgd") for lr in (0.1, 0.01)))
-    assert swept_factors(grid) == [*FACTORS, "optimizer.learning_rate"]
+    assert swept_factors(grid) == [*ARTICLE, "optimizer.learning_rate"]
     # adam and sgd have different default learning rates: that is the optimizer factor, not a new one
-    assert swept_factors(configs(["optimizer=adam"], ["optimizer=sgd"])) == list(FACTORS)
+    assert swept_factors(configs(["optimizer=adam"], ["optimizer=sgd"])) == ARTICLE
     # vgg16's transfer=on starts from ImageNet, small_cnn's from the source classes: that is the model factor
     grid = configs(*([f"model={m}", f"transfer={t}"] for m in ("small_cnn", "vgg16") for t in ("on", "off")))
-    assert swept_factors(grid) == [*FACTORS, "model"]
+    assert swept_factors(grid) == [*ARTICLE, "model"]
+
+
+def test_the_article_factors_are_the_default_of_a_setting_not_special():
+    from harness.config.schema import Config
+
+    assert Config().factors == ARTICLE
+    grid = configs(["model=small_cnn", "factors=[model]"], ["model=mobilenet_v2", "factors=[model]"])
+    assert swept_factors(grid) == ["model"]  # the article's four are not named, and do not vary
+    assert swept_factors(configs(["factors=[]"], ["factors=[]"])) == []
+    assert swept_factors(configs(["factors=[]", "epochs=2"], ["factors=[]", "epochs=3"])) == ["epochs"]
+    assert swept_factors(configs(["factors=[batch_size]"])) == ["batch_size"]  # named: a factor although fixed
+    assert swept_factors([]) == []
 
 
 @pytest.mark.parametrize(("cells", "factor"), [
@@ -38,25 +50,26 @@ def test_a_value_swept_within_an_option_is_a_factor_the_option_change_alone_is_n
      "early_stopping.patience"),
 ])
 def test_each_kind_of_setting_is_found(cells, factor):
-    assert swept_factors(configs(*cells)) == [*FACTORS, factor]
+    assert swept_factors(configs(*cells)) == [*ARTICLE, factor]
 
 
 def test_seeds_and_bookkeeping_settings_are_never_factors():
     assert swept_factors(configs(["seed=0"], ["seed=1", "rerun=true", "run_timeout_s=5", "order=grid"])) == \
-        list(FACTORS)
+        ARTICLE
 
 
 def test_baselines_are_the_default_where_swept_else_the_first_level():
     grid = configs(["optimizer.learning_rate=0.1", "epochs=3"], ["optimizer.learning_rate=0.001", "epochs=2"])
-    found = baselines(compose_config([]).resolved, grid, [*FACTORS, "optimizer.learning_rate", "epochs"])
-    assert found == {"optimizer.learning_rate": 0.001, "epochs": 2}  # adam's default 0.001; 50 epochs not swept
+    found = baselines(compose_config([]).resolved, grid, [*ARTICLE, "optimizer.learning_rate", "epochs"])
+    assert found == {"optimizer": "adam", "transfer": "off", "early_stopping": "off", "device": "cpu",
+                     "optimizer.learning_rate": 0.001, "epochs": 2}  # adam's default 0.001; 50 epochs not swept
 
 
 def test_one_description_of_a_cell():
     factors = {"optimizer": "adam", "transfer": "off", "early_stopping": "off", "device": "cpu",
                "optimizer.learning_rate": 0.01, "early_stopping.restore_best_weights": False}
-    assert describe(factors, 0) == ("adam transfer=off early_stopping=off cpu optimizer.learning_rate=0.01 "
-                                    "early_stopping.restore_best_weights=false seed=0")
+    assert describe(factors, 0) == ("optimizer=adam transfer=off early_stopping=off device=cpu "
+                                    "optimizer.learning_rate=0.01 early_stopping.restore_best_weights=false seed=0")
     assert overrides(factors, 1) == ["optimizer=adam", "transfer=off", "early_stopping=off", "device=cpu",
                                      "optimizer.learning_rate=0.01", "early_stopping.restore_best_weights=false",
                                      "seed=1"]
@@ -76,7 +89,8 @@ def test_learning_rates_by_optimizer_six_distinct_cells_and_a_report_section(tmp
     assert done.returncode == 0, done.stderr
     lines = [line.split(" … ")[0] for line in done.stdout.splitlines() if line.startswith("[")]
     assert len(lines) == len({line.split("] ", 1)[1] for line in lines}) == 6
-    assert any(re.search(r"\] sgd transfer=off early_stopping=off cpu optimizer.learning_rate=0.1 seed=0$", line)
+    cell = r"optimizer=sgd transfer=off early_stopping=off device=cpu optimizer.learning_rate=0.1 seed=0"
+    assert any(re.search(rf"\] {cell}$", line)
                for line in lines)
 
     results = results_under(tmp_path / "multirun")
@@ -102,7 +116,7 @@ def test_several_settings_swept_together_and_resume_keeps_its_meaning(tmp_path):
     done = run_harness(["-m", "epochs=1,2", "batch_size=16,64", "tracking=disabled"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     cells = {line.split("] ", 1)[1].split(" … ")[0] for line in done.stdout.splitlines() if line.startswith("[")}
-    assert cells == {f"adam transfer=off early_stopping=off cpu epochs={e} batch_size={b} seed=0"
+    assert cells == {f"optimizer=adam transfer=off early_stopping=off device=cpu epochs={e} batch_size={b} seed=0"
                      for e in (1, 2) for b in (16, 64)}
     report = report_of(done)
     runs = pd.read_csv(report / "runs.csv")
@@ -118,7 +132,7 @@ def test_several_settings_swept_together_and_resume_keeps_its_meaning(tmp_path):
     assert len(reused) == 2 and all("batch_size" not in line for line in reused)
     latest = max((tmp_path / "multirun").iterdir(), key=lambda p: p.stat().st_mtime)
     for result in results_under(latest):
-        assert set(result["factors"]) == {*FACTORS, "epochs"}  # batch_size is fixed in this sweep
+        assert set(result["factors"]) == {*ARTICLE, "epochs"}  # batch_size is fixed in this sweep
 
 
 def test_a_key_one_swept_option_lacks_is_one_line_before_training(tmp_path):
@@ -145,7 +159,7 @@ def test_settings_a_workload_brings_with_it_are_not_factors_of_their_own():
     workloads = ("digits_cnn", "digits_wide_cnn", "wine_mlp", "diabetes_mlp")
     configs = [compose_config([f"workload={name}", f"optimizer={optimizer}"]).resolved
                for name in workloads for optimizer in ("adam", "sgd")]
-    assert swept_factors(configs) == [*FACTORS, "dataset", "model", "dataset._target_", "model.dense_units"]
+    assert swept_factors(configs) == [*ARTICLE, "dataset", "model", "dataset._target_", "model.dense_units"]
     # two settings swept independently stay two factors
     both = [compose_config([f"epochs={e}", f"batch_size={b}"]).resolved for e in (1, 2) for b in (16, 64)]
-    assert swept_factors(both) == [*FACTORS, "epochs", "batch_size"]
+    assert swept_factors(both) == [*ARTICLE, "epochs", "batch_size"]

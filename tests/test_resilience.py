@@ -163,7 +163,7 @@ NOT_IN_THE_KEY = {"run_process": "fresh", "rerun": True, "plan": True, "report":
                   "tracking": {"name": "offline", "mode": "offline"},
                   "order": "grid", "results_dir": "/elsewhere/results", "reports_dir": "/elsewhere/reports",
                   "sweep_name": "another", "cache_dir": "/elsewhere/cache", "run_timeout_s": 7,
-                  "quiet_tensorflow": False, "optimized_metric": "test_accuracy"}
+                  "quiet_tensorflow": False, "optimized_metric": "test_accuracy", "factors": ["model"]}
 """Settings that change where and how a run is kept, shown or launched, never what it computes."""
 
 

@@ -26,6 +26,10 @@ def test_results_written_by_earlier_code_are_read_and_reused(monkeypatch, tmp_pa
     monkeypatch.setattr(keys, "machine_fingerprint", lambda: inputs["machine"])
     result = read_result(WRITTEN_BEFORE / name)  # passes today's contract
     assert keys.run_key(result["config"]) == result["run_key"]  # the same run finds it under the same key
+    written = json.loads((WRITTEN_BEFORE / name).read_text())
+    former = ["optimizer", "transfer", "early_stopping", "device"]  # the article's factors had keys of their own
+    assert result["factors"] == {**{k: written[k] for k in former}, **written["factors"]}
+    assert list(result["factors"])[:4] == former and not set(former) & set(result)
     if result["status"] == "ok":
         shutil.copy(WRITTEN_BEFORE / name, tmp_path / f"{result['run_key']}.json")
         assert load_stored(tmp_path, result["run_key"]) == result  # reused by the next sweep
@@ -67,6 +71,15 @@ def test_the_runs_table_has_a_column_for_every_flat_field_and_reads_its_factors_
     columns = list(pd.read_csv(tmp_path / "runs.csv").columns)
     assert table_factors(columns) == factor_columns([result, swept]) == [
         "optimizer", "transfer", "early_stopping", "device", "batch_size"]
+
+
+def test_the_runs_table_names_each_runs_device_where_the_device_is_no_factor():
+    from harness.report.tables import results_frame
+
+    result = read_result(WRITTEN_BEFORE / "ok.json")
+    runs = results_frame([{**result, "factors": {"batch_size": 64}}])
+    assert runs.loc[0, "device"] == result["config"]["device"]["name"] == "cpu"  # the cost verdicts need it
+    assert "optimizer" not in runs  # not a factor: not a column
 
 
 def test_each_stage_record_field_is_a_result_key_of_the_same_type():

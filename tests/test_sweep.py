@@ -34,7 +34,7 @@ def test_sweep_prints_progress_and_the_report_path(sweep):
     cwd, done = sweep
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
-    ok = (r"\[[1-4]/4\] (adam|rmsprop) transfer=off early_stopping=off cpu seed=0 … ok in [\d.]+ s "
+    ok = (r"\[[1-4]/4\] optimizer=(adam|rmsprop) transfer=off early_stopping=off device=cpu seed=0 … ok in [\d.]+ s "
           r"\(training [\d.]+ s(, \+[\d.]+ s starting the run server)?\), test acc")
     assert sum(bool(re.match(ok, line)) for line in lines) == 2, done.stdout
     startup = [i for i, line in enumerate(lines) if "starting the run server" in line]
@@ -148,13 +148,14 @@ def test_gpu_cell_fails_when_nvidia_smi_sees_a_gpu_but_the_backend_does_not(tmp_
 def test_a_cell_trains_unless_its_result_is_stored_or_it_is_skipped_and_its_plan_says_which(tmp_path):
     """What decides whether a sweep starts a run server ahead: a resume of a finished sweep starts none."""
     from harness.result_files import store_result
-    from harness.results import placeholder_result
+    from harness.results import placeholder_result, upgraded
     from harness.run_key import run_key
     from harness.sweep.cell import planned, will_train
 
     cfg = compose_config([f"results_dir={tmp_path / 'results'}", "sweep_name=earlier"])
     assert will_train(cfg) and planned(cfg) == "would train"  # what plan=true prints for it
-    finished = json.loads((REPO / "tests" / "data" / "results-2026-12-03" / "ok.json").read_text())  # a real ok run
+    finished = upgraded(json.loads((REPO / "tests" / "data" / "results-2026-12-03" / "ok.json").read_text()))
+    # a real ok run, written before the article's factors moved into ``factors``
     stored = {**finished, **placeholder_result(cfg, "ok", None), "run_key": run_key(cfg.resolved)}
     store_result(tmp_path / "results", stored)
     assert not will_train(cfg) and will_train(replace(cfg, rerun=True))

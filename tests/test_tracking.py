@@ -78,7 +78,8 @@ def test_each_run_leaves_an_archive_with_its_curves_params_tags_and_status(offli
     # The swept setting (dataset.path) is a factor: in each name, in the tags and in the parameters.
     for result, archive_seen in ((ok, seen), (failed, failed_seen)):
         path = result["config"]["dataset"]["path"]
-        assert archive_seen["others"]["Name"] == f"adam transfer=off early_stopping=off cpu dataset.path={path} seed=0"
+        assert archive_seen["others"]["Name"] == \
+            f"optimizer=adam transfer=off early_stopping=off device=cpu dataset.path={path} seed=0"
         assert f"dataset.path:{path}" in archive_seen["tags"]
         assert archive_seen["params"]["dataset.path"] == path
     assert seen["others"]["Name"] != failed_seen["others"]["Name"]

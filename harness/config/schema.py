@@ -16,8 +16,6 @@ from typing import Any
 
 from omegaconf import II, MISSING
 
-from harness.cells import FACTORS, NON_SEMANTIC_KEYS  # noqa: F401  (the schema's users read them here too)
-
 # --- optimizer -------------------------------------------------------------------------------------
 
 
@@ -366,6 +364,11 @@ class Config:
     """Examples per training step."""
     seed: int = 0
     """Seeds Python, NumPy and the backend; repeat a cell with `seed=0,1,2`."""
+    factors: list[str] = field(default_factory=lambda: ["optimizer", "transfer", "early_stopping", "device"])
+    """What labels every cell and what the report judges, swept or not (the article's four): config groups or dotted
+    settings (`factors=[model,optimizer.learning_rate]`). Every other setting that differs between a sweep's cells is
+    a factor too.
+    """
     target_accuracy: float = 0.9
     """The validation accuracy that defines time to target (`target.value` of the default metric); a dataset may bring
     its own (`conf/dataset_target/`).

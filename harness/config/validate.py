@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import keras_cache, user_code
+from harness.cells import NOT_FACTORS
 from harness.config.files import CONF_DIR
 from harness.config.run_config import RunConfig, UserDatasetConfig, UserModelConfig
 from harness.config.schema import (
@@ -289,6 +290,7 @@ def validate(cfg: RunConfig) -> None:
     check_dataset(cfg.dataset)
 
     check_choices(cfg)
+    check_factors(cfg)
     _check(cfg.steps_per_execution >= 1,
            f"steps_per_execution={cfg.steps_per_execution} is invalid: it must be an integer >= 1")
     backend = cfg.backend
@@ -300,6 +302,20 @@ def validate(cfg: RunConfig) -> None:
         check_interpreter(cfg.python, backend)
     for path in cfg.callbacks:
         check_callback_path(path)
+
+
+def check_factors(cfg: RunConfig) -> None:
+    """Raise ``ConfigError`` for an entry of ``factors`` that names no setting of this run (a typo would
+    otherwise label every cell with an empty level) or one that is never a factor (``seed``, ``sweep_name``)."""
+    for key in cfg.factors:
+        node: Any = cfg.resolved
+        for part in key.split("."):
+            node = node.get(part, dataclasses.MISSING) if isinstance(node, dict) else dataclasses.MISSING
+        groups = [name for name, value in cfg.resolved.items() if isinstance(value, dict) and "name" in value
+                  and name not in NOT_FACTORS]
+        _check(node is not dataclasses.MISSING and key.split(".")[0] not in NOT_FACTORS,
+               f"factors: {key} is not a setting that can be a factor; valid: a config group "
+               f"({', '.join(groups)}) or a setting's dotted key (optimizer.learning_rate, epochs)")
 
 
 def check_interpreter(python: str, backend: str) -> None:

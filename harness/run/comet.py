@@ -32,7 +32,8 @@ DEFAULT_PROJECT = "harness"
 
 def experiment_name(result: Result) -> str:
     """The run's cell as every part of the harness describes it (``harness.cells.describe``):
-    ``adam transfer=on early_stopping=off cpu optimizer.learning_rate=0.01 seed=0``; unique per cell."""
+    ``optimizer=adam transfer=on early_stopping=off device=cpu optimizer.learning_rate=0.01 seed=0``; unique
+    per cell."""
     return describe(result["factors"], result["seed"])
 
 

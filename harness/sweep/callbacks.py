@@ -19,7 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from harness import cells
-from harness.cells import FACTORS, swept_factors
+from harness.cells import searched_factors, swept_factors
 from harness.comet_summary import comet_summary
 from harness.config.run_config import RunConfig, run_config
 from harness.config.validate import ConfigError, validate
@@ -114,7 +114,7 @@ class SweepCallbacks(Callback):
         compose_once(GlobalHydra.instance().config_loader())  # the launcher reuses what the check composes
         jobs = sweep_job_overrides(config)
         sweep_dir = Path(config.hydra.sweep.dir)
-        factors, baselines = list(FACTORS), {}
+        baselines: dict[str, Any] = {}
         if jobs is not None:
             resolved = [resolved_job_config(config, overrides) for overrides in jobs]
             checked = [check_cell(cell, f" (in cell: {' '.join(overrides)})")
@@ -128,7 +128,8 @@ class SweepCallbacks(Callback):
             baselines = cells.baselines(resolved_job_config(config, []), resolved, factors, first_listed)
             prestart_run_server(config, checked)
         else:  # a search: its cells are drawn as it goes; check what the command line fixed
-            check_cell(resolved_job_config(config, list(config.hydra.overrides.task)))
+            fixed = check_cell(resolved_job_config(config, list(config.hydra.overrides.task)))
+            factors = searched_factors(fixed.factors, (config.hydra.sweeper.get("params") or {}).keys())
             if config.plan:
                 print("plan: the settings are valid; a search draws its cells as it goes, so none can be listed "
                       "before it runs. Nothing ran (plan=true).")

@@ -25,7 +25,7 @@ from hydra.utils import to_absolute_path
 from omegaconf import DictConfig, OmegaConf
 
 from harness import hardware
-from harness.cells import FACTORS, cell_factors, describe, rerun_command, searched_factors
+from harness.cells import cell_factors, describe, rerun_command
 from harness.comet_summary import comet_summary
 from harness.config.run_config import RunConfig, run_config
 from harness.config.validate import ConfigError, validate
@@ -58,7 +58,8 @@ def run_cell(cfg: DictConfig) -> float | None:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     config = checked_config(cfg, hydra_cfg, multirun)
     if config.plan:  # a single run's plan (a sweep's is printed before its first cell: callbacks.print_plan)
-        print(f"{describe(cell_factors(config.resolved), config.seed)} … {planned(config)}. Nothing ran (plan=true).")
+        described = describe(cell_factors(config.resolved, config.factors), config.seed)
+        print(f"{described} … {planned(config)}. Nothing ran (plan=true).")
         return None
     run_dir = Path(hydra_cfg.runtime.output_dir)
     launch = sweep_launch(config, hydra_cfg, multirun)
@@ -113,13 +114,11 @@ def sweep_launch(config: RunConfig, hydra_cfg: Any, multirun: bool) -> Launch:
     results_dir = Path(to_absolute_path(config.results_dir))
     if not multirun:
         run_dir = Path(hydra_cfg.runtime.output_dir)
-        return Launch(run_dir, results_dir, 1, None, cell_factors(config.resolved, list(FACTORS)), {},
+        return Launch(run_dir, results_dir, 1, None, cell_factors(config.resolved, config.factors), {},
                       rerun=rerun_command(config.resolved, hydra_cfg.overrides.task))
     sweep_dir = Path(hydra_cfg.sweep.dir)
     parallel = parallel_jobs(hydra_cfg.launcher, hydra_cfg.sweeper, progress.total(sweep_dir))
-    factor_names, baselines = progress.factors(sweep_dir)
-    if progress.is_search(sweep_dir):  # a search (Optuna): the sweep could not list its cells
-        factor_names = searched_factors((hydra_cfg.sweeper.get("params") or {}).keys())
+    factor_names, baselines = progress.factors(sweep_dir, config.factors)
     factors = cell_factors(config.resolved, factor_names)
     return Launch(sweep_dir, results_dir, parallel, hydra_cfg.job.num, factors, baselines,
                   hydra_cfg.launcher.get("cpus_per_run"),  # cpus: a launcher's allocation (Ray)
@@ -158,8 +157,8 @@ class Launch:
         results_dir: the results store an ``ok`` result goes into (``None``: none).
         parallel: how many runs share this machine at once (the result's ``parallel_jobs``).
         sweep_position: the job's number in the sweep's order (``None``: a single run).
-        factors: the sweep's view of the cell (``harness.cells``; ``None``: the article's four factors).
-        baselines: the baselines of the factors beyond the article's four.
+        factors: the sweep's view of the cell (``harness.cells``; ``None``: the run's own ``factors``).
+        baselines: the level each factor is compared against.
         cpus: the CPUs a launcher allocated to the run (Ray's; Slurm's come as ``SLURM_CPUS_PER_TASK``):
             its threads with ``threads=0``. ``None``: none allocated.
         rerun: the shell command that runs the cell again, alone (``harness.cells.rerun_command``).
@@ -182,7 +181,7 @@ def obtain_result(cfg: RunConfig, run_dir: Path, launch: Launch, live: progress.
     it there), so no kill can lose a finished run. ``launch.factors``/``baselines`` (this sweep's view of
     the cell) are also given to a reused result, whose earlier sweep may have varied other settings.
     ``live``: where a trained run shows its epochs while it trains."""
-    factors, baselines = launch.factors or cell_factors(cfg.resolved), launch.baselines or {}
+    factors, baselines = launch.factors or cell_factors(cfg.resolved, cfg.factors), launch.baselines or {}
     launch = replace(launch, factors=factors, baselines=baselines)
     results_dir = launch.results_dir
     assert results_dir is not None, "a cell's result is obtained with a results store"
@@ -265,10 +264,9 @@ def run_spec(cfg: RunConfig, launch: Launch) -> RunSpec:
     """What the run process is asked to do (``run_spec.json``, ``harness.results.RunSpec``): the config
     plus what the sweep decided for it (``launch``): the pretrained-weights cache, Comet's mode, threads,
     how many runs share the machine, the results store to put an ``ok`` result in (``None``: none), the
-    cell's place in the sweep's order and its ``factors`` and ``factor_baselines`` (``harness.cells``; the
-    article's four factors by default)."""
+    cell's place in the sweep's order and its ``factors`` and ``factor_baselines`` (``harness.cells``)."""
     return {
-        "factors": launch.factors or cell_factors(cfg.resolved),
+        "factors": launch.factors or cell_factors(cfg.resolved, cfg.factors),
         "factor_baselines": launch.baselines or {},
         "results_dir": str(launch.results_dir) if launch.results_dir is not None else None,
         "sweep_position": launch.sweep_position,

@@ -78,7 +78,7 @@ def job_return(job: Job, result: Result) -> Any:
 
 def write_placeholder(job: Job, status: str, reason: str, sweep_dir: Path) -> Result:
     """Write the ``result.json`` of a job that did not write its own."""
-    factors, baselines = progress.factors(sweep_dir)
+    factors, baselines = progress.factors(sweep_dir, job.run.factors)
     result = placeholder_result(job.run, status, reason, cell_factors(job.run.resolved, factors), baselines,
                                 rerun_command=rerun_command(job.run.resolved, job.overrides),
                                 log_file=str(job.folder / LOG_FILE))
@@ -89,7 +89,7 @@ def write_placeholder(job: Job, status: str, reason: str, sweep_dir: Path) -> Re
 
 def job_line(job: Job, result: Result, sweep_dir: Path, where: str) -> str:
     """``[2/4] adam, cpu, seed 0 … ok 6.1 s, test acc 0.95 · Slurm job 12_1 on node7``."""
-    factors, _ = progress.factors(sweep_dir)
+    factors, _ = progress.factors(sweep_dir, job.run.factors)
     heading = progress.position(sweep_dir, job.num) + describe(cell_factors(job.run.resolved, factors), job.run.seed)
     outcome = progress.outcome(result, float(result.get("wall_seconds") or 0.0), sweep_dir, None)
     return f"{heading} … {outcome} · {where}"

@@ -1,6 +1,7 @@
 """The lines a sweep prints: one per run as it starts and ends, with an ETA, and a closing summary.
 
-``[3/48] adam transfer=on early_stopping=off cpu seed=0 … ok in 4.1 s (training 2.2 s), test acc 0.97, ETA 2 min``
+``[3/48] optimizer=adam transfer=on early_stopping=off device=cpu seed=0 … ok in 4.1 s (training 2.2 s), test acc 0.97,
+ETA 2 min``
 """
 
 from __future__ import annotations
@@ -11,17 +12,17 @@ import statistics
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.cells import FACTORS
 from harness.results import PROGRESS_FILE
 
 SWEEP_FILE = "sweep.json"
 _durations: list[float] = []  # seconds per finished cell in this process (the sequential launcher)
 
 
-def start_sweep(sweep_dir: Path, cells: list[list[str]] | None, *, factors: list[str] | None = None,
+def start_sweep(sweep_dir: Path, cells: list[list[str]] | None, *, factors: list[str],
                 baselines: dict[str, Any] | None = None, name: str | None = None, total: int | None = None) -> None:
     """Record the sweep's ``name`` (its identity, fixed as it starts: every run of it records this one),
     its cells in the order they run (their overrides; ``None`` if the sweeper does not say ahead; then
@@ -30,7 +31,7 @@ def start_sweep(sweep_dir: Path, cells: list[list[str]] | None, *, factors: list
     record."""
     _durations.clear()
     sweep = {"name": name, "total": len(cells) if cells is not None else total, "started": time.time(),
-              "cells": cells, "factors": factors or list(FACTORS), "factor_baselines": baselines or {}}
+              "cells": cells, "factors": factors, "factor_baselines": baselines or {}}
     (sweep_dir / SWEEP_FILE).write_text(json.dumps(sweep, indent=1))
 
 
@@ -42,11 +43,11 @@ def read_sweep_file(sweep_dir: Path) -> dict[str, Any]:
         return {}
 
 
-def factors(sweep_dir: Path) -> tuple[list[str], dict[str, Any]]:
-    """The sweep's factors and the baselines of those beyond the article's four (the article's four
-    alone where the sweep did not record them: a single run, or a sweeper that does not say ahead)."""
+def factors(sweep_dir: Path, named: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
+    """The sweep's factors and their baselines (a run config's ``named`` factors, without baselines, where the
+    sweep recorded none)."""
     sweep = read_sweep_file(sweep_dir)
-    return sweep.get("factors") or list(FACTORS), sweep.get("factor_baselines") or {}
+    return list(sweep.get("factors", named)), sweep.get("factor_baselines") or {}
 
 
 def sweep_name(sweep_dir: Path) -> str | None:
@@ -54,12 +55,6 @@ def sweep_name(sweep_dir: Path) -> str | None:
     resolves ``${now:...}`` anew in each job where the folder does not fix it (``hydra.sweep.dir=DIR``),
     so the jobs take the name from here."""
     return read_sweep_file(sweep_dir).get("name")
-
-
-def is_search(sweep_dir: Path) -> bool:
-    """Whether the sweep draws its cells as it goes (a search sweeper: Optuna), so none were listed ahead."""
-    sweep = read_sweep_file(sweep_dir)
-    return not sweep or sweep.get("cells") is None
 
 
 def total(sweep_dir: Path) -> int | None:
