@@ -97,7 +97,7 @@ def _frames(results: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]
     from harness.report.tables import factor_columns, results_frame
 
     factors = factor_columns(results)
-    return results_frame(results), pd.DataFrame([{**{f: r.get(f) for f in factors}, "seed": r["seed"]}
+    return results_frame(results), pd.DataFrame([{**{f: r["factors"].get(f) for f in factors}, "seed": r["seed"]}
                                                  for r in results]), factors
 
 

@@ -72,8 +72,7 @@ def test_the_report_shows_the_profiles_of_a_sweep_over_two_datasets(tmp_path):
     results = []
     for dataset, slowdown in (("digits", 1.0), ("wine", 2.0)):
         for result in synthetic_results(96, seed=1):
-            factors = {"optimizer": result["optimizer"], "transfer": result["transfer"],
-                       "early_stopping": result["early_stopping"], "device": result["device"], "dataset": dataset}
+            factors = {**result["factors"], "dataset": dataset}
             time = result["time_to_target_seconds"]
             results.append({**result, "run_key": f"{dataset}{result['run_key']}", "dataset": dataset,
                             "factors": factors, "time_to_target_seconds": time * slowdown if time else None})

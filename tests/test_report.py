@@ -13,7 +13,7 @@ import pytest
 from harness.report import write_report
 from harness.report.synthetic import synthetic_results
 from harness.result_files import write_json_atomic
-from tests.conftest import results_under, run_harness
+from tests.conftest import ARTICLE, results_under, run_harness
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
@@ -119,7 +119,7 @@ def test_a_finished_sweep_is_re_costed_at_another_price_without_training(sweep_d
     runs = pd.read_csv(tmp_path / "out" / "runs.csv")
     assert set(runs.loc[runs["device"] == "gpu", "price_per_hour"]) == {2.0}
     assert set(runs.loc[runs["device"] == "cpu", "price_per_hour"]) == {0.05}
-    table = cost_section(runs).table.set_index(["optimizer", "transfer", "early_stopping", "device"])
+    table = cost_section(runs, factors=ARTICLE).table.set_index(["optimizer", "transfer", "early_stopping", "device"])
     ok = runs[runs["status"] == "ok"]
     for cell, group in ok.groupby(["optimizer", "transfer", "early_stopping", "device"]):
         price = 2.0 if cell[3] == "gpu" else 0.05
@@ -171,7 +171,8 @@ def test_a_finished_sweep_is_judged_for_another_target_without_training(sweep_di
 
 def _made(optimizer: str, bests: list[float], metric: str = "val_accuracy", dataset: str = "digits") -> list[dict]:
     """Ok results whose histories reach ``bests`` (one run each) in their last epoch."""
-    return [{"status": "ok", "optimizer": optimizer, "dataset": dataset, "model": "small_cnn", "run_key": f"{i}",
+    return [{"status": "ok", "config": {"optimizer": {"name": optimizer}}, "dataset": dataset, "model": "small_cnn",
+             "run_key": f"{i}",
              "target_metric": metric, "target_value": 0.5, "target_mode": "max" if metric == "val_accuracy" else "min",
              "history": [{"train_seconds": 1.0, metric: 0.0 if metric == "val_accuracy" else 9.0},
                          {"train_seconds": 1.0, metric: best}]} for i, best in enumerate(bests)]
@@ -188,7 +189,7 @@ def test_an_auto_target_is_what_most_of_adams_runs_reached_per_workload_with_exa
     assert set(both) == {"dataset=digits model=small_cnn", "dataset=wine model=small_cnn"}  # one per workload
     assert auto_targets(_made("sgd", [0.7, 0.8, 0.9]))["dataset=digits model=small_cnn"][1] == 0.7  # no adam: all
     judged, _ = retarget_auto(runs)
-    reached = [r["epochs_to_target"] for r in judged if r["optimizer"] == "adam"]
+    reached = [r["epochs_to_target"] for r in judged if r["config"]["optimizer"]["name"] == "adam"]
     assert sorted(reached, key=lambda e: e is None) == [2, 2, 2, 2, None]
 
 
@@ -217,3 +218,31 @@ def test_re_targeting_a_real_sweep_agrees_with_runs_made_for_that_target(tmp_pat
         twin = made[(row["optimizer"], 0.85)]
         assert row["epochs_to_target"] == twin["epochs_to_target"] or (
             pd.isna(row["epochs_to_target"]) and twin["epochs_to_target"] is None)
+
+
+@pytest.mark.parametrize("kept", [[], ["transfer"], ["model"]])
+def test_a_sweep_of_other_factors_or_none_gets_a_report_without_the_articles_parts(tmp_path, kept):
+    # The article's four are the default factors, not special columns: results that name other factors
+    # (``factors=[model]``) or none (``factors=[]``) are reported by the same code.
+    default = {"optimizer": "adam", "transfer": "off", "early_stopping": "off", "device": "cpu"}
+    results = [r for r in synthetic_results(48 * 6) if all(r["factors"][k] == v for k, v in default.items()
+                                                          if k not in kept)]
+    models = ["small_cnn", "mobilenet_v2"] if kept == ["model"] else ["small_cnn"]
+    for number, result in enumerate(results):
+        for model in models:  # the same timings for both models: a factor with no effect
+            levels = {**result["factors"], "model": model}
+            write_json_atomic(tmp_path / "sweep" / f"{number}-{model}" / "result.json",
+                              {**result, "run_key": f"{result['run_key']}-{model}",
+                               "factors": {k: v for k, v in levels.items() if k in kept}})
+    report = (write_report(tmp_path / "sweep", tmp_path / "report").parent / "report.md").read_text()
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv")
+    assert set(runs) & set(ARTICLE) == {*kept, "device"} - {"model"}  # device: where it ran, for its cost
+    article = "## Verdicts on the article's claims" in report
+    assert article == (kept == ["transfer"]) and "Fastest optimizer" not in report and "Optimizers" not in report
+    if kept == ["transfer"]:
+        assert "Transfer learning (on vs off; small_cnn on digits) multiplies time to target by" in report
+    if not kept:
+        assert "| the only cell | 6 |" in report  # the sweep is one cell, repeated over seeds
+    if kept == ["model"]:
+        assert "Grid: model: mobilenet_v2, small_cnn; seed: 0, 1, 2, 3, 4, 5." in report
+        assert "| model | small_cnn vs mobilenet_v2 | train_seconds | ×1.00 (" in report

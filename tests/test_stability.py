@@ -9,6 +9,7 @@ import pytest
 
 from harness.report.pages import measurement_section
 from harness.report.stability import bootstrap_slope, median_step_seconds, repeat_spread, speed_drift
+from tests.conftest import ARTICLE
 
 CELL = {"optimizer": "adam", "transfer": "off", "early_stopping": "off", "device": "cpu"}
 
@@ -25,7 +26,7 @@ def runs_table(epoch_seconds: list[list[float]], started_at: list[list[float]], 
 
 def test_repeat_spread_is_the_coefficient_of_variation_per_cell():
     runs = runs_table([[1.0, 1.2], [2.0, 2.0, 2.0], [5.0]], [[0, 1], [2, 3, 4], [5]])
-    table = repeat_spread(runs)
+    table = repeat_spread(runs, cells=ARTICLE)
     assert list(table["optimizer"]) == ["o0", "o1"]  # largest first; one repeat: no spread, not listed
     assert table["cv"].iloc[0] == pytest.approx(np.sqrt(0.02) / 1.1)
     assert table["cv"].iloc[1] == 0.0
@@ -45,19 +46,20 @@ def test_speed_drift_finds_an_injected_drift_and_none_where_there_is_none():
     # Both cells slow down by 2 % of their median per minute; cell o1 is twice as slow as o0 throughout.
     drifting = [[1 + 0.02 * (t - 300) / 60 for t in cell] for cell in starts]
     runs = runs_table([drifting[0], [2 * v for v in drifting[1]]], starts)
-    drift = speed_drift(runs)
+    drift = speed_drift(runs, cells=ARTICLE)
     assert drift.span_minutes == pytest.approx(10.0) and drift.runs == 12
     assert drift.change == pytest.approx(0.2, rel=0.05) and drift.distinguishable
 
-    steady = speed_drift(runs_table([[1.0, 1.1, 0.9, 1.0, 1.1, 0.9], [2.0, 1.8, 2.2, 2.0, 1.8, 2.2]], starts))
+    steady_times = [[1.0, 1.1, 0.9, 1.0, 1.1, 0.9], [2.0, 1.8, 2.2, 2.0, 1.8, 2.2]]
+    steady = speed_drift(runs_table(steady_times, starts), cells=ARTICLE)
     assert not steady.distinguishable
-    assert speed_drift(runs_table([[1.0, 1.0]], [[0, 1]])) is None  # too few runs
+    assert speed_drift(runs_table([[1.0, 1.0]], [[0, 1]]), cells=ARTICLE) is None  # too few runs
 
 
 def test_report_warns_about_drift_unstable_cells_and_tiny_steps():
     starts = [[0, 120, 240, 360, 480, 600], [60, 180, 300, 420, 540, 599]]
     drifting = [[1 + 0.04 * (t - 300) / 60 for t in cell] for cell in starts]  # 4 % per minute
-    section = measurement_section(runs_table(drifting, starts, step=0.001))
+    section = measurement_section(runs_table(drifting, starts, step=0.001), factors=ARTICLE)
     text = "\n".join(section.items)
     assert "Warning: the machine's speed drifted during the sweep" in text and "changed by +39%" in text
     assert "Warning: the timings may be unstable" in text and "optimizer=o0 transfer=off" in text
@@ -68,14 +70,14 @@ def test_report_warns_about_drift_unstable_cells_and_tiny_steps():
     # matters: the warning needs both halves, beyond noise *and* over 5 % (a check on the interval alone
     # would warn here)
     small = [[1 + 0.03 * (t - 300) / 600 for t in cell] for cell in starts]
-    certain = speed_drift(runs_table(small, starts))
+    certain = speed_drift(runs_table(small, starts), cells=ARTICLE)
     assert certain.distinguishable and certain.change == pytest.approx(0.03, rel=0.1) and certain.high < 0.05
-    quiet = measurement_section(runs_table(small, starts))
+    quiet = measurement_section(runs_table(small, starts), factors=ARTICLE)
     assert not any("drifted" in item for item in quiet.items) and any(
         item.startswith("Drift check: steady epoch times of identical cells changed by +3%") for item in quiet.items)
 
     calm = measurement_section(runs_table([[1.0, 1.01, 0.99, 1.0], [2.0, 2.02, 1.98, 2.0]],
-                                          [[0, 1, 2, 3], [4, 5, 6, 7]]))
+                                          [[0, 1, 2, 3], [4, 5, 6, 7]]), factors=ARTICLE)
     assert not any(item.startswith("Warning") for item in calm.items), calm.items
     assert any("varies by at most 1%" in item for item in calm.items)
 
@@ -102,8 +104,8 @@ def test_runs_that_overlapped_on_one_host_are_found_whatever_the_engine_recorded
     # in the report: runs that each recorded running alone (parallel_jobs 1) but overlapped are warned about
     table = runs_table([[1.0, 1.0, 1.0], [1.0, 1.0, 1.0]], [[0, 10, 20], [5, 30, 40]])
     table = table.assign(ended_at=table["started_at"] + 8, hostname="h", parallel_jobs=1)
-    warned = [item for item in measurement_section(table).items if "overlapped in time" in item]
+    warned = [item for item in measurement_section(table, factors=ARTICLE).items if "overlapped in time" in item]
     assert warned == ["Warning: 3 runs overlapped in time on the same host (seen from their start and end times), "
                       "although each recorded running alone: they shared the machine, and their timings with it."]
     apart = table.assign(ended_at=table["started_at"] + 4)
-    assert not any("overlapped" in item for item in measurement_section(apart).items)
+    assert not any("overlapped" in item for item in measurement_section(apart, factors=ARTICLE).items)

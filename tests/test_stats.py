@@ -10,6 +10,7 @@ import pytest
 import scipy.stats
 
 from harness.report import stats, verdicts
+from tests.conftest import ARTICLE
 
 
 def run(optimizer="adam", transfer="off", early_stopping="off", device="cpu", seed=0, status="ok", reason=None,
@@ -82,11 +83,12 @@ def test_paired_effect_pairs_by_other_factors_and_seed():
         run("rmsprop", "on", train_seconds=9.0),  # no twin: not paired
         run("nag", "on", status="failed"), run("nag", "off", train_seconds=1.0),  # failed: not paired
     )
-    effect = stats.paired_effect(runs, "transfer", "on", "off", metric="train_seconds", kind="ratio")
+    effect = stats.paired_effect(runs, "transfer", "on", "off", metric="train_seconds", kind="ratio", factors=ARTICLE)
     assert (effect.estimate, effect.pairs) == (pytest.approx(math.sqrt(0.5)), 2)  # Hodges-Lehmann of ×0.5, ×1
     assert effect.too_few and math.isnan(effect.low) and math.isnan(effect.p_value)
     assert not effect.distinguishable  # two pairs cannot tell anything from noise
-    difference = stats.paired_effect(runs, "transfer", "on", "off", metric="train_seconds", kind="difference")
+    difference = stats.paired_effect(runs, "transfer", "on", "off", metric="train_seconds", kind="difference",
+                                     factors=ARTICLE)
     assert difference.estimate == -1.0
 
 
@@ -96,7 +98,8 @@ def test_a_run_that_never_reached_the_target_stays_in_the_comparison_as_infinite
                  run("nag", "on", time_to_target_seconds=None), run("nag", "off", time_to_target_seconds=None),
                  run("rmsprop", "on", status="failed", reason="nan loss", time_to_target_seconds=None),
                  run("rmsprop", "off", time_to_target_seconds=2.0))
-    effect = stats.paired_effect(runs, "transfer", "on", "off", metric="time_to_target_seconds", kind="ratio")
+    effect = stats.paired_effect(runs, "transfer", "on", "off", metric="time_to_target_seconds", kind="ratio",
+                                 factors=ARTICLE)
     # ratios: 0 (off missed), 0.25, 1 (both missed: no change), inf (on diverged: never reaches it)
     assert effect.pairs == 4 and (effect.level_misses, effect.baseline_misses) == (2, 2)
     assert (effect.above, effect.equal, effect.below) == (1, 1, 2)
@@ -112,7 +115,8 @@ def test_misses_counted_as_never_move_a_comparison_that_dropping_them_would_hide
     # infinitely slow, 12 pairs all above 1 (p = 2/4096) with the misses said
     runs = table(*[run("adam", seed=s, time_to_target_seconds=1.0 + s / 10) for s in range(12)],
                  *[run("sgd", seed=s, time_to_target_seconds=(2.0 + s / 5) if s < 8 else None) for s in range(12)])
-    effect = stats.paired_effect(runs, "optimizer", "sgd", "adam", metric="time_to_target_seconds", kind="ratio")
+    effect = stats.paired_effect(runs, "optimizer", "sgd", "adam", metric="time_to_target_seconds", kind="ratio",
+                                 factors=ARTICLE)
     assert effect.pairs == 12 and effect.level_misses == 4 and effect.p_value == pytest.approx(2 / 4096)
     assert effect.high == math.inf and effect.distinguishable
     assert "missed the target (counted as never): 4 at sgd" in verdicts.format_effect(effect)
@@ -121,12 +125,13 @@ def test_misses_counted_as_never_move_a_comparison_that_dropping_them_would_hide
 def test_distinguishable_when_every_one_of_six_pairs_agrees_and_not_with_one_against():
     runs = table(*[run("adam", level, seed=s, train_seconds=t) for s in range(6)
                    for level, t in (("on", 1.0 + s / 10), ("off", 2.0 + s / 10))])
-    effect = stats.paired_effect(runs, "transfer", "on", "off", metric="train_seconds", kind="ratio")
+    effect = stats.paired_effect(runs, "transfer", "on", "off", metric="train_seconds", kind="ratio", factors=ARTICLE)
     assert effect.pairs == 6 and effect.p_value == pytest.approx(2 / 64) and effect.distinguishable
     # six values: only the smallest and largest Walsh averages (the values themselves) bound a 95 % interval
     assert (effect.low, effect.high) == (pytest.approx(1.0 / 2.0), pytest.approx(1.5 / 2.5))
     runs.loc[(runs["seed"] == 0) & (runs["transfer"] == "on"), "train_seconds"] = 3.0  # one pair the other way
-    assert not stats.paired_effect(runs, "transfer", "on", "off", metric="train_seconds", kind="ratio").distinguishable
+    assert not stats.paired_effect(runs, "transfer", "on", "off", metric="train_seconds", kind="ratio",
+                                   factors=ARTICLE).distinguishable
 
 
 def test_signed_rank_p_is_scipys_exact_wilcoxon_and_stays_exact_with_ties():
@@ -277,12 +282,12 @@ def test_reports_on_pure_noise_rarely_call_anything_beyond_noise(seeds):
     # one at 5 %, about a third of these reports would hold a false "beyond noise". As a family, ~5 % may
     # (the bound: 5 % + 3 standard errors of 60 simulated reports; kept small for the suite's time).
     rng = np.random.default_rng(seeds)
-    reports = [stats.effects_table(_null_sweep(rng, seeds)) for _ in range(60)]
+    reports = [stats.effects_table(_null_sweep(rng, seeds), ARTICLE) for _ in range(60)]
     assert all(len(effects) == 12 and effects["p_adjusted"].notna().all() for effects in reports)
     assert np.mean([effects["distinguishable"].any() for effects in reports]) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 60)
     lone = np.mean([(effects["p_value"] <= 0.05).any() for effects in reports])
     assert lone > 0.15  # the same reports judged comparison by comparison: the family is what holds the rate
-    called = [verdicts.verdicts(_null_sweep(rng, seeds)).sentences for _ in range(10)]
+    called = [verdicts.verdicts(_null_sweep(rng, seeds), ARTICLE).sentences for _ in range(10)]
     assert sum("not distinguishable" not in " ".join(sentences) for sentences in called) <= 1
 
 
@@ -291,11 +296,11 @@ def test_a_true_effect_is_found_by_the_report_and_its_verdict():
     rows = [run(optimizer, seed=seed, train_seconds=scale * rng.lognormal(0, 0.1),
                 time_to_target_seconds=scale * rng.lognormal(0, 0.1), test_accuracy=0.9)
             for seed in range(8) for optimizer, scale in (("adam", 1.0), ("sgd", 0.7))]
-    effects = stats.effects_table(table(*rows)).set_index("metric")
+    effects = stats.effects_table(table(*rows), ARTICLE).set_index("metric")
     assert effects.loc["train_seconds", "distinguishable"] and effects.loc["time_to_target_seconds", "distinguishable"]
     assert not effects.loc["test_accuracy", "distinguishable"]
     assert effects.loc["train_seconds", "correction"] == "Benjamini-Hochberg"
-    text = verdicts.optimizer_verdict(table(*rows))
+    text = verdicts.optimizer_verdict(table(*rows), ARTICLE)
     assert "sgd's time to target relative to Adam: ×0.6" in text or "×0.7" in text
     assert "not distinguishable" not in text and "too few" not in text
 
@@ -325,7 +330,7 @@ def test_status_counts_put_failures_first():
 def test_cell_table_median_and_interval_over_repeats():
     runs = table(*[run(seed=s, train_seconds=t) for s, t in enumerate(SKEWED[:10])],
                  *[run("sgd", seed=s, train_seconds=5.0 + s) for s in range(5)])
-    cells = stats.cell_table(runs, metrics=("train_seconds",)).set_index("optimizer")
+    cells = stats.cell_table(runs, metrics=("train_seconds",), factors=ARTICLE).set_index("optimizer")
     assert cells.loc["adam", "repeats"] == 10 and cells.loc["adam", "train_seconds"] == 30.5  # (25 + 36) / 2
     assert (cells.loc["adam", "train_seconds_low"], cells.loc["adam", "train_seconds_high"]) == (4.0, 81.0)
     assert cells.loc["sgd", "train_seconds"] == 7.0
@@ -335,7 +340,7 @@ def test_cell_table_median_and_interval_over_repeats():
 def test_interactions_measure_how_an_effect_changes_across_another_factor():
     runs = table(run("adam", "on", "on", train_seconds=1.0), run("adam", "off", "on", train_seconds=4.0),
                  run("adam", "on", "off", train_seconds=2.0), run("adam", "off", "off", train_seconds=2.0))
-    top = stats.interactions(runs, top=10)
+    top = stats.interactions(runs, top=10, factors=ARTICLE)
     row = top[(top["factor"] == "transfer") & (top["across"] == "early_stopping")].iloc[0]
     assert row["ratios"] == {"off": 1.0, "on": 0.25}
     assert row["spread"] == 4.0
@@ -363,31 +368,31 @@ def test_the_gpu_verdict_gives_time_and_cost_to_target_with_their_intervals():
               run(device="cpu", seed=s, time_to_target_seconds=100.0 * (1 + s / 100), price_per_hour=0.10))
              for s in range(8)]
     runs = stats.with_costs(table(*[r for pair in pairs for r in pair]))
-    text = verdicts.device_verdict(runs)
+    text = verdicts.device_verdict(runs, ARTICLE)
     assert "time to target ×0.20 (95% CI ×0.20 to ×0.20, 8 pairs)" in text, text
     assert "cost to target ×1.30 (95% CI ×1.30 to ×1.30, 8 pairs)" in text, text
     unpriced = stats.with_costs(runs.assign(price_per_hour=runs["price_per_hour"].where(runs["device"] == "gpu")))
-    assert "cost to target not compared: no price per hour for cpu" in verdicts.device_verdict(unpriced)
+    assert "cost to target not compared: no price per hour for cpu" in verdicts.device_verdict(unpriced, ARTICLE)
 
 
 def test_verdicts_name_the_best_optimizer_and_adams_rank():
     runs = table(*[run(opt, seed=s, time_to_target_seconds=t + s / 1000) for s in range(8)
                    for opt, t in (("adam", 2.0), ("sgd", 4.0), ("rmsprop", 1.0))])
-    text = verdicts.optimizer_verdict(runs)
+    text = verdicts.optimizer_verdict(runs, ARTICLE)
     assert text.startswith("Fastest optimizer to 0.9 validation accuracy: rmsprop (median 1.00 s of training; "
                            "reached in 8 of 8 runs)")
     assert "Adam ranks 2 of 3" in text
     assert "rmsprop's time to target relative to Adam: ×0.50 (95% CI" in text
     # with 3 seeds the lowest median is not yet told apart from Adam: no "fastest" beside "too few to tell"
-    few = verdicts.optimizer_verdict(runs[runs["seed"] < 3])
+    few = verdicts.optimizer_verdict(runs[runs["seed"] < 3], ARTICLE)
     assert few.startswith("Optimizers to 0.9 validation accuracy: none told apart from Adam yet; the lowest median "
                           "is rmsprop (median 1.00 s of training; reached in 3 of 3 runs); Adam ranks 2 of 3; "
                           "rmsprop's time to target relative to Adam: ×0.50 (3 pairs: too few to tell"), few
     # where Adam is best, "fastest" needs Adam told apart from the runner-up
     slow = table(*[run(opt, seed=s, time_to_target_seconds=t + s / 1000) for s in range(8)
                    for opt, t in (("adam", 1.0), ("sgd", 3.0))])
-    assert verdicts.optimizer_verdict(slow).startswith("Fastest optimizer to 0.9 validation accuracy: adam")
-    assert "sgd's time to target relative to Adam: ×2.99 (95% CI" in verdicts.optimizer_verdict(slow)
+    assert verdicts.optimizer_verdict(slow, ARTICLE).startswith("Fastest optimizer to 0.9 validation accuracy: adam")
+    assert "sgd's time to target relative to Adam: ×2.99 (95% CI" in verdicts.optimizer_verdict(slow, ARTICLE)
 
 
 def test_a_verdict_of_noise_says_what_its_pairs_could_have_called():
@@ -397,7 +402,7 @@ def test_a_verdict_of_noise_says_what_its_pairs_could_have_called():
     noise = np.exp(rng.normal(0, 0.1, 12))
     runs = table(*[run("adam", transfer, seed=s, time_to_target_seconds=(2.0 * noise[s] if transfer == "on" else 2.0))
                    for s in range(12) for transfer in ("on", "off")])
-    text = verdicts.transfer_verdict(runs)
+    text = verdicts.transfer_verdict(runs, ARTICLE)
     faster, slower = stats.detectable_ratios(np.log(noise), 2)  # the verdict's family: time and accuracy
     assert f"not distinguishable from noise; it could call ×{faster:.2f} or faster, ×{slower:.2f} or slower" in text
     assert faster < 1 < slower
@@ -408,13 +413,13 @@ def test_verdict_says_when_an_effect_is_noise():
                  run("adam", "off", time_to_target_seconds=4.0, test_accuracy=0.9),
                  run("sgd", "on", time_to_target_seconds=3.0, test_accuracy=0.8),
                  run("sgd", "off", time_to_target_seconds=3.0, test_accuracy=0.9))
-    text = verdicts.transfer_verdict(runs)
+    text = verdicts.transfer_verdict(runs, ARTICLE)
     assert text == ("Transfer learning (on vs off) multiplies time to target by ×0.71 (2 pairs: too few to tell; run "
                     "more seeds, e.g. seed=0,1,2,3,4,5); it changes test accuracy by -0.050 (2 pairs: too few to "
                     "tell; 0 higher, 1 equal, 1 lower; run more seeds, e.g. seed=0,1,2,3,4,5).")
     six = table(*[run("adam", transfer, seed=s, time_to_target_seconds=t * (1 + s / 100), test_accuracy=0.9)
                   for s in range(6) for transfer, t in (("on", 3.0), ("off", 2.0) if s % 2 else ("off", 4.0))])
-    assert verdicts.transfer_verdict(six) == (
+    assert verdicts.transfer_verdict(six, ARTICLE) == (
         "Transfer learning (on vs off) multiplies time to target by ×1.06 (95% CI ×0.75 to ×1.50, 6 pairs), not "
         "distinguishable from noise; at this many pairs in this family no change could be called; it changes test "
         "accuracy by +0.000 (unchanged in all 6 pairs).")  # 6 pairs among 2 comparisons: 2/2^6 x 2 > 0.05
@@ -426,13 +431,14 @@ def test_transfer_verdict_names_backbone_and_dataset_and_counts_a_pretraining_on
                  run("adam", "off", time_to_target_seconds=4.0, model="small_cnn", dataset="digits"),
                  run("adam", "on", seed=1, time_to_target_seconds=2.0, **on, pretrain_cache_hit=True),
                  run("adam", "off", seed=1, time_to_target_seconds=4.0, model="small_cnn", dataset="digits"))
-    assert verdicts.transfer_verdict(runs).endswith(
+    assert verdicts.transfer_verdict(runs, ARTICLE).endswith(
         "Pretraining on the source classes cost 6.0 s, paid once and amortised over the 2 runs that used it: "
         "3.00 s per run, not in their time to target.")
-    assert verdicts.transfer_verdict(runs).startswith("Transfer learning (on vs off; small_cnn on digits) multiplies")
+    assert verdicts.transfer_verdict(runs, ARTICLE).startswith(
+        "Transfer learning (on vs off; small_cnn on digits) multiplies")
     imagenet = runs.assign(model="vgg16", pretrained_weights=["imagenet", None] * 2, pretrain_cache_hit=None,
                            time_to_target_seconds=[2.0, None] * 2)
-    assert verdicts.transfer_verdict(imagenet) == (
+    assert verdicts.transfer_verdict(imagenet, ARTICLE) == (
         "Transfer learning (on vs off; vgg16 on digits) multiplies time to target by ×0.00 (2 pairs: too few to "
         "tell; missed the target (counted as never): 2 at off; run more seeds, e.g. seed=0,1,2,3,4,5); it changes "
         "test accuracy by +0.000 (2 pairs: too few to tell; 0 higher, 2 equal, 0 lower; run more seeds, e.g. "
@@ -442,7 +448,7 @@ def test_transfer_verdict_names_backbone_and_dataset_and_counts_a_pretraining_on
 
 def test_device_verdict_without_a_gpu_says_not_measured():
     runs = table(run(), run(device="gpu", status="skipped", reason="no GPU visible"))
-    assert verdicts.device_verdict(runs) == "GPU vs CPU: not measured: no GPU (no GPU visible)."
+    assert verdicts.device_verdict(runs, ARTICLE) == "GPU vs CPU: not measured: no GPU (no GPU visible)."
 
 
 def test_an_optimizer_that_mostly_misses_the_target_ranks_last_however_fast_its_one_hit():
@@ -453,7 +459,7 @@ def test_an_optimizer_that_mostly_misses_the_target_ranks_last_however_fast_its_
     assert ranking["optimizer"].tolist() == ["adam", "sgd"]
     assert ranking["median_time_to_target_seconds"].tolist() == [3.0, math.inf]
     assert ranking["reached"].tolist() == [2, 1]
-    assert verdicts.optimizer_verdict(runs).startswith(
+    assert verdicts.optimizer_verdict(runs, ARTICLE).startswith(
         "Optimizers to 0.9 validation accuracy: none told apart from Adam yet; the lowest median is adam (median "
         "3.00 s of training; reached in 2 of 3 runs); Adam ranks 1 of 2; sgd's time to target relative to Adam:")
 
@@ -472,7 +478,6 @@ def test_break_even_epochs_exact_answers():
 def test_speed_verdict_gives_the_compilation_cost_apart_and_the_break_even_epochs():
     import pandas as pd
 
-    from harness.cells import FACTORS
     from harness.report.verdicts import speed_verdicts
 
     rows = []
@@ -482,7 +487,7 @@ def test_speed_verdict_gives_the_compilation_cost_apart_and_the_break_even_epoch
                          "jit_compile": jit, "seed": seed, "status": "ok", "first_epoch_seconds": first,
                          "median_epoch_seconds": steady, "time_to_target_seconds": first + 9 * steady,
                          "test_accuracy": 0.9})
-    judged = speed_verdicts(pd.DataFrame(rows), [*FACTORS, "jit_compile"], {"jit_compile": False})
+    judged = speed_verdicts(pd.DataFrame(rows), [*ARTICLE, "jit_compile"], {"jit_compile": False})
     (verdict,) = judged.sentences
     assert verdict.startswith("jit_compile=True vs False: steady epoch time ×0.50 (95% CI ×0.50 to ×0.50, 8 pairs)")
     assert ("extra seconds in the first epoch (compilation): +2.000 (95% CI +2.000 to +2.000, 8 pairs; 8 higher, 0 "
@@ -491,7 +496,7 @@ def test_speed_verdict_gives_the_compilation_cost_apart_and_the_break_even_epoch
     assert "time to target ×0.75" in verdict  # 7.5 s against 10 s
     # steady time, first epoch, time to target and accuracy (it never moves: p = 1), judged together
     assert judged.comparisons == 4 and "Holm" in judged.note and "at least 8 pairs" in judged.note
-    few = speed_verdicts(pd.DataFrame(rows[:6]), [*FACTORS, "jit_compile"], {"jit_compile": False})
+    few = speed_verdicts(pd.DataFrame(rows[:6]), [*ARTICLE, "jit_compile"], {"jit_compile": False})
     assert "3 pairs: too few to tell" in few.sentences[0] and "(from the medians; too few pairs to tell)" in \
         few.sentences[0] and few.comparisons == 0
 
@@ -506,14 +511,15 @@ def _transfer_sweep(rng: np.random.Generator, seeds: int, effect: dict[str, floa
 
 def test_an_interaction_is_shown_only_beyond_noise():
     rng = np.random.default_rng(5)
-    same = stats.interactions(_transfer_sweep(rng, 12, {"adam": 0.8, "sgd": 0.8}), top=10)
+    same = stats.interactions(_transfer_sweep(rng, 12, {"adam": 0.8, "sgd": 0.8}), top=10, factors=ARTICLE)
     row = same[(same["factor"] == "transfer") & (same["across"] == "optimizer")].iloc[0]
     assert row["spread"] > 1 and row["pairs"] == 24 and not row["distinguishable"]  # chance alone
-    different = stats.interactions(_transfer_sweep(rng, 12, {"adam": 0.5, "sgd": 1.0}), top=10)
+    different = stats.interactions(_transfer_sweep(rng, 12, {"adam": 0.5, "sgd": 1.0}), top=10, factors=ARTICLE)
     row = different[(different["factor"] == "transfer") & (different["across"] == "optimizer")].iloc[0]
     assert row["spread"] == pytest.approx(2.0, rel=0.2) and row["distinguishable"]
     # with no interaction, a report rarely shows one: 40 simulated sweeps, the permutation p at 5 %
-    found = [stats.interactions(_transfer_sweep(rng, 8, {"adam": 0.8, "sgd": 0.8}), top=10)["distinguishable"].any()
+    found = [stats.interactions(_transfer_sweep(rng, 8, {"adam": 0.8, "sgd": 0.8}), top=10,
+                                factors=ARTICLE)["distinguishable"].any()
              for _ in range(40)]
     assert np.mean(found) <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 40)
 
@@ -526,13 +532,13 @@ def test_early_stopping_is_judged_where_it_acted():
                      early_stopped=stops, test_accuracy=0.9),
                  run(early_stopping="off", seed=seed, train_seconds=1.0 + seed / 100, early_stopped=False,
                      test_accuracy=0.9)]
-    text = verdicts.early_stopping_verdict(table(*rows))
+    text = verdicts.early_stopping_verdict(table(*rows), ARTICLE)
     assert text.startswith("Early stopping (on vs off) stopped 8 of 12 runs early (the others trained every epoch, "
                            "as without it). Where it stopped: train seconds ×0.60 (95% CI ×0.60 to ×0.60, 8 pairs), "
                            "it saved 40% of training time there; test accuracy changes by +0.000 (unchanged in all 8 "
                            "pairs).")
     never = table(*[dict(row, early_stopped=False, train_seconds=1.0) for row in rows])
-    assert "it never acted in this sweep" in verdicts.early_stopping_verdict(never)
+    assert "it never acted in this sweep" in verdicts.early_stopping_verdict(never, ARTICLE)
 
 
 def test_the_gate_fails_only_where_the_whole_interval_is_slower_than_the_threshold():
@@ -582,10 +588,9 @@ def _resource_runs(seeds: int = 8) -> pd.DataFrame:
 
 
 def test_resource_verdicts_judge_memory_and_cores_as_one_family_with_exact_answers():
-    from harness.cells import FACTORS
     from harness.report.verdicts import resource_verdicts
 
-    judged = resource_verdicts(_resource_runs(), [*FACTORS, "precision"], {"precision": "float32"})
+    judged = resource_verdicts(_resource_runs(), [*ARTICLE, "precision"], {"precision": "float32"})
     (sentence,) = judged.sentences  # energy measured nowhere: not in the sentence
     assert sentence.startswith("precision=mixed_bfloat16 vs float32: peak memory ×0.50 (95% CI ×0.50 to ×0.50, "
                                "8 pairs); cores used ×")
@@ -593,31 +598,29 @@ def test_resource_verdicts_judge_memory_and_cores_as_one_family_with_exact_answe
     cores = sentence.split("cores used ")[1]
     assert "not distinguishable from noise" in cores  # the seed's wobble, either way
     assert judged.comparisons == 2 and "Holm" in judged.note
-    few = resource_verdicts(_resource_runs(seeds=3), [*FACTORS, "precision"], {"precision": "float32"})
+    few = resource_verdicts(_resource_runs(seeds=3), [*ARTICLE, "precision"], {"precision": "float32"})
     assert "3 pairs: too few to tell" in few.sentences[0]
 
 
 def test_runs_that_leave_most_of_their_cores_idle_are_named_and_one_core_runs_never():
-    from harness.cells import FACTORS
     from harness.report.pages import idle_cores_warnings
 
     runs = _resource_runs(seeds=2)
-    (warning,) = idle_cores_warnings(runs, [*FACTORS, "precision"])
+    (warning,) = idle_cores_warnings(runs, [*ARTICLE, "precision"])
     assert warning.startswith("Warning: 4 runs kept fewer than 50% of the cores they were given busy during fit "
                               "(median 1.20 of 4), in 2 cells")
-    assert idle_cores_warnings(runs.assign(threads=2), [*FACTORS, "precision"]) == []  # 1.2 of 2 threads: busy
-    assert idle_cores_warnings(runs.assign(cpus_available=1), [*FACTORS, "precision"]) == []  # nothing to leave idle
+    assert idle_cores_warnings(runs.assign(threads=2), [*ARTICLE, "precision"]) == []  # 1.2 of 2 threads: busy
+    assert idle_cores_warnings(runs.assign(cpus_available=1), [*ARTICLE, "precision"]) == []  # nothing to leave idle
 
 
 def test_the_resources_section_has_its_figure_and_is_left_out_for_results_without_resources(tmp_path):
-    from harness.cells import FACTORS
     from harness.report.pages import resources_section
 
-    section = resources_section(_resource_runs(), [*FACTORS, "precision"], {"precision": "float32"}, tmp_path)
+    section = resources_section(_resource_runs(), [*ARTICLE, "precision"], {"precision": "float32"}, tmp_path)
     assert section is not None and section.figure == tmp_path / "resources.png" and section.figure.is_file()
     assert section.text.startswith("Resources per run: peak memory of its process median 300 MiB")
     old = _resource_runs().assign(peak_rss_bytes=None, cores_used=None, cpus_available=None)  # empty in the table
-    assert resources_section(old, [*FACTORS, "precision"], {"precision": "float32"}, tmp_path) is None
+    assert resources_section(old, [*ARTICLE, "precision"], {"precision": "float32"}, tmp_path) is None
 
 
 def test_above_the_exact_limit_the_signed_rank_test_is_within_a_thousandth_of_the_exact_one():
@@ -671,7 +674,8 @@ def test_the_verdicts_note_tells_no_paired_runs_from_too_few_pairs():
     from harness.report.verdicts import Judged
 
     streaming_only = table(*(run(seed=s) for s in range(6)))  # the article's factors held fixed: nothing to pair
-    assert verdicts.verdicts(streaming_only).note == "None of these comparisons has paired runs in this sweep."
+    assert verdicts.verdicts(streaming_only, ARTICLE).note == "None of these comparisons has paired runs in this sweep."
     two_seeds = table(*(run(o, seed=s) for o in ("adam", "sgd") for s in range(2)))
-    assert verdicts.verdicts(two_seeds).note.startswith("No comparison here has the 6 pairs that a 95 % statement")
+    assert verdicts.verdicts(two_seeds, ARTICLE).note.startswith(
+        "No comparison here has the 6 pairs that a 95 % statement")
     assert Judged([], 1, 1).note.startswith("Intervals are exact 95 % intervals")

@@ -81,10 +81,6 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _level(result: dict[str, Any], factor: str) -> Any:
-    return (result.get("factors") or {}).get(factor, result.get(factor))
-
-
 def load_side(path: Path) -> Side:
     """The ok runs of a sweep folder (each run's whole config) or a report's ``runs.csv`` (its factors, seed,
     data and target: what the table records); ``CompareError`` where there are none."""
@@ -104,7 +100,7 @@ def load_side(path: Path) -> Side:
         results, _ = one_per_cell([r for r in results if r.get("status") == "ok"])
         runs = results_frame(results) if results else pd.DataFrame()
         factors = factor_columns(results)  # as the runs table has them, beside the whole config
-        config = pd.DataFrame([{**_flat(r.get("config") or {}), **{f: _level(r, f) for f in factors},
+        config = pd.DataFrame([{**_flat(r.get("config") or {}), **{f: (r.get("factors") or {}).get(f) for f in factors},
                                 "seed": r.get("seed")} for r in results])
         return _side(path, runs, config, factors)
     raise CompareError(f"{path} is neither a sweep folder nor a report's runs.csv")
@@ -163,10 +159,6 @@ def match(before: Side, after: Side) -> Matching:
     return Matching(identity, named, changed, notes)
 
 
-def _cell_name(row: pd.Series, named: Sequence[str]) -> str:
-    return cell_name(row, named) or "(the one cell)"
-
-
 def _metric(runs: pd.DataFrame, metric: str) -> np.ndarray:
     """A metric of ok runs; a time to target never reached is infinitely slow (``stats.TIME_TO_REACH``)."""
     values = pd.to_numeric(runs.get(metric), errors="coerce").to_numpy(dtype=float)
@@ -186,14 +178,14 @@ def paired_runs(before: Side, after: Side, matching: Matching) -> tuple[pd.DataF
     for where, label in (("left_only", before.label), ("right_only", after.label)):
         alone = pairs[pairs["_merge"] == where]
         if len(alone):
-            cells = sorted({_cell_name(row, matching.named) for _, row in alone.iterrows()})
+            cells = sorted({cell_name(row, matching.named) for _, row in alone.iterrows()})
             lines.append(f"{len(alone)} runs only in {label} (not compared): {'; '.join(cells[:4])}"
                          f"{' and more' if len(cells) > 4 else ''}")
     both = pairs[pairs["_merge"] == "both"].drop(columns="_merge").reset_index(drop=True)
     if both.empty:
         raise CompareError(f"no cell and seed is in both sweeps ({before.label}, {after.label}): nothing to compare; "
                            "they must share cells (the same grid, or overlapping seeds)")
-    both["cell"] = [_cell_name(row, matching.named) for _, row in both.iterrows()]
+    both["cell"] = [cell_name(row, matching.named) for _, row in both.iterrows()]
     return both, lines
 
 

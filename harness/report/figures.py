@@ -27,11 +27,17 @@ def _save(figure: plt.Figure, path: Path) -> Path:
     return path
 
 
+def _column(frame: pd.DataFrame, name: str) -> str | None:
+    """``name`` where ``frame`` has it as a column (a factor of the sweep), else ``None``: figures colour
+    and facet by the article's factors where a sweep has them."""
+    return name if name in frame else None
+
+
 def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
     """Validation accuracy (or, without it, the runs' target metric) against training seconds, one line per
-    optimizer (one per run, or the median
-    curve of each optimizer when there are many runs), faceted by transfer (columns) and early
-    stopping (rows). Needs ``history_frame`` columns."""
+    run (or, when there are many runs, the median curve of each optimizer), coloured by optimizer and
+    faceted by transfer (columns) and early stopping (rows) where those are factors. Needs
+    ``history_frame`` columns."""
     if history.empty:
         return None
     column, label = "val_accuracy", "validation accuracy"
@@ -40,12 +46,14 @@ def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
             return None
         column, label = "target_metric_value", str(history["target_metric"].dropna().iloc[0])
     sns.set_theme(style="whitegrid")
+    hue, col, row = (_column(history, name) for name in ("optimizer", "transfer", "early_stopping"))
     many = history["run_key"].nunique() > MAX_CURVES
     if many:  # the median over runs at each epoch, drawn at the median elapsed time
-        history = (history.groupby(["optimizer", "transfer", "early_stopping", "epoch"], as_index=False)
-                   [["elapsed_train_seconds", column]].median().assign(run_key=lambda d: d["optimizer"]))
-    grid = sns.relplot(data=history, x="elapsed_train_seconds", y=column, hue="optimizer", units="run_key",
-                       estimator=None, kind="line", col="transfer", row="early_stopping", height=3.2, aspect=1.3,
+        kept = [name for name in (hue, col, row) if name]
+        history = (history.groupby([*kept, "epoch"], as_index=False)[["elapsed_train_seconds", column]].median()
+                   .assign(run_key=lambda d: d[hue] if hue else "median"))
+    grid = sns.relplot(data=history, x="elapsed_train_seconds", y=column, hue=hue, units="run_key",
+                       estimator=None, kind="line", col=col, row=row, height=3.2, aspect=1.3,
                        linewidth=1, alpha=0.8, facet_kws={"margin_titles": True})
     grid.set_axis_labels("training time (s)", label)
     shown = "Validation accuracy" if column == "val_accuracy" else label  # a metric keeps its own name
@@ -56,14 +64,15 @@ def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
 def pareto(runs: pd.DataFrame, front: pd.Series, path: Path) -> Path | None:
     """Test accuracy against train seconds for every ok run that has one (none: a model without accuracy,
     such as a regression, gets no figure), the Pareto front drawn as a step line.
-    Needs ``status``, ``train_seconds``, ``test_accuracy``, ``optimizer``, ``transfer``; ``front`` is
-    ``stats.pareto_front(runs)``."""
+    Needs ``status``, ``train_seconds``, ``test_accuracy`` (coloured by ``optimizer`` and marked by
+    ``transfer`` where they are factors); ``front`` is ``stats.pareto_front(runs)``."""
     ok = runs[(runs["status"] == "ok") & runs["train_seconds"].notna() & runs["test_accuracy"].notna()]
     if ok.empty:
         return None
     sns.set_theme(style="whitegrid")
     figure, ax = plt.subplots(figsize=(7, 4.5))
-    sns.scatterplot(data=ok, x="train_seconds", y="test_accuracy", hue="optimizer", style="transfer", ax=ax, s=40)
+    sns.scatterplot(data=ok, x="train_seconds", y="test_accuracy", hue=_column(ok, "optimizer"),
+                    style=_column(ok, "transfer"), ax=ax, s=40)
     edge = runs[front].sort_values("train_seconds")
     ax.step(edge["train_seconds"], edge["test_accuracy"], where="post", color="black", linewidth=1,
             label="Pareto front")
@@ -154,9 +163,9 @@ def _ratio_limits(values: np.ndarray) -> tuple[float, float]:
 
 def time_to_target_heatmap(cells: pd.DataFrame, path: Path) -> Path | None:
     """Median time to target (s) per optimizer × (transfer, early stopping), for each device with ok
-    runs. Needs ``stats.cell_table`` columns."""
+    runs; none unless those four are factors of the sweep. Needs ``stats.cell_table`` columns."""
     data = cells[cells["time_to_target_seconds"].notna()]
-    if data.empty:
+    if data.empty or not {"optimizer", "transfer", "early_stopping", "device"} <= set(cells):
         return None
     devices = sorted(data["device"].unique())
     sns.set_theme(style="white")
@@ -182,10 +191,11 @@ def metrics_by_level(runs: pd.DataFrame, factor: str, levels: list, path: Path,
                      metrics: tuple[tuple[str, str], ...] = LEVEL_METRICS) -> Path | None:
     """``metrics`` (column, axis label; by default time to target, train seconds and test accuracy)
     against the levels of ``factor``: the median over
-    ok runs, one line per optimizer, shaded over the middle 95% of runs where the levels are numbers.
+    ok runs, one line per optimizer where it is a factor, shaded over the middle 95% of runs where the
+    levels are numbers.
     Numeric levels go on a numeric axis, logarithmic when they are positive and span a factor of 10 or
-    more (learning rates); others are categories in ``levels`` order. Needs ``status``, ``optimizer``,
-    ``factor`` and the metrics."""
+    more (learning rates); others are categories in ``levels`` order. Needs ``status``, ``factor`` and the
+    metrics."""
     ok = runs[(runs["status"] == "ok") & runs[factor].notna()]
     if ok.empty or len(levels) < 2:
         return None
@@ -196,7 +206,8 @@ def metrics_by_level(runs: pd.DataFrame, factor: str, levels: list, path: Path,
     sns.set_theme(style="whitegrid")
     figure, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6), squeeze=False)
     for ax, (metric, label) in zip(axes[0], metrics, strict=True):
-        sns.lineplot(data=data, x="level", y=metric, hue="optimizer", hue_order=sorted(data["optimizer"].unique()),
+        hue = _column(data, "optimizer") if factor != "optimizer" else None
+        sns.lineplot(data=data, x="level", y=metric, hue=hue, hue_order=sorted(data[hue].unique()) if hue else None,
                      estimator="median",
                      errorbar=("pi", 95) if numeric else None, marker="o", ax=ax, sort=True)
         if log:

@@ -24,12 +24,12 @@ from typing import Any
 
 import pandas as pd
 
-from harness.cells import FACTORS, overrides, sorted_levels
+from harness.cells import overrides, sorted_levels
 from harness.comet_summary import comet_summary
 from harness.config.schema import TARGET_MODES
 from harness.report import figures, stability, stats, tuning, workloads
 from harness.report.profiles import MAX_TAU, profile_verdict, spans_workloads
-from harness.report.tables import cell_name, factor_baselines, factor_columns, history_frame, results_frame
+from harness.report.tables import by_cell, cell_name, factor_baselines, factor_columns, history_frame, results_frame
 from harness.report.verdicts import format_effect, optimizer_ranking, resource_verdicts, speed_verdicts, verdicts
 from harness.result_files import collect_results, one_per_cell
 from harness.results import Result
@@ -144,11 +144,11 @@ def energy_fact(ok: pd.DataFrame) -> str:
     return text + (f"; energy not measured: {'; '.join(why)}" if why else "")
 
 
-def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] = FACTORS) -> Section:
+def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str]) -> Section:
     """Hardware, versions, grid (the factors that vary; those with one level as the sweep's fixed
     conditions), repeats and the runs per status; its warnings are ``setup_warnings``."""
     ran = runs[runs["status"].isin(["ok", "failed", "interrupted"])]
-    repeats = runs[runs["status"] == "ok"].groupby(list(factors), dropna=False).size()
+    repeats = by_cell(runs[runs["status"] == "ok"], factors, dropna=False).size()
     levels = stats.grid(runs, factors)
     varied = {k: v for k, v in levels.items() if len(v) > 1 or k == "seed"}
     fixed = {k: v[0] for k, v in levels.items() if len(v) == 1 and k != "seed"}
@@ -176,7 +176,7 @@ def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str] =
     return Section("Setup", " ".join(fact for fact in facts if fact), table=stats.status_counts(runs))
 
 
-def input_bound_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list[str]:
+def input_bound_warnings(runs: pd.DataFrame, factors: Sequence[str]) -> list[str]:
     """A warning naming the cells whose runs were input-bound (``input_bound``: their training input alone
     took most of a steady epoch, timed after training where ``input_check`` asked for it)."""
     if "input_share" not in runs:  # a table of results from before the input was timed
@@ -187,7 +187,7 @@ def input_bound_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -
     if bound.empty:
         return []
     cells = "; ".join(f"{cell_name(row, factors)} ({row['input_share']:.0%})"
-                      for _, row in bound.groupby(list(factors), dropna=False)["input_share"].median()
+                      for _, row in by_cell(bound, factors, dropna=False)["input_share"].median()
                       .reset_index().head(5).iterrows())
     return [f"Warning: {len(bound)} of {len(measured)} runs whose input was timed were input-bound: their training "
             f"input alone took most of a steady epoch (median share per cell: {cells}). The model waits on its "
@@ -199,7 +199,7 @@ IDLE_CORES_SHARE = 0.5
 """A run that kept fewer than this share of its cores busy during fit is said to have left them idle."""
 
 
-def idle_cores_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list[str]:
+def idle_cores_warnings(runs: pd.DataFrame, factors: Sequence[str]) -> list[str]:
     """A warning naming the cells whose runs kept fewer than ``IDLE_CORES_SHARE`` of the cores they were given
     busy during fit (``threads``, else the CPUs the process could use; only where that is 2 or more): more
     threads or cores would not make such a training faster."""
@@ -237,11 +237,11 @@ def resources_section(runs: pd.DataFrame, factors: Sequence[str], baselines: dic
     return Section("Resources", f"{fact} {text}".strip(), items, figure=figure)
 
 
-def setup_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list[str]:
+def setup_warnings(runs: pd.DataFrame, factors: Sequence[str]) -> list[str]:
     """Warnings about how the runs were made: in parallel, on mixed machines, one repeat per cell, reused
     from earlier sweeps."""
     ran = runs[runs["status"].isin(["ok", "failed", "interrupted"])]
-    repeats = runs[runs["status"] == "ok"].groupby(list(factors), dropna=False).size()
+    repeats = by_cell(runs[runs["status"] == "ok"], factors, dropna=False).size()
     items = []
     parallel = pd.to_numeric(ran.get("parallel_jobs", pd.Series(dtype=float)), errors="coerce")
     if (parallel > 1).any():
@@ -267,7 +267,7 @@ def setup_warnings(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> list
     return items
 
 
-def measurement_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Section:
+def measurement_section(runs: pd.DataFrame, factors: Sequence[str]) -> Section:
     """Are the timings trustworthy? How the runs were made (``setup_warnings``), spread between repeats,
     drift of the machine's speed during the sweep, and whether the steps are long enough to time compute
     rather than overhead (``stability``). The per-cell spread table is folded away."""
@@ -317,7 +317,7 @@ def beyond_noise(effect: stats.Effect) -> str:
     return "too few to tell" if effect.too_few else ("yes" if effect.distinguishable else "no")
 
 
-def effects_section(runs: pd.DataFrame, effects: pd.DataFrame, factors: Sequence[str] = FACTORS,
+def effects_section(runs: pd.DataFrame, effects: pd.DataFrame, factors: Sequence[str],
                     baselines: dict | None = None) -> Section:
     """Each factor's effects (``stats.effects_table``, judged as one family) with their intervals, and the
     largest two-factor interactions."""
@@ -359,14 +359,15 @@ def effects_section(runs: pd.DataFrame, effects: pd.DataFrame, factors: Sequence
     return Section("Factor effects", text, items, shown)
 
 
-def cost_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Section:
+def cost_section(runs: pd.DataFrame, factors: Sequence[str]) -> Section:
     """DAWNBench-style cost to target per cell, from each device's price per hour."""
     priced = runs if "cost_to_target_usd" in runs else stats.with_costs(runs)
     ok = priced[priced["status"] == "ok"]
     ok = ok.assign(time_to_target_seconds=stats.metric_values(ok, "time_to_target_seconds"))  # a miss: never
-    table = (ok.groupby(list(factors), as_index=False, dropna=False)
+    table = (by_cell(ok, factors, dropna=False)
              .agg(price_per_hour=("price_per_hour", "first"), median_time_to_target_seconds=(
-                 "time_to_target_seconds", "median"), median_cost_to_target_usd=("cost_to_target_usd", "median")))
+                 "time_to_target_seconds", "median"), median_cost_to_target_usd=("cost_to_target_usd", "median"))
+             .reset_index(drop=not factors))
     unpriced = sorted(set(ok.loc[ok["price_per_hour"].isna(), "device"]))
     text = ("Cost to reach the target accuracy = time to target × the device's price per hour "
             "(device.price_per_hour; the GPU default is $0.35/h, a cloud GPU at $300 for 850 hours).")
@@ -378,7 +379,7 @@ def cost_section(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Sectio
     return Section("Cost to target", text, table=table.dropna(axis="columns", how="all") if len(table) else None)
 
 
-def rerun_command(row: pd.Series, factors: Sequence[str] = FACTORS) -> str:
+def rerun_command(row: pd.Series, factors: Sequence[str]) -> str:
     """The command that re-runs one cell as it ran (recorded by the sweep: ``harness.cells.rerun_command``);
     for results written before it was recorded, the cell's factors and seed (``harness.cells.overrides``)."""
     recorded = row.get("rerun_command")
@@ -452,8 +453,9 @@ def tuning_sections(runs: pd.DataFrame, factors: Sequence[str], figure_dir: Path
 
 
 def level_sections(runs: pd.DataFrame, factors: Sequence[str], baselines: dict, figure_dir: Path) -> list[Section]:
-    """Per factor with two levels or more, medians at each level; for each swept setting beyond the
-    article's four, also its baseline and a figure of the metrics against its levels."""
+    """Per factor with two levels or more, medians at each level; for each factor compared against a
+    baseline level (not ``stats.fixed_comparison``), also its baseline and a figure of the metrics against
+    its levels."""
     sections = []
     for number, factor in enumerate(factors):
         if runs[factor].dropna().nunique() < 2:
@@ -461,7 +463,7 @@ def level_sections(runs: pd.DataFrame, factors: Sequence[str], baselines: dict, 
         table = stats.factor_summary(runs, factor)
         text = "Medians over the ok runs at each level (not paired); times in seconds."
         figure = None
-        if factor not in FACTORS:
+        if not stats.fixed_comparison(factor):
             levels = sorted_levels(runs[factor].dropna().unique())
             base = baselines.get(factor)
             base = base if base in levels else (levels[0] if levels else None)
@@ -500,12 +502,12 @@ def figure_sections(runs: pd.DataFrame, history: pd.DataFrame, cells: pd.DataFra
 
 
 def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, problems: list[str], *,
-                   comet: str | None, figure_dir: Path, factors: Sequence[str] = FACTORS,
+                   comet: str | None, figure_dir: Path, factors: Sequence[str],
                    baselines: dict | None = None, cells: pd.DataFrame | None = None,
                    effects: pd.DataFrame | None = None, preface: str = "") -> list[Section]:
     """The report's content, independent of its format; figures are written into ``figure_dir``.
     ``factors``: the runs table's factor columns (``results.factor_columns``); ``baselines``: the
-    baseline level of each beyond the article's four; ``cells``, ``effects``: ``stats.cell_table`` and
+    baseline level of each; ``cells``, ``effects``: ``stats.cell_table`` and
     ``stats.effects_table`` of ``runs`` where the caller has them already (computed here otherwise);
     ``preface``: what the reader must know before the verdicts (a target set after the fact)."""
     baselines = baselines or {}
@@ -519,8 +521,11 @@ def build_sections(runs: pd.DataFrame, history: pd.DataFrame, sweep_label: str, 
                  "paired by it): it answers \"which is fastest across these rates\"; \"Optimizers at their best "
                  "learning rate\" below answers \"which is fastest when each gets its own best rate\", and the two "
                  "can name different optimizers.")
-    sections = [Section("Verdicts on the article's claims", note, article.sentences, optimizer_ranking(runs),
-                        effects_figure)]
+    ranking = optimizer_ranking(runs) if "optimizer" in factors else None
+    if article.sentences:
+        sections = [Section("Verdicts on the article's claims", note, article.sentences, ranking, effects_figure)]
+    else:  # none of the article's factors swept: its effects are in "Factor effects"
+        sections = [Section("Effects", preface, figure=effects_figure)] if preface or effects_figure else []
     speed = speed_verdicts(runs, factors, baselines)
     if speed.sentences:
         sections.append(Section("Verdicts on the speed settings", "Each level against the baseline, paired by "

@@ -16,12 +16,13 @@ Each function states the columns it needs; none imports training code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from harness.cells import FACTORS
+from harness.report.tables import by_cell, cell_groups
 
 STEADY = "median_epoch_seconds"
 CV_WARNING = 0.10
@@ -30,7 +31,7 @@ TINY_STEP_SECONDS = 0.005
 """Warn when the median training step is shorter than this: overhead, not compute, is being timed."""
 
 
-def repeat_spread(runs: pd.DataFrame, metric: str = STEADY, cells: tuple[str, ...] = FACTORS) -> pd.DataFrame:
+def repeat_spread(runs: pd.DataFrame, metric: str = STEADY, *, cells: Sequence[str]) -> pd.DataFrame:
     """Per cell with at least two ok repeats: ``repeats``, the ``mean`` of ``metric`` and its coefficient
     of variation ``cv`` (sample standard deviation / mean), largest first.
 
@@ -39,10 +40,10 @@ def repeat_spread(runs: pd.DataFrame, metric: str = STEADY, cells: tuple[str, ..
     """
     ok = runs[(runs["status"] == "ok") & runs[metric].notna()]
     rows = []
-    for cell, group in ok.groupby(list(cells), sort=True):
+    for levels, group in cell_groups(ok, cells):
         values = group[metric].to_numpy(dtype=float)
         if len(values) >= 2 and values.mean() > 0:
-            rows.append({**dict(zip(cells, cell, strict=True)), "repeats": len(values), "mean": float(values.mean()),
+            rows.append({**levels, "repeats": len(values), "mean": float(values.mean()),
                          "cv": float(values.std(ddof=1) / values.mean())})
     table = pd.DataFrame(rows, columns=[*cells, "repeats", "mean", "cv"])
     return table.sort_values("cv", ascending=False, ignore_index=True)
@@ -90,7 +91,7 @@ class Drift:
         return bool(np.isfinite(self.low) and (self.low > 0 or self.high < 0))
 
 
-def speed_drift(runs: pd.DataFrame, metric: str = STEADY, cells: tuple[str, ...] = FACTORS,
+def speed_drift(runs: pd.DataFrame, metric: str = STEADY, *, cells: Sequence[str],
                 seed: int = 0) -> Drift | None:
     """The drift of ``metric`` over the sweep (``Drift``), or ``None`` with fewer than 3 timed runs in
     cells with repeats.
@@ -100,10 +101,10 @@ def speed_drift(runs: pd.DataFrame, metric: str = STEADY, cells: tuple[str, ...]
     change over the sweep. Needs columns ``status``, ``metric``, ``started_at`` and ``cells``.
     """
     ok = runs[(runs["status"] == "ok") & runs[metric].notna() & runs["started_at"].notna()]
-    ok = ok[ok.groupby(list(cells), dropna=False)[metric].transform("size") >= 2]  # a lone run drifts from nothing
+    ok = ok[by_cell(ok, cells, dropna=False)[metric].transform("size") >= 2]  # a lone run drifts from nothing
     if len(ok) < 3:
         return None
-    medians = ok.groupby(list(cells), dropna=False)[metric].transform("median").to_numpy(dtype=float)
+    medians = by_cell(ok, cells, dropna=False)[metric].transform("median").to_numpy(dtype=float)
     relative = ok[metric].to_numpy(dtype=float) / medians
     started = ok["started_at"].to_numpy(dtype=float)
     span = float(np.ptp(started))

@@ -35,8 +35,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats as scipy_stats
 
-from harness.cells import FACTORS, sorted_levels
+from harness.cells import sorted_levels
 from harness.outcomes import DIVERGED
+from harness.report.tables import cell_groups
 
 SUMMARY_METRICS = ("train_seconds", "time_to_target_seconds", "test_accuracy")
 STATUS_ORDER = {"failed": 0, "interrupted": 1, "skipped": 2, "ok": 3}
@@ -362,13 +363,13 @@ def factor_summary(runs: pd.DataFrame, factor: str) -> pd.DataFrame:
     return table.reset_index()
 
 
-def grid(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> dict[str, list]:
+def grid(runs: pd.DataFrame, factors: Sequence[str]) -> dict[str, list]:
     """The levels each factor took in the sweep. Needs the ``factors`` columns and ``seed``."""
     return {col: sorted_levels(runs[col].dropna().unique().tolist()) for col in (*factors, "seed")}
 
 
-def cell_table(runs: pd.DataFrame, metrics: tuple[str, ...] = SUMMARY_METRICS,
-               factors: Sequence[str] = FACTORS) -> pd.DataFrame:
+def cell_table(runs: pd.DataFrame, metrics: tuple[str, ...] = SUMMARY_METRICS, *,
+               factors: Sequence[str]) -> pd.DataFrame:
     """One row per cell (a combination of ``factors``) over its ok runs: ``repeats`` and, per metric,
     the median and its exact 95 % interval over the repeats (``<metric>``, ``<metric>_low``,
     ``<metric>_high``; ``median_interval``: empty with fewer than ``fewest_pairs()`` repeats, too few to
@@ -378,8 +379,8 @@ def cell_table(runs: pd.DataFrame, metrics: tuple[str, ...] = SUMMARY_METRICS,
     """
     ok = runs[runs["status"] == "ok"]
     rows = []
-    for cell, group in ok.groupby(list(factors), sort=True, dropna=False):
-        row = dict(zip(factors, cell, strict=True))
+    for levels, group in cell_groups(ok, factors):
+        row = dict(levels)
         row["repeats"] = len(group)
         for metric in metrics:
             values = metric_values(group, metric).to_numpy(dtype=float)
@@ -391,7 +392,7 @@ def cell_table(runs: pd.DataFrame, metrics: tuple[str, ...] = SUMMARY_METRICS,
 
 
 def paired_values(runs: pd.DataFrame, factor: str, level: object, baseline: object, metric: str, *,
-                  factors: Sequence[str] = FACTORS, where: tuple[str, object] | None = None) -> pd.DataFrame:
+                  factors: Sequence[str], where: tuple[str, object] | None = None) -> pd.DataFrame:
     """The runs at ``level`` and at ``baseline`` of ``factor`` that can be judged on ``metric``
     (``metric_values``: a miss is ``inf``), paired by every other factor and the seed. Returns columns
     ``level`` and ``baseline`` (the metric's values), one row per pair; pairs where either value is missing
@@ -534,7 +535,7 @@ def simultaneous_interval(values: np.ndarray | Sequence[float], kind: str, famil
 
 
 def paired_effect(runs: pd.DataFrame, factor: str, level: object, baseline: object, *, metric: str, kind: str,
-                  factors: Sequence[str] = FACTORS, where: tuple[str, object] | None = None) -> Effect:
+                  factors: Sequence[str], where: tuple[str, object] | None = None) -> Effect:
     """The ``Effect`` (``effect_of``) of ``level`` against ``baseline`` on ``metric`` over the pairs
     ``paired_values`` gives, judged alone, with the misses of each side counted."""
     pairs = paired_values(runs, factor, level, baseline, metric, factors=factors, where=where)
@@ -570,6 +571,11 @@ BASELINES = {"transfer": ("on", "off"), "early_stopping": ("on", "off"), "device
 OPTIMIZER_BASELINE = "adam"
 
 
+def fixed_comparison(factor: str) -> bool:
+    """Whether ``factor`` is compared the article's way (``factor_levels``), not against a baseline level."""
+    return factor == "optimizer" or factor in BASELINES
+
+
 def factor_levels(runs: pd.DataFrame, factor: str, baseline: object = None) -> list[tuple[object, object]]:
     """The (level, baseline) comparisons made for ``factor`` in this sweep: each optimizer against
     Adam (the usual go-to), ``on`` against ``off``, ``gpu`` against ``cpu``; for any other factor,
@@ -596,13 +602,13 @@ ROW_FIELDS = [f.name for f in dataclasses.fields(Effect) if f.name != "changes"]
 EFFECT_COLUMNS = [*ROW_FIELDS, "distinguishable"]
 
 
-def effects_table(runs: pd.DataFrame, factors: Sequence[str] = FACTORS,
+def effects_table(runs: pd.DataFrame, factors: Sequence[str],
                   baselines: dict[str, object] | None = None, correction: str = "bh") -> pd.DataFrame:
     """Every factor's effects (``EFFECT_METRICS``), each with its interval, pairs and p-value (``effect_of``),
     the whole table judged as one family by ``correction`` (Benjamini-Hochberg by default: a long table
     of exploratory comparisons; ``distinguishable`` is "beyond noise" after it). ``baselines``: the
-    baseline level of each factor beyond the article's four (``factor_levels``). Needs the ``factors``
-    columns, ``seed``, ``status`` and ``SUMMARY_METRICS``. Columns: ``EFFECT_COLUMNS``."""
+    level each factor is compared against (the article's factors compare their own way, ``factor_levels``).
+    Needs the ``factors`` columns, ``seed``, ``status`` and ``SUMMARY_METRICS``. Columns: ``EFFECT_COLUMNS``."""
     found = [paired_effect(runs, factor, level, baseline, metric=metric, kind=kind, factors=factors)
              for factor in factors for level, baseline in factor_levels(runs, factor, (baselines or {}).get(factor))
              for metric, kind in EFFECT_METRICS]
@@ -638,8 +644,8 @@ def interaction_p(groups: Sequence[np.ndarray], resamples: int = INTERACTION_RES
     return float(test.pvalue)
 
 
-def interactions(runs: pd.DataFrame, metric: str = "train_seconds", top: int = 3,
-                 factors: Sequence[str] = FACTORS, baselines: dict[str, object] | None = None) -> pd.DataFrame:
+def interactions(runs: pd.DataFrame, metric: str = "train_seconds", top: int = 3, *,
+                 factors: Sequence[str], baselines: dict[str, object] | None = None) -> pd.DataFrame:
     """Two-factor interactions on ``metric``: how much one factor's effect (paired ratio, level/baseline)
     changes across the levels of another factor, and whether that is beyond noise.
 

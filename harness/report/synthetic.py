@@ -29,8 +29,9 @@ def synthetic_results(n_runs: int, epochs: int = 10, seed: int = 0) -> list[dict
         elapsed = np.cumsum([h["train_seconds"] for h in history])
         reached = [k for k, h in enumerate(history) if h["val_accuracy"] >= 0.9]
         results.append({
-            "run_key": f"synthetic{i:06d}", "sweep_name": "synthetic", "optimizer": optimizer, "transfer": transfer,
-            "early_stopping": early_stopping, "device": device, "seed": run_seed, "dataset": "digits",
+            "run_key": f"synthetic{i:06d}", "sweep_name": "synthetic", "seed": run_seed,
+            "factors": {"optimizer": optimizer, "transfer": transfer, "early_stopping": early_stopping,
+                        "device": device}, "dataset": "digits",
             "model": "small_cnn", "status": "ok", "reason": None, "epochs_run": run_epochs,
             "early_stopped": early_stopping == "on", "train_seconds": float(elapsed[-1]),
             "first_epoch_seconds": history[0]["train_seconds"], "median_epoch_seconds": epoch_seconds,
@@ -41,7 +42,9 @@ def synthetic_results(n_runs: int, epochs: int = 10, seed: int = 0) -> list[dict
             "best_val_accuracy": max(h["val_accuracy"] for h in history),
             "test_accuracy": float(accuracies[run_epochs - 1] + rng.normal(0, 0.005)),
             "test_loss": float(1 - accuracies[run_epochs - 1]),
-            "history": history, "config": {"device": {"price_per_hour": 0.35 if device == "gpu" else None}},
+            "history": history, "config": {"optimizer": {"name": optimizer},
+                                             "device": {"name": device,
+                                                        "price_per_hour": 0.35 if device == "gpu" else None}},
             "environment": {"cpu_model": "synthetic CPU", "cpu_count": 2, "gpu_names": ["synthetic GPU"],
                             "hostname": "synthetic", "backend": "tensorflow", "keras": "3", "python": "3.11",
                             "threads": 0, "parallel_jobs": 1, "jit_compile": False},

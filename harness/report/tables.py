@@ -4,12 +4,13 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
-from harness.cells import FACTORS, read_back
+from harness.cells import read_back
 from harness.results import Result, result_fields
 
 
@@ -31,15 +32,17 @@ ENVIRONMENT_COLUMNS = (
 
 
 def history_frame(results: list[Result]) -> pd.DataFrame:
-    """One row per epoch of every ok run: ``run_key``, the factors, ``seed``, ``epoch``,
+    """One row per epoch of every ok run: ``run_key``, the factors (``factor_columns``), ``seed``, ``epoch``,
     ``elapsed_train_seconds`` (training seconds so far, the x axis of learning curves), the epoch's
     ``val_accuracy``, and its value of the run's target metric (``target_metric``, e.g. ``val_mae`` for a
     regression; ``val_accuracy`` by default) as ``target_metric_value``."""
+    factors = factor_columns(results)
     rows = []
     for result in results:
         if result.get("status") != "ok":
             continue
-        identity = {"run_key": result["run_key"], **{f: result.get(f) for f in FACTORS}, "seed": result.get("seed")}
+        levels = result.get("factors") or {}
+        identity = {"run_key": result["run_key"], **{f: levels.get(f) for f in factors}, "seed": result.get("seed")}
         metric = result.get("target_metric") or "val_accuracy"
         elapsed = 0.0
         for number, epoch in enumerate(result.get("history") or [], start=1):
@@ -47,22 +50,21 @@ def history_frame(results: list[Result]) -> pd.DataFrame:
             rows.append({**identity, "epoch": number, "elapsed_train_seconds": elapsed,
                          "val_accuracy": epoch.get("val_accuracy"), "target_metric": metric,
                          "target_metric_value": epoch.get(metric)})
-    return pd.DataFrame(rows, columns=["run_key", *FACTORS, "seed", "epoch", "elapsed_train_seconds", "val_accuracy",
+    return pd.DataFrame(rows, columns=["run_key", *factors, "seed", "epoch", "elapsed_train_seconds", "val_accuracy",
                                        "target_metric", "target_metric_value"])
 
 
 def factor_columns(results: list[Result]) -> list[str]:
-    """The factors of a set of results: the article's four, then every other factor a result names in
-    its ``factors`` mapping (``harness.cells``), in first-seen order. Results written before results
-    carried ``factors`` have the article's four only."""
-    found = list(FACTORS)
+    """The factors of a set of results: every factor a result names in its ``factors`` mapping
+    (``harness.cells``), in first-seen order."""
+    found: list[str] = []
     for result in results:
         found += [key for key in result.get("factors") or {} if key not in found]
     return found
 
 
 def factor_baselines(results: list[Result]) -> dict[str, Any]:
-    """The baseline level of each factor beyond the article's four, as the results record it."""
+    """The baseline level of each factor, as the results record it."""
     found: dict[str, Any] = {}
     for result in results:
         for key, level in (result.get("factor_baselines") or {}).items():
@@ -71,13 +73,15 @@ def factor_baselines(results: list[Result]) -> dict[str, Any]:
 
 
 def results_frame(results: list[Result]) -> pd.DataFrame:
-    """One row per run: ``COLUMNS`` (with every factor beyond the article's four after them, from each
-    result's ``factors``), the device's ``price_per_hour``, then ``ENVIRONMENT_COLUMNS``."""
-    swept = [key for key in factor_columns(results) if key not in FACTORS]
+    """One row per run: ``COLUMNS`` with each factor (``factor_columns``, from each result's ``factors``)
+    after ``sweep_name``, the ``device`` the run trained on (where it is not a factor) and its ``price_per_hour``
+    (what the cost verdicts need in every sweep), then ``ENVIRONMENT_COLUMNS``."""
+    swept = factor_columns(results)
     extra = [key for key in swept if key not in COLUMNS]
-    at = COLUMNS.index(FACTORS[-1]) + 1
+    at = COLUMNS.index("sweep_name") + 1
     columns = [*COLUMNS[:at], *extra, *COLUMNS[at:]]
     environment_columns = [col for col in ENVIRONMENT_COLUMNS if col not in columns]  # a swept backend: a factor
+    device_column = [] if "device" in columns else ["device"]
     rows = []
     for result in results:
         row = {col: result.get(col) for col in COLUMNS}
@@ -85,7 +89,9 @@ def results_frame(results: list[Result]) -> pd.DataFrame:
         row.update({key: levels.get(key) for key in extra})
         row.update({key: levels[key] for key in swept if key in levels})  # its cell's level, even where a field of
         # the same name says otherwise (target_accuracy, re-targeted after the fact)
-        row["price_per_hour"] = ((result.get("config") or {}).get("device") or {}).get("price_per_hour")
+        device = (result.get("config") or {}).get("device") or {}
+        row.update({col: device.get("name") for col in device_column})
+        row["price_per_hour"] = device.get("price_per_hour")
         environment = result.get("environment") or {}
         for col in environment_columns:
             value = environment.get(col)
@@ -93,7 +99,7 @@ def results_frame(results: list[Result]) -> pd.DataFrame:
                 value = [f"{name} {version}" for name, version in value.items() if version is not None]
             row[col] = ", ".join(value) if isinstance(value, list) else value
         rows.append(row)
-    return pd.DataFrame(rows, columns=[*columns, "price_per_hour", *environment_columns])
+    return pd.DataFrame(rows, columns=[*columns, *device_column, "price_per_hour", *environment_columns])
 
 
 def table_factors(columns: list[str]) -> list[str]:
@@ -102,8 +108,21 @@ def table_factors(columns: list[str]) -> list[str]:
     return columns[columns.index("sweep_name") + 1:columns.index("seed")]
 
 
-def cell_name(row: pd.Series | dict, factors: Sequence[str] = FACTORS) -> str:
+def cell_name(row: pd.Series | dict, factors: Sequence[str]) -> str:
     """A cell in words, from its factor columns: ``optimizer=adam transfer=off ...`` (a setting the cell lacks,
-    empty in the table, left out)."""
+    empty in the table, left out); a sweep without factors has one cell, ``the only cell``."""
     levels = {factor: read_back(row[factor]) for factor in factors}
-    return " ".join(f"{factor}={level}" for factor, level in levels.items() if level is not None)
+    return " ".join(f"{factor}={level}" for factor, level in levels.items() if level is not None) or "the only cell"
+
+
+def by_cell(frame: pd.DataFrame, factors: Sequence[str], **groupby: Any) -> Any:
+    """``frame.groupby`` by cell (the ``factors`` columns, other ``groupby`` arguments passed on); a sweep
+    without factors is one cell, repeated over seeds: one group."""
+    return frame.groupby(list(factors) if factors else np.zeros(len(frame), dtype=int), **groupby)
+
+
+def cell_groups(frame: pd.DataFrame, factors: Sequence[str]) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
+    """Each cell of ``frame`` in sorted order, as its levels (factor to level; a missing level kept) and its
+    rows."""
+    for key, group in by_cell(frame, factors, sort=True, dropna=False):
+        yield dict(zip(factors, key if factors else (), strict=True)), group

@@ -28,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from harness.cells import FACTORS, sorted_levels
+from harness.cells import sorted_levels
 from harness.report.stats import (
     OPTIMIZER_BASELINE,
     Effect,
@@ -47,7 +47,7 @@ def tuning_factor(factors: Sequence[str], runs: pd.DataFrame) -> str | None:
     """The learning-rate factor of a sweep that compares optimizers over a grid of learning rates, or
     ``None`` (fewer than two optimizers or two learning rates with ok runs)."""
     ok = runs[runs["status"] == "ok"]
-    if ok["optimizer"].nunique() < 2:
+    if "optimizer" not in factors or ok["optimizer"].nunique() < 2:
         return None
     return next((f for f in TUNING_FACTORS if f in factors and ok[f].nunique() >= 2), None)
 
@@ -127,7 +127,7 @@ def robustness(runs: pd.DataFrame, factor: str) -> pd.DataFrame:
 
 
 def tuned_ratios(runs: pd.DataFrame, factor: str, choice: pd.DataFrame, seeds: Sequence, *,
-                 factors: Sequence[str] = FACTORS, baseline: str = OPTIMIZER_BASELINE) -> dict[str, Effect]:
+                 factors: Sequence[str], baseline: str = OPTIMIZER_BASELINE) -> dict[str, Effect]:
     """Each other optimizer's time to target relative to ``baseline``'s, each at its chosen level, paired by
     seed and every other factor (``stats.paired_effect``; pairs where either missed the target are
     dropped), judged as one family with Holm's correction: the fastest is picked after seeing them all,
@@ -171,7 +171,7 @@ def edge_sentences(choice: pd.DataFrame, factor: str, levels: list) -> list[str]
             "the grid that way before trusting this ranking." for edge, names in edges.items()]
 
 
-def tuning_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> tuple[list[str], pd.DataFrame | None]:
+def tuning_verdict(runs: pd.DataFrame, factors: Sequence[str]) -> tuple[list[str], pd.DataFrame | None]:
     """The fair optimizer verdict as sentences, and its table (per optimizer: chosen level, held-out
     time to target with CI, levels reaching the target, tuning seconds), or ``([], None)`` when the
     sweep has no learning-rate grid over two or more optimizers."""

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.cells import FACTORS
 from harness.report.stats import (
     OPTIMIZER_BASELINE,
     Effect,
@@ -68,7 +67,7 @@ class Judged:
                 f"is their mix, not a prediction for cells not swept.")
 
 
-def judge_as_family(runs: pd.DataFrame, sentences: Sequence[Sentence], factors: Sequence[str] = FACTORS) -> Judged:
+def judge_as_family(runs: pd.DataFrame, sentences: Sequence[Sentence], factors: Sequence[str]) -> Judged:
     """Write ``sentences`` with every comparison they state judged together: each is called first to learn
     which comparisons it makes (measured on ``runs``, paired by the other ``factors`` and the seed), then
     again with those comparisons Holm-adjusted as one family."""
@@ -201,7 +200,7 @@ def optimizer_ranking(runs: pd.DataFrame) -> pd.DataFrame:
         ["median_time_to_target_seconds", "optimizer"], ignore_index=True)
 
 
-def optimizer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, measure: Measure | None = None) -> str:
+def optimizer_verdict(runs: pd.DataFrame, factors: Sequence[str], measure: Measure | None = None) -> str:
     """The best optimizer by median time to target, where Adam ranks, and the best against Adam."""
     if measure is None:  # judged alone: a family of its own comparisons
         return judge_as_family(runs, [functools.partial(optimizer_verdict, runs, factors)], factors).sentences[0]
@@ -238,7 +237,7 @@ def optimizer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, meas
     return text + "."
 
 
-def transfer_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, measure: Measure | None = None) -> str:
+def transfer_verdict(runs: pd.DataFrame, factors: Sequence[str], measure: Measure | None = None) -> str:
     """Transfer learning's effect on time to target and on test accuracy (on against off), naming the
     ``model`` and ``dataset`` it was measured on and what pretraining cost (``pretraining_cost``) where
     ``runs`` has those columns (the runs table has)."""
@@ -276,7 +275,7 @@ def pretraining_cost(transferred: pd.DataFrame) -> str:
             f"{len(pretrained_here)} runs that used it: {share:.2f} s per run, not in their time to target.")
 
 
-def early_stopping_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, measure: Measure | None = None) -> str:
+def early_stopping_verdict(runs: pd.DataFrame, factors: Sequence[str], measure: Measure | None = None) -> str:
     """Early stopping (on against off) judged where it acted: how many runs it stopped, and its effect on
     training time and test accuracy in those pairs; a run it never stopped trained exactly as without it,
     so pooling those pairs would dilute the effect toward none. A saving is stated only beyond noise."""
@@ -305,7 +304,7 @@ def early_stopping_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS,
             f"{described(time)}, {saved}; test accuracy changes by {described(accuracy)}.")
 
 
-def device_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, measure: Measure | None = None) -> str:
+def device_verdict(runs: pd.DataFrame, factors: Sequence[str], measure: Measure | None = None) -> str:
     """GPU against CPU on training time, or why it was not measured."""
     if measure is None:  # judged alone: a family of its own comparisons
         return judge_as_family(runs, [functools.partial(device_verdict, runs, factors)], factors).sentences[0]
@@ -333,16 +332,18 @@ def device_verdict(runs: pd.DataFrame, factors: Sequence[str] = FACTORS, measure
     return f"{sentence}; cost to target {described(cost)}."
 
 
-ARTICLE_VERDICTS = (optimizer_verdict, transfer_verdict, early_stopping_verdict, device_verdict)
-"""The article's claims, in its order."""
+ARTICLE_VERDICTS = {"optimizer": optimizer_verdict, "transfer": transfer_verdict,
+                    "early_stopping": early_stopping_verdict, "device": device_verdict}
+"""The article's claims, in its order, by the factor each judges."""
 
 
-def verdicts(runs: pd.DataFrame, factors: Sequence[str] = FACTORS) -> Judged:
-    """The four verdicts, in the article's order: optimizer, transfer, early stopping, GPU, judged as one
-    family. Effects pair runs that agree on every other of ``factors`` (the sweep's, ``harness.cells``)
-    and the seed, so a verdict is computed within the levels of any other swept setting."""
-    return judge_as_family(runs, [functools.partial(verdict, runs, factors) for verdict in ARTICLE_VERDICTS],
-                           factors)
+def verdicts(runs: pd.DataFrame, factors: Sequence[str]) -> Judged:
+    """The article's verdicts (optimizer, transfer, early stopping, GPU, in its order) for those of its
+    factors among ``factors``, judged as one family. Effects pair runs that agree on every other of
+    ``factors`` (the sweep's, ``harness.cells``) and the seed, so a verdict is computed within the levels of
+    any other swept setting."""
+    return judge_as_family(runs, [functools.partial(verdict, runs, factors)
+                                  for factor, verdict in ARTICLE_VERDICTS.items() if factor in factors], factors)
 
 
 SPEED_FACTORS = ("jit_compile", "precision", "steps_per_execution", "backend", "python")
@@ -368,7 +369,7 @@ def package_changes(runs: pd.DataFrame, factor: str, level: object, baseline: ob
 
 
 def speed_verdict(runs: pd.DataFrame, factor: str, level: object, baseline: object, measure: Measure, *,
-                  factors: Sequence[str] = FACTORS) -> str:
+                  factors: Sequence[str]) -> str:
     """``level`` against ``baseline`` of a speed setting: steady epoch time, the first epoch's extra
     cost (compilation, shown apart), the break-even number of epochs, time to target and test accuracy."""
     steady = measure(factor, level, baseline, "median_epoch_seconds", "ratio")
