@@ -44,7 +44,7 @@ def test_the_articles_experiment_frozen_vs_from_scratch_on_a_folder_of_images(tm
     done = run_harness(["-m", *SMALL, f"model={model}", *options, "transfer=on,off", "dataset=folder",
                         f"dataset.path={images}", f"transfer.weights={weights}"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    runs = {r["transfer"]: r for r in results_under(tmp_path / "multirun")}
+    runs = {r["factors"]["transfer"]: r for r in results_under(tmp_path / "multirun")}
     frozen, scratch = runs["on"], runs["off"]
     for run in (frozen, scratch):
         assert run["status"] == "ok", run["reason"]

@@ -184,7 +184,7 @@ def test_the_first_sweep_prints_what_getting_started_shows(tmp_path):
     command = doc_block("python -m harness -m optimizer=adam,rmsprop\n").strip()
     done = shell(command, tmp_path, warm_server=False)  # a newcomer's sweep starts its own run server
     assert done.returncode == 0, done.stdout + done.stderr
-    shown = doc_block("[1/2] adam transfer=off").strip().splitlines()
+    shown = doc_block("[1/2] optimizer=adam transfer=off").strip().splitlines()
     # a run longer than the live line's period (a loaded machine) adds indented epoch lines after its heading,
     # then prints the heading again with the outcome: the words shown are the same, with or without them
     printed = [line for line in done.stdout.splitlines() if not line.startswith(" ") and not line.endswith("… ")]

@@ -96,7 +96,8 @@ def test_learning_rates_by_optimizer_six_distinct_cells_and_a_report_section(tmp
     results = results_under(tmp_path / "multirun")
     assert {(r["factors"]["optimizer"], r["factors"]["optimizer.learning_rate"]) for r in results} == {
         (o, lr) for o in ("adam", "sgd") for lr in (0.1, 0.01, 0.001)}
-    assert all(r["factor_baselines"] == {"optimizer.learning_rate": 0.001} for r in results)
+    assert all(r["factor_baselines"] == {"optimizer": "adam", "transfer": "off", "early_stopping": "off",
+                                         "device": "cpu", "optimizer.learning_rate": 0.001} for r in results)
 
     report = report_of(done)
     runs = pd.read_csv(report / "runs.csv")

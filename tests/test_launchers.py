@@ -17,7 +17,7 @@ def test_submitit_local_runs_a_batch_of_two_cells_at_once(tmp_path):
                         "optimizer=adam,sgd"], cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     results = results_under(tmp_path / "multirun")
-    assert sorted(r["optimizer"] for r in results) == ["adam", "sgd"]
+    assert sorted(r["factors"]["optimizer"] for r in results) == ["adam", "sgd"]
     assert all(r["status"] == "ok" and r["epochs_run"] == 2 for r in results)
     cores = os.cpu_count() or 1
     assert all(r["environment"]["parallel_jobs"] == 2 for r in results)

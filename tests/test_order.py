@@ -99,18 +99,18 @@ def test_a_sweep_runs_and_records_its_cells_in_order(tmp_path, order):
     # below, for the trained ones, by their start times (GPU cells are trained only where there is a GPU)
     lines = [line.split() for line in done.stdout.splitlines() if line.startswith("[")]
     ran = [(words[4], words[1], words[5]) for words in lines]
-    assert ran == [(c[2].split("=")[1], c[3].split("=")[1], c[4]) for c in cells]  # as recorded
+    assert ran == [(c[2], c[3], c[4]) for c in cells]  # as recorded
     seeds = [seed for _, _, seed in ran]
     assert (seeds == sorted(seeds)) == (order == "shuffled")  # shuffled: each seed's cells as one block
-    grid_order = [(c[2].split("=")[1], c[3].split("=")[1], c[4]) for c in expected_grid]
+    grid_order = [(c[2], c[3], c[4]) for c in expected_grid]
     assert (ran == grid_order) == (order == "grid")
     results = results_under(tmp_path / "multirun")
-    started = sorted((r["started_at"], r["device"], r["optimizer"], f"seed={r['seed']}") for r in results
-                     if r["status"] == "ok")
+    started = sorted((r["started_at"], f"device={r['factors']['device']}", f"optimizer={r['factors']['optimizer']}",
+                      f"seed={r['seed']}") for r in results if r["status"] == "ok")
     assert [cell[1:] for cell in started] == [cell for cell in ran if cell in {c[1:] for c in started}]
     ran = {r["sweep_position"]: r for r in results if r["status"] == "ok"}
     for position, result in ran.items():  # each run knows its place, and ran the cell listed there
-        assert f"optimizer={result['optimizer']}" in cells[position]
+        assert f"optimizer={result['factors']['optimizer']}" in cells[position]
         assert f"seed={result['seed']}" in cells[position]
 
 

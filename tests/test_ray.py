@@ -16,8 +16,8 @@ from tests.conftest import FAST, gpu_cell_status, meeting, overlapping, results_
 pytest.importorskip("ray", reason="pip install -e '.[ray]'")
 
 RAY = ["hydra/launcher=ray"]
-CELL_LINE = re.compile(r"^\[\d/\d\] \S+ transfer=off early_stopping=off (cpu|gpu) seed=0 … (ok|skipped|failed).* · "
-                       r"(Ray node \S+|Ray|not submitted)$")
+CELL_LINE = re.compile(r"^\[\d/\d\] optimizer=\S+ transfer=off early_stopping=off device=(cpu|gpu) seed=0 … "
+                       r"(ok|skipped|failed).* · (Ray node \S+|Ray|not submitted)$")
 
 
 def report_of(done: subprocess.CompletedProcess) -> Path:
@@ -43,7 +43,7 @@ def default_sweep(tmp_path_factory):
 def test_cpu_cells_train_and_gpu_cells_are_skipped_where_no_node_has_a_gpu(default_sweep):
     done, results = default_sweep
     assert done.returncode == 0, done.stderr
-    by_device = {(r["optimizer"], r["device"]): r for r in results}
+    by_device = {(r["factors"]["optimizer"], r["factors"]["device"]): r for r in results}
     assert sorted(by_device) == [("adam", "cpu"), ("adam", "gpu"), ("sgd", "cpu"), ("sgd", "gpu")]
     assert all(by_device[cell]["status"] == "ok" for cell in by_device if cell[1] == "cpu")
     gpu = [by_device[cell] for cell in by_device if cell[1] == "gpu"]

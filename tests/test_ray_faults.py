@@ -80,7 +80,7 @@ def test_a_killed_worker_is_recorded_failed_and_a_rerun_retrains_only_that_cell(
     assert again.returncode == 0, again.stderr
     lines = [line for line in again.stdout.splitlines() if line.startswith("[")]
     assert sum("reused from sweep" in line for line in lines) == 2
-    retrained = next(line for line in lines if f" {killed['optimizer']} " in line)
+    retrained = next(line for line in lines if f"optimizer={killed['factors']['optimizer']} " in line)
     assert retrained.split(" … ")[1].startswith("ok ") and "reused" not in retrained
 
 

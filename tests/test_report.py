@@ -213,7 +213,7 @@ def test_re_targeting_a_real_sweep_agrees_with_runs_made_for_that_target(tmp_pat
     sweep = next((tmp_path / "multirun").iterdir())
     assert main([str(sweep), "--out", str(tmp_path / "at85"), "target.value=0.85"]) == 0
     runs = pd.read_csv(tmp_path / "at85" / "runs.csv")
-    made = {(r["optimizer"], r["target_value"]): r for r in results_under(sweep)}
+    made = {(r["factors"]["optimizer"], r["target_value"]): r for r in results_under(sweep)}
     for _, row in runs.iterrows():
         twin = made[(row["optimizer"], 0.85)]
         assert row["epochs_to_target"] == twin["epochs_to_target"] or (

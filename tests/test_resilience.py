@@ -31,14 +31,14 @@ def test_sigkill_the_moment_a_result_appears_then_rerun_retrains_nothing_finishe
     assert done.returncode == 0, done.stderr
     second_dir = max((tmp_path / "multirun").iterdir(), key=lambda p: p.stat().st_mtime)
     results = results_under(second_dir)
-    assert sorted(r["optimizer"] for r in results) == ["adam", "rmsprop", "sgd"]  # one per cell
+    assert sorted(r["factors"]["optimizer"] for r in results) == ["adam", "rmsprop", "sgd"]  # one per cell
     assert all(r["status"] == "ok" for r in results)
-    reused = {r["optimizer"]: bool(r.get("reused")) for r in results}
-    first = first_result["optimizer"]
+    reused = {r["factors"]["optimizer"]: bool(r.get("reused")) for r in results}
+    first = first_result["factors"]["optimizer"]
     assert reused == {name: name == first for name in ("adam", "rmsprop", "sgd")}  # finished: not retrained
-    again = next(r for r in results if r["optimizer"] == first)
+    again = next(r for r in results if r["factors"]["optimizer"] == first)
     assert again["train_seconds"] == first_result["train_seconds"]
-    assert f"[1/3] {first}" in done.stdout and "reused" in done.stdout.splitlines()[0]  # same seeded order
+    assert f"[1/3] optimizer={first}" in done.stdout and "reused" in done.stdout.splitlines()[0]  # same seeded order
     assert len(list(store.glob("*.json"))) == 3
     runs = pd.read_csv(Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("runs.csv"))
     assert len(runs) == 3

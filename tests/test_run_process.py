@@ -44,7 +44,7 @@ def test_forked_and_fresh_runs_give_identical_results_for_the_same_seed(tmp_path
     by_mode = {}
     for sweep in sweeps:
         results = results_under(sweep)
-        by_mode[results[0]["run_process"]] = {r["optimizer"]: r for r in results}
+        by_mode[results[0]["run_process"]] = {r["factors"]["optimizer"]: r for r in results}
     assert set(by_mode) == {"fork", "fresh"}
     fork_run, fresh_run = by_mode["fork"]["sgd"], by_mode["fresh"]["sgd"]
     assert fork_run["sweep_position"] > by_mode["fork"]["adam"]["sweep_position"]  # forked after adam's run
@@ -197,7 +197,7 @@ def test_the_readmes_warm_server_commands_as_printed(tmp_path):
     assert f"listening on {socket_path}" in done.stdout and done.stdout.rstrip().endswith("stopped")
     assert "starting the run server" not in done.stdout and "harness: note" not in done.stderr  # it was used
     runs = results_under(tmp_path / "multirun")
-    assert [(r["optimizer"], r["status"], r["run_process"]) for r in runs] == [("adam", "ok", "fork"),
+    assert [(r["factors"]["optimizer"], r["status"], r["run_process"]) for r in runs] == [("adam", "ok", "fork"),
                                                                              ("sgd", "ok", "fork")]
     assert not socket_path.exists()
 

@@ -70,7 +70,7 @@ def test_a_sweep_on_real_slurm_skips_gpu_cells_records_a_cancelled_job_and_a_rer
     stdout, stderr = sweep.communicate(timeout=1800)  # a guard against a hang, not a speed limit
 
     assert sweep.returncode == 1, stderr  # the sweep finished, but one cell did not
-    first = {(r["optimizer"], r["device"]): r for r in results_under(newest_sweep(tmp_path))}
+    first = {(r["factors"]["optimizer"], r["factors"]["device"]): r for r in results_under(newest_sweep(tmp_path))}
     assert len(first) == 4
     assert {first["adam", "gpu"]["status"], first["sgd", "gpu"]["status"]} == {"skipped"}
     assert first["adam", "gpu"]["reason"] == "no GPU on this Slurm cluster: sinfo lists no gpu GRES"
@@ -88,7 +88,7 @@ def test_a_sweep_on_real_slurm_skips_gpu_cells_records_a_cancelled_job_and_a_rer
 
     again = run_harness(args, cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stderr
-    second = {(r["optimizer"], r["device"]): r for r in results_under(newest_sweep(tmp_path))}
+    second = {(r["factors"]["optimizer"], r["factors"]["device"]): r for r in results_under(newest_sweep(tmp_path))}
     assert second[trained[0]]["status"] == "ok" and second[trained[0]]["reused"]
     assert second[failed[0]]["status"] == "ok" and not second[failed[0]].get("reused")  # retrained
     assert second[failed[0]]["environment"]["threads"] == 1  # the job's allocation, not the node's cores
@@ -116,7 +116,7 @@ def test_kill_9_of_the_submitting_process_then_a_rerun_finishes_the_grid(slurm_c
     assert again.returncode == 0, again.stderr
     assert "from an earlier submission still queued or running" in again.stdout and hung_job in again.stdout
     results = results_under(newest_sweep(tmp_path))
-    assert sorted(r["optimizer"] for r in results) == ["adam", "sgd"]
+    assert sorted(r["factors"]["optimizer"] for r in results) == ["adam", "sgd"]
     assert all(r["status"] == "ok" for r in results)
 
 

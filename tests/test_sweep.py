@@ -39,7 +39,7 @@ def test_sweep_prints_progress_and_the_report_path(sweep):
     assert sum(bool(re.match(ok, line)) for line in lines) == 2, done.stdout
     startup = [i for i, line in enumerate(lines) if "starting the run server" in line]
     assert startup in ([], [0]), done.stdout  # the server starts once: only the first run can wait for it
-    gpu = r"\[[1-4]/4\] .* gpu seed=0 … " + gpu_cell_status()
+    gpu = r"\[[1-4]/4\] .* device=gpu seed=0 … " + gpu_cell_status()
     assert sum(bool(re.match(gpu, line)) for line in lines) == 2, done.stdout
     assert lines[-1].startswith("report: ")
     assert Path(lines[-1].removeprefix("report: ")).is_file()
@@ -53,7 +53,7 @@ def test_each_cell_writes_one_result_and_gpu_cells_are_skipped_without_a_gpu(swe
     cwd, _ = sweep
     results = results_under(cwd / "multirun")
     assert len(results) == 4
-    by_cell = {(r["optimizer"], r["device"]): r for r in results}
+    by_cell = {(r["factors"]["optimizer"], r["factors"]["device"]): r for r in results}
     for optimizer in ("adam", "rmsprop"):
         assert by_cell[(optimizer, "cpu")]["status"] == "ok"
         assert by_cell[(optimizer, "cpu")]["epochs_run"] == 2
@@ -74,12 +74,13 @@ def test_report_numbers_match_the_result_files(sweep):
     assert set(runs["run_key"]) == set(results)
     for row in runs.itertuples():
         result = results[row.run_key]
-        assert row.status == result["status"] and row.optimizer == result["optimizer"]
+        assert row.status == result["status"] and row.optimizer == result["factors"]["optimizer"]
         if result["status"] == "ok":
             assert row.train_seconds == pytest.approx(result["train_seconds"])
             assert row.test_accuracy == pytest.approx(result["test_accuracy"])
     markdown = (report_dir / "report.md").read_text()
-    adam = results[next(k for k, r in results.items() if r["optimizer"] == "adam" and r["status"] == "ok")]
+    adam = results[next(k for k, r in results.items()
+                        if r["factors"]["optimizer"] == "adam" and r["status"] == "ok")]
     assert f"{adam['test_accuracy']:.3g}" in markdown
     assert "| skipped | no GPU visible | 2 |" in markdown or gpu_cell_status() == "ok"
     assert (report_dir / "index.html").read_text().count("<table") >= 5

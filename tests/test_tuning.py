@@ -91,7 +91,7 @@ def test_a_real_tuning_sweep_gives_the_tuned_verdict_and_the_sensitivity_figure(
     results = results_under(tmp_path / "multirun")
     assert len(results) == 8
     for result in results:  # the scale multiplies each optimizer's own default learning rate
-        default = {"adam": 0.001, "sgd": 0.01}[result["optimizer"]]
+        default = {"adam": 0.001, "sgd": 0.01}[result["factors"]["optimizer"]]
         assert result["learning_rate"] == pytest.approx(default * result["factors"]["optimizer.lr_scale"])
     report = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).parent
     markdown = (report / "report.md").read_text()

@@ -29,7 +29,7 @@ from harness.comet_summary import comet_summary
 from harness.config.schema import TARGET_MODES
 from harness.report import figures, stability, stats, tuning, workloads
 from harness.report.profiles import MAX_TAU, profile_verdict, spans_workloads
-from harness.report.tables import by_cell, cell_name, factor_baselines, factor_columns, history_frame, results_frame
+from harness.report.tables import cell_name, factor_baselines, factor_columns, history_frame, results_frame
 from harness.report.verdicts import format_effect, optimizer_ranking, resource_verdicts, speed_verdicts, verdicts
 from harness.result_files import collect_results, one_per_cell
 from harness.results import Result
@@ -148,7 +148,7 @@ def setup_section(runs: pd.DataFrame, sweep_label: str, factors: Sequence[str]) 
     """Hardware, versions, grid (the factors that vary; those with one level as the sweep's fixed
     conditions), repeats and the runs per status; its warnings are ``setup_warnings``."""
     ran = runs[runs["status"].isin(["ok", "failed", "interrupted"])]
-    repeats = by_cell(runs[runs["status"] == "ok"], factors, dropna=False).size()
+    repeats = stats.by_cell(runs[runs["status"] == "ok"], factors, dropna=False).size()
     levels = stats.grid(runs, factors)
     varied = {k: v for k, v in levels.items() if len(v) > 1 or k == "seed"}
     fixed = {k: v[0] for k, v in levels.items() if len(v) == 1 and k != "seed"}
@@ -187,7 +187,7 @@ def input_bound_warnings(runs: pd.DataFrame, factors: Sequence[str]) -> list[str
     if bound.empty:
         return []
     cells = "; ".join(f"{cell_name(row, factors)} ({row['input_share']:.0%})"
-                      for _, row in by_cell(bound, factors, dropna=False)["input_share"].median()
+                      for _, row in stats.by_cell(bound, factors, dropna=False)["input_share"].median()
                       .reset_index().head(5).iterrows())
     return [f"Warning: {len(bound)} of {len(measured)} runs whose input was timed were input-bound: their training "
             f"input alone took most of a steady epoch (median share per cell: {cells}). The model waits on its "
@@ -241,7 +241,7 @@ def setup_warnings(runs: pd.DataFrame, factors: Sequence[str]) -> list[str]:
     """Warnings about how the runs were made: in parallel, on mixed machines, one repeat per cell, reused
     from earlier sweeps."""
     ran = runs[runs["status"].isin(["ok", "failed", "interrupted"])]
-    repeats = by_cell(runs[runs["status"] == "ok"], factors, dropna=False).size()
+    repeats = stats.by_cell(runs[runs["status"] == "ok"], factors, dropna=False).size()
     items = []
     parallel = pd.to_numeric(ran.get("parallel_jobs", pd.Series(dtype=float)), errors="coerce")
     if (parallel > 1).any():
@@ -364,7 +364,7 @@ def cost_section(runs: pd.DataFrame, factors: Sequence[str]) -> Section:
     priced = runs if "cost_to_target_usd" in runs else stats.with_costs(runs)
     ok = priced[priced["status"] == "ok"]
     ok = ok.assign(time_to_target_seconds=stats.metric_values(ok, "time_to_target_seconds"))  # a miss: never
-    table = (by_cell(ok, factors, dropna=False)
+    table = (stats.by_cell(ok, factors, dropna=False)
              .agg(price_per_hour=("price_per_hour", "first"), median_time_to_target_seconds=(
                  "time_to_target_seconds", "median"), median_cost_to_target_usd=("cost_to_target_usd", "median"))
              .reset_index(drop=not factors))

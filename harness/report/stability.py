@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.report.tables import by_cell, cell_groups
+from harness.report.stats import by_cell, cell_groups
 
 STEADY = "median_epoch_seconds"
 CV_WARNING = 0.10

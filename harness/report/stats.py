@@ -28,8 +28,9 @@ import dataclasses
 import functools
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -37,7 +38,6 @@ from scipy import stats as scipy_stats
 
 from harness.cells import sorted_levels
 from harness.outcomes import DIVERGED
-from harness.report.tables import cell_groups
 
 SUMMARY_METRICS = ("train_seconds", "time_to_target_seconds", "test_accuracy")
 STATUS_ORDER = {"failed": 0, "interrupted": 1, "skipped": 2, "ok": 3}
@@ -366,6 +366,19 @@ def factor_summary(runs: pd.DataFrame, factor: str) -> pd.DataFrame:
 def grid(runs: pd.DataFrame, factors: Sequence[str]) -> dict[str, list]:
     """The levels each factor took in the sweep. Needs the ``factors`` columns and ``seed``."""
     return {col: sorted_levels(runs[col].dropna().unique().tolist()) for col in (*factors, "seed")}
+
+
+def by_cell(frame: pd.DataFrame, factors: Sequence[str], **groupby: Any) -> Any:
+    """``frame.groupby`` by cell (the ``factors`` columns, other ``groupby`` arguments passed on); a sweep
+    without factors is one cell, repeated over seeds: one group."""
+    return frame.groupby(list(factors) if factors else np.zeros(len(frame), dtype=int), **groupby)
+
+
+def cell_groups(frame: pd.DataFrame, factors: Sequence[str]) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
+    """Each cell of ``frame`` in sorted order, as its levels (factor to level; a missing level kept) and its
+    rows."""
+    for key, group in by_cell(frame, factors, sort=True, dropna=False):
+        yield dict(zip(factors, key if factors else (), strict=True)), group
 
 
 def cell_table(runs: pd.DataFrame, metrics: tuple[str, ...] = SUMMARY_METRICS, *,

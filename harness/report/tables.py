@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import typing
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from harness.cells import read_back
@@ -114,15 +113,3 @@ def cell_name(row: pd.Series | dict, factors: Sequence[str]) -> str:
     levels = {factor: read_back(row[factor]) for factor in factors}
     return " ".join(f"{factor}={level}" for factor, level in levels.items() if level is not None) or "the only cell"
 
-
-def by_cell(frame: pd.DataFrame, factors: Sequence[str], **groupby: Any) -> Any:
-    """``frame.groupby`` by cell (the ``factors`` columns, other ``groupby`` arguments passed on); a sweep
-    without factors is one cell, repeated over seeds: one group."""
-    return frame.groupby(list(factors) if factors else np.zeros(len(frame), dtype=int), **groupby)
-
-
-def cell_groups(frame: pd.DataFrame, factors: Sequence[str]) -> Iterator[tuple[dict[str, Any], pd.DataFrame]]:
-    """Each cell of ``frame`` in sorted order, as its levels (factor to level; a missing level kept) and its
-    rows."""
-    for key, group in by_cell(frame, factors, sort=True, dropna=False):
-        yield dict(zip(factors, key if factors else (), strict=True)), group
