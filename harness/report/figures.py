@@ -35,9 +35,9 @@ def _column(frame: pd.DataFrame, name: str) -> str | None:
 
 def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
     """Validation accuracy (or, without it, the runs' target metric) against training seconds, one line per
-    run (or, when there are many runs, the median curve of each optimizer), coloured by optimizer and
-    faceted by transfer (columns) and early stopping (rows) where those are factors. Needs
-    ``history_frame`` columns."""
+    run (or, when there are many runs, the median curve of each optimizer), coloured by optimizer (else by
+    the sweep's first other factor) and faceted by transfer (columns) and early stopping (rows) where those
+    are factors. Needs ``history_frame`` columns."""
     if history.empty:
         return None
     column, label = "val_accuracy", "validation accuracy"
@@ -46,7 +46,9 @@ def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
             return None
         column, label = "target_metric_value", str(history["target_metric"].dropna().iloc[0])
     sns.set_theme(style="whitegrid")
-    hue, col, row = (_column(history, name) for name in ("optimizer", "transfer", "early_stopping"))
+    col, row = _column(history, "transfer"), _column(history, "early_stopping")
+    factors = list(history.columns[1:list(history.columns).index("seed")])  # history_frame: run_key, factors, seed
+    hue = next((f for f in ["optimizer", *factors] if f in factors and f not in (col, row)), None)
     many = history["run_key"].nunique() > MAX_CURVES
     if many:  # the median over runs at each epoch, drawn at the median elapsed time
         kept = [name for name in (hue, col, row) if name]
