@@ -307,12 +307,12 @@ def validate(cfg: RunConfig) -> None:
 def check_factors(cfg: RunConfig) -> None:
     """Raise ``ConfigError`` for an entry of ``factors`` that names no setting of this run (a typo would
     otherwise label every cell with an empty level) or one that is never a factor (``seed``, ``sweep_name``)."""
+    groups = [name for name, value in cfg.resolved.items() if isinstance(value, dict) and "name" in value
+              and name not in NOT_FACTORS]
     for key in cfg.factors:
         node: Any = cfg.resolved
         for part in key.split("."):
             node = node.get(part, dataclasses.MISSING) if isinstance(node, dict) else dataclasses.MISSING
-        groups = [name for name, value in cfg.resolved.items() if isinstance(value, dict) and "name" in value
-                  and name not in NOT_FACTORS]
         _check(node is not dataclasses.MISSING and key.split(".")[0] not in NOT_FACTORS,
                f"factors: {key} is not a setting that can be a factor; valid: a config group "
                f"({', '.join(groups)}) or a setting's dotted key (optimizer.learning_rate, epochs)")
