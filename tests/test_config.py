@@ -24,6 +24,19 @@ def test_groups_have_the_agreed_options():
     assert GROUP_OPTIONS["device"] == ["cpu", "gpu"]
 
 
+def test_compositions_share_hydra_config_store_and_leave_it_as_registered():
+    import copy
+
+    from hydra.core.config_store import ConfigStore
+
+    before = compose_config(["optimizer=sgd"])
+    changed = compose_config(["optimizer=sgd", "optimizer.learning_rate=0.5", "experiment=seed_grid"])
+    after = compose_config(["optimizer=sgd"])
+    assert changed.optimizer.learning_rate == 0.5 != after.optimizer.learning_rate
+    assert after.optimizer == before.optimizer and after.factors == before.factors
+    assert copy.deepcopy(ConfigStore.instance()) is ConfigStore.instance()  # not copied once per composition
+
+
 @pytest.mark.parametrize(("group", "option"), [(g, o) for g, opts in GROUP_OPTIONS.items() for o in opts])
 def test_every_option_composes_and_validates(group, option, request, tmp_path, monkeypatch):
     from harness.keras_cache import KERAS_DATASETS
