@@ -416,7 +416,8 @@ def paired_values(runs: pd.DataFrame, factor: str, level: object, baseline: obje
     """
     keys = [f for f in factors if f != factor] + ["seed"]
     values = metric_values(runs, metric)
-    judged_on = runs.loc[values.index].assign(_value=values)
+    needed = dict.fromkeys([*keys, factor, *([where[0]] if where is not None else [])])  # not every column
+    judged_on = runs.loc[values.index, list(needed)].assign(_value=values)
     at_level = judged_on[judged_on[factor] == level]
     if where is not None:
         at_level = at_level[at_level[where[0]] == where[1]]
