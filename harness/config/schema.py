@@ -541,14 +541,14 @@ def register_configs() -> None:
     for group, schemas in SCHEMAS.items():
         for name, node in schemas.items():
             store.store(group=f"schema/{group}", name=name, node=node)
-    share_config_store()
+    _share_config_store()
 
 
-def share_config_store() -> None:
+def _share_config_store() -> None:
     """Let every composition read the one ConfigStore rather than a copy of it.
 
     Hydra deep-copies its config repository once per composition (``CachingConfigRepository``), and with it
-    the process-wide ConfigStore and every schema stored there: about 50 ms each time, a third of a cell's
+    the process-wide ConfigStore and every schema stored there: about 50 ms each time, a fifth of a cell's
     composition and most of ``--help``. Composing only reads the store (``ConfigStore.load`` hands out copies
     of its nodes), so a copy of the singleton may be the singleton itself. Idempotent."""
     from hydra.core.config_store import ConfigStore
