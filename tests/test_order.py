@@ -152,3 +152,43 @@ def test_each_cell_is_composed_once_and_one_of_other_values_is_derived_exactly_a
         assert checked[0].seed == 0 and checked[0].optimizer.learning_rate == 0.1
         loader.load_sweep_config(master, ["optimizer=adam", "+optimizer.extra=1"])  # an addition: composed
         assert len(composed) == 3
+
+
+@pytest.mark.parametrize("preset", [None, "tabular"])  # tabular overrides groups and sets their values
+def test_a_cell_of_other_group_options_is_derived_exactly_as_hydra_composes_it(preset):
+    # optimizer, transfer, early_stopping, device and model fill only their own nodes: a cell is those nodes
+    # taken from compositions that chose the same options. A workload reaches beyond its node: composed.
+    from hydra import initialize_config_dir
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from harness.sweep import compositions
+
+    register_configs()
+    register_experiments()
+    harness_sweeper.register()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", [f"experiment={preset}"] if preset else [],
+                                           run_mode=RunMode.MULTIRUN)
+        composed = []
+        full = loader.load_sweep_config
+        loader.load_sweep_config = lambda master, overrides: composed.append(overrides) or full(master, overrides)
+        compositions.compose_once(loader)
+        grid = [[f"optimizer={optimizer}", f"transfer={transfer}", f"early_stopping={stopping}",
+                 f"device={device}", f"model={model}", "hydra.job.chdir=false"]
+                for optimizer in ("sgd", "adam", "rmsprop") for transfer in ("on", "off") for stopping in ("on", "off")
+                for device in ("cpu", "gpu") for model in ("small_cnn", "vgg16")]
+        checked = [loader.load_sweep_config(master, cell) for cell in grid]
+        assert len(composed) == 7  # the first cell, then one per option not chosen before; the rest derived
+        for cell, config in list(zip(grid, checked, strict=True))[5::11]:
+            as_hydra = ConfigLoaderImpl.load_sweep_config(loader, master, cell)
+            assert OmegaConf.to_yaml(config) == OmegaConf.to_yaml(as_hydra), cell  # Hydra's part too
+            for group in ("optimizer", "transfer", "model"):  # the schema's type, kept: values are checked on set
+                assert OmegaConf.get_type(config[group]) is OmegaConf.get_type(as_hydra[group]), (cell, group)
+        assert checked[1].optimizer.name == "sgd" and checked[-1].optimizer.name == "rmsprop"  # copies, not shared
+        for workload in ("wine_mlp", "digits_cnn"):  # beyond its node (dataset and model): composed
+            loader.load_sweep_config(master, [f"workload={workload}", "optimizer=sgd", "hydra.job.chdir=false"])
+        assert len(composed) == 9

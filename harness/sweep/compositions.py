@@ -3,10 +3,13 @@
 The harness composes every cell before the first trains (to check it), and Hydra's launchers compose each
 again to run it (``load_sweep_config``), as do the harness's own Slurm and Ray launchers. A composition costs
 about 0.1 s of CPU (Hydra's defaults tree, its files, deep copies): 14 s before the first run of a 144-cell
-sweep. So the second composition is the first one, handed over; and a cell that differs from one already
-composed only in plain values (``seed=3``, ``optimizer.learning_rate=0.01``; not a config group such as
-``optimizer=sgd``, which changes the defaults tree) is that composition, copied, with those values set by
-Hydra's own override code: about 5 ms.
+sweep. So the second composition is the first one, handed over; and a cell is derived from compositions
+already made where it can be: about 5 ms.
+
+- A plain value (``seed=3``, ``optimizer.learning_rate=0.01``) is set on a copy by Hydra's own override code.
+- A config group whose options each fill only their own node (``optimizer=sgd``: a schema and the file's
+  values, nothing elsewhere, no other group) takes that node from a composition that chose the same option.
+  A preset, a workload or ``hparams_search`` reaches beyond its node, so a cell that changes one is composed.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import copy
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+from hydra.core.default_element import ConfigDefault
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from omegaconf import OmegaConf, open_dict
@@ -35,19 +39,28 @@ def compose_once(loader: Any) -> None:
     parser = OverridesParser.create()
     kept: dict[tuple[int, tuple[str, ...]], tuple[Any, Any]] = {}
     templates: dict[tuple[Any, ...], tuple[Any, Any]] = {}
+    choices: dict[tuple[Any, ...], Any] = {}  # (shape, group, option) -> a composition that chose it
+    own_node = _OwnNodeOptions(loader)
 
     def load_sweep_config(master_config: Any, sweep_overrides: list[str]) -> Any:
         key = (id(master_config), tuple(sweep_overrides))
         if key in kept:
             return kept.pop(key)[1]
         parsed = parser.parse_overrides(sweep_overrides)
-        shape = (id(master_config), *(o.key_or_group if derivable(o, loader) else o.input_line for o in parsed))
-        if shape in templates:
-            composed = derived(templates[shape][1], master_config, parsed, loader)
+        swapped = [o for o in parsed if own_node(o)]
+        shape = (id(master_config), *(o.key_or_group if derivable(o, loader) or o in swapped else o.input_line
+                                      for o in parsed))
+        donors = [choices.get((shape, o.key_or_group, o.value())) for o in swapped]
+        if shape in templates and all(donor is not None for donor in donors):
+            composed = derived(templates[shape][1], master_config, parsed, loader,
+                               {o.key_or_group: (o.value(), donor) for o, donor in zip(swapped, donors, strict=True)})
         else:
             composed = compose(master_config, sweep_overrides)
             if len(templates) < KEPT:  # the master beside it, as below
-                templates[shape] = (master_config, copy.deepcopy(composed))
+                snapshot = copy.deepcopy(composed)
+                templates.setdefault(shape, (master_config, snapshot))
+                for o in swapped:
+                    choices.setdefault((shape, o.key_or_group, o.value()), snapshot)
         if len(kept) < KEPT:  # the master is kept beside it, so that its id is not reused meanwhile
             kept[key] = (master_config, composed)
         return composed
@@ -63,12 +76,46 @@ def derivable(override: Override, loader: Any) -> bool:
             and not loader.repository.group_exists(override.key_or_group))
 
 
-def derived(template: Any, master_config: Any, parsed: list[Override], loader: Any) -> Any:
+class _OwnNodeOptions:
+    """Whether an override chooses a config group's option that fills only its own node (``optimizer=sgd``):
+    no package header, and a defaults list of ``_self_`` and configs merged into the same node, themselves
+    such configs. Anything else (``@package _global_``, ``override /dataset: custom``) changes the defaults
+    tree beyond the node, and only Hydra composes that. Each option is read once."""
+
+    def __init__(self, loader: Any) -> None:
+        self.repository = loader.repository
+        self.known: dict[str, bool] = {}
+
+    def __call__(self, override: Override) -> bool:
+        if override.type != OverrideType.CHANGE or override.package is not None or override.is_hydra_override():
+            return False
+        group, option = override.key_or_group, override.value()
+        return (isinstance(option, str) and "/" not in group and self.repository.group_exists(group)
+                and self._fills_own_node(f"{group}/{option}"))
+
+    def _fills_own_node(self, path: str) -> bool:
+        if path not in self.known:
+            found = self.repository.load_config(path)
+            self.known[path] = found is not None and found.header.get("package") is None and all(
+                isinstance(entry, ConfigDefault) and (entry.path == "_self_" or (
+                    entry.package == "" and self._fills_own_node(entry.path.lstrip("/"))))
+                for entry in found.defaults_list or [])
+        return self.known[path]
+
+
+def derived(template: Any, master_config: Any, parsed: list[Override], loader: Any,
+            swapped: dict[str, tuple[str, Any]] | None = None) -> Any:
     """The composition of ``parsed`` (sweep overrides), made from ``template``, the composition of overrides
-    that differ from them only in ``derivable`` values: a copy with those values set as Hydra sets them
-    (``_apply_overrides_to_config``), and what Hydra records of the overrides (``hydra.overrides.task``,
-    ``hydra.job.override_dirname``) written as it writes them."""
+    that differ from them only in ``derivable`` values and in the options of ``swapped`` groups (group ->
+    (option, a composition that chose it)): a copy with each such group's node taken from its donor and
+    recorded as chosen, the values set as Hydra sets them (``_apply_overrides_to_config``), and what Hydra
+    records of the overrides (``hydra.overrides.task``, ``hydra.job.override_dirname``) written as it writes
+    them."""
     config = copy.deepcopy(template)
+    for group, (option, donor) in (swapped or {}).items():
+        with open_dict(config), open_dict(config.hydra):
+            config[group] = copy.deepcopy(donor[group])
+            config.hydra.runtime.choices[group] = option
     ConfigLoaderImpl._apply_overrides_to_config([o for o in parsed if derivable(o, loader)], config)
     task = [o for o in parsed if not o.is_hydra_override()]
     dirname = config.hydra.job.config.override_dirname
