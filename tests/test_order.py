@@ -88,12 +88,12 @@ def test_unknown_order_is_refused():
 @pytest.mark.parametrize("order", ["shuffled"])  # grid is Hydra's own order: test_grid_order_is_hydras_order
 def test_a_sweep_runs_and_records_its_cells_in_order(tmp_path, order):
     done = run_harness(["-m", "epochs=1", "tracking=disabled", "device=gpu,cpu", "optimizer=adam,sgd", "seed=0,1",
-                        f"order={order}", "hydra.sweeper.seed=5"], cwd=tmp_path)
+                        f"order={order}", "hydra.sweeper.seed=5", "report=false"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     [sweep_file] = tmp_path.glob("multirun/*/sweep.json")
     cells = json.loads(sweep_file.read_text())["cells"]
-    expected_grid = [["epochs=1", "tracking=disabled", f"device={d}", f"optimizer={o}", f"seed={s}", f"order={order}"]
-                     for d in ("gpu", "cpu") for o in ("adam", "sgd") for s in (0, 1)]
+    expected_grid = [["epochs=1", "tracking=disabled", f"device={d}", f"optimizer={o}", f"seed={s}", f"order={order}",
+                      "report=False"] for d in ("gpu", "cpu") for o in ("adam", "sgd") for s in (0, 1)]
     assert sorted(map(tuple, cells)) == sorted(map(tuple, expected_grid))  # every cell once
     # observed: the order the cells really ran in, as their lines were printed (device, optimizer, seed), and
     # below, for the trained ones, by their start times (GPU cells are trained only where there is a GPU)
