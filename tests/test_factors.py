@@ -127,7 +127,7 @@ def test_several_settings_swept_together_and_resume_keeps_its_meaning(tmp_path):
 
     # A stored result is reused only for an identical run config (that another batch size is another
     # key: test_resilience's run-key tests), and a reused result takes this sweep's factors.
-    third = run_harness(["-m", "epochs=1,2,3", "batch_size=16", "tracking=disabled"], cwd=tmp_path)
+    third = run_harness(["-m", "epochs=1,2,3", "batch_size=16", "tracking=disabled", "report=false"], cwd=tmp_path)
     assert third.returncode == 0, third.stderr
     reused = [line for line in third.stdout.splitlines() if "reused" in line]
     assert len(reused) == 2 and all("batch_size" not in line for line in reused)
