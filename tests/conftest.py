@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -126,13 +127,66 @@ def start_warm_run_server(socket_path: Path) -> subprocess.Popen:
 
 
 _warm: dict[str, Any] = {}
+SHARED_WARM_SERVER = "HARNESS_TEST_SHARED_WARM_SERVER"
+"""The folder of the warm run server that xdist's controller keeps for all its workers (``SharedWarmServer``)."""
+
+
+class SharedWarmServer:
+    """One warm run server for every xdist worker, kept by the controller: started when a worker first asks
+    for it (a ``wanted`` file in ``folder``), stopped when the session ends. One thread of the controller
+    starts it, waits and stops it, so that Linux also stops it with the controller (``stop_with_parent`` acts
+    on the thread that started the child). One server instead of one per worker saves its imports three times.
+    """
+
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="harness-warm-"))
+        self.ended = threading.Event()
+        self.thread = threading.Thread(target=self._keep, daemon=True)
+        self.thread.start()
+
+    def _keep(self) -> None:
+        while not (self.folder / "wanted").exists():
+            if self.ended.wait(0.2):
+                return
+        try:
+            server = start_warm_run_server(self.folder / "run-server.sock")
+        except BaseException as err:
+            (self.folder / "failed").write_text(f"{err}")
+            raise
+        (self.folder / "ready").touch()
+        self.ended.wait()
+        server.terminate()
+        server.wait()
+
+    def stop(self) -> None:
+        self.ended.set()
+        self.thread.join()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """In xdist's controller, where the workers may run slow tests: keep one warm run server for them all
+    (``SharedWarmServer``; the workers inherit its folder in ``SHARED_WARM_SERVER``)."""
+    if (hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None)
+            or "not slow" in (config.option.markexpr or "") or os.environ.get("HARNESS_TEST_WARM_SERVER") == "0"):
+        return
+    _warm["shared"] = SharedWarmServer()
+    os.environ[SHARED_WARM_SERVER] = str(_warm["shared"].folder)
 
 
 def warm_run_server() -> Path:
-    """The socket of this test worker's warm run server, started on first use and stopped when the worker
-    ends (``pytest_sessionfinish``): the suite's sweeps with default start-up settings fork their runs from
-    it instead of each paying ~9 CPU-s of imports for a server of its own. What only a sweep's own server
-    shows is tested with ``harness_env(..., warm_server=False)`` (tests/test_run_process.py)."""
+    """The socket of a warm run server that the suite's sweeps with default start-up settings fork their runs
+    from, instead of each paying ~9 CPU-s of imports for a server of its own: the controller's for all xdist
+    workers (``SharedWarmServer``), else this process's own, started on first use and stopped when the session
+    ends (``pytest_sessionfinish``). What only a sweep's own server shows is tested with
+    ``harness_env(..., warm_server=False)`` (tests/test_run_process.py)."""
+    shared = os.environ.get(SHARED_WARM_SERVER)
+    if shared:
+        folder = Path(shared)
+        (folder / "wanted").touch()
+        wait_for(lambda: (folder / "ready").exists() or (folder / "failed").exists())
+        assert (folder / "ready").exists(), f"the shared warm server did not start: {(folder / 'failed').read_text()}"
+        return folder / "run-server.sock"
     if "server" not in _warm:
         socket_path = Path(tempfile.mkdtemp(prefix="harness-warm-")) / "run-server.sock"
         _warm["server"], _warm["socket"] = start_warm_run_server(socket_path), socket_path
@@ -140,11 +194,13 @@ def warm_run_server() -> Path:
 
 
 def pytest_sessionfinish() -> None:
-    """Stop this worker's warm run server (a test that starts a daemon stops it)."""
+    """Stop the warm run server this process started (a test that starts a daemon stops it)."""
     if "server" in _warm:
         _warm["server"].terminate()
         _warm["server"].wait()
         shutil.rmtree(_warm["socket"].parent, ignore_errors=True)
+    if "shared" in _warm:
+        _warm.pop("shared").stop()
 
 
 def run_harness(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 1800,
