@@ -11,6 +11,7 @@ import itertools
 import json
 import os
 import pickle
+import re
 import shutil
 import signal
 import subprocess
@@ -209,6 +210,21 @@ def run_harness(args: list[str], cwd: Path, env: dict[str, str] | None = None, t
     guards against a hang (generous: CI machines may be slow and loaded); no test relies on speed."""
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env or harness_env(cwd),
                           capture_output=True, text=True, timeout=timeout)
+
+
+def report_of(done: subprocess.CompletedProcess, cwd: Path) -> Path:
+    """The report folder (``report.md``, ``runs.csv``, ...) of the sweep that ``done`` ran with ``report=false``,
+    built here as its last line says (``python -m harness.report SWEEP``, by its ``main``). A sweep that builds
+    its own report pays the report's imports (~3 CPU-s) in its own process; here a test worker pays them once.
+    Sweeps that build their own report are tested in test_sweep.py, test_docs.py and test_custom.py."""
+    from harness.report.pages import main as report_main
+
+    said = re.search(r"`python -m harness\.report (.+)`$", done.stdout.splitlines()[-1])
+    assert said, done.stdout
+    sweep_dir = cwd / said[1]
+    out = cwd / "reports" / sweep_dir.name  # beside the sweep's own reports (reports_dir)
+    assert report_main([str(sweep_dir), "--out", str(out)]) == 0
+    return out
 
 
 def wait_for(condition, timeout: float = 900, poll_s: float = 0.2) -> None:

@@ -15,7 +15,7 @@ from harness.config.validate import ConfigError, check_interpreter
 from harness.interpreters import interpreter_path, interpreter_versions
 from harness.report.tables import results_frame
 from harness.report.verdicts import SPEED_FACTORS, judge_as_family, package_changes, speed_verdict
-from tests.conftest import FAST, results_under, run_harness
+from tests.conftest import FAST, report_of, results_under, run_harness
 
 
 def same_packages_interpreter(folder: Path) -> str:
@@ -111,7 +111,7 @@ def test_identical_environments_are_rarely_told_apart_in_repeated_trials():
 
 def test_a_sweep_over_two_environments_runs_them_interleaved_and_records_each_sides_packages(tmp_path):
     after = same_packages_interpreter(tmp_path / "after")
-    done = run_harness(["-m", *FAST, f"python={sys.executable},{after}", "seed=0,1"], cwd=tmp_path)
+    done = run_harness(["-m", *FAST, f"python={sys.executable},{after}", "seed=0,1", "report=false"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     results = sorted(results_under(tmp_path / "multirun"), key=lambda r: r["sweep_position"])
     assert [r["status"] for r in results] == ["ok"] * 4
@@ -122,5 +122,5 @@ def test_a_sweep_over_two_environments_runs_them_interleaved_and_records_each_si
     assert all(p["keras"] == packages[0]["keras"] and p["numpy"] for p in packages)
     runs = results_frame(results)
     assert list(runs["python"]) == pythons and runs["packages"].str.contains("keras ").all()
-    report = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    report = (report_of(done, tmp_path) / "report.md").read_text()
     assert f"python={after} vs {sys.executable} (the same package versions): steady epoch time" in report

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from harness.cells import baselines, describe, overrides, sorted_levels, swept_factors
-from tests.conftest import ARTICLE, compose_config, results_under, run_harness
+from tests.conftest import ARTICLE, compose_config, report_of, results_under, run_harness
 
 
 def configs(*cells: list[str]) -> list[dict]:
@@ -79,13 +78,9 @@ def test_levels_sort_numbers_numerically():
     assert sorted_levels([10, 2, np.float64(0.5), 2.0, "b", "a"]) == [0.5, 2, 10, "a", "b"]
 
 
-def report_of(done) -> Path:
-    return Path(done.stdout.splitlines()[-1].removeprefix("report: ")).parent
-
-
 def test_learning_rates_by_optimizer_six_distinct_cells_and_a_report_section(tmp_path):
     done = run_harness(["-m", "optimizer=adam,sgd", "optimizer.learning_rate=0.1,0.01,0.001", "epochs=3",
-                        "tracking=disabled"], cwd=tmp_path)
+                        "tracking=disabled", "report=false"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     lines = [line.split(" … ")[0] for line in done.stdout.splitlines() if line.startswith("[")]
     assert len(lines) == len({line.split("] ", 1)[1] for line in lines}) == 6
@@ -99,7 +94,7 @@ def test_learning_rates_by_optimizer_six_distinct_cells_and_a_report_section(tmp
     assert all(r["factor_baselines"] == {"optimizer": "adam", "transfer": "off", "early_stopping": "off",
                                          "device": "cpu", "optimizer.learning_rate": 0.001} for r in results)
 
-    report = report_of(done)
+    report = report_of(done, tmp_path)
     runs = pd.read_csv(report / "runs.csv")
     assert sorted(runs["optimizer.learning_rate"]) == [0.001, 0.001, 0.01, 0.01, 0.1, 0.1]
     markdown = (report / "report.md").read_text()
@@ -114,12 +109,12 @@ def test_learning_rates_by_optimizer_six_distinct_cells_and_a_report_section(tmp
 
 
 def test_several_settings_swept_together_and_resume_keeps_its_meaning(tmp_path):
-    done = run_harness(["-m", "epochs=1,2", "batch_size=16,64", "tracking=disabled"], cwd=tmp_path)
+    done = run_harness(["-m", "epochs=1,2", "batch_size=16,64", "tracking=disabled", "report=false"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     cells = {line.split("] ", 1)[1].split(" … ")[0] for line in done.stdout.splitlines() if line.startswith("[")}
     assert cells == {f"optimizer=adam transfer=off early_stopping=off device=cpu epochs={e} batch_size={b} seed=0"
                      for e in (1, 2) for b in (16, 64)}
-    report = report_of(done)
+    report = report_of(done, tmp_path)
     runs = pd.read_csv(report / "runs.csv")
     assert {"epochs", "batch_size"} <= set(runs.columns) and len(runs) == 4
     markdown = (report / "report.md").read_text()

@@ -4,17 +4,16 @@ joblib. Parallel runs get cores // jobs threads each and say so in their results
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pandas as pd
 
-from tests.conftest import FAST, meeting, overlapping, results_under, run_harness
+from tests.conftest import FAST, meeting, overlapping, report_of, results_under, run_harness
 
 
 def test_submitit_local_runs_a_batch_of_two_cells_at_once(tmp_path):
     env, meet = meeting(tmp_path, 2)
     done = run_harness(["-m", *FAST, *meet, "hydra/launcher=submitit_local", "hydra.sweeper.max_batch_size=2",
-                        "optimizer=adam,sgd"], cwd=tmp_path, env=env)
+                        "optimizer=adam,sgd", "report=false"], cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     results = results_under(tmp_path / "multirun")
     assert sorted(r["factors"]["optimizer"] for r in results) == ["adam", "sgd"]
@@ -23,8 +22,7 @@ def test_submitit_local_runs_a_batch_of_two_cells_at_once(tmp_path):
     assert all(r["environment"]["parallel_jobs"] == 2 for r in results)
     assert all(r["environment"]["threads"] == max(1, cores // 2) for r in results)
     assert overlapping(results)  # observed, not only declared: runs of one batch were alive at the same time
-    report = Path(done.stdout.splitlines()[-1].removeprefix("report: "))
-    runs = pd.read_csv(report.with_name("runs.csv"))
+    runs = pd.read_csv(report_of(done, tmp_path) / "runs.csv")
     assert len(runs) == 2 and set(runs["parallel_jobs"]) == {2}
     assert sorted(runs["test_accuracy"]) == sorted(r["test_accuracy"] for r in results)
 

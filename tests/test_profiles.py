@@ -3,8 +3,6 @@ runs tables, effects per workload (reversals said as such), and the across_workl
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,7 +15,7 @@ from harness.report.profiles import (
     profile_verdict,
     spans_workloads,
 )
-from tests.conftest import results_under, run_harness
+from tests.conftest import report_of, results_under, run_harness
 
 FACTORS = ["optimizer", "dataset"]
 
@@ -151,7 +149,7 @@ def test_on_no_effect_anywhere_a_workload_is_rarely_called_and_a_reversal_almost
 def test_the_across_workloads_preset_runs_each_workload_to_its_own_target(tmp_path):
     # the preset, smaller: two optimizers, one seed, 3 epochs (the command line's sweep wins over the preset's)
     done = run_harness(["-m", "experiment=across_workloads", "optimizer=adam,sgd", "seed=0", "epochs=3",
-                        "tracking=disabled"], cwd=tmp_path)
+                        "tracking=disabled", "report=false"], cwd=tmp_path)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     runs = results_under(tmp_path / "multirun")
     assert len(runs) == 8 and all(r["status"] == "ok" for r in runs), [r["reason"] for r in runs]
@@ -160,6 +158,6 @@ def test_the_across_workloads_preset_runs_each_workload_to_its_own_target(tmp_pa
     assert targets == {("digits", "[16, 32]"): ("val_accuracy", 0.9), ("digits", "[32, 64, 64]"): ("val_accuracy", 0.9),
                        ("harness.examples.tabular.wine", "None"): ("val_accuracy", 0.9),
                        ("harness.examples.tabular.diabetes", "None"): ("val_mae", 0.65)}
-    page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    page = (report_of(done, tmp_path) / "report.md").read_text()
     assert "## Optimizers across workloads" in page and "Across 4 problems" in page
     assert "## Effects per workload" in page and "optimizer=sgd vs adam, time to target: " in page

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import FAST, gpu_cell_status, meeting, overlapping, results_under, run_harness
+from tests.conftest import FAST, gpu_cell_status, meeting, overlapping, report_of, results_under, run_harness
 
 pytest.importorskip("ray", reason="pip install -e '.[ray]'")
 
@@ -20,7 +20,7 @@ CELL_LINE = re.compile(r"^\[\d/\d\] optimizer=\S+ transfer=off early_stopping=of
                        r"(ok|skipped|failed).* · (Ray node \S+|Ray|not submitted)$")
 
 
-def report_of(done: subprocess.CompletedProcess) -> Path:
+def sweeps_own_report(done: subprocess.CompletedProcess) -> Path:
     return Path(done.stdout.splitlines()[-1].removeprefix("report: "))
 
 
@@ -72,7 +72,7 @@ def test_a_whole_node_per_cell_runs_one_at_a_time_and_records_so(default_sweep):
     assert at_once == 1 and {r["environment"]["parallel_jobs"] for r in trained} == {1}
     assert {r["environment"]["threads"] for r in trained} == {cpus}  # the whole node's CPUs, as Ray gave them
     assert not overlapping(trained)  # observed, not only declared
-    assert "ran in parallel" not in report_of(done).with_name("report.md").read_text()
+    assert "ran in parallel" not in sweeps_own_report(done).with_name("report.md").read_text()
 
 
 def test_cells_sharing_a_node_record_it_and_the_report_warns(tmp_path):
@@ -80,18 +80,19 @@ def test_cells_sharing_a_node_record_it_and_the_report_warns(tmp_path):
     # the runs meet no one and go on alone after MeetAtStart's wait, and overlap is not checked)
     env, meet = meeting(tmp_path, 2)
     env["HARNESS_MEET_GIVE_UP_S"] = "300" if (os.cpu_count() or 1) >= 2 else "0"
-    done = run_harness(["-m", *FAST, *meet, *RAY, "optimizer=adam,sgd", "hydra.launcher.cpus_per_cell=1"],
-                       cwd=tmp_path, env=env)
+    done = run_harness(["-m", *FAST, *meet, *RAY, "optimizer=adam,sgd", "hydra.launcher.cpus_per_cell=1",
+                        "report=false"], cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     results = results_under(tmp_path / "multirun")
     assert [r["status"] for r in results] == ["ok", "ok"]
     cpus, at_once = submitted(done)
     assert cpus == 1 and {r["environment"]["parallel_jobs"] for r in results} == {at_once}
     assert {r["environment"]["threads"] for r in results} == {1}
+    report = report_of(done, tmp_path)
     if at_once == 2:  # a node with 2 CPUs or more
         assert overlapping(results)
-        assert "Warning: 2 runs ran in parallel (up to 2 at once)" in report_of(done).with_name("report.md").read_text()
-    runs = pd.read_csv(report_of(done).with_name("runs.csv"))
+        assert "Warning: 2 runs ran in parallel (up to 2 at once)" in (report / "report.md").read_text()
+    runs = pd.read_csv(report / "runs.csv")
     assert sorted(runs["parallel_jobs"]) == sorted(r["environment"]["parallel_jobs"] for r in results)
 
 

@@ -81,19 +81,18 @@ def test_the_verdict_names_the_held_out_winner_and_the_robustness():
 
 
 def test_a_real_tuning_sweep_gives_the_tuned_verdict_and_the_sensitivity_figure(tmp_path):
-    from pathlib import Path
 
-    from tests.conftest import results_under, run_harness
+    from tests.conftest import report_of, results_under, run_harness
 
     done = run_harness(["-m", "optimizer=adam,sgd", "optimizer.lr_scale=0.3,3", "seed=0,1", "epochs=3",
-                        "target_accuracy=0.5", "tracking=disabled"], cwd=tmp_path)
+                        "target_accuracy=0.5", "tracking=disabled", "report=false"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     results = results_under(tmp_path / "multirun")
     assert len(results) == 8
     for result in results:  # the scale multiplies each optimizer's own default learning rate
         default = {"adam": 0.001, "sgd": 0.01}[result["factors"]["optimizer"]]
         assert result["learning_rate"] == pytest.approx(default * result["factors"]["optimizer.lr_scale"])
-    report = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).parent
+    report = report_of(done, tmp_path)
     markdown = (report / "report.md").read_text()
     section = markdown.split("## Optimizers at their best learning rate")[1].split("\n## ")[0]
     assert "Each at its best of 2 values of optimizer.lr_scale (chosen on seeds 0, measured on held-out seeds 1)" \
