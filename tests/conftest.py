@@ -212,15 +212,16 @@ def run_harness(args: list[str], cwd: Path, env: dict[str, str] | None = None, t
                           capture_output=True, text=True, timeout=timeout)
 
 
-def report_of(done: subprocess.CompletedProcess, cwd: Path) -> Path:
-    """The report folder (``report.md``, ``runs.csv``, ...) of the sweep that ``done`` ran with ``report=false``,
-    built here as its last line says (``python -m harness.report SWEEP``, by its ``main``). A sweep that builds
-    its own report pays the report's imports (~3 CPU-s) in its own process; here a test worker pays them once.
-    Sweeps that build their own report are tested in test_sweep.py, test_docs.py and test_custom.py."""
+def report_of(stdout: str, cwd: Path) -> Path:
+    """The report folder (``report.md``, ``runs.csv``, ...) of a sweep run in ``cwd`` with ``report=false``,
+    from what it printed (``stdout``): built here as its last line says (``python -m harness.report SWEEP``, by
+    that command's ``main``). A sweep that builds its own report pays the report's imports (~3 CPU-s) in its
+    own process; a test worker pays them once. Sweeps that build their own report are tested in test_sweep.py,
+    test_docs.py, test_custom.py (the README's command), test_ray.py and test_tuning.py (Optuna)."""
     from harness.report.pages import main as report_main
 
-    said = re.search(r"`python -m harness\.report (.+)`$", done.stdout.splitlines()[-1])
-    assert said, done.stdout
+    said = re.search(r"`python -m harness\.report (.+)`$", stdout.splitlines()[-1])
+    assert said, stdout
     sweep_dir = cwd / said[1]
     out = cwd / "reports" / sweep_dir.name  # beside the sweep's own reports (reports_dir)
     assert report_main([str(sweep_dir), "--out", str(out)]) == 0

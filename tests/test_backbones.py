@@ -19,6 +19,7 @@ from tests.conftest import (
     WeightSnapshots,
     compose_config,
     harness_env,
+    report_of,
     results_under,
     run_harness,
     run_in_process,
@@ -42,7 +43,7 @@ def test_the_articles_experiment_frozen_vs_from_scratch_on_a_folder_of_images(tm
     alpha = {"alpha": 0.35} if options else {}
     weights = save_application_weights(model, tmp_path / f"{model}_notop.weights.h5", **alpha)
     done = run_harness(["-m", *SMALL, f"model={model}", *options, "transfer=on,off", "dataset=folder",
-                        f"dataset.path={images}", f"transfer.weights={weights}"], cwd=tmp_path)
+                        f"dataset.path={images}", f"transfer.weights={weights}", "report=false"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     runs = {r["factors"]["transfer"]: r for r in results_under(tmp_path / "multirun")}
     frozen, scratch = runs["on"], runs["off"]
@@ -62,8 +63,7 @@ def test_the_articles_experiment_frozen_vs_from_scratch_on_a_folder_of_images(tm
     assert (first["data_cache_hit"], second["data_cache_hit"]) == (False, True)  # decoded once, by the first
     for progress in (tmp_path / "multirun").rglob("progress.json"):  # what the sweep's live line read
         assert json.loads(progress.read_text())["epoch"] == 2
-    report = Path(done.stdout.splitlines()[-1].removeprefix("report: "))
-    page = report.read_text()
+    page = (report_of(done.stdout, tmp_path) / "index.html").read_text()
     assert f"Transfer learning (on vs off; {model} on folder)" in page
     assert "Data loading and decoding, outside training time: median " in page
     assert "1 of 2 folder runs read their images already decoded from the cache" in page

@@ -14,7 +14,7 @@ import pytest
 from harness.report import before_after
 from harness.report.synthetic import synthetic_results
 from harness.result_files import write_json_atomic
-from tests.conftest import FAST, results_under, run_harness
+from tests.conftest import FAST, report_of, results_under, run_harness
 
 
 def write_sweep(folder: Path, results: list[dict]) -> Path:
@@ -132,12 +132,12 @@ def test_what_cannot_be_compared_is_one_line(tmp_path, capsys, make_after, said)
 
 def test_two_real_sweeps_with_one_setting_changed(tmp_path, capsys):
     grid = ["-m", *FAST, "optimizer=adam,sgd", "seed=0,1,2"]
-    before = run_harness([*grid, f"hydra.sweep.dir={tmp_path / 'before'}"], cwd=tmp_path)
+    before = run_harness([*grid, "report=false", f"hydra.sweep.dir={tmp_path / 'before'}"], cwd=tmp_path)
     after = run_harness([*grid, "steps_per_execution=4", "report=false", f"hydra.sweep.dir={tmp_path / 'after'}"],
                         cwd=tmp_path)
     assert before.returncode == after.returncode == 0, before.stderr + after.stderr
     assert len(results_under(tmp_path / "after")) == 6 and "reused" not in after.stdout  # another run key: trained
-    runs_csv = Path(before.stdout.splitlines()[-1].removeprefix("report: ")).with_name("runs.csv")
+    runs_csv = report_of(before.stdout, tmp_path) / "runs.csv"
     code, out, err = run_compare(tmp_path, tmp_path / "before", tmp_path / "after", capsys=capsys)
     assert code == 0, err
     assert "changed: steps_per_execution 1 -> 4" in out  # the one difference, named
@@ -152,9 +152,9 @@ def test_two_real_sweeps_with_one_setting_changed(tmp_path, capsys):
     assert np.isfinite(overall.loc["median_epoch_seconds", "low"])
     # the same runs swept in one sweep (every cell reused from the two above): its own effect of the setting
     # on train seconds is the comparison's overall one, interval, pairs and verdict alike
-    both = run_harness([*grid, "steps_per_execution=1,4"], cwd=tmp_path)
+    both = run_harness([*grid, "steps_per_execution=1,4", "report=false"], cwd=tmp_path)
     assert both.returncode == 0 and both.stdout.count("reused from sweep") == 12, both.stdout
-    effects = pd.read_csv(Path(both.stdout.splitlines()[-1].removeprefix("report: ")).with_name("effects.csv"))
+    effects = pd.read_csv(report_of(both.stdout, tmp_path) / "effects.csv")
     inside = effects[(effects["factor"] == "steps_per_execution") & (effects["metric"] == "train_seconds")].iloc[0]
     across = overall.loc["train_seconds"]
     assert (inside["estimate"], inside["low"], inside["high"], inside["pairs"]) == pytest.approx(

@@ -16,6 +16,7 @@ from tests.conftest import (
     doc_block,
     harness_env,
     read_archive,
+    report_of,
     results_under,
     run_harness,
     shell,
@@ -121,7 +122,7 @@ def test_your_own_model_and_data_sweep_like_the_built_in_ones_and_your_code_is_i
 def test_a_run_that_holds_a_large_array_shows_it_in_its_peak_memory_and_every_run_its_cores_used(lab):
     # Observed, not echoed: the same cell with the user's data holding 300 MiB more during fit
     done = run_harness(["-m", *MINE, "dataset._target_=mylab.data.load,mylab.data.load_holding_300_mib",
-                        f"hydra.sweep.dir={lab / 'memory'}"], cwd=lab, env=users_env(lab))
+                        f"hydra.sweep.dir={lab / 'memory'}", "report=false"], cwd=lab, env=users_env(lab))
     assert done.returncode == 0, done.stdout + done.stderr
     runs = {r["config"]["dataset"]["_target_"]: r for r in results_under(lab / "memory")}
     plain, holding = runs["mylab.data.load"], runs["mylab.data.load_holding_300_mib"]
@@ -130,7 +131,8 @@ def test_a_run_that_holds_a_large_array_shows_it_in_its_peak_memory_and_every_ru
     for run in (plain, holding):
         assert run["fit_cpu_seconds"] > 0 and run["cores_used"] == run["fit_cpu_seconds"] / run["fit_seconds"]
         assert 0 < run["cores_used"] <= run["cpus_available"] + 0.5  # busy cores cannot outnumber usable ones
-    page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    report = report_of(done.stdout, lab)
+    page = (report / "report.md").read_text()
     assert "Resources per run: peak memory of its process median " in page
     for run in (plain, holding):  # energy: measured where RAPL is readable, else said why, never estimated
         assert (run["cpu_energy_joules"] or 0) > 0 or run["energy_unmeasured"][0].startswith("CPU: no readable RAPL")
@@ -140,7 +142,7 @@ def test_a_run_that_holds_a_large_array_shows_it_in_its_peak_memory_and_every_ru
     # the report's resources section judges the swept setting on memory (one pair: too few to tell, but said)
     assert "## Resources" in page and "dataset._target_=mylab.data.load_holding_300_mib vs mylab.data.load: peak " \
         "memory ×" in page
-    assert (Path(done.stdout.splitlines()[-1].removeprefix("report: ")).parent / "figures" / "resources.png").is_file()
+    assert (report / "figures" / "resources.png").is_file()
 
 
 def test_a_keyword_your_function_does_not_take_is_one_line_before_training(lab):
@@ -260,7 +262,7 @@ def test_already_split_data_as_tf_data_and_pydataset_train_through_a_real_sweep_
     '''))
     targets = "mylab.split.wine_tf_data,mylab.split.wine_pydataset,mylab.split.slow_wine_pydataset,mylab.data.load"
     done = run_harness(["-m", *MINE, f"dataset._target_={targets}", "epochs=3", "input_check=on",
-                        f"hydra.sweep.dir={lab / 'split'}"], cwd=lab, env=users_env(lab))
+                        f"hydra.sweep.dir={lab / 'split'}", "report=false"], cwd=lab, env=users_env(lab))
     assert done.returncode == 0, done.stdout + done.stderr
     runs = {r["config"]["dataset"]["_target_"].rsplit(".", 1)[1]: r for r in results_under(lab / "split")}
     assert sorted(runs) == ["load", "slow_wine_pydataset", "wine_pydataset", "wine_tf_data"]
@@ -274,7 +276,7 @@ def test_already_split_data_as_tf_data_and_pydataset_train_through_a_real_sweep_
     assert slow["input_bound"] and slow["input_epoch_seconds"] >= 2.0, \
         (slow["input_epoch_seconds"], slow["median_epoch_seconds"], slow["input_share"])
     assert runs["load"]["input_bound"] is False  # in-memory arrays: slicing is nothing beside a step
-    page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    page = (report_of(done.stdout, lab) / "report.md").read_text()
     assert "runs whose input was timed were input-bound" in page and "slow_wine_pydataset" in page
 
 
@@ -282,7 +284,8 @@ def test_the_shipped_regression_preset_times_val_mae_and_says_so(tmp_path):
     from harness.results import result_problems
 
     done = run_harness(["-m", "experiment=tabular_regression", "optimizer=adam,rmsprop", "seed=0", "epochs=12",
-                        "early_stopping=on", "early_stopping.monitor=target", "tracking=disabled"], cwd=tmp_path)
+                        "early_stopping=on", "early_stopping.monitor=target", "tracking=disabled", "report=false"],
+                       cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     runs = results_under(tmp_path / "multirun")
     assert len(runs) == 2 and all(r["status"] == "ok" for r in runs)
@@ -296,11 +299,11 @@ def test_the_shipped_regression_preset_times_val_mae_and_says_so(tmp_path):
     logs = " ".join(path.read_text() for path in tmp_path.glob("multirun/*/*/train.log"))
     assert logs and "not available" not in logs  # Keras found the metric it watched (val_mae), every epoch
     assert " test mae " in done.stdout
-    report = Path(done.stdout.splitlines()[-1].removeprefix("report: "))
-    page = report.with_name("report.md").read_text()
+    report = report_of(done.stdout, tmp_path)
+    page = (report / "report.md").read_text()
     assert ("- Optimizers to val_mae <= 0.65: none told apart from Adam yet" in page  # 1 seed: too few to tell
             or "none reached the target (val_mae <= 0.65)" in page)
-    assert (report.parent / "figures" / "learning_curves.png").is_file()  # val_mae's curves: no accuracy here
+    assert (report / "figures" / "learning_curves.png").is_file()  # val_mae's curves: no accuracy here
 
 
 def test_the_default_target_keeps_the_run_keys_of_results_stored_before_it_existed():

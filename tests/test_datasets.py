@@ -9,7 +9,6 @@ import json
 import os
 import re
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,6 +22,7 @@ from tests.conftest import (
     REPO,
     compose_config,
     harness_env,
+    report_of,
     results_under,
     run_harness,
     write_image_folder,
@@ -62,14 +62,13 @@ def test_a_keras_dataset_neither_cached_nor_downloadable_is_one_line_before_trai
 def test_cifar10_trains_from_the_cache_with_data_time_apart_from_training_time(tmp_path):
     write_keras_cache(tmp_path / "keras")
     env = harness_env(tmp_path, KERAS_HOME=str(tmp_path / "keras"), HARNESS_OFFLINE="1")
-    done = run_harness(["-m", "epochs=2", "tracking=disabled", "dataset=cifar10", "dataset.limit=100"],
+    done = run_harness(["-m", "epochs=2", "tracking=disabled", "dataset=cifar10", "dataset.limit=100", "report=false"],
                        cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     (run,) = results_under(tmp_path / "multirun")
     assert run["status"] == "ok" and run["image_shape"] == [32, 32, 3] and run["train_examples"] == 80
     assert run["data_seconds"] == run["phase_seconds"]["data"] > 0
-    assert "data_seconds" in (Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("runs.csv")
-                              .read_text().splitlines()[0])
+    assert "data_seconds" in (report_of(done.stdout, tmp_path) / "runs.csv").read_text().splitlines()[0]
 
 
 def test_an_image_folder_is_decoded_once_made_rgb_and_resized_to_a_common_size(tmp_path):
@@ -245,8 +244,8 @@ def test_a_streamed_folder_trains_in_a_real_sweep_beside_the_same_folder_in_memo
     batches = tmp_path / "batches.jsonl"
     env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_BATCHES_FILE=str(batches))
     done = run_harness(["-m", "dataset=folder", f"dataset.path={images}", "dataset.load=memory,stream", "epochs=2",
-                        "tracking=disabled", "batch_size=8", "callbacks=[tests.hang:CountBatches]"], cwd=tmp_path,
-                       env=env)
+                        "tracking=disabled", "batch_size=8", "callbacks=[tests.hang:CountBatches]", "report=false"],
+                       cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr
     # observed in the real runs: each epoch goes through the 21 training examples once, in 3 batches of 8
     # (8 + 8 + 5), streamed or in memory alike
@@ -257,7 +256,7 @@ def test_a_streamed_folder_trains_in_a_real_sweep_beside_the_same_folder_in_memo
     assert runs["stream"]["epochs_run"] == 2 and np.isfinite(runs["stream"]["test_loss"])
     assert runs["stream"]["train_examples"] == runs["memory"]["train_examples"] == 21  # the same split
     assert "dataset.load=stream" in done.stdout  # a factor of the sweep, named in its lines
-    page = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).read_text()
+    page = (report_of(done.stdout, tmp_path) / "index.html").read_text()
     assert "1 of 2 folder runs read their images already decoded from the cache; 1 run streamed its images " \
            "from disk batch by batch, reading inside the timed epochs." in page
 

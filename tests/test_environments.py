@@ -122,5 +122,5 @@ def test_a_sweep_over_two_environments_runs_them_interleaved_and_records_each_si
     assert all(p["keras"] == packages[0]["keras"] and p["numpy"] for p in packages)
     runs = results_frame(results)
     assert list(runs["python"]) == pythons and runs["packages"].str.contains("keras ").all()
-    report = (report_of(done, tmp_path) / "report.md").read_text()
+    report = (report_of(done.stdout, tmp_path) / "report.md").read_text()
     assert f"python={after} vs {sys.executable} (the same package versions): steady epoch time" in report

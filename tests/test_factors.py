@@ -94,7 +94,7 @@ def test_learning_rates_by_optimizer_six_distinct_cells_and_a_report_section(tmp
     assert all(r["factor_baselines"] == {"optimizer": "adam", "transfer": "off", "early_stopping": "off",
                                          "device": "cpu", "optimizer.learning_rate": 0.001} for r in results)
 
-    report = report_of(done, tmp_path)
+    report = report_of(done.stdout, tmp_path)
     runs = pd.read_csv(report / "runs.csv")
     assert sorted(runs["optimizer.learning_rate"]) == [0.001, 0.001, 0.01, 0.01, 0.1, 0.1]
     markdown = (report / "report.md").read_text()
@@ -114,7 +114,7 @@ def test_several_settings_swept_together_and_resume_keeps_its_meaning(tmp_path):
     cells = {line.split("] ", 1)[1].split(" … ")[0] for line in done.stdout.splitlines() if line.startswith("[")}
     assert cells == {f"optimizer=adam transfer=off early_stopping=off device=cpu epochs={e} batch_size={b} seed=0"
                      for e in (1, 2) for b in (16, 64)}
-    report = report_of(done, tmp_path)
+    report = report_of(done.stdout, tmp_path)
     runs = pd.read_csv(report / "runs.csv")
     assert {"epochs", "batch_size"} <= set(runs.columns) and len(runs) == 4
     markdown = (report / "report.md").read_text()

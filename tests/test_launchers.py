@@ -22,7 +22,7 @@ def test_submitit_local_runs_a_batch_of_two_cells_at_once(tmp_path):
     assert all(r["environment"]["parallel_jobs"] == 2 for r in results)
     assert all(r["environment"]["threads"] == max(1, cores // 2) for r in results)
     assert overlapping(results)  # observed, not only declared: runs of one batch were alive at the same time
-    runs = pd.read_csv(report_of(done, tmp_path) / "runs.csv")
+    runs = pd.read_csv(report_of(done.stdout, tmp_path) / "runs.csv")
     assert len(runs) == 2 and set(runs["parallel_jobs"]) == {2}
     assert sorted(runs["test_accuracy"]) == sorted(r["test_accuracy"] for r in results)
 

@@ -158,6 +158,6 @@ def test_the_across_workloads_preset_runs_each_workload_to_its_own_target(tmp_pa
     assert targets == {("digits", "[16, 32]"): ("val_accuracy", 0.9), ("digits", "[32, 64, 64]"): ("val_accuracy", 0.9),
                        ("harness.examples.tabular.wine", "None"): ("val_accuracy", 0.9),
                        ("harness.examples.tabular.diabetes", "None"): ("val_mae", 0.65)}
-    page = (report_of(done, tmp_path) / "report.md").read_text()
+    page = (report_of(done.stdout, tmp_path) / "report.md").read_text()
     assert "## Optimizers across workloads" in page and "Across 4 problems" in page
     assert "## Effects per workload" in page and "optimizer=sgd vs adam, time to target: " in page

@@ -88,7 +88,7 @@ def test_cells_sharing_a_node_record_it_and_the_report_warns(tmp_path):
     cpus, at_once = submitted(done)
     assert cpus == 1 and {r["environment"]["parallel_jobs"] for r in results} == {at_once}
     assert {r["environment"]["threads"] for r in results} == {1}
-    report = report_of(done, tmp_path)
+    report = report_of(done.stdout, tmp_path)
     if at_once == 2:  # a node with 2 CPUs or more
         assert overlapping(results)
         assert "Warning: 2 runs ran in parallel (up to 2 at once)" in (report / "report.md").read_text()

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-from pathlib import Path
 
 import pandas as pd
 
 from harness.report import write_report
-from tests.conftest import REPO, harness_env, results_under, run_harness, start_sweep, wait_for
+from tests.conftest import REPO, harness_env, report_of, results_under, run_harness, start_sweep, wait_for
 
 
 def test_sigkill_the_moment_a_result_appears_then_rerun_retrains_nothing_finished(tmp_path):
@@ -27,7 +26,7 @@ def test_sigkill_the_moment_a_result_appears_then_rerun_retrains_nothing_finishe
     assert first_result["status"] == "ok"
     assert [p.stem for p in store.glob("*.json")] == [first_result["run_key"]]  # kept before result.json
 
-    done = run_harness(["-m", *args], cwd=tmp_path)
+    done = run_harness(["-m", *args, "report=false"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     second_dir = max((tmp_path / "multirun").iterdir(), key=lambda p: p.stat().st_mtime)
     results = results_under(second_dir)
@@ -40,7 +39,7 @@ def test_sigkill_the_moment_a_result_appears_then_rerun_retrains_nothing_finishe
     assert again["train_seconds"] == first_result["train_seconds"]
     assert f"[1/3] optimizer={first}" in done.stdout and "reused" in done.stdout.splitlines()[0]  # same seeded order
     assert len(list(store.glob("*.json"))) == 3
-    runs = pd.read_csv(Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("runs.csv"))
+    runs = pd.read_csv(report_of(done.stdout, tmp_path) / "runs.csv")
     assert len(runs) == 3
 
     # A report over both sweeps (the killed one and its re-run) still counts each cell once.
@@ -121,7 +120,7 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_and_the_sweep_goes_on_wit
     stored.write_text(json.dumps({**(record := json.loads(stored.read_text())),
                                   "environment": {**record["environment"], "hostname": "node-17"}}))
     done = run_harness(["-m", "tracking=disabled", "epochs=2", "order=grid", "run_timeout_s=1",
-                        "callbacks=['tests.hang:HangForever'],[]"], cwd=tmp_path, env=env)
+                        "callbacks=['tests.hang:HangForever'],[]", "report=false"], cwd=tmp_path, env=env)
     assert done.returncode == 1, done.stderr
     second_dir = max((tmp_path / "multirun").iterdir(), key=lambda p: p.stat().st_mtime)
     hung, other = (json.loads((second_dir / str(n) / "result.json").read_text()) for n in (0, 1))
@@ -131,7 +130,7 @@ def test_a_run_past_its_timeout_is_killed_and_recorded_and_the_sweep_goes_on_wit
     assert "2 runs: 1 failed, 1 ok (timed out after 1 s: 1)" in done.stdout
     # the reused run says where it ran, on its line and in the report
     assert "reused from sweep" in done.stdout and "on host node-17" in done.stdout
-    report = Path(done.stdout.splitlines()[-1].removeprefix("report: ")).with_name("report.md").read_text()
+    report = (report_of(done.stdout, tmp_path) / "report.md").read_text()
     assert "1 results were reused from earlier sweeps (resume), run on host(s) node-17" in report
 
 

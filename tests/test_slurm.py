@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.conftest import FAST, REPO, harness_env, results_under, run_harness, wait_for
+from tests.conftest import FAST, REPO, harness_env, report_of, results_under, run_harness, wait_for
 
 SCRIPT = REPO / "scripts" / "single-node-slurm"
 
@@ -59,7 +59,7 @@ def test_a_sweep_on_real_slurm_skips_gpu_cells_records_a_cancelled_job_and_a_rer
     hang_file = tmp_path / "hang-once"
     env = harness_env(tmp_path, PYTHONPATH=str(REPO), HARNESS_HANG_ONCE_FILE=str(hang_file))
     args = ["-m", *FAST, "optimizer=adam,sgd", "device=cpu,gpu", "callbacks=[tests.hang:HangOnce]",
-            "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1"]
+            "hydra/launcher=slurm", "hydra.launcher.cpus_per_task=1", "hydra.launcher.mem_gb=1", "report=false"]
     sweep = subprocess.Popen([sys.executable, "-m", "harness", *args], cwd=tmp_path, env=env,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     wait_for(lambda: hang_file.exists() and hang_file.read_text().count("_") == 1
@@ -82,11 +82,10 @@ def test_a_sweep_on_real_slurm_skips_gpu_cells_records_a_cancelled_job_and_a_rer
     ended = [line for line in stdout.splitlines() if " · Slurm job " in line]
     assert len(ended) == 2 and any(f"Slurm job {cancelled_job} on " in line and "failed" in line for line in ended)
     assert sum(" · not submitted" in line for line in stdout.splitlines()) == 2
-    report = Path(stdout.splitlines()[-1].removeprefix("report: "))
-    runs = pd.read_csv(report.with_name("runs.csv"))
+    runs = pd.read_csv(report_of(stdout, tmp_path) / "runs.csv")
     assert sorted(runs["status"]) == ["failed", "ok", "skipped", "skipped"]
 
-    again = run_harness([*args, "report=false"], cwd=tmp_path, env=env)  # the first sweep's report is the one read
+    again = run_harness(args, cwd=tmp_path, env=env)
     assert again.returncode == 0, again.stderr
     second = {(r["factors"]["optimizer"], r["factors"]["device"]): r for r in results_under(newest_sweep(tmp_path))}
     assert second[trained[0]]["status"] == "ok" and second[trained[0]]["reused"]

@@ -13,7 +13,7 @@ import pytest
 
 from harness.config.schema import BACKENDS
 from harness.run_key import run_key
-from tests.conftest import FAST, REPO, compose_config, harness_env, results_under, run_harness
+from tests.conftest import FAST, REPO, compose_config, harness_env, report_of, results_under, run_harness
 
 
 def test_precision_and_steps_per_execution_train_for_real_and_float16_on_a_cpu_is_skipped(tmp_path):
@@ -48,11 +48,11 @@ def test_jax_backend_trains_without_importing_tensorflow_and_the_report_compares
     assert jax_run["status"] == "ok" and jax_run["environment"]["backend"] == "jax"
     assert Path(jax_run["comet"]["archive"]).is_file()
 
-    both = run_harness(["-m", *FAST, "backend=tensorflow,jax", "callbacks=[tests.hang:RecordModules]"],
-                       cwd=tmp_path, env=env)
+    both = run_harness(["-m", *FAST, "backend=tensorflow,jax", "callbacks=[tests.hang:RecordModules]",
+                        "report=false"], cwd=tmp_path, env=env)
     assert both.returncode == 0, both.stderr
     assert "reused" in both.stdout  # the jax cell, from the first sweep
-    runs = pd.read_csv(Path(both.stdout.splitlines()[-1].removeprefix("report: ")).with_name("runs.csv"))
+    runs = pd.read_csv(report_of(both.stdout, tmp_path) / "runs.csv")
     assert sorted(runs["backend"]) == ["jax", "tensorflow"]
 
 

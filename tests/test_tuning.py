@@ -92,7 +92,7 @@ def test_a_real_tuning_sweep_gives_the_tuned_verdict_and_the_sensitivity_figure(
     for result in results:  # the scale multiplies each optimizer's own default learning rate
         default = {"adam": 0.001, "sgd": 0.01}[result["factors"]["optimizer"]]
         assert result["learning_rate"] == pytest.approx(default * result["factors"]["optimizer.lr_scale"])
-    report = report_of(done, tmp_path)
+    report = report_of(done.stdout, tmp_path)
     markdown = (report / "report.md").read_text()
     section = markdown.split("## Optimizers at their best learning rate")[1].split("\n## ")[0]
     assert "Each at its best of 2 values of optimizer.lr_scale (chosen on seeds 0, measured on held-out seeds 1)" \
