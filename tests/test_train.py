@@ -171,8 +171,8 @@ def test_mobilenet_v2_loads_application_weights_from_a_local_file_and_freezes_th
     loaded = extractor.get_layer(index=-1).get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(loaded, base.get_weights(), strict=True))
     model = build_classifier(extractor, task.num_classes, cfg.model, frozen=True)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(task.train.x, task.train.y, epochs=1, verbose=0)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", run_eagerly=True)  # no graph to trace
+    model.fit(task.train.x[:32], task.train.y[:32], epochs=1, verbose=0)  # one step: the frozen part must not move
     assert all(np.array_equal(a, b) for a, b in zip(extractor.get_layer(index=-1).get_weights(),
                                                     base.get_weights(), strict=True))
 
