@@ -96,10 +96,29 @@ def compose_config(overrides: list[str]) -> RunConfig:
     return run_config(OmegaConf.to_container(cfg, resolve=True))
 
 
-def harness_env(tmp_path: Path, warm_server: bool = True, **extra: str) -> dict[str, str]:
-    """The environment of a real sweep in ``tmp_path``: no Comet settings of the developer's, its own cache,
-    and (``warm_server``) this test worker's warm run server (``warm_run_server``)."""
+SET_BY_IMPORTING_KERAS = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL")}
+"""What this process's environment held before a test imported Keras: Keras imports JAX where it is installed,
+and JAX sets ``TF_CPP_MIN_LOG_LEVEL=1`` in ``os.environ``. Every worker imports Keras while collecting
+(test_custom.py), so its sweeps would ask for another start-up than the suite's warm server's, and each would
+start a server of its own."""
+
+
+def outer_env() -> dict[str, str]:
+    """This process's environment as a user's shell gives it to a sweep: no Comet settings of the developer's,
+    nothing that importing Keras here set (``SET_BY_IMPORTING_KERAS``)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}
+    for key, value in SET_BY_IMPORTING_KERAS.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def harness_env(tmp_path: Path, warm_server: bool = True, **extra: str) -> dict[str, str]:
+    """The environment of a real sweep in ``tmp_path`` (``outer_env``): its own cache, and (``warm_server``)
+    the suite's warm run server (``warm_run_server``)."""
+    env = outer_env()
     env.update(HARNESS_CACHE_DIR=str(tmp_path / "cache"), PYTHONUNBUFFERED="1")
     if warm_server and os.environ.get("HARNESS_TEST_WARM_SERVER", "1") != "0":  # =0: every sweep starts its own
         env[SHARED_SERVER_VARIABLE] = str(warm_run_server())
@@ -117,7 +136,7 @@ def stop_with_parent() -> None:
 def start_warm_run_server(socket_path: Path) -> subprocess.Popen:
     """``python -m harness.run.server --listen SOCKET`` (serving default CPU sweeps), once it listens; its
     stderr in ``run-server.log`` beside the socket."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("COMET_")}  # as harness_env gives a sweep
+    env = outer_env()  # as harness_env gives a sweep
     with open(socket_path.with_name("run-server.log"), "w") as log:
         server = subprocess.Popen([sys.executable, "-m", "harness.run.server", "--listen", str(socket_path)],
                                   cwd=socket_path.parent, env=env, stdout=subprocess.PIPE, stderr=log, text=True,

@@ -28,15 +28,20 @@ from tests.conftest import (
 COMPARED = ("test_accuracy", "test_loss", "best_val_accuracy", "epochs_run", "train_examples")
 
 
-def test_forked_and_fresh_runs_give_identical_results_for_the_same_seed(tmp_path):
+def test_forked_and_fresh_runs_give_identical_results_for_the_same_seed(tmp_path, monkeypatch):
     # In fork mode adam runs first, so sgd's process comes from a server that already forked a run (the
     # test worker's warm server: it may have forked other tests' runs too): nothing of them may reach it.
     # A fresh process for sgd alone: the forked sgd run, the one that could carry something over, is compared.
+    # As in a test worker that has imported Keras (JAX, which Keras imports, sets this): the warm server must
+    # still serve the sweep (tests/conftest.py: SET_BY_IMPORTING_KERAS).
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
     args = ["-m", *FAST, "epochs=3", "order=grid", "rerun=true", "report=false"]
     forked = run_harness([*args, "optimizer=adam,sgd", "run_process=fork"], cwd=tmp_path)
     assert forked.returncode == 0, forked.stderr
     *_, summary, said = forked.stdout.splitlines()  # report=false: the summary, and how to build the report later
     assert summary.startswith("2 runs: 2 ok") and not (tmp_path / "reports").exists()
+    # the suite's warm server forked both runs (were it to refuse them, every sweep of the suite would start its own)
+    assert "harness: note" not in forked.stderr and "starting the run server" not in forked.stdout
     assert said.startswith("report: not built (report=false); build it with `python -m harness.report ")
     fresh = run_harness([*args, "optimizer=sgd", "run_process=fresh"], cwd=tmp_path)
     assert fresh.returncode == 0, fresh.stderr
