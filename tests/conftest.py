@@ -98,9 +98,9 @@ def compose_config(overrides: list[str]) -> RunConfig:
 
 SET_BY_IMPORTING_KERAS = {"TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL")}
 """What this process's environment held before a test imported Keras: Keras imports JAX where it is installed,
-and JAX sets ``TF_CPP_MIN_LOG_LEVEL=1`` in ``os.environ``. Every worker imports Keras while collecting
-(test_custom.py), so its sweeps would ask for another start-up than the suite's warm server's, and each would
-start a server of its own."""
+and JAX sets ``TF_CPP_MIN_LOG_LEVEL=1`` in ``os.environ``. After a test that builds a model in the worker
+(test_backbones, test_train, test_config), the worker's later sweeps would ask for another start-up than the
+suite's warm server's, and each would start a server of its own."""
 
 
 def outer_env() -> dict[str, str]:
