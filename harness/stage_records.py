@@ -151,7 +151,8 @@ class TargetFacts(StageRecord):
 
 @dataclass
 class EpochTimings(StageRecord):
-    """The timing figures of a history (``harness.run.timing.summarize_epochs``)."""
+    """The timing figures of a history (``harness.run.timing.summarize_epochs``); its time to target is
+    ``TargetFacts``'."""
 
     train_seconds: float
     validation_seconds: float
@@ -159,8 +160,6 @@ class EpochTimings(StageRecord):
     median_epoch_seconds: float | None
     samples_per_second: float | None
     median_step_seconds: float | None
-    time_to_target_seconds: float | None
-    epochs_to_target: int | None
 
 
 @dataclass

@@ -119,14 +119,13 @@ def test_assemble_lays_records_over_the_result_in_order_and_leaves_out_what_does
 
     start = read_result(WRITTEN_BEFORE / "skipped.json")
     timings = EpochTimings(train_seconds=3.0, validation_seconds=1.0, first_epoch_seconds=2.0,
-                           median_epoch_seconds=None, samples_per_second=None, median_step_seconds=None,
-                           time_to_target_seconds=None, epochs_to_target=None)
+                           median_epoch_seconds=None, samples_per_second=None, median_step_seconds=None)
     result = assemble(start, Outcome("failed", "first"), FolderFacts(data_cache_hit=True),
                       ModelFacts("small_cnn", 0.001, 10, 0), timings, Outcome("ok", None))
     assert (result["status"], result["reason"]) == ("ok", None)  # the later record wins
     assert result["data_cache_hit"] is True and "data_streamed" not in result and "skipped_images" not in result
     assert "image_size" not in result  # None where the contract has no None: does not apply, left out
-    assert result["median_epoch_seconds"] is None and result["epochs_to_target"] is None  # None the contract allows
+    assert result["median_epoch_seconds"] is None and result["median_step_seconds"] is None  # None the contract allows
     assert start["status"] == "skipped" and "train_seconds" not in start  # a new result: the start is unchanged
 
 

@@ -1,10 +1,12 @@
-"""The timing rules (harness.run.timing.summarize_epochs) on hand-built histories with exact answers."""
+"""The timing rules (harness.run.timing.summarize_epochs, harness.targets.target_facts) on hand-built histories
+with exact answers."""
 
 from __future__ import annotations
 
 import pytest
 
 from harness.run.timing import summarize_epochs
+from harness.targets import target_facts
 
 VAL_ACCURACY = {"metric": "val_accuracy", "mode": "max"}  # the default target's metric, as the run passes it
 
@@ -15,9 +17,11 @@ def epoch(train: float, val: float, acc: float) -> dict:
 
 def test_time_to_target_counts_training_seconds_up_to_the_first_epoch_reaching_it():
     history = [epoch(2.0, 0.5, 0.5), epoch(1.0, 0.5, 0.8), epoch(1.0, 0.5, 0.95), epoch(3.0, 0.5, 0.99)]
-    summary = summarize_epochs(history, target=0.9, train_examples=100, **VAL_ACCURACY)
-    assert summary.time_to_target_seconds == 4.0
-    assert summary.epochs_to_target == 3
+    reached = target_facts(history, value=0.9, **VAL_ACCURACY)
+    assert reached.time_to_target_seconds == 4.0
+    assert reached.epochs_to_target == 3
+    assert reached.best_target_metric == 0.99
+    summary = summarize_epochs(history, train_examples=100)
     assert summary.train_seconds == 7.0
     assert summary.validation_seconds == 2.0
     assert summary.first_epoch_seconds == 2.0
@@ -26,16 +30,23 @@ def test_time_to_target_counts_training_seconds_up_to_the_first_epoch_reaching_i
 
 
 def test_target_never_reached_is_none():
-    summary = summarize_epochs([epoch(1.0, 0.0, 0.1), epoch(1.0, 0.0, 0.2)], target=0.9, train_examples=10,
-                               **VAL_ACCURACY)
-    assert summary.time_to_target_seconds is None and summary.epochs_to_target is None
+    reached = target_facts([epoch(1.0, 0.0, 0.1), epoch(1.0, 0.0, 0.2)], value=0.9, **VAL_ACCURACY)
+    assert reached.time_to_target_seconds is None and reached.epochs_to_target is None
+
+
+def test_a_loss_target_is_reached_at_or_below_it():
+    history = [{"train_seconds": 1.0, "val_seconds": 0.0, "val_loss": loss} for loss in (0.8, 0.5, 0.3)]
+    reached = target_facts(history, metric="val_loss", value=0.5, mode="auto")
+    assert (reached.target_mode, reached.time_to_target_seconds, reached.epochs_to_target) == ("min", 2.0, 2)
+    assert reached.best_target_metric == 0.3 and reached.target_accuracy is None
 
 
 def test_target_reached_exactly_counts():
-    summary = summarize_epochs([epoch(1.5, 0.0, 0.9)], target=0.9, train_examples=30, **VAL_ACCURACY)
-    assert summary.time_to_target_seconds == 1.5
+    assert target_facts([epoch(1.5, 0.0, 0.9)], value=0.9, **VAL_ACCURACY).time_to_target_seconds == 1.5
+    summary = summarize_epochs([epoch(1.5, 0.0, 0.9)], train_examples=30, steps_per_epoch=3)
     assert summary.median_epoch_seconds is None
     assert summary.samples_per_second == pytest.approx(20.0)
+    assert summary.median_step_seconds == pytest.approx(0.5)
 
 
 def test_energy_counters_read_rapl_at_two_ends_and_say_why_where_there_is_none(tmp_path):

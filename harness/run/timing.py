@@ -16,7 +16,8 @@
   overhead, not the model's compute, is what gets timed.
 - *Time to target* is the training seconds up to and including the first epoch whose target metric
   (``target.metric``, ``val_accuracy`` by default) reaches ``target.value`` (at least it for accuracies,
-  at most it for losses and errors); ``None`` if no epoch does.
+  at most it for losses and errors); ``None`` if no epoch does. It is counted by
+  ``harness.targets.time_to_target``, which the report also uses to judge a finished sweep for another target.
 
 Changing what any of these means? Bump ``harness.run_key.TIMING_VERSION``: results timed by the old
 rules are then not reused as if they were timed by the new ones.
@@ -31,7 +32,6 @@ from typing import Any
 import keras
 
 from harness.stage_records import EpochTimings
-from harness.targets import time_to_target
 
 EPOCH_TIMES = ("epoch_seconds", "val_seconds", "train_seconds")
 """What ``EpochTimer`` adds to each epoch's ``logs``."""
@@ -71,24 +71,24 @@ class EpochTimer(keras.callbacks.Callback):
             logs.update(times)
 
 
-def summarize_epochs(history: list[dict[str, Any]], target: float, train_examples: int, *,
-                     steps_per_epoch: int | None = None, metric: str, mode: str) -> EpochTimings:
-    """Timing figures of a run from its per-epoch ``history``.
+def summarize_epochs(history: list[dict[str, Any]], train_examples: int, *,
+                     steps_per_epoch: int | None = None) -> EpochTimings:
+    """Timing figures of a run from its per-epoch ``history`` (its time to target is ``TargetFacts``').
 
-    ``history``: one dict per epoch with ``train_seconds``, ``val_seconds`` and the target's ``metric``.
-    ``target``: the value of ``metric`` that defines time to target, reached at ``target`` or above
-    (``mode="max"``: accuracies) or at or below (``"min"``: losses, errors). ``train_examples``: examples per
-    epoch, for throughput; ``steps_per_epoch``: batches per epoch, for the step time. Returns its
-    ``EpochTimings``: ``train_seconds``, ``validation_seconds``, ``first_epoch_seconds``,
-    ``median_epoch_seconds`` (of epochs after the first; ``None`` with one epoch),
-    ``samples_per_second`` (later epochs if any, else the first), ``median_step_seconds`` (the same
-    epoch time per step; ``None`` without ``steps_per_epoch``), ``time_to_target_seconds`` and
-    ``epochs_to_target`` (``None`` if never reached).
+    Args:
+        history: one dict per epoch with ``train_seconds`` and ``val_seconds``.
+        train_examples: examples per epoch, for throughput.
+        steps_per_epoch: batches per epoch, for the step time.
+
+    Returns:
+        Its ``EpochTimings``: ``train_seconds``, ``validation_seconds``, ``first_epoch_seconds``,
+        ``median_epoch_seconds`` (of epochs after the first; ``None`` with one epoch), ``samples_per_second``
+        (later epochs if any, else the first) and ``median_step_seconds`` (the same epoch time per step;
+        ``None`` without ``steps_per_epoch``).
     """
     train = [epoch["train_seconds"] for epoch in history]
     later = train[1:]
     steady = statistics.median(later) if later else (train[0] if train else None)
-    to_target_seconds, to_target_epochs = time_to_target(history, target, metric=metric, mode=mode)
     return EpochTimings(
         train_seconds=sum(train),
         validation_seconds=sum(epoch["val_seconds"] for epoch in history),
@@ -96,8 +96,6 @@ def summarize_epochs(history: list[dict[str, Any]], target: float, train_example
         median_epoch_seconds=statistics.median(later) if later else None,
         samples_per_second=train_examples / steady if steady else None,
         median_step_seconds=steady / steps_per_epoch if steady and steps_per_epoch else None,
-        time_to_target_seconds=to_target_seconds,
-        epochs_to_target=to_target_epochs,
     )
 
 

@@ -378,8 +378,7 @@ def summarize_history(cfg: RunConfig, task: Any, history: list[dict[str, Any]],
     steps_per_epoch = custom.steps_per_epoch(task, cfg.batch_size)
     target = cfg.target
     reached = target_facts(history, metric=target.metric, value=target.value, mode=target.mode)
-    timings = timing.summarize_epochs(history, target.value, task.train_examples, steps_per_epoch=steps_per_epoch,
-                                      metric=target.metric, mode=reached.target_mode)
+    timings = timing.summarize_epochs(history, task.train_examples, steps_per_epoch=steps_per_epoch)
     val_accuracies = [epoch["val_accuracy"] for epoch in history if "val_accuracy" in epoch]
     early_stopped = bool(stopper is not None and stopper.stopped_epoch > 0)
     epochs = EpochFacts(history=history, epochs_run=len(history), steps_per_epoch=steps_per_epoch,
