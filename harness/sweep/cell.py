@@ -174,6 +174,13 @@ class Launch:
     rerun: str = ""
 
 
+def with_cell_factors(launch: Launch, cfg: RunConfig) -> Launch:
+    """``launch`` with the cell's ``factors`` and ``baselines`` where the sweep gave none (a single run, or a
+    run started on its own): the config's own factors (``harness.cells.cell_factors``), no baselines."""
+    return replace(launch, factors=launch.factors or cell_factors(cfg.resolved, cfg.factors),
+                   baselines=launch.baselines or {})
+
+
 def obtain_result(cfg: RunConfig, run_dir: Path, launch: Launch, live: progress.LiveLine | None = None) -> Result:
     """The cell's result: reused from the results store if it finished ``ok`` before (unless
     ``rerun=true``), else skipped (a GPU cell without a GPU) or trained now. Writes it to the run's
@@ -181,8 +188,8 @@ def obtain_result(cfg: RunConfig, run_dir: Path, launch: Launch, live: progress.
     it there), so no kill can lose a finished run. ``launch.factors``/``baselines`` (this sweep's view of
     the cell) are also given to a reused result, whose earlier sweep may have varied other settings.
     ``live``: where a trained run shows its epochs while it trains."""
-    factors, baselines = launch.factors or cell_factors(cfg.resolved, cfg.factors), launch.baselines or {}
-    launch = replace(launch, factors=factors, baselines=baselines)
+    launch = with_cell_factors(launch, cfg)
+    factors, baselines = launch.factors, launch.baselines
     results_dir = launch.results_dir
     assert results_dir is not None, "a cell's result is obtained with a results store"
     earlier = None if cfg.rerun else load_stored(results_dir, run_key(cfg.resolved))
@@ -265,9 +272,10 @@ def run_spec(cfg: RunConfig, launch: Launch) -> RunSpec:
     plus what the sweep decided for it (``launch``): the pretrained-weights cache, Comet's mode, threads,
     how many runs share the machine, the results store to put an ``ok`` result in (``None``: none), the
     cell's place in the sweep's order and its ``factors`` and ``factor_baselines`` (``harness.cells``)."""
+    launch = with_cell_factors(launch, cfg)
     return {
-        "factors": launch.factors or cell_factors(cfg.resolved, cfg.factors),
-        "factor_baselines": launch.baselines or {},
+        "factors": launch.factors,
+        "factor_baselines": launch.baselines,
         "results_dir": str(launch.results_dir) if launch.results_dir is not None else None,
         "sweep_position": launch.sweep_position,
         "config": cfg.resolved,
