@@ -246,3 +246,28 @@ def test_a_sweep_of_other_factors_or_none_gets_a_report_without_the_articles_par
     if kept == ["model"]:
         assert "Grid: model: mobilenet_v2, small_cnn; seed: 0, 1, 2, 3, 4, 5." in report
         assert "| model | small_cnn vs mobilenet_v2 | train_seconds | ×1.00 (" in report
+
+
+def test_a_numeric_factor_colours_its_curves_as_levels_with_none_drawn_nearly_white(tmp_path, monkeypatch):
+    # seaborn shades a numeric hue (batch_size=8,16,128) on a sequential palette, on which the lowest level is
+    # nearly white on the white grid: the curves take the categorical palette, one colour a level
+    import seaborn as sns
+    from matplotlib.colors import to_rgb
+
+    from harness.report import figures
+
+    history = pd.DataFrame([{"run_key": f"{size}-{seed}", "batch_size": size, "seed": seed, "epoch": epoch,
+                             "elapsed_train_seconds": epoch + 1.0, "val_accuracy": 0.5 + 0.1 * epoch}
+                            for size in (128, 8, 16) for seed in (0, 1) for epoch in range(3)])
+    shown, order = figures.as_levels(history, "batch_size")
+    assert order == ["8", "16", "128"] and set(shown["batch_size"]) == {"8", "16", "128"}  # numbers numerically
+    named = history.assign(optimizer="adam")
+    assert figures.as_levels(named, "optimizer")[1] is None and figures.as_levels(history, None)[1] is None  # as is
+    assert figures.as_levels(history.assign(jit=history["batch_size"] > 8), "jit")[1] == ["false", "true"]
+
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.setdefault(
+        "colours", {to_rgb(line.get_color()) for ax in figure.axes for line in ax.get_lines()}))
+    figures.learning_curves(history, tmp_path / "curves.png")
+    palette = {to_rgb(colour) for colour in sns.color_palette()[:3]}
+    assert drawn["colours"] >= palette and all(sum(colour) / 3 < 0.8 for colour in palette)

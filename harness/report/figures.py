@@ -16,6 +16,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from harness.cells import read_back, sorted_levels  # noqa: E402
+
 MAX_CURVES = 600
 """Above this many runs the learning curves show each optimizer's median curve, not every run."""
 
@@ -31,6 +33,17 @@ def _column(frame: pd.DataFrame, name: str) -> str | None:
     """``name`` where ``frame`` has it as a column (a factor of the sweep), else ``None``: figures colour
     and facet by the article's factors where a sweep has them."""
     return name if name in frame else None
+
+
+def as_levels(frame: pd.DataFrame, hue: str | None) -> tuple[pd.DataFrame, list[str] | None]:
+    """``frame`` with a numeric or boolean ``hue`` column (``batch_size=32,64,128``) as its levels' text, and
+    their order (numbers numerically), so that each level gets a colour of the categorical palette: seaborn
+    shades a numeric hue on a sequential palette, on which the lowest level is nearly white."""
+    if hue is None or not pd.api.types.is_numeric_dtype(frame[hue]):
+        return frame, None
+    text = {value: str(read_back(value)).lower() for value in frame[hue].dropna().unique()}
+    order = [text[value] for value in sorted_levels(text)]
+    return frame.assign(**{hue: frame[hue].map(text)}), order
 
 
 def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
@@ -49,12 +62,13 @@ def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
     col, row = _column(history, "transfer"), _column(history, "early_stopping")
     factors = list(history.columns[1:list(history.columns).index("seed")])  # history_frame: run_key, factors, seed
     hue = next((f for f in ["optimizer", *factors] if f in factors and f not in (col, row)), None)
+    history, hue_order = as_levels(history, hue)
     many = history["run_key"].nunique() > MAX_CURVES
     if many:  # the median over runs at each epoch, drawn at the median elapsed time
         kept = [name for name in (hue, col, row) if name]
         history = (history.groupby([*kept, "epoch"], as_index=False)[["elapsed_train_seconds", column]].median()
                    .assign(run_key=lambda d: d[hue] if hue else "median"))
-    grid = sns.relplot(data=history, x="elapsed_train_seconds", y=column, hue=hue, units="run_key",
+    grid = sns.relplot(data=history, x="elapsed_train_seconds", y=column, hue=hue, hue_order=hue_order, units="run_key",
                        estimator=None, kind="line", col=col, row=row, height=3.2, aspect=1.3,
                        linewidth=1, alpha=0.8, facet_kws={"margin_titles": True})
     grid.set_axis_labels("training time (s)", label)
