@@ -15,6 +15,7 @@ from harness.config.presets import register_experiments
 from harness.config.schema import register_configs
 from harness.config.validate import ConfigError, check_arguments, scaffold_settings
 from harness.sweep.cell import run_cell
+from harness.sweep.compositions import mode_from_command_line
 from hydra_plugins.harness_ray import harness_ray
 from hydra_plugins.harness_slurm import harness_slurm
 from hydra_plugins.harness_sweeper import harness_sweeper
@@ -38,4 +39,6 @@ if __name__ == "__main__":
         print(f"harness: error: {err}", file=sys.stderr)
         sys.exit(2)
     sys.argv[1:] = scaffold_settings(sys.argv[1:], EXPERIMENTS)  # model=vgg16,resnet50 model.image_size=96
+    if "-m" in sys.argv[1:] or "--multirun" in sys.argv[1:]:
+        mode_from_command_line()
     main()

@@ -12,7 +12,7 @@ from harness.config.presets import register_experiments
 from harness.config.schema import register_configs
 from harness.sweep.order import cell_order
 from hydra_plugins.harness_sweeper import harness_sweeper
-from tests.conftest import CONF, results_under, run_harness
+from tests.conftest import CONF, harness_env, results_under, run_harness
 
 GRID = [[f"optimizer={o}", f"seed={s}"] for s in (0, 1) for o in ("adam", "sgd", "nag")]
 
@@ -152,6 +152,36 @@ def test_each_cell_is_composed_once_and_one_of_other_values_is_derived_exactly_a
         assert checked[0].seed == 0 and checked[0].optimizer.learning_rate == 0.1
         loader.load_sweep_config(master, ["optimizer=adam", "+optimizer.extra=1"])  # an addition: composed
         assert len(composed) == 3
+
+
+COUNT_MODE_COMPOSITIONS = """
+import atexit, runpy, sys
+from hydra._internal.hydra import Hydra
+composed = []
+compose = Hydra.compose_config
+Hydra.compose_config = lambda self, *args, **kwargs: composed.append(kwargs) or compose(self, *args, **kwargs)
+atexit.register(lambda: print("to read the mode:", sum(c.get("validate_sweep_overrides") is False for c in composed)))
+sys.argv = ["harness", *sys.argv[1:]]
+runpy.run_module("harness", run_name="__main__", alter_sys=True)
+"""
+"""``python -m harness ARGS``, counting Hydra's compositions of the whole config made only to read
+``hydra.mode`` (``Hydra.get_mode``'s: the one composition that skips the check of sweep overrides)."""
+
+
+def test_a_sweep_does_not_compose_its_config_to_learn_the_mode_that_m_gives_and_a_single_run_still_does(tmp_path):
+    import subprocess
+    import sys
+
+    def composed_for_the_mode(*args: str) -> tuple[int, str]:
+        done = subprocess.run([sys.executable, "-c", COUNT_MODE_COMPOSITIONS, *args], cwd=tmp_path,
+                              env=harness_env(tmp_path), capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return int(done.stdout.rsplit("to read the mode: ", 1)[1]), done.stdout
+
+    count, said = composed_for_the_mode("-m", "tracking=disabled", "seed=0,1", "plan=true")
+    assert count == 0 and "plan: 2 cells: 2 to train" in said  # a multirun all the same
+    count, said = composed_for_the_mode("tracking=disabled", "plan=true")  # no -m: the config may set the mode
+    assert count == 1 and "would train" in said
 
 
 @pytest.mark.parametrize("preset", [None, "tabular"])  # tabular overrides groups and sets their values

@@ -18,6 +18,7 @@ import copy
 from typing import Any
 
 from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+from hydra._internal.hydra import Hydra
 from hydra.core.default_element import ConfigDefault
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
@@ -25,6 +26,18 @@ from omegaconf import OmegaConf, open_dict
 
 KEPT = 256
 """The most compositions held for the launcher at once (a large sweep's later cells are composed again)."""
+
+
+def mode_from_command_line() -> None:
+    """For a command with ``-m``: let Hydra take the mode from the command line rather than compose the whole
+    config first to read ``hydra.mode`` from it (``Hydra.get_mode``). With ``-m`` Hydra runs a multirun
+    whatever the config says, so that composition decides nothing, and it was a fifth of a ``plan=true``'s
+    CPU. Hydra then adds ``hydra.mode=MULTIRUN`` to the overrides itself, as for a config that sets no mode."""
+    Hydra.get_mode = _no_mode_from_config  # type: ignore[method-assign]
+
+
+def _no_mode_from_config(self: Hydra, config_name: str | None, overrides: list[str]) -> None:
+    return None
 
 
 def compose_once(loader: Any) -> None:
