@@ -271,3 +271,16 @@ def test_a_numeric_factor_colours_its_curves_as_levels_with_none_drawn_nearly_wh
     figures.learning_curves(history, tmp_path / "curves.png")
     palette = {to_rgb(colour) for colour in sns.color_palette()[:3]}
     assert drawn["colours"] >= palette and all(sum(colour) / 3 < 0.8 for colour in palette)
+
+
+def test_the_curves_are_coloured_by_the_factor_the_sweep_varies():
+    from harness.report.figures import curve_colour
+
+    frame = pd.DataFrame({"optimizer": ["adam"] * 4, "transfer": ["off", "on"] * 2, "batch_size": [8, 8, 16, 16],
+                          "precision": ["float32"] * 4})
+    factors = ["optimizer", "transfer", "batch_size", "precision"]
+    assert curve_colour(frame, factors, ("transfer", None)) == "batch_size"  # not the optimizer's one level
+    assert curve_colour(frame.assign(optimizer=["adam", "sgd"] * 2), factors, ("transfer", None)) == "optimizer"
+    assert curve_colour(frame, factors, (None, None)) == "transfer"  # the first factor varied, facets aside
+    assert curve_colour(frame.assign(batch_size=8), factors, ("transfer", None)) == "optimizer"  # none varies
+    assert curve_colour(frame, ["precision"], (None, None)) is None

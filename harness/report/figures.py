@@ -46,10 +46,19 @@ def as_levels(frame: pd.DataFrame, hue: str | None) -> tuple[pd.DataFrame, list[
     return frame.assign(**{hue: frame[hue].map(text)}), order
 
 
+def curve_colour(history: pd.DataFrame, factors: list[str], facets: tuple[str | None, ...]) -> str | None:
+    """The factor that colours the learning curves: ``optimizer`` where the sweep varies it, else the first
+    factor it varies that is not a facet (a ``batch_size`` sweep's curves told apart by batch size), else
+    ``optimizer`` where it is a factor at all (its one level in the legend)."""
+    varying = [f for f in factors if f not in facets and history[f].nunique(dropna=False) > 1]
+    return next((f for f in ["optimizer", *varying] if f in varying), None) or (
+        "optimizer" if "optimizer" in factors and "optimizer" not in facets else None)
+
+
 def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
     """Validation accuracy (or, without it, the runs' target metric) against training seconds, one line per
-    run (or, when there are many runs, the median curve of each optimizer), coloured by optimizer (else by
-    the sweep's first other factor) and faceted by transfer (columns) and early stopping (rows) where those
+    run (or, when there are many runs, the median curve of each level of its colour), coloured by the factor
+    the sweep varies (``curve_colour``) and faceted by transfer (columns) and early stopping (rows) where those
     are factors. Needs ``history_frame`` columns."""
     if history.empty:
         return None
@@ -61,7 +70,7 @@ def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
     sns.set_theme(style="whitegrid")
     col, row = _column(history, "transfer"), _column(history, "early_stopping")
     factors = list(history.columns[1:list(history.columns).index("seed")])  # history_frame: run_key, factors, seed
-    hue = next((f for f in ["optimizer", *factors] if f in factors and f not in (col, row)), None)
+    hue = curve_colour(history, factors, (col, row))
     history, hue_order = as_levels(history, hue)
     many = history["run_key"].nunique() > MAX_CURVES
     if many:  # the median over runs at each epoch, drawn at the median elapsed time
@@ -73,7 +82,8 @@ def learning_curves(history: pd.DataFrame, path: Path) -> Path | None:
                        linewidth=1, alpha=0.8, facet_kws={"margin_titles": True})
     grid.set_axis_labels("training time (s)", label)
     shown = "Validation accuracy" if column == "val_accuracy" else label  # a metric keeps its own name
-    grid.figure.suptitle(f"{shown} over training time" + (" (median per optimizer)" if many else ""), y=1.02)
+    grid.figure.suptitle(f"{shown} over training time" + (f" (median per {hue})" if many and hue else
+                                                           " (median)" if many else ""), y=1.02)
     return _save(grid.figure, path)
 
 
