@@ -284,3 +284,21 @@ def test_the_curves_are_coloured_by_the_factor_the_sweep_varies():
     assert curve_colour(frame, factors, (None, None)) == "transfer"  # the first factor varied, facets aside
     assert curve_colour(frame.assign(batch_size=8), factors, ("transfer", None)) == "optimizer"  # none varies
     assert curve_colour(frame, ["precision"], (None, None)) is None
+
+
+def test_numeric_levels_on_a_log_axis_are_labelled_as_the_levels_on_every_panel(tmp_path, monkeypatch):
+    # batch_size=8,16,128 spans a factor of 10: a log axis; where a panel lacks a level (128 never reached the
+    # target) it still spans them all, labelled 8, 16, 128 rather than matplotlib's 8x10^0, 9x10^0, 10^1
+    from harness.report import figures
+
+    runs = pd.DataFrame({"status": "ok", "batch_size": [8, 16, 128], "optimizer": "adam",
+                         "time_to_target_seconds": [0.95, 0.88, float("nan")], "train_seconds": [0.95, 0.98, 0.82],
+                         "test_accuracy": [0.96, 0.96, 0.85]})
+    drawn = {}
+    monkeypatch.setattr(figures, "_save", lambda figure, path: drawn.setdefault("axes", [
+        ([t.get_text() for t in ax.get_xticklabels()], ax.get_xlim(), ax.xaxis.get_minorticklocs())
+        for ax in figure.axes]))
+    figures.metrics_by_level(runs, "batch_size", [8, 16, 128], tmp_path / "by_level.png")
+    assert len(drawn["axes"]) == 3
+    for labels, (left, right), minor in drawn["axes"]:
+        assert labels == ["8", "16", "128"] and left < 8 and right > 128 and len(minor) == 0

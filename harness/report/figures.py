@@ -236,8 +236,11 @@ def metrics_by_level(runs: pd.DataFrame, factor: str, levels: list, path: Path,
         sns.lineplot(data=data, x="level", y=metric, hue=hue, hue_order=sorted(data[hue].unique()) if hue else None,
                      estimator="median",
                      errorbar=("pi", 95) if numeric else None, marker="o", ax=ax, sort=True)
-        if log:
+        if log:  # ticks at the levels, as plain numbers, on every panel (one without a level keeps the range)
             ax.set_xscale("log")
+            ax.set_xticks([float(v) for v in levels], labels=[f"{v:g}" for v in levels])
+            ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+            ax.set_xlim(min(levels) / 1.25, max(levels) * 1.25)
         ax.set(xlabel=factor, ylabel=label)
         if ax.get_legend() is not None and metric != metrics[-1][0]:
             ax.get_legend().remove()
